@@ -1,0 +1,41 @@
+//! Generates the rolecall.v1 code from proto/ with protox, a pure-Rust protobuf compiler,
+//! so that a fresh machine needs no protoc binary.
+
+use std::{env, path::PathBuf};
+
+use prost::Message;
+
+const PROTOS: &[&str] = &[
+    "rolecall/v1/iam.proto",
+    "rolecall/v1/ec2.proto",
+    "rolecall/v1/imds.proto",
+    "rolecall/v1/test_control.proto",
+];
+
+/// Messages that carry secrets: their Debug is written by hand (redacted) in proto/lib.rs.
+const SECRET_MESSAGES: &[&str] = &[
+    ".rolecall.v1.AccessKey",
+    ".rolecall.v1.LaunchedInstance",
+    ".rolecall.v1.InstanceCaller",
+    ".rolecall.v1.InstanceKey",
+    ".rolecall.v1.GetTokenRequest",
+    ".rolecall.v1.GetTokenResponse",
+    ".rolecall.v1.GetSecurityCredentialsResponse",
+];
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    for proto in PROTOS {
+        println!("cargo:rerun-if-changed=proto/{proto}");
+    }
+    let fds = protox::compile(PROTOS, ["proto"])?;
+    let out_dir = PathBuf::from(env::var("OUT_DIR")?);
+    // Served by gRPC server reflection, so grpcurl can discover the API.
+    std::fs::write(out_dir.join("rolecall_descriptor.bin"), fds.encode_to_vec())?;
+    tonic_prost_build::configure()
+        .emit_rerun_if_changed(false)
+        .type_attribute(".rolecall.v1", "#[derive(serde::Serialize)]")
+        .type_attribute(".rolecall.v1", "#[serde(rename_all = \"PascalCase\")]")
+        .skip_debug(SECRET_MESSAGES.iter().copied())
+        .compile_fds(fds)?;
+    Ok(())
+}

@@ -1,0 +1,449 @@
+//! EC2: instances, their one instance profile association, and their metadata options.
+
+use ring::digest;
+
+use super::{Catalog, Page, encode, keys, retrying};
+use crate::{
+    domain::{
+        Error, ErrorCode, Result, ids,
+        ids::arn,
+        model::{Association, HttpTokens, Instance, InstanceProfile, InstanceState, MetadataOptions},
+        validate,
+    },
+    store::Txn,
+};
+
+/// An instance profile named by ARN or by name (IamInstanceProfileSpecification).
+#[derive(Clone, Debug, Default)]
+pub struct ProfileRef {
+    pub arn: String,
+    pub name: String,
+}
+
+/// The parameters of RunInstances that rolecall models; the rest are recorded.
+#[derive(Clone, Debug, Default)]
+pub struct Launch {
+    pub image_id: String,
+    pub instance_type: String,
+    pub min_count: i32,
+    pub max_count: i32,
+    pub profile: Option<ProfileRef>,
+    pub key_name: String,
+    pub security_group_ids: Vec<String>,
+    pub subnet_id: String,
+    pub user_data: String,
+    pub http_tokens: String,
+    pub hop_limit: Option<i32>,
+    pub http_endpoint: String,
+}
+
+/// Which instances (or associations) a describe call asks for.
+#[derive(Clone, Debug, Default)]
+pub struct InstanceFilter {
+    pub instance_ids: Vec<String>,
+    pub states: Vec<String>,
+    pub profile_arns: Vec<String>,
+}
+
+/// SHA-256 of an instance key, hex.
+pub(crate) fn instance_key_digest(key: &str) -> String {
+    data_encoding::HEXLOWER.encode(digest::digest(&digest::SHA256, key.as_bytes()).as_ref())
+}
+
+fn instance_not_found(id: &str) -> Error {
+    Error::new(ErrorCode::InvalidInstanceIdNotFound, format!("The instance ID '{id}' does not exist"))
+}
+
+fn association_not_found(id: &str) -> Error {
+    Error::new(ErrorCode::InvalidAssociationIdNotFound, format!("The association {id} does not exist."))
+}
+
+fn parse_http_tokens(value: &str, default: HttpTokens) -> Result<HttpTokens> {
+    match value {
+        "" => Ok(default),
+        "optional" => Ok(HttpTokens::Optional),
+        "required" => Ok(HttpTokens::Required),
+        other => Err(Error::invalid_parameter(format!(
+            "Value ({other}) for parameter HttpTokens is invalid. Valid values: optional, required."
+        ))),
+    }
+}
+
+fn parse_http_endpoint(value: &str, default: bool) -> Result<bool> {
+    match value {
+        "" => Ok(default),
+        "enabled" => Ok(true),
+        "disabled" => Ok(false),
+        other => Err(Error::invalid_parameter(format!(
+            "Value ({other}) for parameter HttpEndpoint is invalid. Valid values: enabled, disabled."
+        ))),
+    }
+}
+
+fn validate_hop_limit(limit: i32) -> Result<i32> {
+    if (1..=64).contains(&limit) {
+        Ok(limit)
+    } else {
+        Err(Error::invalid_parameter(format!(
+            "Value ({limit}) for parameter HttpPutResponseHopLimit is invalid. Valid values: 1-64."
+        )))
+    }
+}
+
+/// The n-th private address of the simulated VPC (10.0.0.0/8, skipping AWS's reserved .0-.3).
+fn private_address(n: u64) -> String {
+    let n = n + 4;
+    format!("10.{}.{}.{}", (n >> 16) & 0xff, (n >> 8) & 0xff, n & 0xff)
+}
+
+impl Catalog {
+    /// Resolves a profile by ARN or name.
+    async fn resolve_profile(&self, spec: &ProfileRef) -> Result<InstanceProfile> {
+        let (name, by_arn) = match (spec.arn.is_empty(), spec.name.is_empty()) {
+            (false, _) => {
+                let name = arn::instance_profile_name(&spec.arn).ok_or_else(|| {
+                    Error::invalid_parameter(format!(
+                        "Value ({}) for parameter iamInstanceProfile.arn is invalid. Invalid IAM Instance Profile ARN",
+                        spec.arn
+                    ))
+                })?;
+                (name.to_string(), true)
+            }
+            (true, false) => (spec.name.clone(), false),
+            (true, true) => {
+                return Err(Error::new(
+                    ErrorCode::MissingParameter,
+                    "The request must contain the parameter iamInstanceProfile.name or iamInstanceProfile.arn",
+                ));
+            }
+        };
+        let profile = self.find_instance_profile(&name).await?.filter(|p| !by_arn || p.arn == spec.arn);
+        profile.ok_or_else(|| {
+            let (field, value) = if by_arn { ("arn", &spec.arn) } else { ("name", &spec.name) };
+            Error::invalid_parameter(format!(
+                "Value ({value}) for parameter iamInstanceProfile.{field} is invalid. Invalid IAM Instance Profile {field}"
+            ))
+        })
+    }
+
+    fn new_association(&self, profile: &InstanceProfile) -> Association {
+        Association {
+            association_id: ids::association_id(),
+            instance_profile_name: profile.instance_profile_name.clone(),
+            instance_profile_arn: profile.arn.clone(),
+            instance_profile_id: profile.instance_profile_id.clone(),
+            timestamp: self.now(),
+        }
+    }
+
+    /// Launches instances; each comes back with its instance key (shown only here).
+    pub async fn run_instances(&self, launch: Launch) -> Result<(String, Vec<(Instance, String)>)> {
+        if launch.image_id.is_empty() {
+            return Err(Error::new(
+                ErrorCode::MissingParameter,
+                "The request must contain the parameter ImageId",
+            ));
+        }
+        let min = if launch.min_count == 0 { 1 } else { launch.min_count };
+        let max = if launch.max_count == 0 { min } else { launch.max_count };
+        if min < 1 || max < min {
+            return Err(Error::invalid_parameter(format!(
+                "Value ({min}) for parameter MinCount is invalid. MinCount must be between 1 and MaxCount ({max})."
+            )));
+        }
+        let limit = self.settings.limits.run_instances_max;
+        let count = (max as usize).min(limit);
+        if count < min as usize {
+            return Err(Error::invalid_parameter(format!(
+                "Value ({min}) for parameter MinCount is invalid. This server launches at most {limit} instances per call."
+            )));
+        }
+        let default_tokens = if self.settings.default_http_tokens_required {
+            HttpTokens::Required
+        } else {
+            HttpTokens::Optional
+        };
+        let options = MetadataOptions {
+            http_tokens: parse_http_tokens(&launch.http_tokens, default_tokens)?,
+            http_put_response_hop_limit: validate_hop_limit(
+                launch.hop_limit.unwrap_or(self.settings.default_hop_limit),
+            )?,
+            http_endpoint_enabled: parse_http_endpoint(&launch.http_endpoint, true)?,
+        };
+        let profile = match &launch.profile {
+            Some(spec) => Some(self.resolve_profile(spec).await?),
+            None => None,
+        };
+        let instance_type = if launch.instance_type.is_empty() {
+            "m1.small".to_string()
+        } else {
+            launch.instance_type.clone()
+        };
+        let reservation_id = ids::reservation_id();
+        let az = format!("{}a", self.settings.region);
+        retrying(|| async {
+            let next = self.load::<u64>(keys::NEXT_ADDRESS).await?;
+            let (first, mut txn) = match next {
+                Some((n, rev)) => (n, Txn::new().require_revision(keys::NEXT_ADDRESS, rev)),
+                None => (0, Txn::new().require_absent(keys::NEXT_ADDRESS)),
+            };
+            txn = txn.put(keys::NEXT_ADDRESS, encode(&(first + count as u64))?);
+            let now = self.now();
+            let mut launched = Vec::with_capacity(count);
+            for n in 0..count as u64 {
+                let instance_key = ids::instance_key();
+                let association = profile.as_ref().map(|p| self.new_association(p));
+                let instance = Instance {
+                    instance_id: ids::instance_id(),
+                    image_id: launch.image_id.clone(),
+                    instance_type: instance_type.clone(),
+                    state: InstanceState::Running,
+                    launch_time: now,
+                    private_ip_address: private_address(first + n),
+                    availability_zone: az.clone(),
+                    reservation_id: reservation_id.clone(),
+                    key_name: launch.key_name.clone(),
+                    security_group_ids: launch.security_group_ids.clone(),
+                    subnet_id: launch.subnet_id.clone(),
+                    user_data: launch.user_data.clone(),
+                    metadata_options: options,
+                    instance_key_sha256: instance_key_digest(&instance_key),
+                    association,
+                };
+                let key = keys::instance(&instance.instance_id);
+                txn = txn.require_absent(&key).put(key, encode(&instance)?);
+                if let Some(a) = &instance.association {
+                    txn = txn.put(keys::association(&a.association_id), encode(&instance.instance_id)?);
+                }
+                launched.push((instance, instance_key));
+            }
+            self.commit(txn).await?;
+            Ok((reservation_id.clone(), launched))
+        })
+        .await
+    }
+
+    async fn instance_record(&self, id: &str) -> Result<(Instance, u64)> {
+        if !ids::is_instance_id(id) {
+            return Err(Error::new(ErrorCode::InvalidInstanceIdMalformed, format!("Invalid id: \"{id}\"")));
+        }
+        self.load::<Instance>(&keys::instance(id)).await?.ok_or_else(|| instance_not_found(id))
+    }
+
+    /// The instance with this id (None where it does not exist).
+    pub async fn find_instance(&self, id: &str) -> Result<Option<Instance>> {
+        Ok(self.load::<Instance>(&keys::instance(id)).await?.map(|(i, _)| i))
+    }
+
+    pub async fn describe_instances(
+        &self,
+        filter: &InstanceFilter,
+        next_token: &str,
+        max_results: Option<i32>,
+    ) -> Result<Page<Instance>> {
+        let max = validate::max_results(max_results)?;
+        let matches = |i: &Instance| {
+            (filter.instance_ids.is_empty() || filter.instance_ids.contains(&i.instance_id))
+                && (filter.states.is_empty() || filter.states.iter().any(|s| s == i.state.code_and_name().1))
+                && (filter.profile_arns.is_empty()
+                    || i.association
+                        .as_ref()
+                        .is_some_and(|a| filter.profile_arns.contains(&a.instance_profile_arn)))
+        };
+        if !filter.instance_ids.is_empty() && next_token.is_empty() {
+            // Named instances must all exist, as in EC2.
+            for id in &filter.instance_ids {
+                self.instance_record(id).await?;
+            }
+        }
+        self.page_records(keys::INSTANCES, next_token, max, matches).await
+    }
+
+    /// Terminates instances: (instance id, previous state, current state) for each.
+    pub async fn terminate_instances(
+        &self,
+        ids: &[String],
+    ) -> Result<Vec<(String, InstanceState, InstanceState)>> {
+        if ids.is_empty() {
+            return Err(Error::new(
+                ErrorCode::MissingParameter,
+                "The request must contain the parameter InstanceId",
+            ));
+        }
+        retrying(|| async {
+            let mut txn = Txn::new();
+            let mut changes = Vec::with_capacity(ids.len());
+            for id in ids {
+                let (mut instance, rev) = self.instance_record(id).await?;
+                let previous = instance.state;
+                instance.state = InstanceState::Terminated;
+                if let Some(a) = instance.association.take() {
+                    txn = txn.delete(keys::association(&a.association_id));
+                }
+                let key = keys::instance(id);
+                txn = txn.require_revision(&key, rev).put(key, encode(&instance)?);
+                changes.push((id.clone(), previous, InstanceState::Terminated));
+            }
+            self.commit(txn).await?;
+            Ok(changes)
+        })
+        .await
+    }
+
+    pub async fn associate_iam_instance_profile(
+        &self,
+        instance_id: &str,
+        spec: &ProfileRef,
+    ) -> Result<(Instance, Association)> {
+        let profile = self.resolve_profile(spec).await?;
+        retrying(|| async {
+            let (mut instance, rev) = self.instance_record(instance_id).await?;
+            if matches!(instance.state, InstanceState::Terminated | InstanceState::ShuttingDown) {
+                return Err(Error::new(
+                    ErrorCode::IncorrectState,
+                    format!("The instance '{instance_id}' is not in a valid state for this operation."),
+                ));
+            }
+            if instance.association.is_some() {
+                return Err(Error::new(
+                    ErrorCode::IncorrectState,
+                    format!("There is an existing association for instance {instance_id}"),
+                ));
+            }
+            let association = self.new_association(&profile);
+            instance.association = Some(association.clone());
+            let key = keys::instance(instance_id);
+            let txn = Txn::new()
+                .require_revision(&key, rev)
+                .put(key, encode(&instance)?)
+                .put(keys::association(&association.association_id), encode(&instance.instance_id)?);
+            self.commit(txn).await?;
+            Ok((instance, association))
+        })
+        .await
+    }
+
+    async fn instance_of_association(&self, association_id: &str) -> Result<(Instance, u64)> {
+        let (instance_id, _) = self
+            .load::<String>(&keys::association(association_id))
+            .await?
+            .ok_or_else(|| association_not_found(association_id))?;
+        let (instance, rev) = self
+            .load::<Instance>(&keys::instance(&instance_id))
+            .await?
+            .ok_or_else(|| association_not_found(association_id))?;
+        if instance.association.as_ref().is_none_or(|a| a.association_id != association_id) {
+            return Err(association_not_found(association_id));
+        }
+        Ok((instance, rev))
+    }
+
+    /// Swaps the profile of a running instance: a new association replaces the old at once.
+    pub async fn replace_iam_instance_profile_association(
+        &self,
+        association_id: &str,
+        spec: &ProfileRef,
+    ) -> Result<(Instance, Association)> {
+        let profile = self.resolve_profile(spec).await?;
+        retrying(|| async {
+            let (mut instance, rev) = self.instance_of_association(association_id).await?;
+            let association = self.new_association(&profile);
+            instance.association = Some(association.clone());
+            let key = keys::instance(&instance.instance_id);
+            let txn = Txn::new()
+                .require_revision(&key, rev)
+                .put(key, encode(&instance)?)
+                .delete(keys::association(association_id))
+                .put(keys::association(&association.association_id), encode(&instance.instance_id)?);
+            self.commit(txn).await?;
+            Ok((instance, association))
+        })
+        .await
+    }
+
+    pub async fn disassociate_iam_instance_profile(
+        &self,
+        association_id: &str,
+    ) -> Result<(Instance, Association)> {
+        retrying(|| async {
+            let (mut instance, rev) = self.instance_of_association(association_id).await?;
+            let Some(association) = instance.association.take() else {
+                return Err(association_not_found(association_id));
+            };
+            let key = keys::instance(&instance.instance_id);
+            let txn = Txn::new()
+                .require_revision(&key, rev)
+                .put(key, encode(&instance)?)
+                .delete(keys::association(association_id));
+            self.commit(txn).await?;
+            Ok((instance, association))
+        })
+        .await
+    }
+
+    /// Current associations: (instance id, association).
+    pub async fn describe_iam_instance_profile_associations(
+        &self,
+        association_ids: &[String],
+        instance_ids: &[String],
+        next_token: &str,
+        max_results: Option<i32>,
+    ) -> Result<Page<(String, Association)>> {
+        let max = validate::max_results(max_results)?;
+        if !association_ids.is_empty() {
+            let mut found = Vec::new();
+            for id in association_ids {
+                let (instance, _) = self.instance_of_association(id).await?;
+                if let Some(a) = instance.association {
+                    found.push((instance.instance_id, a));
+                }
+            }
+            return super::pages::page_vec(found, next_token, max);
+        }
+        let page = self
+            .page_records(keys::INSTANCES, next_token, max, |i: &Instance| {
+                i.association.is_some() && (instance_ids.is_empty() || instance_ids.contains(&i.instance_id))
+            })
+            .await?;
+        let items =
+            page.items.into_iter().filter_map(|i| i.association.map(|a| (i.instance_id, a))).collect();
+        Ok(Page { items, next_marker: page.next_marker })
+    }
+
+    pub async fn modify_instance_metadata_options(
+        &self,
+        instance_id: &str,
+        http_tokens: &str,
+        hop_limit: Option<i32>,
+        http_endpoint: &str,
+    ) -> Result<MetadataOptions> {
+        let hop_limit = hop_limit.map(validate_hop_limit).transpose()?;
+        retrying(|| async {
+            let (mut instance, rev) = self.instance_record(instance_id).await?;
+            let mut options = instance.metadata_options;
+            options.http_tokens = parse_http_tokens(http_tokens, options.http_tokens)?;
+            options.http_endpoint_enabled =
+                parse_http_endpoint(http_endpoint, options.http_endpoint_enabled)?;
+            if let Some(h) = hop_limit {
+                options.http_put_response_hop_limit = h;
+            }
+            instance.metadata_options = options;
+            let key = keys::instance(instance_id);
+            self.commit(Txn::new().require_revision(&key, rev).put(key, encode(&instance)?)).await?;
+            Ok(options)
+        })
+        .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn private_addresses_are_unique_and_skip_reserved() {
+        assert_eq!(private_address(0), "10.0.0.4");
+        assert_eq!(private_address(252), "10.0.1.0");
+        assert_ne!(private_address(100_000), private_address(100_001));
+    }
+}

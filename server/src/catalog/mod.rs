@@ -1,0 +1,196 @@
+//! The catalog: IAM and EC2 state and every rule about it, over a [`Store`].
+//!
+//! Each operation reads what it needs, decides with the domain's rules, and commits a
+//! transaction conditioned on what it read; a concurrent change makes it start over.
+
+mod ec2;
+mod iam;
+mod pages;
+
+use std::{future::Future, sync::Arc};
+
+use serde::{Serialize, de::DeserializeOwned};
+
+pub(crate) use ec2::instance_key_digest;
+pub use ec2::{InstanceFilter, Launch, ProfileRef};
+pub use iam::{NewRole, PolicyScope, PolicyView, PrincipalKind};
+pub use pages::Page;
+
+/// Pages a list held in memory with IAM's MaxItems rules.
+pub fn page_of<T>(items: Vec<T>, marker: &str, max_items: Option<i32>) -> Result<Page<T>> {
+    pages::page_vec(items, marker, crate::domain::validate::max_items(max_items)?)
+}
+
+use crate::{
+    domain::{Error, ErrorCode, Result, clock::Clock},
+    store::{Store, StoreError, Txn},
+};
+
+/// AWS's quotas, each a config value with AWS's default.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Limits {
+    pub managed_policies_per_role: usize,
+    pub managed_policies_per_user: usize,
+    pub roles_per_instance_profile: usize,
+    pub access_keys_per_user: usize,
+    pub policy_versions: usize,
+    pub managed_policy_size: usize,
+    pub role_inline_policy_size: usize,
+    pub user_inline_policy_size: usize,
+    pub trust_policy_size: usize,
+    pub tags_per_entity: usize,
+    /// Instances one RunInstances call may launch.
+    pub run_instances_max: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            managed_policies_per_role: 10,
+            managed_policies_per_user: 10,
+            roles_per_instance_profile: 1,
+            access_keys_per_user: 2,
+            policy_versions: 5,
+            managed_policy_size: 6144,
+            role_inline_policy_size: 10_240,
+            user_inline_policy_size: 2048,
+            trust_policy_size: 2048,
+            tags_per_entity: 50,
+            run_instances_max: 100_000,
+        }
+    }
+}
+
+/// Where the catalog lives and whose it is.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    pub account_id: String,
+    pub region: String,
+    pub limits: Limits,
+    /// AWS's default for new instances' HttpTokens is "optional"; Amazon Linux 2023 AMIs
+    /// ask for "required".
+    pub default_http_tokens_required: bool,
+    pub default_hop_limit: i32,
+}
+
+/// IAM and EC2 state.
+pub struct Catalog {
+    store: Arc<dyn Store>,
+    clock: Arc<dyn Clock>,
+    settings: Settings,
+}
+
+/// Tries a read-decide-commit cycle this many times before answering ConcurrentModification.
+const MAX_ATTEMPTS: usize = 32;
+
+// === impl Catalog ===
+
+impl Catalog {
+    pub fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>, settings: Settings) -> Self {
+        Self { store, clock, settings }
+    }
+
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    pub fn account_id(&self) -> &str {
+        &self.settings.account_id
+    }
+
+    fn now(&self) -> i64 {
+        self.clock.unix()
+    }
+
+    /// Reads and decodes one record with its revision.
+    async fn load<T: DeserializeOwned>(&self, key: &str) -> Result<Option<(T, u64)>> {
+        match self.store.get(key).await.map_err(store_error)? {
+            None => Ok(None),
+            Some(v) => Ok(Some((decode(&v.key, &v.value)?, v.revision))),
+        }
+    }
+
+    /// Commits, turning a lost race into the error [`retrying`] starts over on.
+    async fn commit(&self, txn: Txn) -> Result<u64> {
+        self.store.commit(txn).await.map_err(store_error)
+    }
+}
+
+/// Runs `attempt` until it commits without a conflict.
+async fn retrying<T, F, Fut>(mut attempt: F) -> Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T>>,
+{
+    for _ in 0..MAX_ATTEMPTS {
+        match attempt().await {
+            Err(e) if e.code == ErrorCode::ConcurrentModification => continue,
+            other => return other,
+        }
+    }
+    Err(Error::new(
+        ErrorCode::ConcurrentModification,
+        "The request was rejected because it conflicted with a concurrent change. Try again.",
+    ))
+}
+
+fn store_error(e: StoreError) -> Error {
+    match e {
+        StoreError::Conflict => Error::new(ErrorCode::ConcurrentModification, "concurrent change"),
+        other => {
+            tracing::error!(error = %other, "store failure");
+            Error::service_failure(
+                "The request processing has failed because of an unknown error, exception or failure.",
+            )
+        }
+    }
+}
+
+fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>> {
+    serde_json::to_vec(value).map_err(|e| Error::service_failure(format!("encode record: {e}")))
+}
+
+fn decode<T: DeserializeOwned>(key: &str, bytes: &[u8]) -> Result<T> {
+    serde_json::from_slice(bytes).map_err(|e| {
+        tracing::error!(key, error = %e, "corrupt record");
+        Error::service_failure(
+            "The request processing has failed because of an unknown error, exception or failure.",
+        )
+    })
+}
+
+/// Store keys. IAM names are unique case-insensitively, so their keys are lower-cased.
+mod keys {
+    pub fn role(name: &str) -> String {
+        format!("iam/role/{}", name.to_ascii_lowercase())
+    }
+    pub fn user(name: &str) -> String {
+        format!("iam/user/{}", name.to_ascii_lowercase())
+    }
+    pub fn instance_profile(name: &str) -> String {
+        format!("iam/instance-profile/{}", name.to_ascii_lowercase())
+    }
+    pub fn policy(name: &str) -> String {
+        format!("iam/policy/{}", name.to_ascii_lowercase())
+    }
+    pub fn access_key(id: &str) -> String {
+        format!("iam/access-key/{id}")
+    }
+    pub fn instance(id: &str) -> String {
+        format!("ec2/instance/{id}")
+    }
+    pub fn association(id: &str) -> String {
+        format!("ec2/association/{id}")
+    }
+    pub const ROLES: &str = "iam/role/";
+    pub const USERS: &str = "iam/user/";
+    pub const INSTANCE_PROFILES: &str = "iam/instance-profile/";
+    pub const POLICIES: &str = "iam/policy/";
+    pub const INSTANCES: &str = "ec2/instance/";
+    /// The count of private addresses handed out so far.
+    pub const NEXT_ADDRESS: &str = "ec2/next-address";
+}
+
+#[cfg(test)]
+mod tests;

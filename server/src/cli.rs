@@ -1,0 +1,574 @@
+//! The operator's client: one subcommand per API call, named and flagged like the aws CLI,
+//! printing the response as JSON in the aws CLI's PascalCase.
+
+use clap::{Args, Subcommand};
+use rolecall_api::{
+    self as pb, ec2_client::Ec2Client, iam_client::IamClient,
+    instance_metadata_client::InstanceMetadataClient,
+};
+use serde::Serialize;
+use tokio_stream::StreamExt;
+use tonic::{Response, Status, transport::Channel};
+use tonic_types::StatusExt;
+
+#[derive(Args)]
+pub struct ClientArgs<C: Subcommand> {
+    /// The rolecall gRPC endpoint.
+    #[arg(long, env = "ROLECALL_ENDPOINT", default_value = "http://127.0.0.1:50051", global = true)]
+    endpoint: String,
+    #[command(subcommand)]
+    command: C,
+}
+
+/// A policy document: inline JSON, or `file://PATH` as in the aws CLI.
+fn document(arg: &str) -> Result<String, String> {
+    match arg.strip_prefix("file://") {
+        Some(path) => std::fs::read_to_string(path).map_err(|e| format!("{path}: {e}")),
+        None => Ok(arg.to_string()),
+    }
+}
+
+/// `Name=X` or `Arn=Y`, as the aws CLI takes --iam-instance-profile.
+fn profile_spec(arg: &str) -> Result<pb::IamInstanceProfileSpecification, String> {
+    let mut spec = pb::IamInstanceProfileSpecification::default();
+    for part in arg.split(',') {
+        match part.split_once('=') {
+            Some(("Name", v)) => spec.name = v.into(),
+            Some(("Arn", v)) => spec.arn = v.into(),
+            _ => spec.name = part.into(),
+        }
+    }
+    Ok(spec)
+}
+
+async fn connect(endpoint: &str) -> Result<Channel, String> {
+    tonic::transport::Endpoint::from_shared(endpoint.to_string())
+        .map_err(|e| format!("{endpoint}: {e}"))?
+        .connect()
+        .await
+        .map_err(|e| format!("cannot reach {endpoint}: {e}"))
+}
+
+/// The aws CLI's error line: "An error occurred (CODE) when calling the OP operation: MESSAGE".
+fn failure(operation: &str, status: Status) -> String {
+    let code =
+        status.get_details_error_info().map(|i| i.reason).unwrap_or_else(|| format!("{:?}", status.code()));
+    format!("An error occurred ({code}) when calling the {operation} operation: {}", status.message())
+}
+
+fn print<T: Serialize>(operation: &str, result: Result<Response<T>, Status>) -> Result<(), String> {
+    let value = result.map_err(|s| failure(operation, s))?.into_inner();
+    let text = serde_json::to_string_pretty(&value).map_err(|e| e.to_string())?;
+    if text != "{}" {
+        println!("{text}");
+    }
+    Ok(())
+}
+
+#[derive(Subcommand)]
+pub enum IamCommand {
+    CreateRole {
+        #[arg(long)]
+        role_name: String,
+        /// JSON, or file://PATH.
+        #[arg(long)]
+        assume_role_policy_document: String,
+        #[arg(long, default_value = "")]
+        path: String,
+        #[arg(long, default_value = "")]
+        description: String,
+        #[arg(long)]
+        max_session_duration: Option<i32>,
+    },
+    GetRole {
+        #[arg(long)]
+        role_name: String,
+    },
+    ListRoles,
+    DeleteRole {
+        #[arg(long)]
+        role_name: String,
+    },
+    UpdateAssumeRolePolicy {
+        #[arg(long)]
+        role_name: String,
+        #[arg(long)]
+        policy_document: String,
+    },
+    AttachRolePolicy {
+        #[arg(long)]
+        role_name: String,
+        #[arg(long)]
+        policy_arn: String,
+    },
+    DetachRolePolicy {
+        #[arg(long)]
+        role_name: String,
+        #[arg(long)]
+        policy_arn: String,
+    },
+    ListAttachedRolePolicies {
+        #[arg(long)]
+        role_name: String,
+    },
+    PutRolePolicy {
+        #[arg(long)]
+        role_name: String,
+        #[arg(long)]
+        policy_name: String,
+        #[arg(long)]
+        policy_document: String,
+    },
+    CreatePolicy {
+        #[arg(long)]
+        policy_name: String,
+        #[arg(long)]
+        policy_document: String,
+        #[arg(long, default_value = "")]
+        description: String,
+    },
+    ListPolicies {
+        /// All, AWS or Local.
+        #[arg(long, default_value = "All")]
+        scope: String,
+    },
+    CreateInstanceProfile {
+        #[arg(long)]
+        instance_profile_name: String,
+    },
+    GetInstanceProfile {
+        #[arg(long)]
+        instance_profile_name: String,
+    },
+    DeleteInstanceProfile {
+        #[arg(long)]
+        instance_profile_name: String,
+    },
+    AddRoleToInstanceProfile {
+        #[arg(long)]
+        instance_profile_name: String,
+        #[arg(long)]
+        role_name: String,
+    },
+    RemoveRoleFromInstanceProfile {
+        #[arg(long)]
+        instance_profile_name: String,
+        #[arg(long)]
+        role_name: String,
+    },
+    CreateUser {
+        #[arg(long)]
+        user_name: String,
+    },
+    DeleteUser {
+        #[arg(long)]
+        user_name: String,
+    },
+    ListUsers,
+    CreateAccessKey {
+        #[arg(long)]
+        user_name: String,
+    },
+    ListAccessKeys {
+        #[arg(long)]
+        user_name: String,
+    },
+    UpdateAccessKey {
+        #[arg(long)]
+        user_name: String,
+        #[arg(long)]
+        access_key_id: String,
+        /// Active or Inactive.
+        #[arg(long)]
+        status: String,
+    },
+    DeleteAccessKey {
+        #[arg(long)]
+        user_name: String,
+        #[arg(long)]
+        access_key_id: String,
+    },
+}
+
+pub async fn iam(args: ClientArgs<IamCommand>) -> Result<(), String> {
+    let mut c = IamClient::new(connect(&args.endpoint).await?);
+    use IamCommand::*;
+    match args.command {
+        CreateRole { role_name, assume_role_policy_document, path, description, max_session_duration } => {
+            let req = pb::CreateRoleRequest {
+                role_name,
+                path,
+                assume_role_policy_document: document(&assume_role_policy_document)?,
+                description,
+                max_session_duration,
+                ..Default::default()
+            };
+            print("CreateRole", c.create_role(req).await)
+        }
+        GetRole { role_name } => print("GetRole", c.get_role(pb::GetRoleRequest { role_name }).await),
+        ListRoles => print("ListRoles", c.list_roles(pb::ListRolesRequest::default()).await),
+        DeleteRole { role_name } => {
+            print("DeleteRole", c.delete_role(pb::DeleteRoleRequest { role_name }).await)
+        }
+        UpdateAssumeRolePolicy { role_name, policy_document } => print(
+            "UpdateAssumeRolePolicy",
+            c.update_assume_role_policy(pb::UpdateAssumeRolePolicyRequest {
+                role_name,
+                policy_document: document(&policy_document)?,
+            })
+            .await,
+        ),
+        AttachRolePolicy { role_name, policy_arn } => print(
+            "AttachRolePolicy",
+            c.attach_role_policy(pb::AttachRolePolicyRequest { role_name, policy_arn }).await,
+        ),
+        DetachRolePolicy { role_name, policy_arn } => print(
+            "DetachRolePolicy",
+            c.detach_role_policy(pb::DetachRolePolicyRequest { role_name, policy_arn }).await,
+        ),
+        ListAttachedRolePolicies { role_name } => print(
+            "ListAttachedRolePolicies",
+            c.list_attached_role_policies(pb::ListAttachedRolePoliciesRequest {
+                role_name,
+                ..Default::default()
+            })
+            .await,
+        ),
+        PutRolePolicy { role_name, policy_name, policy_document } => print(
+            "PutRolePolicy",
+            c.put_role_policy(pb::PutRolePolicyRequest {
+                role_name,
+                policy_name,
+                policy_document: document(&policy_document)?,
+            })
+            .await,
+        ),
+        CreatePolicy { policy_name, policy_document, description } => print(
+            "CreatePolicy",
+            c.create_policy(pb::CreatePolicyRequest {
+                policy_name,
+                policy_document: document(&policy_document)?,
+                description,
+                ..Default::default()
+            })
+            .await,
+        ),
+        ListPolicies { scope } => print(
+            "ListPolicies",
+            c.list_policies(pb::ListPoliciesRequest { scope, ..Default::default() }).await,
+        ),
+        CreateInstanceProfile { instance_profile_name } => print(
+            "CreateInstanceProfile",
+            c.create_instance_profile(pb::CreateInstanceProfileRequest {
+                instance_profile_name,
+                ..Default::default()
+            })
+            .await,
+        ),
+        GetInstanceProfile { instance_profile_name } => print(
+            "GetInstanceProfile",
+            c.get_instance_profile(pb::GetInstanceProfileRequest { instance_profile_name }).await,
+        ),
+        DeleteInstanceProfile { instance_profile_name } => print(
+            "DeleteInstanceProfile",
+            c.delete_instance_profile(pb::DeleteInstanceProfileRequest { instance_profile_name }).await,
+        ),
+        AddRoleToInstanceProfile { instance_profile_name, role_name } => print(
+            "AddRoleToInstanceProfile",
+            c.add_role_to_instance_profile(pb::AddRoleToInstanceProfileRequest {
+                instance_profile_name,
+                role_name,
+            })
+            .await,
+        ),
+        RemoveRoleFromInstanceProfile { instance_profile_name, role_name } => print(
+            "RemoveRoleFromInstanceProfile",
+            c.remove_role_from_instance_profile(pb::RemoveRoleFromInstanceProfileRequest {
+                instance_profile_name,
+                role_name,
+            })
+            .await,
+        ),
+        CreateUser { user_name } => print(
+            "CreateUser",
+            c.create_user(pb::CreateUserRequest { user_name, ..Default::default() }).await,
+        ),
+        DeleteUser { user_name } => {
+            print("DeleteUser", c.delete_user(pb::DeleteUserRequest { user_name }).await)
+        }
+        ListUsers => print("ListUsers", c.list_users(pb::ListUsersRequest::default()).await),
+        CreateAccessKey { user_name } => {
+            print("CreateAccessKey", c.create_access_key(pb::CreateAccessKeyRequest { user_name }).await)
+        }
+        ListAccessKeys { user_name } => print(
+            "ListAccessKeys",
+            c.list_access_keys(pb::ListAccessKeysRequest { user_name, ..Default::default() }).await,
+        ),
+        UpdateAccessKey { user_name, access_key_id, status } => print(
+            "UpdateAccessKey",
+            c.update_access_key(pb::UpdateAccessKeyRequest { user_name, access_key_id, status }).await,
+        ),
+        DeleteAccessKey { user_name, access_key_id } => print(
+            "DeleteAccessKey",
+            c.delete_access_key(pb::DeleteAccessKeyRequest { user_name, access_key_id }).await,
+        ),
+    }
+}
+
+#[derive(Subcommand)]
+pub enum Ec2Command {
+    RunInstances {
+        #[arg(long)]
+        image_id: String,
+        #[arg(long, default_value_t = 1)]
+        count: i32,
+        #[arg(long, default_value = "")]
+        instance_type: String,
+        /// Name=PROFILE or Arn=ARN.
+        #[arg(long)]
+        iam_instance_profile: Option<String>,
+        #[arg(long, default_value = "")]
+        key_name: String,
+        #[arg(long, num_args = 1..)]
+        security_group_ids: Vec<String>,
+        #[arg(long, default_value = "")]
+        subnet_id: String,
+        /// optional or required.
+        #[arg(long, default_value = "")]
+        http_tokens: String,
+    },
+    DescribeInstances {
+        #[arg(long, num_args = 1..)]
+        instance_ids: Vec<String>,
+    },
+    TerminateInstances {
+        #[arg(long, num_args = 1.., required = true)]
+        instance_ids: Vec<String>,
+    },
+    AssociateIamInstanceProfile {
+        #[arg(long)]
+        instance_id: String,
+        /// Name=PROFILE or Arn=ARN.
+        #[arg(long)]
+        iam_instance_profile: String,
+    },
+    ReplaceIamInstanceProfileAssociation {
+        #[arg(long)]
+        association_id: String,
+        #[arg(long)]
+        iam_instance_profile: String,
+    },
+    DisassociateIamInstanceProfile {
+        #[arg(long)]
+        association_id: String,
+    },
+    DescribeIamInstanceProfileAssociations {
+        #[arg(long, num_args = 1..)]
+        association_ids: Vec<String>,
+    },
+    ModifyInstanceMetadataOptions {
+        #[arg(long)]
+        instance_id: String,
+        #[arg(long, default_value = "")]
+        http_tokens: String,
+        #[arg(long)]
+        http_put_response_hop_limit: Option<i32>,
+        #[arg(long, default_value = "")]
+        http_endpoint: String,
+    },
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct Reservation {
+    reservation_id: String,
+    instances: Vec<pb::LaunchedInstance>,
+}
+
+pub async fn ec2(args: ClientArgs<Ec2Command>) -> Result<(), String> {
+    let mut c = Ec2Client::new(connect(&args.endpoint).await?);
+    use Ec2Command::*;
+    match args.command {
+        RunInstances {
+            image_id,
+            count,
+            instance_type,
+            iam_instance_profile,
+            key_name,
+            security_group_ids,
+            subnet_id,
+            http_tokens,
+        } => {
+            let req = pb::RunInstancesRequest {
+                image_id,
+                instance_type,
+                min_count: count,
+                max_count: count,
+                iam_instance_profile: iam_instance_profile.as_deref().map(profile_spec).transpose()?,
+                key_name,
+                security_group_ids,
+                subnet_id,
+                metadata_options: Some(pb::InstanceMetadataOptionsRequest {
+                    http_tokens,
+                    ..Default::default()
+                }),
+                user_data: String::new(),
+            };
+            let mut stream = c.run_instances(req).await.map_err(|s| failure("RunInstances", s))?.into_inner();
+            let mut out = Reservation { reservation_id: String::new(), instances: vec![] };
+            while let Some(page) = stream.next().await {
+                let page = page.map_err(|s| failure("RunInstances", s))?;
+                out.reservation_id = page.reservation_id;
+                out.instances.extend(page.instances);
+            }
+            println!("{}", serde_json::to_string_pretty(&out).map_err(|e| e.to_string())?);
+            Ok(())
+        }
+        DescribeInstances { instance_ids } => print(
+            "DescribeInstances",
+            c.describe_instances(pb::DescribeInstancesRequest { instance_ids, ..Default::default() }).await,
+        ),
+        TerminateInstances { instance_ids } => print(
+            "TerminateInstances",
+            c.terminate_instances(pb::TerminateInstancesRequest { instance_ids }).await,
+        ),
+        AssociateIamInstanceProfile { instance_id, iam_instance_profile } => print(
+            "AssociateIamInstanceProfile",
+            c.associate_iam_instance_profile(pb::AssociateIamInstanceProfileRequest {
+                iam_instance_profile: Some(profile_spec(&iam_instance_profile)?),
+                instance_id,
+            })
+            .await,
+        ),
+        ReplaceIamInstanceProfileAssociation { association_id, iam_instance_profile } => print(
+            "ReplaceIamInstanceProfileAssociation",
+            c.replace_iam_instance_profile_association(pb::ReplaceIamInstanceProfileAssociationRequest {
+                iam_instance_profile: Some(profile_spec(&iam_instance_profile)?),
+                association_id,
+            })
+            .await,
+        ),
+        DisassociateIamInstanceProfile { association_id } => print(
+            "DisassociateIamInstanceProfile",
+            c.disassociate_iam_instance_profile(pb::DisassociateIamInstanceProfileRequest { association_id })
+                .await,
+        ),
+        DescribeIamInstanceProfileAssociations { association_ids } => print(
+            "DescribeIamInstanceProfileAssociations",
+            c.describe_iam_instance_profile_associations(pb::DescribeIamInstanceProfileAssociationsRequest {
+                association_ids,
+                ..Default::default()
+            })
+            .await,
+        ),
+        ModifyInstanceMetadataOptions {
+            instance_id,
+            http_tokens,
+            http_put_response_hop_limit,
+            http_endpoint,
+        } => print(
+            "ModifyInstanceMetadataOptions",
+            c.modify_instance_metadata_options(pb::ModifyInstanceMetadataOptionsRequest {
+                instance_id,
+                http_tokens,
+                http_put_response_hop_limit,
+                http_endpoint,
+            })
+            .await,
+        ),
+    }
+}
+
+#[derive(Subcommand)]
+pub enum ImdsCommand {
+    /// An IMDSv2 session token for an instance (PUT /latest/api/token).
+    GetToken {
+        #[arg(long)]
+        instance_id: String,
+        /// The instance key RunInstances returned.
+        #[arg(long, env = "ROLECALL_INSTANCE_KEY")]
+        instance_key: String,
+        #[arg(long, default_value_t = 21600)]
+        ttl_seconds: i32,
+    },
+    /// iam/security-credentials/: the role name.
+    ListRoles {
+        #[arg(long, env = "ROLECALL_IMDS_TOKEN")]
+        token: String,
+    },
+    /// iam/security-credentials/ROLE (the role attached, when --role-name is not given).
+    GetCredentials {
+        #[arg(long, env = "ROLECALL_IMDS_TOKEN")]
+        token: String,
+        #[arg(long)]
+        role_name: Option<String>,
+    },
+    /// iam/info.
+    GetIamInfo {
+        #[arg(long, env = "ROLECALL_IMDS_TOKEN")]
+        token: String,
+    },
+    /// Any meta-data path, e.g. instance-id or placement/region; "" lists the root.
+    GetMetadata {
+        #[arg(long, env = "ROLECALL_IMDS_TOKEN")]
+        token: String,
+        #[arg(long, default_value = "")]
+        path: String,
+    },
+}
+
+pub async fn imds(args: ClientArgs<ImdsCommand>) -> Result<(), String> {
+    let mut c = InstanceMetadataClient::new(connect(&args.endpoint).await?);
+    use ImdsCommand::*;
+    match args.command {
+        GetToken { instance_id, instance_key, ttl_seconds } => {
+            let r = c
+                .get_token(pb::GetTokenRequest { instance_id, instance_key, ttl_seconds })
+                .await
+                .map_err(|s| failure("GetToken", s))?;
+            println!("{}", r.into_inner().token);
+            Ok(())
+        }
+        ListRoles { token } => {
+            let r = c
+                .list_security_credentials(pb::ListSecurityCredentialsRequest {
+                    caller: Some(pb::InstanceCaller::token(token)),
+                })
+                .await
+                .map_err(|s| failure("ListSecurityCredentials", s))?;
+            println!("{}", r.into_inner().role_names.join("\n"));
+            Ok(())
+        }
+        GetCredentials { token, role_name } => {
+            let caller = Some(pb::InstanceCaller::token(token));
+            let role_name = match role_name {
+                Some(r) => r,
+                None => c
+                    .list_security_credentials(pb::ListSecurityCredentialsRequest { caller: caller.clone() })
+                    .await
+                    .map_err(|s| failure("ListSecurityCredentials", s))?
+                    .into_inner()
+                    .role_names
+                    .into_iter()
+                    .next()
+                    .unwrap_or_default(),
+            };
+            print(
+                "GetSecurityCredentials",
+                c.get_security_credentials(pb::GetSecurityCredentialsRequest { caller, role_name }).await,
+            )
+        }
+        GetIamInfo { token } => print(
+            "GetIamInfo",
+            c.get_iam_info(pb::GetIamInfoRequest { caller: Some(pb::InstanceCaller::token(token)) }).await,
+        ),
+        GetMetadata { token, path } => {
+            let r = c
+                .get_metadata(pb::GetMetadataRequest { caller: Some(pb::InstanceCaller::token(token)), path })
+                .await
+                .map_err(|s| failure("GetMetadata", s))?;
+            println!("{}", r.into_inner().value);
+            Ok(())
+        }
+    }
+}

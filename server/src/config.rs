@@ -1,0 +1,287 @@
+//! Configuration: AWS-faithful defaults, an optional TOML file, then environment variables
+//! and flags (see `main.rs`), in that order of precedence.
+
+use std::{net::SocketAddr, path::PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::{
+    catalog::Limits,
+    domain::{credentials::RotationSchedule, keyring::KeyRingPolicy},
+};
+
+/// Everything `rolecall serve` can be told.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// The gRPC address.
+    pub listen: SocketAddr,
+    /// The Prometheus text endpoint (`GET /metrics`); none to turn it off.
+    pub metrics_listen: Option<SocketAddr>,
+    /// The account every entity belongs to.
+    pub account_id: String,
+    pub region: String,
+    pub tls: Option<TlsConfig>,
+    /// Serve plaintext on a non-loopback address. IMDS over gRPC carries secrets: only
+    /// behind something that encrypts for us.
+    pub allow_insecure_plaintext: bool,
+    pub server: ServerLimits,
+    pub limits: Limits,
+    pub credentials: CredentialSettings,
+    pub key_ring: KeyRingSettings,
+    pub instances: InstanceDefaults,
+    pub simulation: Simulation,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    /// Require client certificates signed by this CA (mutual TLS).
+    pub client_ca: Option<PathBuf>,
+}
+
+/// What protects the server from its callers.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerLimits {
+    pub request_timeout_ms: u64,
+    /// Requests in flight at once; past it, requests are shed (UNAVAILABLE), not queued.
+    pub concurrency_limit: usize,
+    pub max_message_bytes: usize,
+    /// How long graceful shutdown waits for in-flight requests.
+    pub shutdown_grace_ms: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CredentialSettings {
+    /// Lifetime of instance credentials (AWS: about 6 hours).
+    pub lifetime_secs: i64,
+    /// Age at which new credentials are issued (AWS: about hourly).
+    pub rotate_after_secs: i64,
+    /// Spread of the rotation point across a fleet.
+    pub rotation_jitter_secs: i64,
+    /// Credentials are never handed out with less than this left (botocore: 15 min).
+    pub min_remaining_secs: i64,
+    /// Issued credentials kept in memory (entries).
+    pub cache_capacity: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct KeyRingSettings {
+    pub rotate_after_secs: i64,
+    pub max_seals_per_key: u64,
+}
+
+/// Defaults for new instances' metadata options.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct InstanceDefaults {
+    /// "optional" (AWS's default) or "required" (IMDSv2 only).
+    pub http_tokens: String,
+    pub http_put_response_hop_limit: i32,
+}
+
+/// Settings that make rolecall less like AWS, for simulations and tests. The server
+/// announces each one that is on when it starts.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Simulation {
+    /// Serve the TestControl service that moves the server's clock (debug builds only).
+    pub manual_clock: bool,
+    /// Allow credential lifetimes below the SDKs' refresh windows.
+    pub short_credentials: bool,
+    /// GetToken believes a claimed instance id without its instance key.
+    pub trust_claimed_instance_id: bool,
+}
+
+// === impl Config ===
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 50051)),
+            metrics_listen: Some(SocketAddr::from(([127, 0, 0, 1], 9464))),
+            account_id: "123456789012".into(),
+            region: "us-east-1".into(),
+            tls: None,
+            allow_insecure_plaintext: false,
+            server: ServerLimits::default(),
+            limits: Limits::default(),
+            credentials: CredentialSettings::default(),
+            key_ring: KeyRingSettings::default(),
+            instances: InstanceDefaults::default(),
+            simulation: Simulation::default(),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("config file {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("config file {path}: {source}")]
+    Parse { path: PathBuf, source: Box<toml::de::Error> },
+    #[error("invalid configuration: {0}")]
+    Invalid(String),
+}
+
+impl Config {
+    /// Reads a TOML file over the defaults.
+    pub fn from_file(path: &std::path::Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|source| ConfigError::Read { path: path.into(), source })?;
+        toml::from_str(&text)
+            .map_err(|source| ConfigError::Parse { path: path.into(), source: Box::new(source) })
+    }
+
+    /// Checks what can be checked before binding anything.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |m: String| Err(ConfigError::Invalid(m));
+        if self.account_id.len() != 12 || !self.account_id.bytes().all(|b| b.is_ascii_digit()) {
+            return invalid(format!("account_id must be 12 digits, got {:?}", self.account_id));
+        }
+        if self.tls.is_none() && !self.listen.ip().is_loopback() && !self.allow_insecure_plaintext {
+            return invalid(format!(
+                "refusing plaintext gRPC on non-loopback address {}: configure tls, or set allow_insecure_plaintext",
+                self.listen
+            ));
+        }
+        self.rotation_schedule()
+            .validate(self.simulation.short_credentials)
+            .or_else(|e| invalid(e.message))?;
+        if !["optional", "required"].contains(&self.instances.http_tokens.as_str()) {
+            return invalid("instances.http_tokens must be optional or required".into());
+        }
+        if !(1..=64).contains(&self.instances.http_put_response_hop_limit) {
+            return invalid("instances.http_put_response_hop_limit must be 1-64".into());
+        }
+        if self.simulation.manual_clock && !cfg!(debug_assertions) {
+            return invalid("simulation.manual_clock is only available in debug builds".into());
+        }
+        if self.server.concurrency_limit == 0 || self.server.request_timeout_ms == 0 {
+            return invalid("server.concurrency_limit and server.request_timeout_ms must be positive".into());
+        }
+        Ok(())
+    }
+
+    pub fn rotation_schedule(&self) -> RotationSchedule {
+        RotationSchedule {
+            lifetime_secs: self.credentials.lifetime_secs,
+            rotate_after_secs: self.credentials.rotate_after_secs,
+            jitter_secs: self.credentials.rotation_jitter_secs,
+            min_remaining_secs: self.credentials.min_remaining_secs,
+        }
+    }
+
+    pub fn key_ring_policy(&self) -> KeyRingPolicy {
+        KeyRingPolicy {
+            rotate_after_secs: self.key_ring.rotate_after_secs,
+            max_seals_per_key: self.key_ring.max_seals_per_key,
+            // Keep a retired key until everything it sealed (credentials) or signed (IMDS
+            // tokens, at most 6 h) has expired.
+            retain_secs: self.credentials.lifetime_secs.max(21_600) + 300,
+        }
+    }
+
+    /// The settings that are on, for the start-up announcement.
+    pub fn simulation_settings(&self) -> Vec<&'static str> {
+        let s = &self.simulation;
+        [
+            (s.manual_clock, "manual_clock (TestControl.AdvanceClock moves time)"),
+            (s.short_credentials, "short_credentials (lifetimes below the SDKs' refresh windows allowed)"),
+            (
+                s.trust_claimed_instance_id,
+                "trust_claimed_instance_id (GetToken does not check instance keys)",
+            ),
+        ]
+        .into_iter()
+        .filter_map(|(on, name)| on.then_some(name))
+        .collect()
+    }
+}
+
+impl Default for ServerLimits {
+    fn default() -> Self {
+        Self {
+            request_timeout_ms: 10_000,
+            concurrency_limit: 4096,
+            max_message_bytes: 4 << 20,
+            shutdown_grace_ms: 10_000,
+        }
+    }
+}
+
+impl Default for CredentialSettings {
+    fn default() -> Self {
+        let s = RotationSchedule::default();
+        Self {
+            lifetime_secs: s.lifetime_secs,
+            rotate_after_secs: s.rotate_after_secs,
+            rotation_jitter_secs: s.jitter_secs,
+            min_remaining_secs: s.min_remaining_secs,
+            cache_capacity: 1_000_000,
+        }
+    }
+}
+
+impl Default for KeyRingSettings {
+    fn default() -> Self {
+        let p = KeyRingPolicy::default();
+        Self { rotate_after_secs: p.rotate_after_secs, max_seals_per_key: p.max_seals_per_key }
+    }
+}
+
+impl Default for InstanceDefaults {
+    fn default() -> Self {
+        Self { http_tokens: "optional".into(), http_put_response_hop_limit: 1 }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid_and_faithful() {
+        let c = Config::default();
+        c.validate().unwrap();
+        assert_eq!(c.credentials.lifetime_secs, 6 * 3600);
+        assert_eq!(c.limits.managed_policies_per_role, 10);
+        assert!(c.simulation_settings().is_empty());
+    }
+
+    #[test]
+    fn plaintext_off_loopback_is_refused() {
+        let c = Config { listen: "0.0.0.0:50051".parse().unwrap(), ..Config::default() };
+        assert!(c.validate().unwrap_err().to_string().contains("plaintext"));
+        let c = Config { allow_insecure_plaintext: true, ..c };
+        c.validate().unwrap();
+    }
+
+    #[test]
+    fn short_credentials_need_the_simulation_setting() {
+        let mut c = Config::default();
+        c.credentials.lifetime_secs = 120;
+        c.credentials.rotate_after_secs = 60;
+        assert!(c.validate().is_err());
+        c.simulation.short_credentials = true;
+        c.credentials.min_remaining_secs = 30;
+        c.validate().unwrap();
+        assert_eq!(c.simulation_settings().len(), 1);
+    }
+
+    #[test]
+    fn toml_overrides_defaults_and_rejects_unknown_keys() {
+        let c: Config =
+            toml::from_str("account_id = \"111122223333\"\n[limits]\nmanaged_policies_per_role = 20\n")
+                .unwrap();
+        assert_eq!(c.account_id, "111122223333");
+        assert_eq!(c.limits.managed_policies_per_role, 20);
+        assert_eq!(c.limits.access_keys_per_user, 2);
+        assert!(toml::from_str::<Config>("no_such_knob = 1").is_err());
+    }
+}

@@ -1,0 +1,272 @@
+//! Temporary credentials: an `ASIA…` key id, a secret, and a session token that seals
+//! (AES-256-GCM, under the key ring) everything needed to verify them later with no lookup.
+//! The secret access key travels inside the sealed token, so only the server can recover it.
+
+use std::fmt;
+
+use data_encoding::BASE64URL_NOPAD;
+use ring::digest;
+use serde::{Deserialize, Serialize};
+
+use super::{Error, Result, ids, keyring::KeyRing, model::Secret};
+
+/// The first bytes of every session token: a format version.
+const TOKEN_VERSION: u8 = 1;
+const TOKEN_AAD: &[u8] = b"rolecall/session-token/v1";
+
+/// What a session token carries (sealed: nobody but the server reads it).
+#[derive(Clone, Serialize, Deserialize)]
+pub struct SessionClaims {
+    pub access_key_id: String,
+    pub secret_access_key: Secret,
+    pub account_id: String,
+    /// `arn:aws:sts::ACCOUNT:assumed-role/ROLE/SESSION`.
+    pub principal_arn: String,
+    pub role_arn: String,
+    /// The role's unique id: a role deleted and re-created under the same name has another.
+    pub role_id: String,
+    pub session_name: String,
+    pub instance_id: Option<String>,
+    pub issued_at: i64,
+    pub expires_at: i64,
+}
+
+/// Credentials as handed to an instance.
+#[derive(Clone)]
+pub struct TemporaryCredentials {
+    pub access_key_id: String,
+    pub secret_access_key: Secret,
+    pub session_token: Secret,
+    pub issued_at: i64,
+    pub expires_at: i64,
+}
+
+/// When issued credentials are replaced, as AWS does: a lifetime (6 h), a rotation point
+/// (1 h after issue, less a per-instance jitter) and a floor of time left (15 min, botocore's
+/// advisory window) below which credentials are never handed out.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RotationSchedule {
+    pub lifetime_secs: i64,
+    pub rotate_after_secs: i64,
+    pub jitter_secs: i64,
+    pub min_remaining_secs: i64,
+}
+
+impl Default for RotationSchedule {
+    fn default() -> Self {
+        Self {
+            lifetime_secs: 6 * 3600,
+            rotate_after_secs: 3600,
+            jitter_secs: 600,
+            min_remaining_secs: 15 * 60,
+        }
+    }
+}
+
+// === impl RotationSchedule ===
+
+impl RotationSchedule {
+    /// Checks the schedule is one an SDK can live with. `simulation` allows lifetimes below
+    /// the SDKs' refresh windows (for refresh load tests), which real clients would refresh
+    /// on every call.
+    pub fn validate(&self, simulation: bool) -> Result<()> {
+        if self.lifetime_secs <= 0
+            || self.rotate_after_secs <= 0
+            || self.jitter_secs < 0
+            || self.min_remaining_secs < 0
+        {
+            return Err(Error::invalid_parameter("credential lifetimes must be positive"));
+        }
+        if self.rotate_after_secs > self.lifetime_secs {
+            return Err(Error::invalid_parameter("credentials must rotate before they expire"));
+        }
+        if !simulation {
+            if self.lifetime_secs < 900 {
+                return Err(Error::invalid_parameter(
+                    "credential lifetime below 900 s (AWS's minimum) needs the simulation setting short_credentials",
+                ));
+            }
+            if self.lifetime_secs - self.rotate_after_secs < self.min_remaining_secs {
+                return Err(Error::invalid_parameter(format!(
+                    "credentials must rotate with at least {} s left (botocore's refresh window); \
+                     shorter needs the simulation setting short_credentials",
+                    self.min_remaining_secs
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// A stable per-instance offset in [0, jitter): a fleet launched together does not
+    /// rotate together.
+    pub fn jitter_for(&self, instance_id: &str) -> i64 {
+        if self.jitter_secs == 0 {
+            return 0;
+        }
+        let d = digest::digest(&digest::SHA256, instance_id.as_bytes());
+        let mut b = [0u8; 8];
+        b.copy_from_slice(&d.as_ref()[..8]);
+        (u64::from_be_bytes(b) % self.jitter_secs as u64) as i64
+    }
+
+    /// When credentials issued at `issued_at` for this instance stop being handed out.
+    pub fn rotate_at(&self, issued_at: i64, expires_at: i64, instance_id: &str) -> i64 {
+        let planned = issued_at + self.rotate_after_secs - self.jitter_for(instance_id);
+        planned.min(expires_at - self.min_remaining_secs).max(issued_at)
+    }
+}
+
+// === impl TemporaryCredentials ===
+
+impl TemporaryCredentials {
+    /// Mints credentials for `claims` (whose key id and secret it fills in) and seals them.
+    pub fn issue(ring: &KeyRing, mut claims: SessionClaims) -> Result<Self> {
+        claims.access_key_id = ids::temporary_access_key_id();
+        claims.secret_access_key = Secret(ids::secret_access_key());
+        let plain =
+            serde_json::to_vec(&claims).map_err(|e| Error::service_failure(format!("encode claims: {e}")))?;
+        let (key_id, sealed) = ring.seal(TOKEN_AAD, &plain)?;
+        let mut token = Vec::with_capacity(5 + sealed.len());
+        token.push(TOKEN_VERSION);
+        token.extend_from_slice(&key_id.to_be_bytes());
+        token.extend_from_slice(&sealed);
+        Ok(Self {
+            access_key_id: claims.access_key_id,
+            secret_access_key: claims.secret_access_key,
+            session_token: Secret(BASE64URL_NOPAD.encode(&token)),
+            issued_at: claims.issued_at,
+            expires_at: claims.expires_at,
+        })
+    }
+}
+
+impl fmt::Debug for TemporaryCredentials {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TemporaryCredentials")
+            .field("access_key_id", &self.access_key_id)
+            .field("secret_access_key", &self.secret_access_key)
+            .field("session_token", &self.session_token)
+            .field("issued_at", &self.issued_at)
+            .field("expires_at", &self.expires_at)
+            .finish()
+    }
+}
+
+/// Why a session token was refused (AWS's codes: InvalidClientTokenId, ExpiredToken).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TokenRejection {
+    /// Not a token we made, tampered with, or sealed by a key no longer held.
+    Invalid,
+    Expired,
+}
+
+/// Opens a session token and checks it is unexpired at `now`.
+pub fn open_session_token(
+    ring: &KeyRing,
+    token: &str,
+    now: i64,
+) -> Result<Result<SessionClaims, TokenRejection>> {
+    let Ok(raw) = BASE64URL_NOPAD.decode(token.as_bytes()) else { return Ok(Err(TokenRejection::Invalid)) };
+    if raw.len() < 5 || raw[0] != TOKEN_VERSION {
+        return Ok(Err(TokenRejection::Invalid));
+    }
+    let key_id = u32::from_be_bytes([raw[1], raw[2], raw[3], raw[4]]);
+    let Some(plain) = ring.open(TOKEN_AAD, key_id, &raw[5..])? else {
+        return Ok(Err(TokenRejection::Invalid));
+    };
+    let Ok(claims) = serde_json::from_slice::<SessionClaims>(&plain) else {
+        return Ok(Err(TokenRejection::Invalid));
+    };
+    if now >= claims.expires_at {
+        return Ok(Err(TokenRejection::Expired));
+    }
+    Ok(Ok(claims))
+}
+
+impl fmt::Debug for SessionClaims {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SessionClaims")
+            .field("access_key_id", &self.access_key_id)
+            .field("principal_arn", &self.principal_arn)
+            .field("role_id", &self.role_id)
+            .field("instance_id", &self.instance_id)
+            .field("issued_at", &self.issued_at)
+            .field("expires_at", &self.expires_at)
+            .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::keyring::KeyRingPolicy;
+
+    fn claims(now: i64) -> SessionClaims {
+        SessionClaims {
+            access_key_id: String::new(),
+            secret_access_key: Secret(String::new()),
+            account_id: "123456789012".into(),
+            principal_arn: "arn:aws:sts::123456789012:assumed-role/R/i-0123456789abcdef0".into(),
+            role_arn: "arn:aws:iam::123456789012:role/R".into(),
+            role_id: "AROAEXAMPLEEXAMPLE123".into(),
+            session_name: "i-0123456789abcdef0".into(),
+            instance_id: Some("i-0123456789abcdef0".into()),
+            issued_at: now,
+            expires_at: now + 3600,
+        }
+    }
+
+    #[test]
+    fn issue_then_open_recovers_the_secret() {
+        let ring = KeyRing::new(KeyRingPolicy::default(), 0);
+        let creds = TemporaryCredentials::issue(&ring, claims(1000)).unwrap();
+        assert!(creds.access_key_id.starts_with("ASIA"));
+        let opened = open_session_token(&ring, &creds.session_token.0, 1001).unwrap().unwrap();
+        assert_eq!(opened.secret_access_key, creds.secret_access_key);
+        assert_eq!(opened.access_key_id, creds.access_key_id);
+        assert_eq!(
+            open_session_token(&ring, &creds.session_token.0, 4600).unwrap().unwrap_err(),
+            TokenRejection::Expired
+        );
+        // Another server's ring cannot open it; neither can a mangled token.
+        let other = KeyRing::new(KeyRingPolicy::default(), 0);
+        assert_eq!(
+            open_session_token(&other, &creds.session_token.0, 1001).unwrap().unwrap_err(),
+            TokenRejection::Invalid
+        );
+        let mut bad = creds.session_token.0.clone();
+        bad.replace_range(20..21, if &bad[20..21] == "A" { "B" } else { "A" });
+        assert_eq!(open_session_token(&ring, &bad, 1001).unwrap().unwrap_err(), TokenRejection::Invalid);
+        assert_eq!(open_session_token(&ring, "!!", 1001).unwrap().unwrap_err(), TokenRejection::Invalid);
+    }
+
+    #[test]
+    fn debug_never_shows_secrets() {
+        let ring = KeyRing::new(KeyRingPolicy::default(), 0);
+        let creds = TemporaryCredentials::issue(&ring, claims(0)).unwrap();
+        let shown = format!("{creds:?}");
+        assert!(!shown.contains(&creds.secret_access_key.0));
+        assert!(!shown.contains(&creds.session_token.0));
+    }
+
+    #[test]
+    fn schedule_rotates_early_with_jitter_and_floor() {
+        let s = RotationSchedule::default();
+        s.validate(false).unwrap();
+        let at = s.rotate_at(0, s.lifetime_secs, "i-0123456789abcdef0");
+        assert!(at <= 3600 && at > 3600 - 600, "{at}");
+        let jitters: std::collections::HashSet<i64> =
+            (0..50).map(|n| s.jitter_for(&format!("i-{n:017x}"))).collect();
+        assert!(jitters.len() > 40, "jitter spreads a fleet");
+        // Never hand out less than the floor.
+        let short = RotationSchedule {
+            lifetime_secs: 1000,
+            rotate_after_secs: 990,
+            jitter_secs: 0,
+            min_remaining_secs: 900,
+        };
+        assert!(short.validate(false).is_err());
+        assert!(short.validate(true).is_ok());
+        assert_eq!(short.rotate_at(0, 1000, "i-1"), 100);
+    }
+}

@@ -1,0 +1,152 @@
+//! The domain error: an AWS error code and AWS's message.
+
+use std::fmt;
+
+/// AWS error codes rolecall answers with. Transport adapters map each to a gRPC code
+/// (and later an HTTP status) in one table; see `grpc::error`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ErrorCode {
+    // IAM
+    NoSuchEntity,
+    EntityAlreadyExists,
+    LimitExceeded,
+    DeleteConflict,
+    MalformedPolicyDocument,
+    InvalidInput,
+    ValidationError,
+    ConcurrentModification,
+    ServiceFailure,
+    // EC2
+    InvalidParameterValue,
+    InvalidParameterCombination,
+    MissingParameter,
+    IncorrectState,
+    InvalidInstanceIdNotFound,
+    InvalidInstanceIdMalformed,
+    InvalidAssociationIdNotFound,
+    // Instance metadata (AWS answers these as HTTP 401 / 403 / 404 / 400)
+    Unauthorized,
+    Forbidden,
+    NotFound,
+    BadRequest,
+}
+
+/// A domain error: what went wrong, in AWS's words.
+#[derive(Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{code}: {message}")]
+pub struct Error {
+    pub code: ErrorCode,
+    pub message: String,
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+// === impl ErrorCode ===
+
+impl ErrorCode {
+    /// The code as AWS spells it on the wire.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::NoSuchEntity => "NoSuchEntity",
+            Self::EntityAlreadyExists => "EntityAlreadyExists",
+            Self::LimitExceeded => "LimitExceeded",
+            Self::DeleteConflict => "DeleteConflict",
+            Self::MalformedPolicyDocument => "MalformedPolicyDocument",
+            Self::InvalidInput => "InvalidInput",
+            Self::ValidationError => "ValidationError",
+            Self::ConcurrentModification => "ConcurrentModification",
+            Self::ServiceFailure => "ServiceFailure",
+            Self::InvalidParameterValue => "InvalidParameterValue",
+            Self::InvalidParameterCombination => "InvalidParameterCombination",
+            Self::MissingParameter => "MissingParameter",
+            Self::IncorrectState => "IncorrectState",
+            Self::InvalidInstanceIdNotFound => "InvalidInstanceID.NotFound",
+            Self::InvalidInstanceIdMalformed => "InvalidInstanceID.Malformed",
+            Self::InvalidAssociationIdNotFound => "InvalidAssociationID.NotFound",
+            Self::Unauthorized => "Unauthorized",
+            Self::Forbidden => "Forbidden",
+            Self::NotFound => "NotFound",
+            Self::BadRequest => "BadRequest",
+        }
+    }
+
+    /// Every code, for tests and metrics that enumerate them.
+    pub const ALL: &'static [ErrorCode] = &[
+        Self::NoSuchEntity,
+        Self::EntityAlreadyExists,
+        Self::LimitExceeded,
+        Self::DeleteConflict,
+        Self::MalformedPolicyDocument,
+        Self::InvalidInput,
+        Self::ValidationError,
+        Self::ConcurrentModification,
+        Self::ServiceFailure,
+        Self::InvalidParameterValue,
+        Self::InvalidParameterCombination,
+        Self::MissingParameter,
+        Self::IncorrectState,
+        Self::InvalidInstanceIdNotFound,
+        Self::InvalidInstanceIdMalformed,
+        Self::InvalidAssociationIdNotFound,
+        Self::Unauthorized,
+        Self::Forbidden,
+        Self::NotFound,
+        Self::BadRequest,
+    ];
+}
+
+impl fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+// === impl Error ===
+
+impl Error {
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        Self { code, message: message.into() }
+    }
+
+    pub fn no_such_entity(message: impl Into<String>) -> Self {
+        Self::new(ErrorCode::NoSuchEntity, message)
+    }
+
+    pub fn already_exists(message: impl Into<String>) -> Self {
+        Self::new(ErrorCode::EntityAlreadyExists, message)
+    }
+
+    pub fn limit_exceeded(message: impl Into<String>) -> Self {
+        Self::new(ErrorCode::LimitExceeded, message)
+    }
+
+    pub fn delete_conflict(message: impl Into<String>) -> Self {
+        Self::new(ErrorCode::DeleteConflict, message)
+    }
+
+    pub fn malformed_policy(message: impl Into<String>) -> Self {
+        Self::new(ErrorCode::MalformedPolicyDocument, message)
+    }
+
+    pub fn invalid_input(message: impl Into<String>) -> Self {
+        Self::new(ErrorCode::InvalidInput, message)
+    }
+
+    pub fn validation(message: impl Into<String>) -> Self {
+        Self::new(ErrorCode::ValidationError, message)
+    }
+
+    pub fn invalid_parameter(message: impl Into<String>) -> Self {
+        Self::new(ErrorCode::InvalidParameterValue, message)
+    }
+
+    pub fn service_failure(message: impl Into<String>) -> Self {
+        Self::new(ErrorCode::ServiceFailure, message)
+    }
+}
+
+impl fmt::Debug for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Error({}: {})", self.code, self.message)
+    }
+}

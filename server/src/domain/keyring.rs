@@ -1,0 +1,284 @@
+//! The key ring: AES-256-GCM keys that seal session tokens and HMAC-SHA256 keys that sign
+//! IMDS tokens, each pair under a key id. The active key rotates on a schedule and after a
+//! bounded number of seals (random 96-bit nonces stay far from their 2^32 limit); retired
+//! keys stay for verification until everything they sealed or signed has expired.
+
+use std::{
+    collections::BTreeMap,
+    fmt,
+    sync::{
+        RwLock,
+        atomic::{AtomicU64, Ordering},
+    },
+};
+
+use ring::{aead, hmac};
+
+use super::{Error, Result, ids::random_bytes};
+
+/// When the active key is replaced, and how long retired keys are kept.
+#[derive(Clone, Copy, Debug)]
+pub struct KeyRingPolicy {
+    /// Age after which a new active key is made (seconds).
+    pub rotate_after_secs: i64,
+    /// Seals after which a new active key is made, whatever its age.
+    pub max_seals_per_key: u64,
+    /// How long a retired key stays for verification: at least the longest lifetime of
+    /// anything it sealed (seconds).
+    pub retain_secs: i64,
+}
+
+impl Default for KeyRingPolicy {
+    fn default() -> Self {
+        Self { rotate_after_secs: 24 * 3600, max_seals_per_key: 1 << 30, retain_secs: 13 * 3600 }
+    }
+}
+
+struct RingKey {
+    created_at: i64,
+    retired_at: Option<i64>,
+    seal: aead::LessSafeKey,
+    mac: hmac::Key,
+    seals: AtomicU64,
+}
+
+struct RingState {
+    active: u32,
+    keys: BTreeMap<u32, RingKey>,
+}
+
+/// The server's keys. `Debug` shows key ids only.
+pub struct KeyRing {
+    policy: KeyRingPolicy,
+    state: RwLock<RingState>,
+}
+
+/// Where a sealed payload's key is found again.
+pub const NONCE_LEN: usize = aead::NONCE_LEN;
+
+// === impl KeyRing ===
+
+impl KeyRing {
+    /// A ring with one fresh active key.
+    pub fn new(policy: KeyRingPolicy, now: i64) -> Self {
+        let mut keys = BTreeMap::new();
+        keys.insert(1, RingKey::generate(now));
+        Self { policy, state: RwLock::new(RingState { active: 1, keys }) }
+    }
+
+    fn read(&self) -> Result<std::sync::RwLockReadGuard<'_, RingState>> {
+        self.state.read().map_err(|_| Error::service_failure("key ring lock poisoned"))
+    }
+
+    /// Rotates the active key if it is due, and forgets retired keys past retention.
+    pub fn maintain(&self, now: i64) -> Result<()> {
+        let due = {
+            let state = self.read()?;
+            let active = state.keys.get(&state.active);
+            let expired =
+                state.keys.values().any(|k| k.retired_at.is_some_and(|r| now - r > self.policy.retain_secs));
+            active.is_none_or(|k| {
+                now - k.created_at >= self.policy.rotate_after_secs
+                    || k.seals.load(Ordering::Relaxed) >= self.policy.max_seals_per_key
+            }) || expired
+        };
+        if due {
+            let mut state =
+                self.state.write().map_err(|_| Error::service_failure("key ring lock poisoned"))?;
+            let rotate = state.keys.get(&state.active).is_none_or(|k| {
+                now - k.created_at >= self.policy.rotate_after_secs
+                    || k.seals.load(Ordering::Relaxed) >= self.policy.max_seals_per_key
+            });
+            if rotate {
+                let old = state.active;
+                if let Some(k) = state.keys.get_mut(&old) {
+                    k.retired_at = Some(now);
+                }
+                let next = old.wrapping_add(1).max(1);
+                state.keys.insert(next, RingKey::generate(now));
+                state.active = next;
+                tracing::info!(key_id = next, retired = old, "key ring rotated");
+            }
+            let retain = self.policy.retain_secs;
+            state.keys.retain(|_, k| k.retired_at.is_none_or(|r| now - r <= retain));
+        }
+        Ok(())
+    }
+
+    /// Forces a rotation now (operators, tests).
+    pub fn rotate(&self, now: i64) -> Result<u32> {
+        let mut state = self.state.write().map_err(|_| Error::service_failure("key ring lock poisoned"))?;
+        let old = state.active;
+        if let Some(k) = state.keys.get_mut(&old) {
+            k.retired_at = Some(now);
+        }
+        let next = old.wrapping_add(1).max(1);
+        state.keys.insert(next, RingKey::generate(now));
+        state.active = next;
+        Ok(next)
+    }
+
+    /// The active key id.
+    pub fn active_key_id(&self) -> Result<u32> {
+        Ok(self.read()?.active)
+    }
+
+    /// Seals `plaintext` under the active key with a random nonce; `aad` is authenticated
+    /// but not encrypted. Returns (key id, nonce || ciphertext || tag).
+    pub fn seal(&self, aad_prefix: &[u8], plaintext: &[u8]) -> Result<(u32, Vec<u8>)> {
+        let state = self.read()?;
+        let id = state.active;
+        let key = state.keys.get(&id).ok_or_else(|| Error::service_failure("no active key"))?;
+        key.seals.fetch_add(1, Ordering::Relaxed);
+        let mut nonce = [0u8; NONCE_LEN];
+        random_bytes(&mut nonce);
+        let aad = aad(aad_prefix, id);
+        let mut out = Vec::with_capacity(NONCE_LEN + plaintext.len() + aead::AES_256_GCM.tag_len());
+        out.extend_from_slice(&nonce);
+        out.extend_from_slice(plaintext);
+        let (_, body) = out.split_at_mut(NONCE_LEN);
+        let tag = key
+            .seal
+            .seal_in_place_separate_tag(
+                aead::Nonce::assume_unique_for_key(nonce),
+                aead::Aad::from(&aad),
+                body,
+            )
+            .map_err(|_| Error::service_failure("seal failed"))?;
+        out.extend_from_slice(tag.as_ref());
+        Ok((id, out))
+    }
+
+    /// Opens what [`seal`](Self::seal) made; `None` when the key is unknown (rotated out)
+    /// or the payload was tampered with.
+    pub fn open(&self, aad_prefix: &[u8], key_id: u32, sealed: &[u8]) -> Result<Option<Vec<u8>>> {
+        let state = self.read()?;
+        let Some(key) = state.keys.get(&key_id) else { return Ok(None) };
+        if sealed.len() < NONCE_LEN + aead::AES_256_GCM.tag_len() {
+            return Ok(None);
+        }
+        let (nonce, body) = sealed.split_at(NONCE_LEN);
+        let Ok(nonce) = aead::Nonce::try_assume_unique_for_key(nonce) else { return Ok(None) };
+        let mut body = body.to_vec();
+        let aad = aad(aad_prefix, key_id);
+        match key.seal.open_in_place(nonce, aead::Aad::from(&aad), &mut body) {
+            Ok(plain) => Ok(Some(plain.to_vec())),
+            Err(_) => Ok(None),
+        }
+    }
+
+    /// Builds a message for the active key's id (so the id is covered by the MAC) and
+    /// signs it with HMAC-SHA256: (message, tag).
+    pub fn sign_with(&self, build: impl FnOnce(u32) -> Vec<u8>) -> Result<(Vec<u8>, hmac::Tag)> {
+        let state = self.read()?;
+        let id = state.active;
+        let key = state.keys.get(&id).ok_or_else(|| Error::service_failure("no active key"))?;
+        let data = build(id);
+        let tag = hmac::sign(&key.mac, &data);
+        Ok((data, tag))
+    }
+
+    /// Verifies a tag from [`sign`](Self::sign) in constant time.
+    pub fn verify(&self, key_id: u32, data: &[u8], tag: &[u8]) -> Result<bool> {
+        let state = self.read()?;
+        Ok(state.keys.get(&key_id).is_some_and(|k| hmac::verify(&k.mac, data, tag).is_ok()))
+    }
+}
+
+fn aad(prefix: &[u8], key_id: u32) -> Vec<u8> {
+    let mut aad = prefix.to_vec();
+    aad.extend_from_slice(&key_id.to_be_bytes());
+    aad
+}
+
+impl fmt::Debug for KeyRing {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.state.read() {
+            Ok(s) => f
+                .debug_struct("KeyRing")
+                .field("active", &s.active)
+                .field("key_ids", &s.keys.keys().collect::<Vec<_>>())
+                .finish_non_exhaustive(),
+            Err(_) => f.write_str("KeyRing(poisoned)"),
+        }
+    }
+}
+
+// === impl RingKey ===
+
+impl RingKey {
+    fn generate(now: i64) -> Self {
+        let mut seal = [0u8; 32];
+        let mut mac = [0u8; 32];
+        random_bytes(&mut seal);
+        random_bytes(&mut mac);
+        // A 32-byte key is always valid for AES-256-GCM.
+        #[allow(clippy::expect_used)]
+        let unbound = aead::UnboundKey::new(&aead::AES_256_GCM, &seal).expect("32-byte AES-256 key");
+        Self {
+            created_at: now,
+            retired_at: None,
+            seal: aead::LessSafeKey::new(unbound),
+            mac: hmac::Key::new(hmac::HMAC_SHA256, &mac),
+            seals: AtomicU64::new(0),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seal_open_roundtrip_and_tamper() {
+        let ring = KeyRing::new(KeyRingPolicy::default(), 0);
+        let (id, mut sealed) = ring.seal(b"t", b"hello").unwrap();
+        assert_eq!(ring.open(b"t", id, &sealed).unwrap().as_deref(), Some(&b"hello"[..]));
+        assert_eq!(ring.open(b"other", id, &sealed).unwrap(), None);
+        let last = sealed.len() - 1;
+        sealed[last] ^= 1;
+        assert_eq!(ring.open(b"t", id, &sealed).unwrap(), None);
+        assert_eq!(ring.open(b"t", id + 7, &sealed).unwrap(), None);
+    }
+
+    #[test]
+    fn rotation_keeps_old_keys_until_retention() {
+        let policy = KeyRingPolicy { rotate_after_secs: 100, max_seals_per_key: 3, retain_secs: 50 };
+        let ring = KeyRing::new(policy, 0);
+        let (id1, sealed) = ring.seal(b"", b"x").unwrap();
+        ring.maintain(100).unwrap();
+        let id2 = ring.active_key_id().unwrap();
+        assert_ne!(id1, id2);
+        assert!(ring.open(b"", id1, &sealed).unwrap().is_some(), "retired key still opens");
+        ring.maintain(151).unwrap();
+        assert!(ring.open(b"", id1, &sealed).unwrap().is_none(), "past retention it is gone");
+        // The seal count also forces rotation.
+        for _ in 0..3 {
+            ring.seal(b"", b"y").unwrap();
+        }
+        ring.maintain(152).unwrap();
+        assert_ne!(ring.active_key_id().unwrap(), id2);
+    }
+
+    #[test]
+    fn macs_verify_in_constant_time_api() {
+        let ring = KeyRing::new(KeyRingPolicy::default(), 0);
+        let mut signed_id = 0;
+        let (data, tag) = ring
+            .sign_with(|id| {
+                signed_id = id;
+                b"data".to_vec()
+            })
+            .unwrap();
+        assert!(ring.verify(signed_id, &data, tag.as_ref()).unwrap());
+        assert!(!ring.verify(signed_id, b"datb", tag.as_ref()).unwrap());
+    }
+
+    #[test]
+    fn debug_shows_no_key_material() {
+        let ring = KeyRing::new(KeyRingPolicy::default(), 0);
+        let shown = format!("{ring:?}");
+        assert!(shown.contains("active"));
+        assert!(shown.len() < 80, "{shown}");
+    }
+}

@@ -1,0 +1,365 @@
+//! IAM policy documents: parsing, validation per policy type with AWS's messages, and
+//! matching. The full evaluation engine (conditions, variables, boundaries) builds on
+//! this model; here it answers the one question instance credentials need: does a trust
+//! policy let a service assume the role?
+
+use serde_json::{Map, Value};
+
+use super::{Error, Result};
+
+/// Which grammar a document must follow.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PolicyType {
+    /// Permission policies (inline, managed), permissions boundaries, session policies:
+    /// no Principal, Resource required.
+    Identity,
+    /// A role's trust policy: Principal required, no Resource, only sts: actions.
+    Trust,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Effect {
+    Allow,
+    Deny,
+}
+
+/// A list of patterns that either names what matches (Action) or what does not (NotAction).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Patterns {
+    Only(Vec<String>),
+    AllBut(Vec<String>),
+}
+
+/// A Principal (or NotPrincipal) element: `"*"` or typed lists.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Principals {
+    pub anyone: bool,
+    pub aws: Vec<String>,
+    pub service: Vec<String>,
+    pub federated: Vec<String>,
+    pub canonical_user: Vec<String>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Statement {
+    pub sid: Option<String>,
+    pub effect: Effect,
+    pub principal: Option<Principals>,
+    pub not_principal: Option<Principals>,
+    pub action: Patterns,
+    pub resource: Option<Patterns>,
+    pub condition: Option<Map<String, Value>>,
+}
+
+/// A parsed, validated policy document.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PolicyDocument {
+    pub version: String,
+    pub statements: Vec<Statement>,
+}
+
+/// The two policy language versions AWS accepts.
+pub const VERSIONS: [&str; 2] = ["2012-10-17", "2008-10-17"];
+
+/// The service principal of EC2, which instance profiles assume roles as.
+pub const EC2_SERVICE: &str = "ec2.amazonaws.com";
+
+// === impl PolicyDocument ===
+
+impl PolicyDocument {
+    /// Parses `text` and validates it against the grammar of `kind`.
+    pub fn parse(text: &str, kind: PolicyType) -> Result<Self> {
+        let value: Value = serde_json::from_str(text).map_err(|_| syntax_error())?;
+        let Value::Object(top) = value else { return Err(syntax_error()) };
+        let mut version = None;
+        let mut statements = None;
+        for (key, value) in &top {
+            match key.as_str() {
+                "Version" => version = Some(value.as_str().ok_or_else(syntax_error)?),
+                "Id" => {
+                    value.as_str().ok_or_else(syntax_error)?;
+                }
+                "Statement" => statements = Some(value),
+                _ => return Err(syntax_error()),
+            }
+        }
+        let version = version.unwrap_or("2008-10-17");
+        if !VERSIONS.contains(&version) {
+            return Err(Error::malformed_policy("The policy failed legacy parsing"));
+        }
+        let statements = match statements {
+            Some(Value::Array(list)) if !list.is_empty() => list.iter().collect::<Vec<_>>(),
+            Some(single @ Value::Object(_)) => vec![single],
+            _ => return Err(syntax_error()),
+        };
+        let statements =
+            statements.into_iter().map(|s| Statement::parse(s, kind)).collect::<Result<Vec<_>>>()?;
+        let mut sids: Vec<&str> = statements.iter().filter_map(|s| s.sid.as_deref()).collect();
+        sids.sort_unstable();
+        if sids.windows(2).any(|w| w[0] == w[1]) {
+            return Err(Error::malformed_policy("Statement IDs (SID) in a single policy must be unique."));
+        }
+        Ok(Self { version: version.to_string(), statements })
+    }
+
+    /// Whether this trust policy lets `service` (e.g. ec2.amazonaws.com) call
+    /// sts:AssumeRole: some Allow statement names the service (or anyone) and the action,
+    /// and no Deny statement does. Conditions are not evaluated here; a statement with a
+    /// Condition cannot grant (it may need request context this check does not have) but
+    /// can still deny.
+    pub fn trusts_service(&self, service: &str) -> bool {
+        let applies = |s: &Statement| {
+            let principal_matches = match (&s.principal, &s.not_principal) {
+                (Some(p), _) => p.anyone || p.service.iter().any(|v| v == service),
+                (None, Some(np)) => !(np.anyone || np.service.iter().any(|v| v == service)),
+                (None, None) => false,
+            };
+            principal_matches && s.action.matches_action("sts:AssumeRole")
+        };
+        let denied = self.statements.iter().any(|s| s.effect == Effect::Deny && applies(s));
+        let allowed =
+            self.statements.iter().any(|s| s.effect == Effect::Allow && s.condition.is_none() && applies(s));
+        allowed && !denied
+    }
+}
+
+/// The size AWS counts against policy quotas: characters other than whitespace.
+pub fn policy_size(text: &str) -> usize {
+    text.chars().filter(|c| !c.is_whitespace()).count()
+}
+
+fn syntax_error() -> Error {
+    Error::malformed_policy("Syntax errors in policy.")
+}
+
+// === impl Statement ===
+
+impl Statement {
+    fn parse(value: &Value, kind: PolicyType) -> Result<Self> {
+        let Value::Object(fields) = value else { return Err(syntax_error()) };
+        let mut sid = None;
+        let mut effect = None;
+        let (mut principal, mut not_principal) = (None, None);
+        let (mut action, mut not_action) = (None, None);
+        let (mut resource, mut not_resource) = (None, None);
+        let mut condition = None;
+        for (key, value) in fields {
+            match key.as_str() {
+                "Sid" => sid = Some(value.as_str().ok_or_else(syntax_error)?.to_string()),
+                "Effect" => effect = Some(value.as_str().ok_or_else(syntax_error)?),
+                "Principal" => principal = Some(Principals::parse(value)?),
+                "NotPrincipal" => not_principal = Some(Principals::parse(value)?),
+                "Action" => action = Some(string_list(value)?),
+                "NotAction" => not_action = Some(string_list(value)?),
+                "Resource" => resource = Some(string_list(value)?),
+                "NotResource" => not_resource = Some(string_list(value)?),
+                "Condition" => condition = Some(parse_condition(value)?),
+                _ => return Err(syntax_error()),
+            }
+        }
+        let effect = match effect {
+            Some("Allow") => Effect::Allow,
+            Some("Deny") => Effect::Deny,
+            Some(other) => return Err(Error::malformed_policy(format!("Invalid effect: {other}"))),
+            None => return Err(syntax_error()),
+        };
+        if let Some(sid) = &sid
+            && kind == PolicyType::Identity
+            && !sid.chars().all(|c| c.is_ascii_alphanumeric())
+        {
+            return Err(Error::malformed_policy(
+                "Statement IDs (SID) must be alpha-numeric. Check that your input satisfies the regular expression [0-9A-Za-z]*",
+            ));
+        }
+        let action = match (action, not_action) {
+            (Some(a), None) => Patterns::Only(a),
+            (None, Some(na)) => Patterns::AllBut(na),
+            (None, None) => return Err(Error::malformed_policy("Policy statement must contain actions.")),
+            (Some(_), Some(_)) => return Err(syntax_error()),
+        };
+        for a in action.patterns() {
+            validate_action(a, kind)?;
+        }
+        if principal.is_some() && not_principal.is_some() {
+            return Err(syntax_error());
+        }
+        let resource = match (resource, not_resource) {
+            (Some(r), None) => Some(Patterns::Only(r)),
+            (None, Some(nr)) => Some(Patterns::AllBut(nr)),
+            (None, None) => None,
+            (Some(_), Some(_)) => return Err(syntax_error()),
+        };
+        match kind {
+            PolicyType::Identity => {
+                if principal.is_some() || not_principal.is_some() {
+                    return Err(Error::malformed_policy("Policy document should not specify a principal."));
+                }
+                if resource.is_none() {
+                    return Err(Error::malformed_policy("Policy statement must contain resources."));
+                }
+            }
+            PolicyType::Trust => {
+                if principal.is_none() && not_principal.is_none() {
+                    return Err(Error::malformed_policy("Missing required field Principal"));
+                }
+                if resource.is_some() {
+                    return Err(Error::malformed_policy("Has prohibited field Resource"));
+                }
+            }
+        }
+        Ok(Self { sid, effect, principal, not_principal, action, resource, condition })
+    }
+}
+
+/// An action is `*` or `vendor:Name` where the name may hold `*` and `?`.
+fn validate_action(action: &str, kind: PolicyType) -> Result<()> {
+    if action == "*" {
+        return Ok(());
+    }
+    let Some((vendor, name)) = action.split_once(':') else {
+        return Err(Error::malformed_policy(
+            "Actions/Conditions must be prefaced by a vendor, e.g., iam, sdb, ec2, etc.",
+        ));
+    };
+    let vendor_ok = !vendor.is_empty() && vendor.chars().all(|c| c.is_ascii_alphanumeric() || c == '-');
+    let name_ok = !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || "*?-_".contains(c));
+    if !vendor_ok || !name_ok {
+        return Err(Error::malformed_policy(
+            "Actions/Conditions must be prefaced by a vendor, e.g., iam, sdb, ec2, etc.",
+        ));
+    }
+    if kind == PolicyType::Trust && !vendor.eq_ignore_ascii_case("sts") {
+        return Err(Error::malformed_policy(format!(
+            "AssumeRole policy may only specify STS AssumeRole actions. Action {action} is not allowed."
+        )));
+    }
+    Ok(())
+}
+
+/// A string or a non-empty array of strings.
+fn string_list(value: &Value) -> Result<Vec<String>> {
+    match value {
+        Value::String(s) => Ok(vec![s.clone()]),
+        Value::Array(list) if !list.is_empty() => {
+            list.iter().map(|v| v.as_str().map(str::to_string).ok_or_else(syntax_error)).collect()
+        }
+        _ => Err(syntax_error()),
+    }
+}
+
+/// A Condition block: `{ Operator: { Key: value-or-values } }`.
+fn parse_condition(value: &Value) -> Result<Map<String, Value>> {
+    let Value::Object(operators) = value else { return Err(syntax_error()) };
+    for (operator, keys) in operators {
+        let Value::Object(keys) = keys else { return Err(syntax_error()) };
+        if operator.is_empty() || keys.is_empty() {
+            return Err(syntax_error());
+        }
+        for values in keys.values() {
+            let scalar = |v: &Value| v.is_string() || v.is_boolean() || v.is_number();
+            let ok = match values {
+                Value::Array(list) => !list.is_empty() && list.iter().all(scalar),
+                other => scalar(other),
+            };
+            if !ok {
+                return Err(syntax_error());
+            }
+        }
+    }
+    Ok(operators.clone())
+}
+
+// === impl Principals ===
+
+impl Principals {
+    fn parse(value: &Value) -> Result<Self> {
+        match value {
+            Value::String(s) if s == "*" => Ok(Self { anyone: true, ..Self::default() }),
+            Value::Object(map) if !map.is_empty() => {
+                let mut p = Self::default();
+                for (kind, ids) in map {
+                    let ids = string_list(ids)?;
+                    match kind.as_str() {
+                        "AWS" => {
+                            if ids.iter().any(|i| i == "*") {
+                                p.anyone = true;
+                            }
+                            p.aws.extend(ids);
+                        }
+                        "Service" => {
+                            for id in &ids {
+                                if id.is_empty() || id.contains(char::is_whitespace) || !id.contains('.') {
+                                    return Err(Error::malformed_policy(format!(
+                                        "Invalid principal in policy: \"SERVICE\":\"{id}\""
+                                    )));
+                                }
+                            }
+                            p.service.extend(ids);
+                        }
+                        "Federated" => p.federated.extend(ids),
+                        "CanonicalUser" => p.canonical_user.extend(ids),
+                        _ => return Err(Error::malformed_policy("Invalid principal in policy")),
+                    }
+                }
+                Ok(p)
+            }
+            _ => Err(Error::malformed_policy("Invalid principal in policy")),
+        }
+    }
+}
+
+// === impl Patterns ===
+
+impl Patterns {
+    pub fn patterns(&self) -> &[String] {
+        match self {
+            Self::Only(p) | Self::AllBut(p) => p,
+        }
+    }
+
+    /// Whether an action (`service:Name`) matches: action names are case-insensitive.
+    pub fn matches_action(&self, action: &str) -> bool {
+        let any = self.patterns().iter().any(|p| wildcard_match(p, action, true));
+        match self {
+            Self::Only(_) => any,
+            Self::AllBut(_) => !any,
+        }
+    }
+
+    /// Whether a resource ARN matches: ARNs are case-sensitive.
+    pub fn matches_resource(&self, arn: &str) -> bool {
+        let any = self.patterns().iter().any(|p| wildcard_match(p, arn, false));
+        match self {
+            Self::Only(_) => any,
+            Self::AllBut(_) => !any,
+        }
+    }
+}
+
+/// IAM's wildcard match: `*` is any run of characters, `?` any one character.
+pub fn wildcard_match(pattern: &str, value: &str, ignore_case: bool) -> bool {
+    let eq = |a: char, b: char| if ignore_case { a.eq_ignore_ascii_case(&b) } else { a == b };
+    let p: Vec<char> = pattern.chars().collect();
+    let v: Vec<char> = value.chars().collect();
+    let (mut pi, mut vi) = (0, 0);
+    let mut star: Option<(usize, usize)> = None;
+    while vi < v.len() {
+        if pi < p.len() && (p[pi] == '?' || (p[pi] != '*' && eq(p[pi], v[vi]))) {
+            pi += 1;
+            vi += 1;
+        } else if pi < p.len() && p[pi] == '*' {
+            star = Some((pi, vi));
+            pi += 1;
+        } else if let Some((sp, sv)) = star {
+            pi = sp + 1;
+            vi = sv + 1;
+            star = Some((sp, sv + 1));
+        } else {
+            return false;
+        }
+    }
+    p[pi..].iter().all(|c| *c == '*')
+}
+
+#[cfg(test)]
+mod tests;

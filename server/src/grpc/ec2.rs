@@ -1,0 +1,248 @@
+//! The Ec2 service.
+
+use std::{pin::Pin, sync::Arc};
+
+use rolecall_api::{self as pb, ec2_server};
+use tokio_stream::Stream;
+use tonic::{Request, Response, Status};
+
+use super::{convert, error::reply};
+use crate::{
+    catalog::{Catalog, InstanceFilter, Launch, ProfileRef},
+    domain::{Error, Result},
+    telemetry::Metrics,
+};
+
+/// Instances per RunInstances response message: ~0.5 MB, well under gRPC's 4 MiB default.
+const LAUNCH_PAGE: usize = 1000;
+
+pub struct Ec2Service {
+    catalog: Arc<Catalog>,
+    metrics: Metrics,
+}
+
+impl Ec2Service {
+    pub fn new(catalog: Arc<Catalog>, metrics: Metrics) -> Self {
+        Self { catalog, metrics }
+    }
+
+    fn done<T>(&self, result: Result<T>) -> Result<Response<T>, Status> {
+        reply(&self.metrics, result)
+    }
+}
+
+type Answer<T> = Result<Response<T>, Status>;
+
+fn profile_ref(spec: Option<pb::IamInstanceProfileSpecification>) -> Option<ProfileRef> {
+    spec.map(|s| ProfileRef { arn: s.arn, name: s.name })
+}
+
+fn required_profile(spec: Option<pb::IamInstanceProfileSpecification>) -> Result<ProfileRef> {
+    profile_ref(spec).ok_or_else(|| {
+        Error::new(
+            crate::domain::ErrorCode::MissingParameter,
+            "The request must contain the parameter IamInstanceProfile",
+        )
+    })
+}
+
+/// DescribeInstances' filters rolecall understands.
+fn instance_filter(ids: Vec<String>, filters: Vec<pb::Filter>) -> Result<InstanceFilter> {
+    let mut f = InstanceFilter { instance_ids: ids, ..InstanceFilter::default() };
+    for filter in filters {
+        match filter.name.as_str() {
+            "instance-id" => f.instance_ids.extend(filter.values),
+            "instance-state-name" => f.states.extend(filter.values),
+            "iam-instance-profile.arn" => f.profile_arns.extend(filter.values),
+            other => {
+                return Err(Error::invalid_parameter(format!("The filter '{other}' is invalid")));
+            }
+        }
+    }
+    Ok(f)
+}
+
+#[tonic::async_trait]
+impl ec2_server::Ec2 for Ec2Service {
+    type RunInstancesStream = Pin<Box<dyn Stream<Item = Result<pb::RunInstancesResponse, Status>> + Send>>;
+
+    async fn run_instances(&self, req: Request<pb::RunInstancesRequest>) -> Answer<Self::RunInstancesStream> {
+        let r = req.into_inner();
+        let options = r.metadata_options.unwrap_or_default();
+        let launch = Launch {
+            image_id: r.image_id,
+            instance_type: r.instance_type,
+            min_count: r.min_count,
+            max_count: r.max_count,
+            profile: profile_ref(r.iam_instance_profile),
+            key_name: r.key_name,
+            security_group_ids: r.security_group_ids,
+            subnet_id: r.subnet_id,
+            user_data: r.user_data,
+            http_tokens: options.http_tokens,
+            hop_limit: options.http_put_response_hop_limit,
+            http_endpoint: options.http_endpoint,
+        };
+        let result = self.catalog.run_instances(launch).await;
+        if let Ok((_, launched)) = &result {
+            self.metrics.instances_launched.inc_by(launched.len() as u64);
+        }
+        self.done(result.map(|(reservation_id, launched)| {
+            let pages: Vec<Result<pb::RunInstancesResponse, Status>> = launched
+                .chunks(LAUNCH_PAGE)
+                .map(|chunk| {
+                    Ok(pb::RunInstancesResponse {
+                        reservation_id: reservation_id.clone(),
+                        instances: chunk
+                            .iter()
+                            .map(|(i, key)| pb::LaunchedInstance {
+                                instance: Some(convert::instance(i)),
+                                instance_key: key.clone(),
+                            })
+                            .collect(),
+                    })
+                })
+                .collect();
+            Box::pin(tokio_stream::iter(pages)) as Self::RunInstancesStream
+        }))
+    }
+
+    async fn describe_instances(
+        &self,
+        req: Request<pb::DescribeInstancesRequest>,
+    ) -> Answer<pb::DescribeInstancesResponse> {
+        let r = req.into_inner();
+        let res = match instance_filter(r.instance_ids, r.filters) {
+            Ok(f) => self.catalog.describe_instances(&f, &r.next_token, r.max_results).await,
+            Err(e) => Err(e),
+        };
+        self.done(res.map(|page| pb::DescribeInstancesResponse {
+            instances: page.items.iter().map(convert::instance).collect(),
+            next_token: page.next_marker.unwrap_or_default(),
+        }))
+    }
+
+    async fn terminate_instances(
+        &self,
+        req: Request<pb::TerminateInstancesRequest>,
+    ) -> Answer<pb::TerminateInstancesResponse> {
+        let res = self.catalog.terminate_instances(&req.into_inner().instance_ids).await;
+        self.done(res.map(|changes| {
+            pb::TerminateInstancesResponse {
+                terminating_instances: changes
+                    .into_iter()
+                    .map(|(instance_id, previous, current)| pb::InstanceStateChange {
+                        instance_id,
+                        current_state: Some(convert::state(current)),
+                        previous_state: Some(convert::state(previous)),
+                    })
+                    .collect(),
+            }
+        }))
+    }
+
+    async fn associate_iam_instance_profile(
+        &self,
+        req: Request<pb::AssociateIamInstanceProfileRequest>,
+    ) -> Answer<pb::AssociateIamInstanceProfileResponse> {
+        let r = req.into_inner();
+        let res = match required_profile(r.iam_instance_profile) {
+            Ok(spec) => self.catalog.associate_iam_instance_profile(&r.instance_id, &spec).await,
+            Err(e) => Err(e),
+        };
+        self.done(res.map(|(i, a)| pb::AssociateIamInstanceProfileResponse {
+            iam_instance_profile_association: Some(convert::association(&i.instance_id, &a, "associating")),
+        }))
+    }
+
+    async fn replace_iam_instance_profile_association(
+        &self,
+        req: Request<pb::ReplaceIamInstanceProfileAssociationRequest>,
+    ) -> Answer<pb::ReplaceIamInstanceProfileAssociationResponse> {
+        let r = req.into_inner();
+        let res = match required_profile(r.iam_instance_profile) {
+            Ok(spec) => self.catalog.replace_iam_instance_profile_association(&r.association_id, &spec).await,
+            Err(e) => Err(e),
+        };
+        self.done(res.map(|(i, a)| pb::ReplaceIamInstanceProfileAssociationResponse {
+            iam_instance_profile_association: Some(convert::association(&i.instance_id, &a, "associating")),
+        }))
+    }
+
+    async fn disassociate_iam_instance_profile(
+        &self,
+        req: Request<pb::DisassociateIamInstanceProfileRequest>,
+    ) -> Answer<pb::DisassociateIamInstanceProfileResponse> {
+        let res = self.catalog.disassociate_iam_instance_profile(&req.into_inner().association_id).await;
+        self.done(res.map(|(i, a)| pb::DisassociateIamInstanceProfileResponse {
+            iam_instance_profile_association: Some(convert::association(
+                &i.instance_id,
+                &a,
+                "disassociating",
+            )),
+        }))
+    }
+
+    async fn describe_iam_instance_profile_associations(
+        &self,
+        req: Request<pb::DescribeIamInstanceProfileAssociationsRequest>,
+    ) -> Answer<pb::DescribeIamInstanceProfileAssociationsResponse> {
+        let r = req.into_inner();
+        let mut instance_ids = Vec::new();
+        let mut bad_filter = None;
+        for f in r.filters {
+            match f.name.as_str() {
+                "instance-id" => instance_ids.extend(f.values),
+                // Every association rolecall keeps is applied at once: "associated".
+                "state" if f.values.iter().any(|v| v == "associated") => {}
+                "state" => instance_ids.push(String::from("\u{0}none")),
+                other => {
+                    bad_filter = Some(Error::invalid_parameter(format!("The filter '{other}' is invalid")))
+                }
+            }
+        }
+        let res = match bad_filter {
+            Some(e) => Err(e),
+            None => {
+                self.catalog
+                    .describe_iam_instance_profile_associations(
+                        &r.association_ids,
+                        &instance_ids,
+                        &r.next_token,
+                        r.max_results,
+                    )
+                    .await
+            }
+        };
+        self.done(res.map(|page| {
+            pb::DescribeIamInstanceProfileAssociationsResponse {
+                iam_instance_profile_associations: page
+                    .items
+                    .iter()
+                    .map(|(instance_id, a)| convert::association(instance_id, a, "associated"))
+                    .collect(),
+                next_token: page.next_marker.unwrap_or_default(),
+            }
+        }))
+    }
+
+    async fn modify_instance_metadata_options(
+        &self,
+        req: Request<pb::ModifyInstanceMetadataOptionsRequest>,
+    ) -> Answer<pb::ModifyInstanceMetadataOptionsResponse> {
+        let r = req.into_inner();
+        let res = self
+            .catalog
+            .modify_instance_metadata_options(
+                &r.instance_id,
+                &r.http_tokens,
+                r.http_put_response_hop_limit,
+                &r.http_endpoint,
+            )
+            .await;
+        self.done(res.map(|o| pb::ModifyInstanceMetadataOptionsResponse {
+            instance_id: r.instance_id,
+            instance_metadata_options: Some(convert::metadata_options(&o)),
+        }))
+    }
+}

@@ -1,0 +1,62 @@
+//! gRPC adapters: one per service (protobuf -> domain -> protobuf), the error table, and
+//! the routes with health and reflection.
+
+mod convert;
+mod ec2;
+pub mod error;
+mod iam;
+mod imds;
+#[cfg(debug_assertions)]
+mod test_control;
+
+use rolecall_api::{
+    ec2_server::Ec2Server, iam_server::IamServer, instance_metadata_server::InstanceMetadataServer,
+};
+use tonic::service::Routes;
+
+use crate::App;
+
+/// Every service rolecall serves over gRPC, plus grpc.health.v1 and server reflection so
+/// that grpcurl and any gRPC client can discover the API.
+pub async fn routes(app: &App) -> Result<Routes, tonic_reflection::server::Error> {
+    let limit = app.config.server.max_message_bytes;
+    let (health, health_service) = tonic_health::server::health_reporter();
+    health.set_serving::<IamServer<iam::IamService>>().await;
+    health.set_serving::<Ec2Server<ec2::Ec2Service>>().await;
+    health.set_serving::<InstanceMetadataServer<imds::ImdsService>>().await;
+    let reflection = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(rolecall_api::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()?;
+    let routes = Routes::new(health_service)
+        .add_service(reflection)
+        .add_service(
+            IamServer::new(iam::IamService::new(app.catalog.clone(), app.metrics.clone()))
+                .max_decoding_message_size(limit),
+        )
+        .add_service(
+            Ec2Server::new(ec2::Ec2Service::new(app.catalog.clone(), app.metrics.clone()))
+                .max_decoding_message_size(limit),
+        )
+        .add_service(
+            InstanceMetadataServer::new(imds::ImdsService::new(app.imds.clone(), app.metrics.clone()))
+                .max_decoding_message_size(limit),
+        );
+    Ok(with_test_control(app, routes))
+}
+
+#[cfg(debug_assertions)]
+fn with_test_control(app: &App, routes: Routes) -> Routes {
+    if app.config.simulation.manual_clock {
+        routes.add_service(rolecall_api::test_control_server::TestControlServer::new(
+            test_control::TestControlService::new(app.clock.clone()),
+        ))
+    } else {
+        routes
+    }
+}
+
+#[cfg(not(debug_assertions))]
+fn with_test_control(_: &App, routes: Routes) -> Routes {
+    routes
+}

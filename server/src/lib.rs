@@ -1,0 +1,213 @@
+//! rolecall: what AWS gives an EC2 instance with an IAM role, for a fleet of instances.
+//!
+//! # Layout
+//! - [`domain`]: pure logic (no transport): ids and ARNs, validation, the policy language,
+//!   the key ring, sealed credentials, IMDS tokens, the clock.
+//! - [`store`]: the `Store` trait (transactional, revisioned key-value) and its backends.
+//! - [`catalog`]: IAM and EC2 state and their rules, over a `Store`.
+//! - [`cache`]: the issued-credentials cache (moka) with single-flight issuance.
+//! - [`metadata`]: the instance metadata service: who is asking, and their credentials.
+//! - [`grpc`]: the gRPC adapters and the one error-to-status table.
+//! - [`config`], [`telemetry`]: configuration, logging and counters.
+//! - [`run`]: serves everything on the given listeners until `shutdown` resolves.
+
+#![forbid(unsafe_code)]
+
+pub mod cache;
+pub mod catalog;
+pub mod config;
+pub mod domain;
+pub mod grpc;
+pub mod metadata;
+pub mod store;
+pub mod telemetry;
+#[cfg(any(test, feature = "test-util"))]
+pub mod test_util;
+
+use std::{future::Future, sync::Arc, time::Duration};
+
+use tokio::net::TcpListener;
+use tower::ServiceBuilder;
+use tower_http::trace::TraceLayer;
+
+use crate::{
+    catalog::{Catalog, Settings},
+    config::Config,
+    domain::{
+        clock::{Clock, SystemClock},
+        keyring::KeyRing,
+    },
+    metadata::{InstanceMetadata, MetadataSettings},
+    store::MemoryStore,
+    telemetry::Metrics,
+};
+
+/// The sockets the server answers on, bound by the caller (so tests can bind port 0).
+pub struct Listeners {
+    pub grpc: TcpListener,
+    pub metrics: Option<TcpListener>,
+}
+
+/// The assembled service: state, keys, caches and counters.
+pub struct App {
+    pub config: Config,
+    pub clock: Arc<SystemClock>,
+    pub catalog: Arc<Catalog>,
+    pub imds: Arc<InstanceMetadata>,
+    pub key_ring: Arc<KeyRing>,
+    pub metrics: Metrics,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error(transparent)]
+    Config(#[from] config::ConfigError),
+    #[error("tls: {0}")]
+    Tls(String),
+    #[error("reflection: {0}")]
+    Reflection(#[from] tonic_reflection::server::Error),
+    #[error("grpc server: {0}")]
+    Transport(#[from] tonic::transport::Error),
+    #[error("metrics server: {0}")]
+    Metrics(std::io::Error),
+}
+
+// === impl App ===
+
+impl App {
+    /// Builds the service from a validated configuration, with the in-memory store.
+    pub fn new(config: Config) -> Result<Self, ServeError> {
+        config.validate()?;
+        let clock = Arc::new(SystemClock::default());
+        let dyn_clock: Arc<dyn Clock> = clock.clone();
+        let metrics = Metrics::default();
+        let settings = Settings {
+            account_id: config.account_id.clone(),
+            region: config.region.clone(),
+            limits: config.limits.clone(),
+            default_http_tokens_required: config.instances.http_tokens == "required",
+            default_hop_limit: config.instances.http_put_response_hop_limit,
+        };
+        let catalog = Arc::new(Catalog::new(Arc::new(MemoryStore::default()), dyn_clock.clone(), settings));
+        let key_ring = Arc::new(KeyRing::new(config.key_ring_policy(), clock.unix()));
+        let imds = Arc::new(InstanceMetadata::new(
+            catalog.clone(),
+            key_ring.clone(),
+            dyn_clock,
+            metrics.clone(),
+            MetadataSettings {
+                schedule: config.rotation_schedule(),
+                cache_capacity: config.credentials.cache_capacity,
+                trust_claimed_instance_id: config.simulation.trust_claimed_instance_id,
+            },
+        ));
+        Ok(Self { config, clock, catalog, imds, key_ring, metrics })
+    }
+}
+
+/// Serves gRPC (and the metrics endpoint) until `shutdown` resolves, then drains in-flight
+/// requests for up to the configured grace period.
+pub async fn run(
+    config: Config,
+    listeners: Listeners,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServeError> {
+    let app = App::new(config)?;
+    serve(app, listeners, shutdown).await
+}
+
+/// Like [`run`] for an already assembled [`App`].
+pub async fn serve(
+    app: App,
+    listeners: Listeners,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServeError> {
+    let config = app.config.clone();
+    for setting in config.simulation_settings() {
+        tracing::warn!("SIMULATION setting on: {setting}");
+    }
+    let routes = grpc::routes(&app).await?;
+
+    let mut builder = tonic::transport::Server::builder()
+        // Each request has a deadline: a stuck call must not hold a concurrency slot forever
+        // (answers CANCELLED; a shorter grpc-timeout from the client wins).
+        .timeout(Duration::from_millis(config.server.request_timeout_ms));
+    if let Some(tls) = &config.tls {
+        builder = builder.tls_config(tls_config(tls)?)?;
+    }
+    let layers = ServiceBuilder::new()
+        // One span per request, so every log line names the RPC it belongs to.
+        .layer(TraceLayer::new_for_grpc())
+        // Past the concurrency limit, answer at once (RESOURCE_EXHAUSTED) rather than queue
+        // without bound: callers retry with backoff, latency of admitted requests holds.
+        .load_shed()
+        // Bounds the requests in flight across all connections (memory and latency).
+        .concurrency_limit(config.server.concurrency_limit)
+        .into_inner();
+    let router = builder.layer(layers).add_routes(routes);
+
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        shutdown.await;
+        let _ = stop_tx.send(true);
+    });
+
+    if let Some(listener) = listeners.metrics {
+        let metrics = app.metrics.clone();
+        let mut stop = stop_rx.clone();
+        let addr = listener.local_addr().map_err(ServeError::Metrics)?;
+        tracing::info!(%addr, "metrics endpoint listening (GET /metrics)");
+        let router = axum::Router::new().route(
+            "/metrics",
+            axum::routing::get(move || {
+                let metrics = metrics.clone();
+                async move {
+                    (
+                        [(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+                        metrics.encode(),
+                    )
+                }
+            }),
+        );
+        tokio::spawn(async move {
+            let served = axum::serve(listener, router).with_graceful_shutdown(async move {
+                let _ = stop.wait_for(|s| *s).await;
+            });
+            if let Err(e) = served.await {
+                tracing::error!(error = %e, "metrics endpoint failed");
+            }
+        });
+    }
+
+    let addr = listeners.grpc.local_addr().map_err(ServeError::Metrics)?;
+    tracing::info!(%addr, tls = config.tls.is_some(), "rolecall gRPC listening");
+    // tonic's serve_with_incoming* does not set TCP_NODELAY: without it every small RPC
+    // waits on Nagle's algorithm (~40 ms).
+    let incoming = tonic::transport::server::TcpIncoming::from(listeners.grpc).with_nodelay(Some(true));
+    let mut drain = stop_rx.clone();
+    let serving = router.serve_with_incoming_shutdown(incoming, async move {
+        let _ = drain.wait_for(|s| *s).await;
+    });
+    let grace = Duration::from_millis(config.server.shutdown_grace_ms);
+    let mut stopped = stop_rx;
+    tokio::select! {
+        result = serving => result?,
+        () = async move {
+            let _ = stopped.wait_for(|s| *s).await;
+            tokio::time::sleep(grace).await;
+        } => tracing::warn!("shutdown grace period over; in-flight requests abandoned"),
+    }
+    tracing::info!("rolecall stopped");
+    Ok(())
+}
+
+fn tls_config(tls: &config::TlsConfig) -> Result<tonic::transport::ServerTlsConfig, ServeError> {
+    let read =
+        |p: &std::path::Path| std::fs::read(p).map_err(|e| ServeError::Tls(format!("{}: {e}", p.display())));
+    let identity = tonic::transport::Identity::from_pem(read(&tls.cert)?, read(&tls.key)?);
+    let mut cfg = tonic::transport::ServerTlsConfig::new().identity(identity);
+    if let Some(ca) = &tls.client_ca {
+        cfg = cfg.client_ca_root(tonic::transport::Certificate::from_pem(read(ca)?));
+    }
+    Ok(cfg)
+}

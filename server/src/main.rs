@@ -1,0 +1,173 @@
+//! `rolecall`: `rolecall serve` runs the service; the other subcommands are an operator's
+//! client for it, named like the aws CLI (`rolecall iam create-role ...`).
+
+#![forbid(unsafe_code)]
+
+mod cli;
+
+use std::{net::SocketAddr, path::PathBuf, process::ExitCode};
+
+use clap::{Args, Parser, Subcommand};
+use rolecall_server::{Listeners, config::Config, telemetry};
+use tokio::net::TcpListener;
+
+#[derive(Parser)]
+#[command(
+    name = "rolecall",
+    version,
+    about = "IAM roles, instance profiles and instance metadata for a fleet"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the service.
+    Serve(ServeArgs),
+    /// IAM operations (roles, policies, instance profiles, users, access keys).
+    Iam(cli::ClientArgs<cli::IamCommand>),
+    /// EC2 operations (instances and their instance profile).
+    Ec2(cli::ClientArgs<cli::Ec2Command>),
+    /// The instance metadata service, as an agent on an instance sees it.
+    Imds(cli::ClientArgs<cli::ImdsCommand>),
+}
+
+/// Flags override the config file; each also reads its ROLECALL_* environment variable.
+#[derive(Args)]
+struct ServeArgs {
+    /// A TOML file of settings (see docs/configuration.md).
+    #[arg(long, env = "ROLECALL_CONFIG")]
+    config: Option<PathBuf>,
+    /// gRPC address [default: 127.0.0.1:50051].
+    #[arg(long, env = "ROLECALL_LISTEN")]
+    listen: Option<SocketAddr>,
+    /// Prometheus text endpoint address, or "none" [default: 127.0.0.1:9464].
+    #[arg(long, env = "ROLECALL_METRICS_LISTEN")]
+    metrics_listen: Option<String>,
+    #[arg(long, env = "ROLECALL_ACCOUNT_ID")]
+    account_id: Option<String>,
+    #[arg(long, env = "ROLECALL_REGION")]
+    region: Option<String>,
+    /// TLS certificate chain (PEM); with --tls-key.
+    #[arg(long, env = "ROLECALL_TLS_CERT", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    #[arg(long, env = "ROLECALL_TLS_KEY", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// Require client certificates from this CA (mutual TLS).
+    #[arg(long, env = "ROLECALL_TLS_CLIENT_CA", requires = "tls_cert")]
+    tls_client_ca: Option<PathBuf>,
+    /// Allow plaintext on a non-loopback address.
+    #[arg(long, env = "ROLECALL_ALLOW_INSECURE_PLAINTEXT")]
+    allow_insecure_plaintext: bool,
+    /// Lifetime of instance credentials in seconds [default: 21600].
+    #[arg(long, env = "ROLECALL_CREDENTIAL_LIFETIME_SECS")]
+    credential_lifetime_secs: Option<i64>,
+    /// Age in seconds at which instance credentials rotate [default: 3600].
+    #[arg(long, env = "ROLECALL_CREDENTIAL_ROTATE_AFTER_SECS")]
+    credential_rotate_after_secs: Option<i64>,
+    /// Simulation: allow credential lifetimes below the SDKs' refresh windows.
+    #[arg(long, env = "ROLECALL_SIMULATION_SHORT_CREDENTIALS")]
+    simulation_short_credentials: bool,
+    /// Simulation: GetToken trusts a claimed instance id without its instance key.
+    #[arg(long, env = "ROLECALL_SIMULATION_TRUST_CLAIMED_INSTANCE_ID")]
+    simulation_trust_claimed_instance_id: bool,
+    /// Simulation (debug builds): serve TestControl.AdvanceClock.
+    #[arg(long, env = "ROLECALL_SIMULATION_MANUAL_CLOCK")]
+    simulation_manual_clock: bool,
+}
+
+impl ServeArgs {
+    fn config(self) -> Result<Config, String> {
+        let mut c = match &self.config {
+            Some(path) => Config::from_file(path).map_err(|e| e.to_string())?,
+            None => Config::default(),
+        };
+        if let Some(v) = self.listen {
+            c.listen = v;
+        }
+        match self.metrics_listen.as_deref() {
+            None => {}
+            Some("none") => c.metrics_listen = None,
+            Some(a) => c.metrics_listen = Some(a.parse().map_err(|e| format!("--metrics-listen {a}: {e}"))?),
+        }
+        if let Some(v) = self.account_id {
+            c.account_id = v;
+        }
+        if let Some(v) = self.region {
+            c.region = v;
+        }
+        if let (Some(cert), Some(key)) = (self.tls_cert, self.tls_key) {
+            c.tls = Some(rolecall_server::config::TlsConfig { cert, key, client_ca: self.tls_client_ca });
+        }
+        c.allow_insecure_plaintext |= self.allow_insecure_plaintext;
+        if let Some(v) = self.credential_lifetime_secs {
+            c.credentials.lifetime_secs = v;
+        }
+        if let Some(v) = self.credential_rotate_after_secs {
+            c.credentials.rotate_after_secs = v;
+        }
+        c.simulation.short_credentials |= self.simulation_short_credentials;
+        c.simulation.trust_claimed_instance_id |= self.simulation_trust_claimed_instance_id;
+        c.simulation.manual_clock |= self.simulation_manual_clock;
+        Ok(c)
+    }
+}
+
+async fn serve(args: ServeArgs) -> Result<(), String> {
+    let config = args.config()?;
+    config.validate().map_err(|e| e.to_string())?;
+    let grpc = TcpListener::bind(config.listen).await.map_err(|e| format!("bind {}: {e}", config.listen))?;
+    let metrics = match config.metrics_listen {
+        Some(addr) => Some(TcpListener::bind(addr).await.map_err(|e| format!("bind {addr}: {e}"))?),
+        None => None,
+    };
+    rolecall_server::run(config, Listeners { grpc, metrics }, shutdown_signal())
+        .await
+        .map_err(|e| e.to_string())
+}
+
+/// SIGTERM or ctrl-c.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+    tracing::info!("shutdown signal received; draining");
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Serve(args) => {
+            telemetry::init_logging();
+            serve(args).await
+        }
+        Command::Iam(args) => cli::iam(args).await,
+        Command::Ec2(args) => cli::ec2(args).await,
+        Command::Imds(args) => cli::imds(args).await,
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("rolecall: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}

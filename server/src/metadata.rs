@@ -1,0 +1,385 @@
+//! The instance metadata service, seen from the instance: who is asking (a session token
+//! or, where IMDSv1 is allowed, the instance key), and what it may read: its role's
+//! current credentials, iam/info and the meta-data tree.
+
+use std::{collections::BTreeMap, sync::Arc, time::Duration};
+
+use subtle::ConstantTimeEq;
+
+use crate::{
+    cache::{CredentialCache, CredentialKey, IssuedCredentials, Lookup},
+    catalog::Catalog,
+    domain::{
+        Error, ErrorCode, Result,
+        clock::{Clock, iso8601},
+        credentials::{RotationSchedule, SessionClaims, TemporaryCredentials},
+        ids::arn,
+        imds_token,
+        keyring::KeyRing,
+        model::{Association, HttpTokens, Instance, InstanceState, Role, Secret},
+        policy::{EC2_SERVICE, PolicyDocument, PolicyType},
+    },
+    telemetry::Metrics,
+};
+
+/// How an instance proves who it is.
+#[derive(Clone)]
+pub enum Caller {
+    /// IMDSv2: a session token from [`InstanceMetadata::get_token`].
+    Token(String),
+    /// IMDSv1 (only where the instance's HttpTokens is optional): the instance key.
+    InstanceKey {
+        instance_id: String,
+        instance_key: String,
+    },
+    Anonymous,
+}
+
+/// The credentials document: AWS answers 200 with a Code either way.
+#[derive(Debug)]
+pub enum CredentialsDocument {
+    Success {
+        credentials: Arc<IssuedCredentials>,
+        account_id: String,
+    },
+    /// The role does not trust ec2.amazonaws.com (Code AssumeRoleUnauthorizedAccess).
+    Unauthorized {
+        message: String,
+        last_updated: i64,
+    },
+}
+
+/// iam/info.
+#[derive(Clone, Debug)]
+pub struct IamInfo {
+    pub last_updated: i64,
+    pub instance_profile_arn: String,
+    pub instance_profile_id: String,
+}
+
+/// What the service needs to know beyond the catalog.
+#[derive(Clone, Debug)]
+pub struct MetadataSettings {
+    pub schedule: RotationSchedule,
+    pub cache_capacity: u64,
+    /// Simulation only: GetToken believes the instance id without its key.
+    pub trust_claimed_instance_id: bool,
+}
+
+pub struct InstanceMetadata {
+    catalog: Arc<Catalog>,
+    ring: Arc<KeyRing>,
+    clock: Arc<dyn Clock>,
+    cache: CredentialCache,
+    metrics: Metrics,
+    settings: MetadataSettings,
+}
+
+fn unauthorized() -> Error {
+    Error::new(
+        ErrorCode::Unauthorized,
+        "Unauthorized: a valid IMDSv2 session token for this instance is required",
+    )
+}
+
+fn not_found() -> Error {
+    Error::new(ErrorCode::NotFound, "Not Found")
+}
+
+// === impl InstanceMetadata ===
+
+impl InstanceMetadata {
+    pub fn new(
+        catalog: Arc<Catalog>,
+        ring: Arc<KeyRing>,
+        clock: Arc<dyn Clock>,
+        metrics: Metrics,
+        settings: MetadataSettings,
+    ) -> Self {
+        let ttl = Duration::from_secs(settings.schedule.lifetime_secs.max(1) as u64);
+        let cache = CredentialCache::new(settings.cache_capacity, ttl);
+        Self { catalog, ring, clock, cache, metrics, settings }
+    }
+
+    pub fn cache(&self) -> &CredentialCache {
+        &self.cache
+    }
+
+    /// PUT /latest/api/token: a session token bound to this instance for `ttl_seconds`.
+    pub async fn get_token(&self, instance_id: &str, instance_key: &str, ttl_seconds: i64) -> Result<String> {
+        if !imds_token::TTL_RANGE.contains(&ttl_seconds) {
+            return Err(Error::new(
+                ErrorCode::BadRequest,
+                "X-aws-ec2-metadata-token-ttl-seconds must be between 1 and 21600",
+            ));
+        }
+        let instance = self.authenticate(instance_id, instance_key).await?;
+        let token = imds_token::issue(&self.ring, &instance.instance_id, self.clock.unix() + ttl_seconds)?;
+        self.metrics.imds_tokens_issued.inc();
+        Ok(token)
+    }
+
+    /// The running instance whose key this is.
+    async fn authenticate(&self, instance_id: &str, instance_key: &str) -> Result<Instance> {
+        let instance = self.catalog.find_instance(instance_id).await?.ok_or_else(unauthorized)?;
+        if !self.settings.trust_claimed_instance_id {
+            let presented = crate::catalog::instance_key_digest(instance_key);
+            if !bool::from(presented.as_bytes().ct_eq(instance.instance_key_sha256.as_bytes())) {
+                return Err(unauthorized());
+            }
+        }
+        usable(instance)
+    }
+
+    /// The instance asking, checked against its metadata options.
+    async fn instance(&self, caller: &Caller) -> Result<Instance> {
+        match caller {
+            Caller::Token(token) => {
+                let id =
+                    imds_token::verify(&self.ring, token, self.clock.unix())?.ok_or_else(unauthorized)?;
+                let instance = self.catalog.find_instance(&id).await?.ok_or_else(unauthorized)?;
+                usable(instance)
+            }
+            Caller::InstanceKey { instance_id, instance_key } => {
+                let instance = self.authenticate(instance_id, instance_key).await?;
+                if instance.metadata_options.http_tokens == HttpTokens::Required {
+                    return Err(unauthorized());
+                }
+                Ok(instance)
+            }
+            Caller::Anonymous => Err(unauthorized()),
+        }
+    }
+
+    /// The association and role behind an instance, if it has a role.
+    async fn role_of(&self, instance: &Instance) -> Result<Option<(Association, Role)>> {
+        let Some(association) = &instance.association else { return Ok(None) };
+        let Some(profile) = self.catalog.find_instance_profile(&association.instance_profile_name).await?
+        else {
+            return Ok(None);
+        };
+        if profile.instance_profile_id != association.instance_profile_id {
+            return Ok(None); // deleted and re-created: not the profile that was associated
+        }
+        let Some(role_name) = profile.roles.first() else { return Ok(None) };
+        Ok(self.catalog.find_role(role_name).await?.map(|r| (association.clone(), r)))
+    }
+
+    /// iam/security-credentials/: the role's name (NotFound without one).
+    pub async fn role_name(&self, caller: &Caller) -> Result<String> {
+        let instance = self.instance(caller).await?;
+        let (_, role) = self.role_of(&instance).await?.ok_or_else(not_found)?;
+        Ok(role.role_name)
+    }
+
+    /// iam/security-credentials/ROLE: the current credentials, issued at most once per
+    /// rotation however many callers ask together.
+    pub async fn credentials(&self, caller: &Caller, role_name: &str) -> Result<CredentialsDocument> {
+        let instance = self.instance(caller).await?;
+        let (association, role) = self.role_of(&instance).await?.ok_or_else(not_found)?;
+        if role.role_name != role_name {
+            return Err(not_found());
+        }
+        let now = self.clock.unix();
+        let trusted = PolicyDocument::parse(&role.assume_role_policy_document, PolicyType::Trust)
+            .is_ok_and(|doc| doc.trusts_service(EC2_SERVICE));
+        if !trusted {
+            return Ok(CredentialsDocument::Unauthorized {
+                message: format!("EC2 cannot assume the role {}.", role.role_name),
+                last_updated: now,
+            });
+        }
+        let key = CredentialKey {
+            instance_id: instance.instance_id.as_str().into(),
+            association_id: association.association_id.as_str().into(),
+            role_id: role.role_id.as_str().into(),
+        };
+        let (credentials, lookup) =
+            self.cache.get_or_issue(key, now, || async { self.issue(&instance, &role, now) }).await?;
+        match lookup {
+            Lookup::Hit => self.metrics.credential_cache_hits.inc(),
+            Lookup::Issued => self.metrics.credential_cache_misses.inc(),
+        };
+        Ok(CredentialsDocument::Success { credentials, account_id: self.catalog.account_id().to_string() })
+    }
+
+    fn issue(&self, instance: &Instance, role: &Role, now: i64) -> Result<IssuedCredentials> {
+        let schedule = self.settings.schedule;
+        let expires_at = now + schedule.lifetime_secs;
+        let account = self.catalog.account_id();
+        let claims = SessionClaims {
+            access_key_id: String::new(),
+            secret_access_key: Secret(String::new()),
+            account_id: account.to_string(),
+            principal_arn: arn::assumed_role(account, &role.role_name, &instance.instance_id),
+            role_arn: role.arn.clone(),
+            role_id: role.role_id.clone(),
+            session_name: instance.instance_id.clone(),
+            instance_id: Some(instance.instance_id.clone()),
+            issued_at: now,
+            expires_at,
+        };
+        self.ring.maintain(now)?;
+        let credentials = TemporaryCredentials::issue(&self.ring, claims)?;
+        self.metrics.credentials_issued.inc();
+        tracing::debug!(instance_id = %instance.instance_id, role = %role.role_name, access_key_id = %credentials.access_key_id, "issued credentials");
+        Ok(IssuedCredentials {
+            credentials,
+            rotate_at: schedule.rotate_at(now, expires_at, &instance.instance_id),
+        })
+    }
+
+    /// iam/info (NotFound without a role).
+    pub async fn iam_info(&self, caller: &Caller) -> Result<IamInfo> {
+        let instance = self.instance(caller).await?;
+        let (association, _) = self.role_of(&instance).await?.ok_or_else(not_found)?;
+        Ok(IamInfo {
+            last_updated: association.timestamp,
+            instance_profile_arn: association.instance_profile_arn,
+            instance_profile_id: association.instance_profile_id,
+        })
+    }
+
+    /// Any path of the meta-data tree: a value, or a directory listing (one entry a line,
+    /// sub-directories ending in `/`).
+    pub async fn metadata(&self, caller: &Caller, path: &str) -> Result<String> {
+        let instance = self.instance(caller).await?;
+        let role = self.role_of(&instance).await?;
+        let path = path.trim_start_matches('/');
+        match path {
+            "iam/info" => {
+                let info = self.iam_info(caller).await?;
+                return Ok(iam_info_json(&info));
+            }
+            p if p.starts_with("iam/security-credentials/")
+                && p.len() > "iam/security-credentials/".len() =>
+            {
+                let name = p.trim_start_matches("iam/security-credentials/").trim_end_matches('/');
+                let doc = self.credentials(caller, name).await?;
+                return Ok(credentials_json(&doc));
+            }
+            _ => {}
+        }
+        let tree = self.tree(&instance, role.as_ref().map(|(_, r)| r.role_name.as_str()));
+        lookup(&tree, path).ok_or_else(not_found)
+    }
+
+    /// The leaves of an instance's meta-data tree.
+    fn tree(&self, instance: &Instance, role_name: Option<&str>) -> BTreeMap<String, String> {
+        let settings = self.catalog.settings();
+        let hostname = format!("ip-{}.ec2.internal", instance.private_ip_address.replace('.', "-"));
+        let mut t = BTreeMap::new();
+        let mut put = |k: &str, v: String| {
+            t.insert(k.to_string(), v);
+        };
+        put("ami-id", instance.image_id.clone());
+        put("ami-launch-index", "0".into());
+        put("hostname", hostname.clone());
+        put("instance-id", instance.instance_id.clone());
+        put("instance-type", instance.instance_type.clone());
+        put("local-hostname", hostname);
+        put("local-ipv4", instance.private_ip_address.clone());
+        put("placement/availability-zone", instance.availability_zone.clone());
+        put("placement/region", settings.region.clone());
+        put("reservation-id", instance.reservation_id.clone());
+        put("security-groups", instance.security_group_ids.join("\n"));
+        if let Some(role) = role_name {
+            put("iam/info", String::new());
+            put(&format!("iam/security-credentials/{role}"), String::new());
+        }
+        t
+    }
+}
+
+/// An instance that can use IMDS now.
+fn usable(instance: Instance) -> Result<Instance> {
+    if instance.state != InstanceState::Running && instance.state != InstanceState::Pending {
+        return Err(unauthorized());
+    }
+    if !instance.metadata_options.http_endpoint_enabled {
+        return Err(Error::new(
+            ErrorCode::Forbidden,
+            "The instance metadata endpoint is disabled for this instance",
+        ));
+    }
+    Ok(instance)
+}
+
+/// A leaf's value, or a directory's listing.
+fn lookup(tree: &BTreeMap<String, String>, path: &str) -> Option<String> {
+    let dir = path.trim_end_matches('/');
+    if !path.ends_with('/')
+        && let Some(v) = tree.get(dir)
+    {
+        return Some(v.clone());
+    }
+    let prefix = if dir.is_empty() { String::new() } else { format!("{dir}/") };
+    let mut entries: Vec<String> = tree
+        .keys()
+        .filter_map(|k| k.strip_prefix(&prefix))
+        .map(|rest| match rest.split_once('/') {
+            Some((d, _)) => format!("{d}/"),
+            None => rest.to_string(),
+        })
+        .collect();
+    entries.dedup();
+    (!entries.is_empty()).then(|| entries.join("\n"))
+}
+
+/// iam/info as AWS formats it.
+pub fn iam_info_json(info: &IamInfo) -> String {
+    serde_json::json!({
+        "Code": "Success",
+        "LastUpdated": iso8601(info.last_updated),
+        "InstanceProfileArn": info.instance_profile_arn,
+        "InstanceProfileId": info.instance_profile_id,
+    })
+    .to_string()
+}
+
+/// The credentials document as AWS formats it.
+pub fn credentials_json(doc: &CredentialsDocument) -> String {
+    match doc {
+        CredentialsDocument::Success { credentials, .. } => {
+            let c = &credentials.credentials;
+            serde_json::json!({
+                "Code": "Success",
+                "LastUpdated": iso8601(c.issued_at),
+                "Type": "AWS-HMAC",
+                "AccessKeyId": c.access_key_id,
+                "SecretAccessKey": c.secret_access_key.0,
+                "Token": c.session_token.0,
+                "Expiration": iso8601(c.expires_at),
+            })
+            .to_string()
+        }
+        CredentialsDocument::Unauthorized { message, last_updated } => serde_json::json!({
+            "Code": "AssumeRoleUnauthorizedAccess",
+            "Message": message,
+            "LastUpdated": iso8601(*last_updated),
+        })
+        .to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tree_lookup_lists_directories_like_imds() {
+        let mut t = BTreeMap::new();
+        for (k, v) in [
+            ("ami-id", "ami-1"),
+            ("placement/region", "us-east-1"),
+            ("placement/availability-zone", "us-east-1a"),
+        ] {
+            t.insert(k.to_string(), v.to_string());
+        }
+        assert_eq!(lookup(&t, "ami-id").as_deref(), Some("ami-1"));
+        assert_eq!(lookup(&t, "").as_deref(), Some("ami-id\nplacement/"));
+        assert_eq!(lookup(&t, "placement/").as_deref(), Some("availability-zone\nregion"));
+        assert_eq!(lookup(&t, "placement").as_deref(), Some("availability-zone\nregion"));
+        assert_eq!(lookup(&t, "nothing"), None);
+    }
+}

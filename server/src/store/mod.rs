@@ -1,0 +1,101 @@
+//! The catalog's storage: a small transactional key-value interface with revisions, so that
+//! every backend (memory now; a durable embedded store and etcd later) can honour it and
+//! the catalog's rules stay in one place above it.
+//!
+//! Writes are transactions guarded by conditions (a key is absent / a key is at a
+//! revision): the catalog reads, decides, and commits only if nothing it read has changed,
+//! retrying on [`StoreError::Conflict`]. Revisions are global and increase with each commit.
+
+mod memory;
+
+use std::sync::Arc;
+
+pub use memory::MemoryStore;
+
+/// A stored value and the revision of the commit that last wrote it.
+#[derive(Clone, Debug)]
+pub struct Versioned {
+    pub key: String,
+    pub value: Arc<[u8]>,
+    pub revision: u64,
+}
+
+/// A precondition of a transaction.
+#[derive(Clone, Debug)]
+pub enum Condition {
+    /// The key does not exist.
+    Absent(String),
+    /// The key exists and was last written at this revision.
+    AtRevision(String, u64),
+}
+
+#[derive(Clone, Debug)]
+pub enum Write {
+    Put(String, Vec<u8>),
+    Delete(String),
+}
+
+/// Writes applied all together, or not at all, if every condition holds.
+#[derive(Clone, Debug, Default)]
+pub struct Txn {
+    pub conditions: Vec<Condition>,
+    pub writes: Vec<Write>,
+}
+
+#[derive(Clone, Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A condition did not hold: someone else changed what the caller read.
+    #[error("a concurrent change won")]
+    Conflict,
+    /// The backend cannot answer now (may be retried).
+    #[error("store unavailable: {0}")]
+    Unavailable(String),
+    /// A stored record cannot be decoded.
+    #[error("stored record {key} is corrupt: {reason}")]
+    Corrupt { key: String, reason: String },
+}
+
+/// A transactional, revisioned key-value store.
+#[async_trait::async_trait]
+pub trait Store: Send + Sync + 'static {
+    async fn get(&self, key: &str) -> Result<Option<Versioned>, StoreError>;
+
+    /// Up to `limit` entries whose keys start with `prefix` and sort after `after`, in key order.
+    async fn list(
+        &self,
+        prefix: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<Versioned>, StoreError>;
+
+    /// Applies `txn` atomically; the revision of the commit.
+    async fn commit(&self, txn: Txn) -> Result<u64, StoreError>;
+}
+
+// === impl Txn ===
+
+impl Txn {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn require_absent(mut self, key: impl Into<String>) -> Self {
+        self.conditions.push(Condition::Absent(key.into()));
+        self
+    }
+
+    pub fn require_revision(mut self, key: impl Into<String>, revision: u64) -> Self {
+        self.conditions.push(Condition::AtRevision(key.into(), revision));
+        self
+    }
+
+    pub fn put(mut self, key: impl Into<String>, value: Vec<u8>) -> Self {
+        self.writes.push(Write::Put(key.into(), value));
+        self
+    }
+
+    pub fn delete(mut self, key: impl Into<String>) -> Self {
+        self.writes.push(Write::Delete(key.into()));
+        self
+    }
+}

@@ -1,0 +1,91 @@
+//! Logs (tracing) and the counters the server keeps (Prometheus text format).
+
+use prometheus_client::{
+    encoding::EncodeLabelSet,
+    metrics::{counter::Counter, family::Family},
+    registry::Registry,
+};
+
+/// Installs the tracing subscriber: `RUST_LOG` filters, default `info`.
+pub fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_target(false).try_init();
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ErrorLabels {
+    /// The AWS error code.
+    pub code: String,
+}
+
+/// What the server counts. Cloning shares the counters.
+#[derive(Clone, Default)]
+pub struct Metrics {
+    pub credentials_issued: Counter,
+    pub credential_cache_hits: Counter,
+    pub credential_cache_misses: Counter,
+    pub imds_tokens_issued: Counter,
+    pub instances_launched: Counter,
+    pub errors: Family<ErrorLabels, Counter>,
+}
+
+impl Metrics {
+    pub fn error(&self, code: &str) {
+        self.errors.get_or_create(&ErrorLabels { code: code.to_string() }).inc();
+    }
+
+    /// The counters in the Prometheus text exposition format.
+    pub fn encode(&self) -> String {
+        let mut registry = Registry::with_prefix("rolecall");
+        registry.register(
+            "credentials_issued",
+            "Temporary credentials issued (sealed) for instances",
+            self.credentials_issued.clone(),
+        );
+        registry.register(
+            "credential_cache_hits",
+            "Credential fetches served from the cache without issuing",
+            self.credential_cache_hits.clone(),
+        );
+        registry.register(
+            "credential_cache_misses",
+            "Credential fetches that had to issue (absent or past rotation)",
+            self.credential_cache_misses.clone(),
+        );
+        registry.register(
+            "imds_tokens_issued",
+            "IMDSv2 session tokens issued",
+            self.imds_tokens_issued.clone(),
+        );
+        registry.register(
+            "instances_launched",
+            "Instances launched by RunInstances",
+            self.instances_launched.clone(),
+        );
+        registry.register(
+            "errors",
+            "Requests answered with an error, by AWS error code",
+            self.errors.clone(),
+        );
+        let mut out = String::new();
+        // Writing into a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut out, &registry);
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counters_appear_in_text_format() {
+        let m = Metrics::default();
+        m.credentials_issued.inc();
+        m.error("NoSuchEntity");
+        let text = m.encode();
+        assert!(text.contains("rolecall_credentials_issued_total 1"), "{text}");
+        assert!(text.contains("rolecall_errors_total{code=\"NoSuchEntity\"} 1"), "{text}");
+    }
+}

@@ -1,0 +1,111 @@
+//! Test fixtures: a real server on 127.0.0.1:0 and clients connected to it over real sockets.
+
+use std::net::SocketAddr;
+
+use rolecall_api::{
+    ec2_client::Ec2Client, iam_client::IamClient, instance_metadata_client::InstanceMetadataClient,
+    test_control_client::TestControlClient,
+};
+use tokio::{
+    io::{AsyncReadExt, AsyncWriteExt},
+    net::{TcpListener, TcpStream},
+    sync::oneshot,
+    task::JoinHandle,
+};
+use tonic::transport::{Channel, Endpoint};
+
+use crate::{Listeners, ServeError, config::Config};
+
+/// A running server. Dropping it stops the server.
+pub struct TestServer {
+    pub grpc_addr: SocketAddr,
+    pub metrics_addr: SocketAddr,
+    pub channel: Channel,
+    stop: Option<oneshot::Sender<()>>,
+    handle: Option<JoinHandle<Result<(), ServeError>>>,
+}
+
+impl TestServer {
+    /// A server with the default configuration plus the manual clock.
+    pub async fn start() -> Self {
+        Self::start_with(|_| {}).await
+    }
+
+    /// A server whose configuration `adjust` may change first.
+    #[allow(clippy::expect_used)]
+    pub async fn start_with(adjust: impl FnOnce(&mut Config)) -> Self {
+        let mut config = Config { metrics_listen: None, ..Config::default() };
+        config.simulation.manual_clock = true;
+        adjust(&mut config);
+        // Bound before the server starts: connecting below cannot race its start-up.
+        let grpc = TcpListener::bind("127.0.0.1:0").await.expect("bind grpc");
+        let metrics = TcpListener::bind("127.0.0.1:0").await.expect("bind metrics");
+        let grpc_addr = grpc.local_addr().expect("grpc addr");
+        let metrics_addr = metrics.local_addr().expect("metrics addr");
+        let (stop, stopped) = oneshot::channel::<()>();
+        let handle =
+            tokio::spawn(crate::run(config, Listeners { grpc, metrics: Some(metrics) }, async move {
+                let _ = stopped.await;
+            }));
+        let channel = Endpoint::from_shared(format!("http://{grpc_addr}"))
+            .expect("endpoint")
+            .tcp_nodelay(true)
+            .connect_lazy();
+        Self { grpc_addr, metrics_addr, channel, stop: Some(stop), handle: Some(handle) }
+    }
+
+    pub fn iam(&self) -> IamClient<Channel> {
+        IamClient::new(self.channel.clone())
+    }
+
+    pub fn ec2(&self) -> Ec2Client<Channel> {
+        Ec2Client::new(self.channel.clone())
+    }
+
+    pub fn imds(&self) -> InstanceMetadataClient<Channel> {
+        InstanceMetadataClient::new(self.channel.clone())
+    }
+
+    pub fn test_control(&self) -> TestControlClient<Channel> {
+        TestControlClient::new(self.channel.clone())
+    }
+
+    /// GET /metrics over a plain HTTP/1.0 exchange.
+    #[allow(clippy::expect_used)]
+    pub async fn metrics_text(&self) -> String {
+        let mut stream = TcpStream::connect(self.metrics_addr).await.expect("connect metrics");
+        stream.write_all(b"GET /metrics HTTP/1.0\r\nHost: localhost\r\n\r\n").await.expect("write");
+        let mut response = String::new();
+        stream.read_to_string(&mut response).await.expect("read");
+        response.split_once("\r\n\r\n").map(|(_, body)| body.to_string()).unwrap_or_default()
+    }
+
+    /// The value of a counter in the metrics text (0 when absent).
+    pub async fn counter(&self, name: &str) -> u64 {
+        let text = self.metrics_text().await;
+        text.lines()
+            .find_map(|l| l.strip_prefix(name).and_then(|rest| rest.strip_prefix(' ')))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0)
+    }
+
+    /// Stops the server and waits for it to drain.
+    #[allow(clippy::expect_used)]
+    pub async fn stop(mut self) -> Result<(), ServeError> {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        match self.handle.take() {
+            Some(h) => h.await.expect("server task"),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
