@@ -1,1 +1,11 @@
+//! Black-box tests: each starts the real server on 127.0.0.1:0 and drives it over real
+//! sockets with the generated tonic clients. One binary for the whole suite.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+mod ec2;
+mod iam;
+mod imds;
+mod server;
+mod walkthrough;

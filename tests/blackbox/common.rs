@@ -1,0 +1,157 @@
+//! Shared helpers: a fleet set up through the real API, and error inspection.
+
+use rolecall_api as pb;
+pub use rolecall_server::test_util::TestServer;
+use tonic::{Code, Status};
+use tonic_types::StatusExt;
+
+/// The trust policy the seeds save as ec2-trust-policy.json.
+pub const EC2_TRUST: &str = r#"{
+  "Version": "2012-10-17",
+  "Statement": [
+    {
+      "Effect": "Allow",
+      "Principal": { "Service": "ec2.amazonaws.com" },
+      "Action": "sts:AssumeRole"
+    }
+  ]
+}"#;
+
+pub const LAMBDA_TRUST: &str = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"lambda.amazonaws.com"},"Action":"sts:AssumeRole"}]}"#;
+
+pub const S3_READ_ONLY: &str = "arn:aws:iam::aws:policy/AmazonS3ReadOnlyAccess";
+
+/// The AWS error code carried in a status (google.rpc.ErrorInfo.reason).
+pub fn reason(status: &Status) -> String {
+    status.get_details_error_info().map(|i| i.reason).unwrap_or_default()
+}
+
+/// Asserts a call failed with this gRPC code and AWS error code; returns the message.
+#[track_caller]
+pub fn expect_error<T: std::fmt::Debug>(result: Result<T, Status>, code: Code, aws: &str) -> String {
+    let status = result.expect_err("the call should fail");
+    assert_eq!(status.code(), code, "{status:?}");
+    assert_eq!(reason(&status), aws, "{status:?}");
+    status.message().to_string()
+}
+
+pub async fn create_role(server: &TestServer, name: &str, trust: &str) -> pb::Role {
+    server
+        .iam()
+        .create_role(pb::CreateRoleRequest {
+            role_name: name.into(),
+            assume_role_policy_document: trust.into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .role
+        .unwrap()
+}
+
+/// A role trusting EC2 with AmazonS3ReadOnlyAccess, in a profile of the same name.
+pub async fn role_in_profile(server: &TestServer, name: &str) -> pb::InstanceProfile {
+    create_role(server, name, EC2_TRUST).await;
+    let mut iam = server.iam();
+    iam.attach_role_policy(pb::AttachRolePolicyRequest {
+        role_name: name.into(),
+        policy_arn: S3_READ_ONLY.into(),
+    })
+    .await
+    .unwrap();
+    let profile = iam
+        .create_instance_profile(pb::CreateInstanceProfileRequest {
+            instance_profile_name: name.into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .instance_profile
+        .unwrap();
+    iam.add_role_to_instance_profile(pb::AddRoleToInstanceProfileRequest {
+        instance_profile_name: name.into(),
+        role_name: name.into(),
+    })
+    .await
+    .unwrap();
+    profile
+}
+
+/// Launches `count` instances (with the named profile, if any): (instance, key) pairs.
+pub async fn launch(server: &TestServer, count: i32, profile: Option<&str>) -> Vec<(pb::Instance, String)> {
+    launch_with(server, count, profile, "").await
+}
+
+pub async fn launch_with(
+    server: &TestServer,
+    count: i32,
+    profile: Option<&str>,
+    http_tokens: &str,
+) -> Vec<(pb::Instance, String)> {
+    use tokio_stream::StreamExt;
+    let mut stream = server
+        .ec2()
+        .run_instances(pb::RunInstancesRequest {
+            image_id: "ami-0abcdef1234567890".into(),
+            instance_type: "t3.micro".into(),
+            min_count: count,
+            max_count: count,
+            iam_instance_profile: profile
+                .map(|p| pb::IamInstanceProfileSpecification { name: p.into(), ..Default::default() }),
+            metadata_options: Some(pb::InstanceMetadataOptionsRequest {
+                http_tokens: http_tokens.into(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let mut out = Vec::new();
+    while let Some(page) = stream.next().await {
+        for l in page.unwrap().instances {
+            out.push((l.instance.unwrap(), l.instance_key));
+        }
+    }
+    out
+}
+
+/// An IMDSv2 token for an instance.
+pub async fn token(server: &TestServer, instance_id: &str, key: &str) -> String {
+    server
+        .imds()
+        .get_token(pb::GetTokenRequest {
+            instance_id: instance_id.into(),
+            instance_key: key.into(),
+            ttl_seconds: 21_600,
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .token
+}
+
+pub fn caller(token: &str) -> Option<pb::InstanceCaller> {
+    Some(pb::InstanceCaller::token(token))
+}
+
+pub async fn credentials(
+    server: &TestServer,
+    token: &str,
+    role: &str,
+) -> Result<pb::GetSecurityCredentialsResponse, Status> {
+    server
+        .imds()
+        .get_security_credentials(pb::GetSecurityCredentialsRequest {
+            caller: caller(token),
+            role_name: role.into(),
+        })
+        .await
+        .map(|r| r.into_inner())
+}
+
+pub async fn advance(server: &TestServer, seconds: i64) {
+    server.test_control().advance_clock(pb::AdvanceClockRequest { seconds }).await.unwrap();
+}
