@@ -1,0 +1,155 @@
+//! The `rolecall` binary: `serve` as a process stopped by SIGTERM, and the operator
+//! subcommands walking the README's workflow.
+
+use std::{
+    io::{BufRead, BufReader},
+    process::{Command, Stdio},
+};
+
+use crate::common::*;
+
+const BIN: &str = env!("CARGO_BIN_EXE_rolecall");
+
+/// Runs `rolecall ARGS --endpoint URL`: (success, stdout, stderr).
+async fn rolecall(server: &TestServer, args: &[&str]) -> (bool, String, String) {
+    let mut full: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+    full.push("--endpoint".into());
+    full.push(format!("http://{}", server.grpc_addr));
+    let out = tokio::task::spawn_blocking(move || Command::new(BIN).args(&full).output().unwrap()).await.unwrap();
+    (out.status.success(), String::from_utf8(out.stdout).unwrap(), String::from_utf8(out.stderr).unwrap())
+}
+
+fn json(text: &str) -> serde_json::Value {
+    serde_json::from_str(text).unwrap_or_else(|e| panic!("{e}: {text}"))
+}
+
+#[tokio::test]
+async fn readme_walkthrough_with_the_cli() {
+    let server = TestServer::start().await;
+    let dir = std::env::temp_dir().join(format!("rolecall-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let trust = dir.join("ec2-trust-policy.json");
+    std::fs::write(&trust, EC2_TRUST).unwrap();
+    let trust_arg = format!("file://{}", trust.display());
+
+    let (ok, out, _) = rolecall(
+        &server,
+        &["iam", "create-role", "--role-name", "EC2RoleForApp", "--assume-role-policy-document", &trust_arg],
+    )
+    .await;
+    assert!(ok);
+    assert_eq!(json(&out)["Role"]["Arn"], "arn:aws:iam::123456789012:role/EC2RoleForApp");
+    // The aws CLI's error line, and a failing exit status.
+    let (ok, _, err) = rolecall(
+        &server,
+        &["iam", "create-role", "--role-name", "EC2RoleForApp", "--assume-role-policy-document", &trust_arg],
+    )
+    .await;
+    assert!(!ok);
+    assert!(
+        err.contains("An error occurred (EntityAlreadyExists) when calling the CreateRole operation: Role with name EC2RoleForApp already exists."),
+        "{err}"
+    );
+    for args in [
+        &["iam", "attach-role-policy", "--role-name", "EC2RoleForApp", "--policy-arn", S3_READ_ONLY][..],
+        &["iam", "create-instance-profile", "--instance-profile-name", "EC2RoleForAppProfile"],
+        &[
+            "iam",
+            "add-role-to-instance-profile",
+            "--instance-profile-name",
+            "EC2RoleForAppProfile",
+            "--role-name",
+            "EC2RoleForApp",
+        ],
+    ] {
+        let (ok, _, err) = rolecall(&server, args).await;
+        assert!(ok, "{args:?}: {err}");
+    }
+    let (ok, out, err) = rolecall(
+        &server,
+        &[
+            "ec2",
+            "run-instances",
+            "--image-id",
+            "ami-0abcdef1234567890",
+            "--count",
+            "1",
+            "--instance-type",
+            "t3.micro",
+            "--iam-instance-profile",
+            "Name=EC2RoleForAppProfile",
+            "--key-name",
+            "my-key",
+            "--security-group-ids",
+            "sg-0123",
+            "--subnet-id",
+            "subnet-0123",
+        ],
+    )
+    .await;
+    assert!(ok, "{err}");
+    let launched = json(&out);
+    let instance_id = launched["Instances"][0]["Instance"]["InstanceId"].as_str().unwrap().to_string();
+    let instance_key = launched["Instances"][0]["InstanceKey"].as_str().unwrap().to_string();
+    assert_eq!(launched["Instances"][0]["Instance"]["KeyName"], "my-key");
+
+    let (ok, token, err) = rolecall(
+        &server,
+        &["imds", "get-token", "--instance-id", &instance_id, "--instance-key", &instance_key],
+    )
+    .await;
+    assert!(ok, "{err}");
+    let token = token.trim().to_string();
+    let (ok, out, err) = rolecall(&server, &["imds", "get-credentials", "--token", &token]).await;
+    assert!(ok, "{err}");
+    let creds = json(&out);
+    assert_eq!(creds["Code"], "Success");
+    assert!(creds["AccessKeyId"].as_str().unwrap().starts_with("ASIA"));
+    let (ok, out, _) = rolecall(&server, &["imds", "get-metadata", "--token", &token, "--path", "instance-id"]).await;
+    assert!(ok);
+    assert_eq!(out.trim(), instance_id);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[tokio::test]
+async fn serve_runs_until_sigterm_and_drains() {
+    let mut child = Command::new(BIN)
+        .args(["serve", "--listen", "127.0.0.1:0", "--metrics-listen", "none"])
+        .env("RUST_LOG", "info")
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    // The server logs its bound address once listening: read until then (no sleeping).
+    let (addr, reader) = tokio::task::spawn_blocking(move || {
+        let mut reader = BufReader::new(stderr);
+        let mut line = String::new();
+        loop {
+            line.clear();
+            assert!(reader.read_line(&mut line).unwrap() > 0, "server exited before listening");
+            if line.contains("rolecall gRPC listening") {
+                let addr = line.split("addr=").nth(1).unwrap().split_whitespace().next().unwrap().to_string();
+                return (addr, reader);
+            }
+        }
+    })
+    .await
+    .unwrap();
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}")).unwrap().connect().await.unwrap();
+    let mut iam = rolecall_api::iam_client::IamClient::new(channel);
+    let roles = iam.list_roles(rolecall_api::ListRolesRequest::default()).await.unwrap().into_inner().roles;
+    assert!(roles.is_empty());
+
+    let killed = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    assert!(killed.success());
+    let status = tokio::task::spawn_blocking(move || {
+        let mut rest = String::new();
+        let mut reader = reader;
+        let _ = std::io::Read::read_to_string(&mut reader, &mut rest);
+        (child.wait().unwrap(), rest)
+    })
+    .await
+    .unwrap();
+    assert!(status.0.success(), "exit: {:?}\n{}", status.0, status.1);
+    assert!(status.1.contains("draining"), "{}", status.1);
+}
