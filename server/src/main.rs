@@ -76,6 +76,9 @@ struct ServeArgs {
     /// Simulation (debug builds): serve TestControl.AdvanceClock.
     #[arg(long, env = "ROLECALL_SIMULATION_MANUAL_CLOCK")]
     simulation_manual_clock: bool,
+    /// Print the effective configuration as TOML and exit.
+    #[arg(long)]
+    print_config: bool,
 }
 
 impl ServeArgs {
@@ -116,8 +119,13 @@ impl ServeArgs {
 }
 
 async fn serve(args: ServeArgs) -> Result<(), String> {
+    let print = args.print_config;
     let config = args.config()?;
     config.validate().map_err(|e| e.to_string())?;
+    if print {
+        print!("{}", toml::to_string_pretty(&config).map_err(|e| e.to_string())?);
+        return Ok(());
+    }
     let grpc = TcpListener::bind(config.listen).await.map_err(|e| format!("bind {}: {e}", config.listen))?;
     let metrics = match config.metrics_listen {
         Some(addr) => Some(TcpListener::bind(addr).await.map_err(|e| format!("bind {addr}: {e}"))?),

@@ -15,7 +15,8 @@ async fn rolecall(server: &TestServer, args: &[&str]) -> (bool, String, String) 
     let mut full: Vec<String> = args.iter().map(|a| a.to_string()).collect();
     full.push("--endpoint".into());
     full.push(format!("http://{}", server.grpc_addr));
-    let out = tokio::task::spawn_blocking(move || Command::new(BIN).args(&full).output().unwrap()).await.unwrap();
+    let out =
+        tokio::task::spawn_blocking(move || Command::new(BIN).args(&full).output().unwrap()).await.unwrap();
     (out.status.success(), String::from_utf8(out.stdout).unwrap(), String::from_utf8(out.stderr).unwrap())
 }
 
@@ -105,7 +106,8 @@ async fn readme_walkthrough_with_the_cli() {
     let creds = json(&out);
     assert_eq!(creds["Code"], "Success");
     assert!(creds["AccessKeyId"].as_str().unwrap().starts_with("ASIA"));
-    let (ok, out, _) = rolecall(&server, &["imds", "get-metadata", "--token", &token, "--path", "instance-id"]).await;
+    let (ok, out, _) =
+        rolecall(&server, &["imds", "get-metadata", "--token", &token, "--path", "instance-id"]).await;
     assert!(ok);
     assert_eq!(out.trim(), instance_id);
     std::fs::remove_dir_all(&dir).unwrap();
@@ -135,7 +137,8 @@ async fn serve_runs_until_sigterm_and_drains() {
     })
     .await
     .unwrap();
-    let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}")).unwrap().connect().await.unwrap();
+    let channel =
+        tonic::transport::Endpoint::from_shared(format!("http://{addr}")).unwrap().connect().await.unwrap();
     let mut iam = rolecall_api::iam_client::IamClient::new(channel);
     let roles = iam.list_roles(rolecall_api::ListRolesRequest::default()).await.unwrap().into_inner().roles;
     assert!(roles.is_empty());
