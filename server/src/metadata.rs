@@ -114,7 +114,9 @@ impl InstanceMetadata {
             ));
         }
         let instance = self.authenticate(instance_id, instance_key).await?;
-        let token = imds_token::issue(&self.ring, &instance.instance_id, self.clock.unix() + ttl_seconds)?;
+        let now = self.clock.unix();
+        self.maintain_key_ring(now)?;
+        let token = imds_token::issue(&self.ring, &instance.instance_id, now + ttl_seconds)?;
         self.metrics.imds_tokens_issued.inc();
         Ok(token)
     }
@@ -219,7 +221,7 @@ impl InstanceMetadata {
             issued_at: now,
             expires_at,
         };
-        self.ring.maintain(now)?;
+        self.maintain_key_ring(now)?;
         let credentials = TemporaryCredentials::issue(&self.ring, claims)?;
         self.metrics.credentials_issued.inc();
         tracing::debug!(instance_id = %instance.instance_id, role = %role.role_name, access_key_id = %credentials.access_key_id, "issued credentials");
@@ -227,6 +229,14 @@ impl InstanceMetadata {
             credentials,
             rotate_at: schedule.rotate_at(now, expires_at, &instance.instance_id),
         })
+    }
+
+    /// Rotates the key ring when due (checked whenever something is sealed or signed).
+    fn maintain_key_ring(&self, now: i64) -> Result<()> {
+        if self.ring.maintain(now)? {
+            self.metrics.key_ring_rotations.inc();
+        }
+        Ok(())
     }
 
     /// iam/info (NotFound without a role).

@@ -32,6 +32,7 @@ pub struct Metrics {
     pub credential_cache_misses: Counter,
     pub imds_tokens_issued: Counter,
     pub instances_launched: Counter,
+    pub key_ring_rotations: Counter,
     pub errors: Family<ErrorLabels, Counter>,
 }
 
@@ -69,6 +70,11 @@ impl Metrics {
             self.instances_launched.clone(),
         );
         registry.register(
+            "key_ring_rotations",
+            "Times the key ring made a new active key",
+            self.key_ring_rotations.clone(),
+        );
+        registry.register(
             "errors",
             "Requests answered with an error, by AWS error code",
             self.errors.clone(),
@@ -92,5 +98,16 @@ mod tests {
         let text = m.encode();
         assert!(text.contains("rolecall_credentials_issued_total 1"), "{text}");
         assert!(text.contains("rolecall_errors_total{code=\"NoSuchEntity\"} 1"), "{text}");
+        for name in [
+            "credentials_issued",
+            "credential_cache_hits",
+            "credential_cache_misses",
+            "imds_tokens_issued",
+            "instances_launched",
+            "key_ring_rotations",
+            "errors",
+        ] {
+            assert!(text.contains(&format!("# TYPE rolecall_{name} counter")), "{name} registered: {text}");
+        }
     }
 }

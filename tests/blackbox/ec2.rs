@@ -67,6 +67,19 @@ async fn associations_follow_ec2_rules() {
     assert_eq!(listed[0].association_id, first.association_id);
     assert_eq!(listed[0].state, "associated");
     assert!(listed[0].iam_instance_profile.as_ref().unwrap().arn.ends_with("instance-profile/Web"));
+    for (state, expected) in [("associated", 1), ("disassociated", 0)] {
+        let n = ec2
+            .describe_iam_instance_profile_associations(pb::DescribeIamInstanceProfileAssociationsRequest {
+                filters: vec![pb::Filter { name: "state".into(), values: vec![state.into()] }],
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .iam_instance_profile_associations
+            .len();
+        assert_eq!(n, expected, "{state}");
+    }
 
     // Replace swaps the profile of the running instance under a new association id.
     let replaced = ec2

@@ -633,3 +633,48 @@ async fn user_policies_tags_and_boundaries() {
         "NoSuchEntity",
     );
 }
+
+#[tokio::test]
+async fn aws_managed_policies_count_this_accounts_attachments() {
+    let server = TestServer::start().await;
+    let mut iam = server.iam();
+    role_in_profile(&server, "Web").await;
+    role_in_profile(&server, "Batch").await;
+    let s3 = iam
+        .get_policy(pb::GetPolicyRequest { policy_arn: S3_READ_ONLY.into() })
+        .await
+        .unwrap()
+        .into_inner()
+        .policy
+        .unwrap();
+    assert_eq!(s3.attachment_count, 2);
+    let attached = iam
+        .list_policies(pb::ListPoliciesRequest { only_attached: true, ..Default::default() })
+        .await
+        .unwrap()
+        .into_inner()
+        .policies;
+    assert_eq!(
+        attached.iter().map(|p| p.policy_name.as_str()).collect::<Vec<_>>(),
+        ["AmazonS3ReadOnlyAccess"]
+    );
+    iam.detach_role_policy(pb::DetachRolePolicyRequest {
+        role_name: "Web".into(),
+        policy_arn: S3_READ_ONLY.into(),
+    })
+    .await
+    .unwrap();
+    let s3 = iam
+        .get_policy(pb::GetPolicyRequest { policy_arn: S3_READ_ONLY.into() })
+        .await
+        .unwrap()
+        .into_inner()
+        .policy
+        .unwrap();
+    assert_eq!(s3.attachment_count, 1);
+    expect_error(
+        iam.delete_policy(pb::DeletePolicyRequest { policy_arn: S3_READ_ONLY.into() }).await,
+        Code::InvalidArgument,
+        "InvalidInput",
+    );
+}

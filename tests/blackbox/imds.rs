@@ -307,3 +307,18 @@ async fn generic_metadata_reads_like_imds() {
     expect_error(get("no-such-thing").await, Code::NotFound, "NotFound");
     drop(imds.get_iam_info(pb::GetIamInfoRequest { caller: caller(&t) }).await.unwrap());
 }
+
+#[tokio::test]
+async fn key_ring_rotation_keeps_outstanding_tokens_valid() {
+    let server = TestServer::start_with(|c| c.key_ring.rotate_after_secs = 60).await;
+    role_in_profile(&server, "Web").await;
+    let (i, key) = launch(&server, 1, Some("Web")).await.remove(0);
+    let old = token(&server, &i.instance_id, &key).await;
+    advance(&server, 120).await;
+    let new = token(&server, &i.instance_id, &key).await;
+    assert_eq!(server.counter("rolecall_key_ring_rotations_total").await, 1);
+    assert_ne!(old, new);
+    // Both the token signed by the retired key and the one signed by the new key work.
+    assert_eq!(credentials(&server, &old, "Web").await.unwrap().code, "Success");
+    assert_eq!(credentials(&server, &new, "Web").await.unwrap().code, "Success");
+}

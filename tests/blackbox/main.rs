@@ -9,4 +9,5 @@ mod ec2;
 mod iam;
 mod imds;
 mod server;
+mod tls;
 mod walkthrough;

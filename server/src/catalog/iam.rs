@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use serde::{Serialize, de::DeserializeOwned};
+use serde::{Deserialize, Serialize, de::DeserializeOwned};
 use time::{OffsetDateTime, format_description::well_known::Rfc3339};
 
 use super::{Catalog, Limits, Page, encode, keys, pages::page_vec, retrying};
@@ -160,6 +160,13 @@ impl From<&AwsManagedPolicy> for PolicyView {
     }
 }
 
+/// The account's use of one AWS managed policy.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+struct PolicyUse {
+    attachment_count: i32,
+    permissions_boundary_usage_count: i32,
+}
+
 /// The parameters of CreateRole.
 #[derive(Clone, Debug, Default)]
 pub struct NewRole {
@@ -199,11 +206,35 @@ impl Catalog {
         Ok(self.load::<ManagedPolicy>(&keys::policy(name)).await?.filter(|(p, _)| p.arn == policy_arn))
     }
 
-    /// Adds `delta` to a customer managed policy's attachment (or boundary) count inside
-    /// `txn`; AWS managed policies keep no count here.
+    /// How often this account uses an AWS managed policy (kept apart from the static data).
+    async fn aws_policy_use(&self, p: &AwsManagedPolicy) -> Result<(PolicyUse, Option<u64>)> {
+        Ok(match self.load::<PolicyUse>(&keys::aws_policy_use(&p.policy_name)).await? {
+            Some((u, rev)) => (u, Some(rev)),
+            None => (PolicyUse::default(), None),
+        })
+    }
+
+    /// An AWS managed policy as this account sees it: with its attachment counts.
+    async fn aws_policy_view(&self, p: &AwsManagedPolicy) -> Result<PolicyView> {
+        let mut view = PolicyView::from(p);
+        let (u, _) = self.aws_policy_use(p).await?;
+        view.record.attachment_count = u.attachment_count;
+        view.record.permissions_boundary_usage_count = u.permissions_boundary_usage_count;
+        Ok(view)
+    }
+
+    /// Adds to a managed policy's attachment (or boundary) count inside `txn`.
     async fn count_use(&self, txn: Txn, policy_arn: &str, attach: i32, boundary: i32) -> Result<Txn> {
-        if managed::by_arn(policy_arn).is_some() {
-            return Ok(txn);
+        if let Some(p) = managed::by_arn(policy_arn) {
+            let (mut u, rev) = self.aws_policy_use(p).await?;
+            u.attachment_count += attach;
+            u.permissions_boundary_usage_count += boundary;
+            let key = keys::aws_policy_use(&p.policy_name);
+            let txn = match rev {
+                Some(rev) => txn.require_revision(&key, rev),
+                None => txn.require_absent(&key),
+            };
+            return Ok(txn.put(key, encode(&u)?));
         }
         let (mut policy, rev) =
             self.customer_policy(policy_arn).await?.ok_or_else(|| policy_not_found(policy_arn))?;
@@ -679,7 +710,7 @@ impl Catalog {
 
     pub async fn get_policy(&self, policy_arn: &str) -> Result<PolicyView> {
         if let Some(p) = managed::by_arn(policy_arn) {
-            return Ok(p.into());
+            return self.aws_policy_view(p).await;
         }
         let (record, _) =
             self.customer_policy(policy_arn).await?.ok_or_else(|| policy_not_found(policy_arn))?;
@@ -698,7 +729,9 @@ impl Catalog {
         let prefix = validate::path_prefix(path_prefix)?;
         let mut all: Vec<PolicyView> = Vec::new();
         if scope != PolicyScope::Local {
-            all.extend(managed::all().iter().map(PolicyView::from));
+            for p in managed::all() {
+                all.push(self.aws_policy_view(p).await?);
+            }
         }
         if scope != PolicyScope::Aws {
             let mut marker = String::new();

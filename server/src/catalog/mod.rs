@@ -174,6 +174,9 @@ mod keys {
     pub fn policy(name: &str) -> String {
         format!("iam/policy/{}", name.to_ascii_lowercase())
     }
+    pub fn aws_policy_use(name: &str) -> String {
+        format!("iam/aws-policy-use/{name}")
+    }
     pub fn access_key(id: &str) -> String {
         format!("iam/access-key/{id}")
     }

@@ -71,7 +71,8 @@ impl KeyRing {
     }
 
     /// Rotates the active key if it is due, and forgets retired keys past retention.
-    pub fn maintain(&self, now: i64) -> Result<()> {
+    /// Whether it rotated.
+    pub fn maintain(&self, now: i64) -> Result<bool> {
         let due = {
             let state = self.read()?;
             let active = state.keys.get(&state.active);
@@ -82,6 +83,7 @@ impl KeyRing {
                     || k.seals.load(Ordering::Relaxed) >= self.policy.max_seals_per_key
             }) || expired
         };
+        let mut rotated = false;
         if due {
             let mut state =
                 self.state.write().map_err(|_| Error::service_failure("key ring lock poisoned"))?;
@@ -97,12 +99,13 @@ impl KeyRing {
                 let next = old.wrapping_add(1).max(1);
                 state.keys.insert(next, RingKey::generate(now));
                 state.active = next;
+                rotated = true;
                 tracing::info!(key_id = next, retired = old, "key ring rotated");
             }
             let retain = self.policy.retain_secs;
             state.keys.retain(|_, k| k.retired_at.is_none_or(|r| now - r <= retain));
         }
-        Ok(())
+        Ok(rotated)
     }
 
     /// Forces a rotation now (operators, tests).

@@ -189,13 +189,13 @@ impl ec2_server::Ec2 for Ec2Service {
     ) -> Answer<pb::DescribeIamInstanceProfileAssociationsResponse> {
         let r = req.into_inner();
         let mut instance_ids = Vec::new();
+        // Every association rolecall keeps is applied at once, so "associated" is its only state.
+        let mut only_other_states = false;
         let mut bad_filter = None;
         for f in r.filters {
             match f.name.as_str() {
                 "instance-id" => instance_ids.extend(f.values),
-                // Every association rolecall keeps is applied at once: "associated".
-                "state" if f.values.iter().any(|v| v == "associated") => {}
-                "state" => instance_ids.push(String::from("\u{0}none")),
+                "state" => only_other_states |= !f.values.iter().any(|v| v == "associated"),
                 other => {
                     bad_filter = Some(Error::invalid_parameter(format!("The filter '{other}' is invalid")))
                 }
@@ -203,6 +203,7 @@ impl ec2_server::Ec2 for Ec2Service {
         }
         let res = match bad_filter {
             Some(e) => Err(e),
+            None if only_other_states => Ok(crate::catalog::Page { items: vec![], next_marker: None }),
             None => {
                 self.catalog
                     .describe_iam_instance_profile_associations(
