@@ -155,3 +155,48 @@ pub async fn credentials(
 pub async fn advance(server: &TestServer, seconds: i64) {
     server.test_control().advance_clock(pb::AdvanceClockRequest { seconds }).await.unwrap();
 }
+
+/// GetPolicy's answer.
+pub async fn policy(server: &TestServer, policy_arn: &str) -> pb::Policy {
+    server
+        .iam()
+        .get_policy(pb::GetPolicyRequest { policy_arn: policy_arn.into() })
+        .await
+        .unwrap()
+        .into_inner()
+        .policy
+        .unwrap()
+}
+
+/// iam/security-credentials/ as the instance holding `token` sees it.
+pub async fn role_names(server: &TestServer, token: &str) -> Vec<String> {
+    server
+        .imds()
+        .list_security_credentials(pb::ListSecurityCredentialsRequest { caller: caller(token) })
+        .await
+        .unwrap()
+        .into_inner()
+        .role_names
+}
+
+/// Associates the named profile with a running instance.
+pub async fn associate(
+    server: &TestServer,
+    instance_id: &str,
+    profile: &str,
+) -> pb::IamInstanceProfileAssociation {
+    server
+        .ec2()
+        .associate_iam_instance_profile(pb::AssociateIamInstanceProfileRequest {
+            iam_instance_profile: Some(pb::IamInstanceProfileSpecification {
+                name: profile.into(),
+                ..Default::default()
+            }),
+            instance_id: instance_id.into(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .iam_instance_profile_association
+        .unwrap()
+}

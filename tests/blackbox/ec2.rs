@@ -30,16 +30,7 @@ async fn associations_follow_ec2_rules() {
         Code::InvalidArgument,
         "InvalidParameterValue",
     );
-    let first = ec2
-        .associate_iam_instance_profile(pb::AssociateIamInstanceProfileRequest {
-            iam_instance_profile: by_name("Web"),
-            instance_id: instance.instance_id.clone(),
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .iam_instance_profile_association
-        .unwrap();
+    let first = associate(&server, &instance.instance_id, "Web").await;
     let msg = expect_error(
         ec2.associate_iam_instance_profile(pb::AssociateIamInstanceProfileRequest {
             iam_instance_profile: by_name("Batch"),

@@ -200,13 +200,7 @@ async fn managed_policies_attach_up_to_the_quota() {
 
     // An attached customer policy counts its attachments and cannot be deleted.
     let p0 = "arn:aws:iam::123456789012:policy/P0".to_string();
-    let got = iam
-        .get_policy(pb::GetPolicyRequest { policy_arn: p0.clone() })
-        .await
-        .unwrap()
-        .into_inner()
-        .policy
-        .unwrap();
+    let got = policy(&server, &p0).await;
     assert_eq!(got.attachment_count, 1);
     expect_error(
         iam.delete_policy(pb::DeletePolicyRequest { policy_arn: p0.clone() }).await,
@@ -640,13 +634,7 @@ async fn aws_managed_policies_count_this_accounts_attachments() {
     let mut iam = server.iam();
     role_in_profile(&server, "Web").await;
     role_in_profile(&server, "Batch").await;
-    let s3 = iam
-        .get_policy(pb::GetPolicyRequest { policy_arn: S3_READ_ONLY.into() })
-        .await
-        .unwrap()
-        .into_inner()
-        .policy
-        .unwrap();
+    let s3 = policy(&server, S3_READ_ONLY).await;
     assert_eq!(s3.attachment_count, 2);
     let attached = iam
         .list_policies(pb::ListPoliciesRequest { only_attached: true, ..Default::default() })
@@ -664,13 +652,7 @@ async fn aws_managed_policies_count_this_accounts_attachments() {
     })
     .await
     .unwrap();
-    let s3 = iam
-        .get_policy(pb::GetPolicyRequest { policy_arn: S3_READ_ONLY.into() })
-        .await
-        .unwrap()
-        .into_inner()
-        .policy
-        .unwrap();
+    let s3 = policy(&server, S3_READ_ONLY).await;
     assert_eq!(s3.attachment_count, 1);
     expect_error(
         iam.delete_policy(pb::DeletePolicyRequest { policy_arn: S3_READ_ONLY.into() }).await,

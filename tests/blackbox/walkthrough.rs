@@ -44,28 +44,11 @@ async fn seed_workflow_from_no_credentials_to_replaced_role() {
     .unwrap();
 
     // Attach it to the running instance (Actions -> Security -> Modify IAM role).
-    let assoc = ec2
-        .associate_iam_instance_profile(pb::AssociateIamInstanceProfileRequest {
-            iam_instance_profile: Some(pb::IamInstanceProfileSpecification {
-                name: "EC2RoleForAppProfile".into(),
-                ..Default::default()
-            }),
-            instance_id: instance.instance_id.clone(),
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .iam_instance_profile_association
-        .unwrap();
+    let assoc = associate(&server, &instance.instance_id, "EC2RoleForAppProfile").await;
     assert!(assoc.association_id.starts_with("iip-assoc-"));
 
     // From the instance: the role name, then its credentials.
-    let names = imds
-        .list_security_credentials(pb::ListSecurityCredentialsRequest { caller: caller(&t) })
-        .await
-        .unwrap()
-        .into_inner()
-        .role_names;
+    let names = role_names(&server, &t).await;
     assert_eq!(names, ["EC2RoleForApp"]);
     let creds = credentials(&server, &t, "EC2RoleForApp").await.unwrap();
     assert_eq!(creds.code, "Success");
@@ -97,12 +80,7 @@ async fn seed_workflow_from_no_credentials_to_replaced_role() {
     })
     .await
     .unwrap();
-    let names = imds
-        .list_security_credentials(pb::ListSecurityCredentialsRequest { caller: caller(&t) })
-        .await
-        .unwrap()
-        .into_inner()
-        .role_names;
+    let names = role_names(&server, &t).await;
     assert_eq!(names, ["DemoRoleForEC2"]);
     let new_creds = credentials(&server, &t, "DemoRoleForEC2").await.unwrap();
     assert_ne!(new_creds.access_key_id, creds.access_key_id);
