@@ -322,3 +322,46 @@ async fn key_ring_rotation_keeps_outstanding_tokens_valid() {
     assert_eq!(credentials(&server, &old, "Web").await.unwrap().code, "Success");
     assert_eq!(credentials(&server, &new, "Web").await.unwrap().code, "Success");
 }
+
+#[tokio::test]
+async fn short_credentials_simulation_rotates_within_minutes() {
+    let server = TestServer::start_with(|c| {
+        c.simulation.short_credentials = true;
+        c.credentials.lifetime_secs = 120;
+        c.credentials.rotate_after_secs = 60;
+        c.credentials.rotation_jitter_secs = 0;
+        c.credentials.min_remaining_secs = 30;
+    })
+    .await;
+    role_in_profile(&server, "Web").await;
+    let (i, key) = launch(&server, 1, Some("Web")).await.remove(0);
+    let t = token(&server, &i.instance_id, &key).await;
+    let first = credentials(&server, &t, "Web").await.unwrap();
+    advance(&server, 59).await;
+    assert_eq!(credentials(&server, &t, "Web").await.unwrap().access_key_id, first.access_key_id);
+    advance(&server, 2).await;
+    assert_ne!(credentials(&server, &t, "Web").await.unwrap().access_key_id, first.access_key_id);
+}
+
+#[tokio::test]
+async fn trusting_claimed_instance_ids_is_a_named_simulation_switch() {
+    let trusting = TestServer::start_with(|c| c.simulation.trust_claimed_instance_id = true).await;
+    let (i, _) = launch(&trusting, 1, None).await.remove(0);
+    let t = token(&trusting, &i.instance_id, "").await;
+    assert!(!t.is_empty());
+    // Off (the default), the same claim is refused.
+    let strict = TestServer::start().await;
+    let (i, _) = launch(&strict, 1, None).await.remove(0);
+    expect_error(
+        strict
+            .imds()
+            .get_token(pb::GetTokenRequest {
+                instance_id: i.instance_id.clone(),
+                instance_key: String::new(),
+                ttl_seconds: 60,
+            })
+            .await,
+        Code::Unauthenticated,
+        "Unauthorized",
+    );
+}
