@@ -178,26 +178,34 @@ impl InstanceMetadata {
     /// rotation however many callers ask together.
     pub async fn credentials(&self, caller: &Caller, role_name: &str) -> Result<CredentialsDocument> {
         let instance = self.instance(caller).await?;
-        let (association, role) = self.role_of(&instance).await?.ok_or_else(not_found)?;
+        let role = self.role_of(&instance).await?;
+        self.credentials_for(&instance, role, role_name).await
+    }
+
+    async fn credentials_for(
+        &self,
+        instance: &Instance,
+        role: Option<(Association, Role)>,
+        role_name: &str,
+    ) -> Result<CredentialsDocument> {
+        let (association, role) = role.ok_or_else(not_found)?;
         if role.role_name != role_name {
             return Err(not_found());
         }
         let now = self.clock.unix();
-        let trusted = PolicyDocument::parse(&role.assume_role_policy_document, PolicyType::Trust)
-            .is_ok_and(|doc| doc.trusts_service(EC2_SERVICE));
-        if !trusted {
-            return Ok(CredentialsDocument::Unauthorized {
-                message: format!("EC2 cannot assume the role {}.", role.role_name),
-                last_updated: now,
-            });
-        }
         let key = CredentialKey {
             instance_id: instance.instance_id.as_str().into(),
             association_id: association.association_id.as_str().into(),
             role_id: role.role_id.as_str().into(),
         };
-        let (credentials, lookup) =
-            self.cache.get_or_issue(key, now, || async { self.issue(&instance, &role, now) }).await?;
+        let fetched = self.cache.get_or_issue(key, now, || async { self.issue(instance, &role, now) }).await;
+        let (credentials, lookup) = match fetched {
+            Ok(found) => found,
+            Err(e) if e.code == ErrorCode::AssumeRoleUnauthorizedAccess => {
+                return Ok(CredentialsDocument::Unauthorized { message: e.message, last_updated: now });
+            }
+            Err(e) => return Err(e),
+        };
         match lookup {
             Lookup::Hit => self.metrics.credential_cache_hits.inc(),
             Lookup::Issued => self.metrics.credential_cache_misses.inc(),
@@ -205,7 +213,18 @@ impl InstanceMetadata {
         Ok(CredentialsDocument::Success { credentials, account_id: self.catalog.account_id().to_string() })
     }
 
+    /// Mints credentials for the instance's role, if the role trusts EC2. The trust policy is
+    /// checked here, at issuance, as EC2 does when it assumes the role; a cache hit does not
+    /// parse it again.
     fn issue(&self, instance: &Instance, role: &Role, now: i64) -> Result<IssuedCredentials> {
+        let trusted = PolicyDocument::parse(&role.assume_role_policy_document, PolicyType::Trust)
+            .is_ok_and(|doc| doc.trusts_service(EC2_SERVICE));
+        if !trusted {
+            return Err(Error::new(
+                ErrorCode::AssumeRoleUnauthorizedAccess,
+                format!("EC2 cannot assume the role {}.", role.role_name),
+            ));
+        }
         let schedule = self.settings.schedule;
         let expires_at = now + schedule.lifetime_secs;
         let account = self.catalog.account_id();
@@ -242,12 +261,7 @@ impl InstanceMetadata {
     /// iam/info (NotFound without a role).
     pub async fn iam_info(&self, caller: &Caller) -> Result<IamInfo> {
         let instance = self.instance(caller).await?;
-        let (association, _) = self.role_of(&instance).await?.ok_or_else(not_found)?;
-        Ok(IamInfo {
-            last_updated: association.timestamp,
-            instance_profile_arn: association.instance_profile_arn,
-            instance_profile_id: association.instance_profile_id,
-        })
+        iam_info_of(self.role_of(&instance).await?)
     }
 
     /// Any path of the meta-data tree: a value, or a directory listing (one entry a line,
@@ -256,19 +270,14 @@ impl InstanceMetadata {
         let instance = self.instance(caller).await?;
         let role = self.role_of(&instance).await?;
         let path = path.trim_start_matches('/');
-        match path {
-            "iam/info" => {
-                let info = self.iam_info(caller).await?;
-                return Ok(iam_info_json(&info));
-            }
-            p if p.starts_with("iam/security-credentials/")
-                && p.len() > "iam/security-credentials/".len() =>
-            {
-                let name = p.trim_start_matches("iam/security-credentials/").trim_end_matches('/');
-                let doc = self.credentials(caller, name).await?;
-                return Ok(credentials_json(&doc));
-            }
-            _ => {}
+        if path == "iam/info" {
+            return Ok(iam_info_json(&iam_info_of(role)?));
+        }
+        if let Some(name) = path.strip_prefix("iam/security-credentials/")
+            && !name.is_empty()
+        {
+            let doc = self.credentials_for(&instance, role, name.trim_end_matches('/')).await?;
+            return Ok(credentials_json(&doc));
         }
         let tree = self.tree(&instance, role.as_ref().map(|(_, r)| r.role_name.as_str()));
         lookup(&tree, path).ok_or_else(not_found)
@@ -299,6 +308,15 @@ impl InstanceMetadata {
         }
         t
     }
+}
+
+fn iam_info_of(role: Option<(Association, Role)>) -> Result<IamInfo> {
+    let (association, _) = role.ok_or_else(not_found)?;
+    Ok(IamInfo {
+        last_updated: association.timestamp,
+        instance_profile_arn: association.instance_profile_arn,
+        instance_profile_id: association.instance_profile_id,
+    })
 }
 
 /// An instance that can use IMDS now.

@@ -25,6 +25,9 @@ pub enum ErrorCode {
     InvalidInstanceIdMalformed,
     InvalidAssociationIdNotFound,
     // Instance metadata (AWS answers these as HTTP 401 / 403 / 404 / 400)
+    /// The role does not trust ec2.amazonaws.com: a credentials document Code, not a failure
+    /// of the request.
+    AssumeRoleUnauthorizedAccess,
     Unauthorized,
     Forbidden,
     NotFound,
@@ -63,6 +66,7 @@ impl ErrorCode {
             Self::InvalidInstanceIdNotFound => "InvalidInstanceID.NotFound",
             Self::InvalidInstanceIdMalformed => "InvalidInstanceID.Malformed",
             Self::InvalidAssociationIdNotFound => "InvalidAssociationID.NotFound",
+            Self::AssumeRoleUnauthorizedAccess => "AssumeRoleUnauthorizedAccess",
             Self::Unauthorized => "Unauthorized",
             Self::Forbidden => "Forbidden",
             Self::NotFound => "NotFound",
@@ -88,6 +92,7 @@ impl ErrorCode {
         Self::InvalidInstanceIdNotFound,
         Self::InvalidInstanceIdMalformed,
         Self::InvalidAssociationIdNotFound,
+        Self::AssumeRoleUnauthorizedAccess,
         Self::Unauthorized,
         Self::Forbidden,
         Self::NotFound,

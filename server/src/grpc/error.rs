@@ -31,7 +31,7 @@ pub fn grpc_code(code: ErrorCode) -> Code {
         ConcurrentModification => Code::Aborted,
         ServiceFailure => Code::Internal,
         Unauthorized => Code::Unauthenticated,
-        Forbidden => Code::PermissionDenied,
+        Forbidden | AssumeRoleUnauthorizedAccess => Code::PermissionDenied,
     }
 }
 
