@@ -92,8 +92,12 @@ pub struct InstanceDefaults {
 pub struct Simulation {
     /// Serve the TestControl service that moves the server's clock (debug builds only).
     pub manual_clock: bool,
-    /// Allow credential lifetimes below the SDKs' refresh windows.
+    /// Allow credential lifetimes below the SDKs' refresh windows, `rotate_after_secs = 0`
+    /// (every fetch issues) and `synchronized_rotation`.
     pub short_credentials: bool,
+    /// Rotation points on multiples of `credentials.rotate_after_secs` for the whole fleet
+    /// (a rotation storm); needs `short_credentials`.
+    pub synchronized_rotation: bool,
     /// GetToken believes a claimed instance id without its instance key.
     pub trust_claimed_instance_id: bool,
 }
@@ -174,6 +178,7 @@ impl Config {
             rotate_after_secs: self.credentials.rotate_after_secs,
             jitter_secs: self.credentials.rotation_jitter_secs,
             min_remaining_secs: self.credentials.min_remaining_secs,
+            synchronized: self.simulation.synchronized_rotation,
         }
     }
 

@@ -47,9 +47,13 @@ pub struct TemporaryCredentials {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct RotationSchedule {
     pub lifetime_secs: i64,
+    /// Simulation only: 0 makes every fetch issue new credentials.
     pub rotate_after_secs: i64,
     pub jitter_secs: i64,
     pub min_remaining_secs: i64,
+    /// Simulation only: rotation points fall on multiples of `rotate_after_secs` (no
+    /// jitter), so a whole fleet crosses one at the same second (a rotation storm).
+    pub synchronized: bool,
 }
 
 impl Default for RotationSchedule {
@@ -59,6 +63,7 @@ impl Default for RotationSchedule {
             rotate_after_secs: 3600,
             jitter_secs: 600,
             min_remaining_secs: 15 * 60,
+            synchronized: false,
         }
     }
 }
@@ -71,11 +76,19 @@ impl RotationSchedule {
     /// on every call.
     pub fn validate(&self, simulation: bool) -> Result<()> {
         if self.lifetime_secs <= 0
-            || self.rotate_after_secs <= 0
+            || self.rotate_after_secs < 0
             || self.jitter_secs < 0
             || self.min_remaining_secs < 0
         {
             return Err(Error::invalid_parameter("credential lifetimes must be positive"));
+        }
+        if !simulation && (self.rotate_after_secs == 0 || self.synchronized) {
+            return Err(Error::invalid_parameter(
+                "rotate_after_secs = 0 and synchronized rotation need the simulation setting short_credentials",
+            ));
+        }
+        if self.synchronized && self.rotate_after_secs == 0 {
+            return Err(Error::invalid_parameter("synchronized rotation needs rotate_after_secs > 0"));
         }
         if self.rotate_after_secs > self.lifetime_secs {
             return Err(Error::invalid_parameter("credentials must rotate before they expire"));
@@ -111,7 +124,11 @@ impl RotationSchedule {
 
     /// When credentials issued at `issued_at` for this instance stop being handed out.
     pub fn rotate_at(&self, issued_at: i64, expires_at: i64, instance_id: &str) -> i64 {
-        let planned = issued_at + self.rotate_after_secs - self.jitter_for(instance_id);
+        let planned = if self.synchronized {
+            (issued_at / self.rotate_after_secs + 1) * self.rotate_after_secs
+        } else {
+            issued_at + self.rotate_after_secs - self.jitter_for(instance_id)
+        };
         planned.min(expires_at - self.min_remaining_secs).max(issued_at)
     }
 }
@@ -264,9 +281,27 @@ mod tests {
             rotate_after_secs: 990,
             jitter_secs: 0,
             min_remaining_secs: 900,
+            synchronized: false,
         };
         assert!(short.validate(false).is_err());
         assert!(short.validate(true).is_ok());
         assert_eq!(short.rotate_at(0, 1000, "i-1"), 100);
+        // Every fetch issues (refresh load), only in simulation.
+        let every = RotationSchedule { rotate_after_secs: 0, ..short };
+        assert!(every.validate(false).is_err());
+        assert!(every.validate(true).is_ok());
+        assert_eq!(every.rotate_at(50, 1000, "i-1"), 50);
+        // A storm: everyone issued within one window rotates at its end.
+        let storm = RotationSchedule {
+            lifetime_secs: 600,
+            rotate_after_secs: 30,
+            min_remaining_secs: 0,
+            synchronized: true,
+            ..short
+        };
+        assert!(storm.validate(false).is_err());
+        storm.validate(true).unwrap();
+        assert_eq!(storm.rotate_at(61, 661, "i-1"), 90);
+        assert_eq!(storm.rotate_at(89, 689, "i-2"), 90);
     }
 }
