@@ -10,6 +10,7 @@ const PROTOS: &[&str] = &[
     "rolecall/v1/ec2.proto",
     "rolecall/v1/imds.proto",
     "rolecall/v1/test_control.proto",
+    "rolecall/loadtest/v1/baseline.proto",
 ];
 
 /// Messages that carry secrets: their Debug is written by hand (redacted) in proto/lib.rs.

@@ -6,11 +6,27 @@
 
 use std::fmt;
 
-/// Generated `rolecall.v1` protobuf types, servers and clients.
+/// Generated code, nested by protobuf package so that cross-package references resolve.
 #[allow(clippy::all, missing_docs, unreachable_pub)]
-pub mod pb {
-    tonic::include_proto!("rolecall.v1");
+mod generated {
+    pub mod rolecall {
+        pub mod v1 {
+            tonic::include_proto!("rolecall.v1");
+        }
+        pub mod loadtest {
+            pub mod v1 {
+                tonic::include_proto!("rolecall.loadtest.v1");
+            }
+        }
+    }
 }
+
+/// Generated `rolecall.v1` protobuf types, servers and clients.
+pub use generated::rolecall::v1 as pb;
+
+/// `rolecall.loadtest.v1`: the load tester's baseline service (same messages as
+/// InstanceMetadata.GetSecurityCredentials).
+pub use generated::rolecall::loadtest::v1 as loadtest;
 
 pub use pb::*;
 

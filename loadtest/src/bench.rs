@@ -1,0 +1,523 @@
+//! The benchmark: for each scenario, a server configured for it, a fleet bootstrapped
+//! through the API, and goose passes (closed loop for throughput, open loop for latency at
+//! a rate), measured against the baseline of the same run.
+
+use std::{
+    net::SocketAddr,
+    path::PathBuf,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use goose::prelude::*;
+use rolecall_api::{self as pb, ec2_client::Ec2Client};
+use rolecall_server::config::Config;
+use tonic::transport::{Channel, Endpoint};
+
+use crate::{
+    fleet::{self, Fleet, ROLES},
+    harness::{ChurnBook, Load, Run, Scenario},
+    procfs::{self, Machine},
+    report::{self, Latency, Pass, Report},
+    servers::{Kind, ServerUnderTest},
+};
+
+/// How a benchmark runs.
+#[derive(Clone, Debug)]
+pub struct Options {
+    pub scenarios: Vec<Scenario>,
+    pub instances: usize,
+    pub users: usize,
+    pub duration_secs: usize,
+    /// Open-loop passes run at this fraction of the baseline's closed-loop throughput.
+    pub open_fraction: f64,
+    /// A fixed open-loop rate instead (requests per second).
+    pub rate: Option<f64>,
+    pub channels: usize,
+    pub out: PathBuf,
+    /// Drive this server instead of starting one (scenarios needing special server
+    /// settings must then be configured there by hand).
+    pub host: Option<String>,
+    pub metrics: Option<SocketAddr>,
+    /// Pin the server to core 0 (the harness pins itself to core 1 before starting).
+    pub pin: bool,
+    /// Run servers in this process (tests): no CPU accounting of the server.
+    pub in_process: bool,
+    /// The storm's rotation period: the whole fleet must warm up within it.
+    pub storm_period_secs: i64,
+    /// Pause between two role replacements in churn.
+    pub churn_interval: Duration,
+    pub command: Vec<String>,
+}
+
+/// The rolecall configuration each scenario needs.
+pub fn server_config(scenario: Scenario, instances: usize, storm_period: i64) -> Config {
+    let mut c = Config { metrics_listen: None, ..Config::default() };
+    c.server.concurrency_limit = 100_000;
+    c.credentials.cache_capacity = (instances as u64 * 2).max(1000);
+    match scenario {
+        Scenario::Refresh => {
+            c.simulation.short_credentials = true;
+            c.credentials.rotate_after_secs = 0;
+            c.credentials.lifetime_secs = 900;
+            c.credentials.rotation_jitter_secs = 0;
+            c.credentials.min_remaining_secs = 0;
+        }
+        Scenario::Storm => {
+            c.simulation.short_credentials = true;
+            c.simulation.synchronized_rotation = true;
+            c.credentials.rotate_after_secs = storm_period;
+            c.credentials.lifetime_secs = storm_period * 10;
+            c.credentials.rotation_jitter_secs = 0;
+            c.credentials.min_remaining_secs = 0;
+        }
+        Scenario::Baseline | Scenario::Fetch | Scenario::Churn => {}
+    }
+    c
+}
+
+async fn start_server(opts: &Options, scenario: Scenario) -> Result<ServerUnderTest, String> {
+    let kind = if scenario == Scenario::Baseline { Kind::Baseline } else { Kind::Rolecall };
+    if let Some(host) = &opts.host
+        && kind == Kind::Rolecall
+    {
+        return Ok(ServerUnderTest::remote(host.clone(), opts.metrics));
+    }
+    let config = server_config(scenario, opts.instances, opts.storm_period_secs);
+    if opts.in_process {
+        ServerUnderTest::in_process(kind, config).await
+    } else {
+        let json = config_json(&config)?;
+        ServerUnderTest::spawn_child(kind, &json, opts.pin.then_some(0))
+    }
+}
+
+fn config_json(config: &Config) -> Result<String, String> {
+    // The child parses this back into a Config; its metrics are always on (the counters).
+    let mut c = config.clone();
+    c.metrics_listen = Some(SocketAddr::from(([127, 0, 0, 1], 0)));
+    serde_json::to_value(&c).map_err(|e| e.to_string()).map(|v| v.to_string())
+}
+
+async fn connect(url: &str, n: usize) -> Result<Vec<Channel>, String> {
+    let mut channels = Vec::with_capacity(n);
+    for _ in 0..n.max(1) {
+        let ch = Endpoint::from_shared(url.to_string())
+            .map_err(|e| e.to_string())?
+            .tcp_nodelay(true)
+            .connect()
+            .await
+            .map_err(|e| format!("connect {url}: {e}"))?;
+        channels.push(ch);
+    }
+    Ok(channels)
+}
+
+/// Runs every selected scenario and returns the report (also written to `out`).
+pub async fn run(opts: &Options) -> Result<Report, String> {
+    std::fs::create_dir_all(&opts.out).map_err(|e| format!("{}: {e}", opts.out.display()))?;
+    let mut report = Report {
+        date: now_iso(),
+        command: opts.command.clone(),
+        machine: Machine::describe(),
+        pinned: opts.pin,
+        passes: vec![],
+        checks: vec![],
+        warnings: vec![],
+    };
+    let mut scenarios = opts.scenarios.clone();
+    // The baseline runs first: the open-loop rate of every other scenario derives from it.
+    scenarios.sort_by_key(|s| *s != Scenario::Baseline);
+    let mut open_rate = opts.rate;
+    for scenario in scenarios {
+        eprintln!("== {scenario:?}");
+        let server = start_server(opts, scenario).await?;
+        let channels = connect(&server.grpc_url, opts.channels).await?;
+        let passes = match scenario {
+            Scenario::Baseline => {
+                let fleet = fleet::synthetic(opts.instances);
+                let closed =
+                    pass(opts, &server, &channels, scenario, Load::Closed, &fleet, None, None).await?;
+                let rate = open_rate.unwrap_or(closed.requests_per_second * opts.open_fraction);
+                open_rate = Some(rate);
+                let open =
+                    pass(opts, &server, &channels, scenario, Load::Open { rate }, &fleet, None, None).await?;
+                vec![closed, open]
+            }
+            Scenario::Fetch => {
+                let mut fleet = fleet::bootstrap(&channels, opts.instances).await?;
+                let before = server.rss_bytes();
+                fleet::warm(&channels, &mut fleet).await?;
+                let after = server.rss_bytes();
+                let mut closed =
+                    pass(opts, &server, &channels, scenario, Load::Closed, &fleet, None, None).await?;
+                if let (Some(b), Some(a)) = (before, after) {
+                    closed.details = serde_json::json!({
+                        "memory_per_cached_credential_bytes": a.saturating_sub(b) as f64 / fleet.members.len() as f64,
+                        "server_rss_bytes": a,
+                    });
+                }
+                let rate = open_rate.unwrap_or(closed.requests_per_second * opts.open_fraction);
+                let open =
+                    pass(opts, &server, &channels, scenario, Load::Open { rate }, &fleet, None, None).await?;
+                vec![closed, open]
+            }
+            Scenario::Refresh => {
+                let fleet = fleet::bootstrap(&channels, opts.instances).await?;
+                let mut closed =
+                    pass(opts, &server, &channels, scenario, Load::Closed, &fleet, None, None).await?;
+                if let Some(issued) = closed.credentials_issued {
+                    closed.details = serde_json::json!({
+                        "issued_per_request": issued as f64 / closed.requests.max(1) as f64,
+                    });
+                }
+                vec![closed]
+            }
+            Scenario::Storm => vec![storm(opts, &server, &channels, open_rate).await?],
+            Scenario::Churn => vec![churn(opts, &server, &channels).await?],
+        };
+        report.passes.extend(passes);
+        server.stop();
+    }
+    report.evaluate();
+    report.write_json(&opts.out.join("report.json"))?;
+    Ok(report)
+}
+
+/// One goose execution over `fleet`.
+#[allow(clippy::too_many_arguments)]
+async fn pass(
+    opts: &Options,
+    server: &ServerUnderTest,
+    channels: &[Channel],
+    scenario: Scenario,
+    load: Load,
+    fleet: &Fleet,
+    storm_window: Option<(Instant, Instant)>,
+    churn: Option<Arc<ChurnBook>>,
+) -> Result<Pass, String> {
+    pass_for(opts, server, channels, scenario, load, fleet, storm_window, churn, opts.duration_secs).await
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn pass_for(
+    opts: &Options,
+    server: &ServerUnderTest,
+    channels: &[Channel],
+    scenario: Scenario,
+    load: Load,
+    fleet: &Fleet,
+    storm_window: Option<(Instant, Instant)>,
+    churn: Option<Arc<ChurnBook>>,
+    duration_secs: usize,
+) -> Result<Pass, String> {
+    let run =
+        Run::new(scenario, load, fleet.members.clone(), opts.users, channels.to_vec(), storm_window, churn);
+    run.install();
+    let users = run.users();
+    let name = format!("{scenario:?}").to_lowercase();
+    let html = opts
+        .out
+        .join(format!("{name}-{}.html", if matches!(load, Load::Closed) { "closed" } else { "open" }));
+    let html_str = html.display().to_string();
+    let me = std::process::id();
+    let issued_before = server.counter("rolecall_credentials_issued_total").await;
+    let server_cpu_before = server.cpu_time();
+    let generator_cpu_before = procfs::cpu_time(me);
+    let started = Instant::now();
+    let goose = |e: GooseError| format!("goose: {e}");
+    GooseAttack::initialize_with_config(goose::config::GooseConfiguration::default())
+        .map_err(goose)?
+        .register_scenario(crate::harness::scenario(&name))
+        .set_default(GooseDefault::Host, server.grpc_url.as_str())
+        .map_err(goose)?
+        .set_default(GooseDefault::Users, users)
+        .map_err(goose)?
+        .set_default(GooseDefault::IncreaseRate, users.to_string().as_str())
+        .map_err(goose)?
+        .set_default(GooseDefault::RunTime, duration_secs)
+        .map_err(goose)?
+        .set_default(GooseDefault::ReportFile, html_str.as_str())
+        .map_err(goose)?
+        .set_default(GooseDefault::NoTelnet, true)
+        .map_err(goose)?
+        .set_default(GooseDefault::NoPrintMetrics, true)
+        .map_err(goose)?
+        .set_default(GooseDefault::Quiet, 1usize)
+        .map_err(goose)?
+        .execute()
+        .await
+        .map_err(goose)?;
+    let wall = started.elapsed().as_secs_f64();
+    let server_cpu = match (server_cpu_before, server.cpu_time()) {
+        (Some(b), Some(a)) => Some(a.saturating_sub(b).as_secs_f64()),
+        _ => None,
+    };
+    let generator_cpu = match (generator_cpu_before, procfs::cpu_time(me)) {
+        (Some(b), Some(a)) => a.saturating_sub(b).as_secs_f64(),
+        _ => 0.0,
+    };
+    let issued = match (issued_before, server.counter("rolecall_credentials_issued_total").await) {
+        (Some(b), Some(a)) if server.kind == Kind::Rolecall => Some(a.saturating_sub(b)),
+        _ => None,
+    };
+    let requests = run.requests.load(Ordering::Relaxed);
+    let busy = run.busy_seconds().max(1e-9);
+    let latency = run.latencies.lock().map(|h| Latency::from(&*h)).unwrap_or_default();
+    // Utilization over the busy window (goose's start-up and shutdown idle both sides).
+    let window = busy.min(wall);
+    let server_util = server_cpu.map(|c| c / window);
+    let generator_util = generator_cpu / window;
+    let mut warnings = Vec::new();
+    let errors = run.errors.load(Ordering::Relaxed);
+    if errors > 0 {
+        warnings.push(format!("{errors} requests failed"));
+    }
+    if let Load::Open { rate } = load {
+        let achieved = requests as f64 / busy;
+        if achieved < 0.95 * rate {
+            warnings.push(format!(
+                "open loop fell behind: {achieved:.0}/s achieved of {rate:.0}/s scheduled (latency includes the lateness)"
+            ));
+        }
+    }
+    let storm_figures = storm_window.map(|_| {
+        (
+            run.steady.lock().map(|h| Latency::from(&*h)).unwrap_or_default(),
+            run.storm.lock().map(|h| Latency::from(&*h)).unwrap_or_default(),
+        )
+    });
+    let mut details = serde_json::json!({});
+    if let Some((steady, storm)) = storm_figures {
+        details = serde_json::json!({
+            "steady": steady,
+            "storm": storm,
+            "rotated": run.rotated.load(Ordering::Relaxed),
+            "rotated_before_boundary": run.rotated_early.load(Ordering::Relaxed),
+        });
+    }
+    if let Some(book) = &run_churn(&run) {
+        details = serde_json::json!({
+            "replacements": book.replacements.load(Ordering::Relaxed),
+            "violations": run.violations.load(Ordering::Relaxed),
+            "raced": run.raced.load(Ordering::Relaxed),
+            "list_requests": run.lists.load(Ordering::Relaxed),
+        });
+    }
+    Ok(Pass {
+        scenario,
+        load,
+        users,
+        instances: fleet.members.len(),
+        wall_seconds: wall,
+        busy_seconds: busy,
+        requests,
+        errors,
+        requests_per_second: requests as f64 / busy,
+        latency,
+        server_cpu_us_per_request: server_cpu.map(|c| c * 1e6 / requests.max(1) as f64),
+        server_cpu_utilization: server_util,
+        generator_cpu_utilization: generator_util,
+        saturated: report::saturation(server_util, generator_util),
+        credentials_issued: issued,
+        details,
+        warnings,
+        goose_report: html_str,
+    })
+}
+
+fn run_churn(run: &Run) -> Option<Arc<ChurnBook>> {
+    (run.scenario == Scenario::Churn).then(|| run.churn_book()).flatten()
+}
+
+/// The whole fleet crosses one rotation point: every instance must get new credentials,
+/// issued exactly once each, with no errors.
+async fn storm(
+    opts: &Options,
+    server: &ServerUnderTest,
+    channels: &[Channel],
+    rate: Option<f64>,
+) -> Result<Pass, String> {
+    let period = opts.storm_period_secs;
+    let mut fleet = fleet::bootstrap(channels, opts.instances).await?;
+    // Start warming just after a rotation point so the whole warm-up lands in one period.
+    let to_boundary = |unix: f64| period as f64 - unix.rem_euclid(period as f64);
+    tokio::time::sleep(Duration::from_secs_f64(to_boundary(unix_now()) + 0.2)).await;
+    let warm_started = Instant::now();
+    fleet::warm(channels, &mut fleet).await?;
+    let warm_time = warm_started.elapsed().as_secs_f64();
+    let left = to_boundary(unix_now());
+    if left < 2.0 || warm_time > period as f64 * 0.75 {
+        return Err(format!(
+            "warming {} instances took {warm_time:.1} s of the {period} s storm period: raise --storm-period",
+            fleet.members.len()
+        ));
+    }
+    // After the rotation point the pass runs two sweeps of the fleet, but must end (goose's
+    // up-to-one-second ramp included) before the next rotation point.
+    let sweep = warm_time.max(1.0);
+    let after = (2.0 * sweep + 2.0).min(period as f64 - 2.0);
+    if after < sweep + 1.0 {
+        return Err(format!(
+            "a {period} s storm period leaves no room for a {sweep:.1} s sweep: raise --storm-period"
+        ));
+    }
+    let boundary = Instant::now() + Duration::from_secs_f64(left);
+    let window = (boundary, boundary + Duration::from_secs_f64(sweep));
+    let run_for = (left + after).floor() as usize;
+    let load = rate.map_or(Load::Closed, |rate| Load::Open { rate });
+    let mut pass =
+        pass_for(opts, server, channels, Scenario::Storm, load, &fleet, Some(window), None, run_for).await?;
+    let n = fleet.members.len() as u64;
+    let rotated = pass.details["rotated"].as_u64().unwrap_or(0);
+    let exact = rotated == n && pass.credentials_issued == Some(n) && pass.errors == 0;
+    pass.details["instances"] = n.into();
+    pass.details["one_issuance_per_instance"] = exact.into();
+    pass.details["warm_seconds"] = warm_time.into();
+    if !exact {
+        pass.warnings.push(format!(
+            "storm: {rotated} of {n} instances rotated, {:?} issued, {} errors",
+            pass.credentials_issued, pass.errors
+        ));
+    }
+    Ok(pass)
+}
+
+/// Roles replaced on running instances while the fleet fetches.
+async fn churn(opts: &Options, server: &ServerUnderTest, channels: &[Channel]) -> Result<Pass, String> {
+    let mut fleet = fleet::bootstrap(channels, opts.instances).await?;
+    fleet::warm(channels, &mut fleet).await?;
+    let book = ChurnBook::new(fleet.members.len());
+    let stop = Arc::new(AtomicBool::new(false));
+    let controller = tokio::spawn(replace_roles(
+        channels[0].clone(),
+        fleet.members.iter().map(|m| m.association_id.clone()).collect(),
+        book.clone(),
+        stop.clone(),
+        opts.churn_interval,
+    ));
+    let result =
+        pass(opts, server, channels, Scenario::Churn, Load::Closed, &fleet, None, Some(book.clone())).await;
+    stop.store(true, Ordering::Relaxed);
+    let replaced = controller.await.map_err(|e| e.to_string())??;
+    let mut pass = result?;
+    pass.details["replacements"] = replaced.into();
+    Ok(pass)
+}
+
+/// The operator's side of churn: replace one instance's profile after another.
+async fn replace_roles(
+    channel: Channel,
+    mut associations: Vec<String>,
+    book: Arc<ChurnBook>,
+    stop: Arc<AtomicBool>,
+    interval: Duration,
+) -> Result<u64, String> {
+    let mut ec2 = Ec2Client::new(channel);
+    let mut n = 0usize;
+    let mut replaced = 0u64;
+    while !stop.load(Ordering::Relaxed) && !associations.is_empty() {
+        let index = n % associations.len();
+        n += 1;
+        let role = 1 - book.current_role(index);
+        book.replacing(index);
+        let answer = ec2
+            .replace_iam_instance_profile_association(pb::ReplaceIamInstanceProfileAssociationRequest {
+                iam_instance_profile: Some(pb::IamInstanceProfileSpecification {
+                    name: ROLES[usize::from(role)].into(),
+                    ..Default::default()
+                }),
+                association_id: associations[index].clone(),
+            })
+            .await
+            .map_err(|s| format!("ReplaceIamInstanceProfileAssociation: {}", s.message()))?;
+        if let Some(a) = answer.into_inner().iam_instance_profile_association {
+            associations[index] = a.association_id;
+        }
+        book.replaced(index, role);
+        replaced += 1;
+        // Pacing of the operator, not a wait for a server.
+        tokio::time::sleep(interval).await;
+    }
+    Ok(replaced)
+}
+
+#[allow(clippy::disallowed_methods)] // the harness schedules against the same wall clock as the server
+fn unix_now() -> f64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64())
+}
+
+fn now_iso() -> String {
+    rolecall_server::domain::clock::iso8601(unix_now() as i64)
+}
+
+#[cfg(test)]
+mod smoke {
+    //! A short run of every scenario against in-process servers, so the harness cannot rot.
+    //! It asserts that nothing failed and that the counts add up, never how fast.
+
+    use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn every_scenario_runs_clean() {
+        let out = std::env::temp_dir().join(format!("rolecall-loadtest-smoke-{}", std::process::id()));
+        let options = Options {
+            scenarios: vec![
+                Scenario::Baseline,
+                Scenario::Fetch,
+                Scenario::Refresh,
+                Scenario::Churn,
+                Scenario::Storm,
+            ],
+            instances: 40,
+            users: 2,
+            duration_secs: 1,
+            open_fraction: 0.5,
+            rate: Some(200.0),
+            channels: 1,
+            out: out.clone(),
+            host: None,
+            metrics: None,
+            pin: false,
+            in_process: true,
+            storm_period_secs: 6,
+            churn_interval: Duration::from_millis(2),
+            command: vec!["smoke".into()],
+        };
+        let report = run(&options).await.unwrap();
+        let kinds: Vec<(Scenario, bool)> =
+            report.passes.iter().map(|p| (p.scenario, matches!(p.load, Load::Open { .. }))).collect();
+        assert_eq!(
+            kinds,
+            [
+                (Scenario::Baseline, false),
+                (Scenario::Baseline, true),
+                (Scenario::Fetch, false),
+                (Scenario::Fetch, true),
+                (Scenario::Refresh, false),
+                (Scenario::Churn, false),
+                (Scenario::Storm, true),
+            ]
+        );
+        for p in &report.passes {
+            assert_eq!(p.errors, 0, "{:?} {:?}: {:?}", p.scenario, p.load, p.warnings);
+            assert!(p.requests > 0, "{:?} sent nothing", p.scenario);
+            assert_eq!(p.latency.count, p.requests - p.details["list_requests"].as_u64().unwrap_or(0));
+            assert!(std::path::Path::new(&p.goose_report).exists(), "goose's HTML report");
+        }
+        let by = |s: Scenario| report.passes.iter().find(|p| p.scenario == s).unwrap();
+        // Every refresh fetch issued; the warm fetch issued nothing more than once per instance.
+        assert_eq!(by(Scenario::Refresh).credentials_issued, Some(by(Scenario::Refresh).requests));
+        assert_eq!(by(Scenario::Fetch).credentials_issued, Some(0), "warm fetches hit the cache");
+        let storm = by(Scenario::Storm);
+        assert_eq!(storm.details["one_issuance_per_instance"], true, "{}", storm.details);
+        let churn = by(Scenario::Churn);
+        assert_eq!(churn.details["violations"], 0, "{}", churn.details);
+        assert!(churn.details["replacements"].as_u64().unwrap() > 0);
+        assert!(out.join("report.json").exists());
+        let _ = std::fs::remove_dir_all(&out);
+    }
+}

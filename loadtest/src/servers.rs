@@ -1,0 +1,179 @@
+//! The server under test: a child process (the default: its CPU time is its own, and it can
+//! be pinned to a core), an in-process task (the smoke test), or a remote address.
+
+use std::{
+    io::{BufRead, BufReader},
+    net::SocketAddr,
+    process::{Child, Command, Stdio},
+    time::Duration,
+};
+
+use tokio::{
+    io::{AsyncReadExt, AsyncWriteExt},
+    net::{TcpListener, TcpStream},
+    sync::oneshot,
+};
+
+use crate::procfs;
+
+/// Which server a pass drives.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    Rolecall,
+    Baseline,
+}
+
+/// The line a child server prints once it listens.
+const READY: &str = "LISTENING";
+
+pub struct ServerUnderTest {
+    pub kind: Kind,
+    /// `http://ADDR` of the gRPC endpoint.
+    pub grpc_url: String,
+    pub metrics: Option<SocketAddr>,
+    child: Option<Child>,
+    stop: Option<oneshot::Sender<()>>,
+}
+
+impl ServerUnderTest {
+    /// Starts this executable again as a server (`rolecall-loadtest serve-rolecall` or
+    /// `serve-baseline`), pinned to `core` where given, and waits for it to listen. The
+    /// child stops when its standard input closes, so it cannot outlive the harness.
+    pub fn spawn_child(kind: Kind, config_json: &str, core: Option<usize>) -> Result<Self, String> {
+        let exe = std::env::current_exe().map_err(|e| format!("current exe: {e}"))?;
+        let mut cmd = Command::new(exe);
+        cmd.arg(match kind {
+            Kind::Rolecall => "serve-rolecall",
+            Kind::Baseline => "serve-baseline",
+        });
+        cmd.arg("--config-json").arg(config_json);
+        if let Some(core) = core {
+            cmd.arg("--core").arg(core.to_string());
+        }
+        let mut child = cmd
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .map_err(|e| format!("spawn server: {e}"))?;
+        let stdout = child.stdout.take().ok_or("no child stdout")?;
+        let mut line = String::new();
+        BufReader::new(stdout).read_line(&mut line).map_err(|e| format!("read child: {e}"))?;
+        let (grpc, metrics) = parse_ready(&line).ok_or_else(|| format!("server did not start: {line:?}"))?;
+        Ok(Self { kind, grpc_url: format!("http://{grpc}"), metrics, child: Some(child), stop: None })
+    }
+
+    /// Runs the server inside this process (no separate CPU accounting).
+    pub async fn in_process(kind: Kind, config: rolecall_server::config::Config) -> Result<Self, String> {
+        let grpc = TcpListener::bind("127.0.0.1:0").await.map_err(|e| e.to_string())?;
+        let grpc_addr = grpc.local_addr().map_err(|e| e.to_string())?;
+        let (stop, stopped) = oneshot::channel::<()>();
+        let shutdown = async move {
+            let _ = stopped.await;
+        };
+        let metrics = match kind {
+            Kind::Rolecall => {
+                let listener = TcpListener::bind("127.0.0.1:0").await.map_err(|e| e.to_string())?;
+                let addr = listener.local_addr().map_err(|e| e.to_string())?;
+                let listeners = rolecall_server::Listeners { grpc, metrics: Some(listener) };
+                tokio::spawn(rolecall_server::run(config, listeners, shutdown));
+                Some(addr)
+            }
+            Kind::Baseline => {
+                tokio::spawn(crate::baseline::serve(grpc, shutdown));
+                None
+            }
+        };
+        Ok(Self { kind, grpc_url: format!("http://{grpc_addr}"), metrics, child: None, stop: Some(stop) })
+    }
+
+    /// A server someone else runs.
+    pub fn remote(grpc_url: String, metrics: Option<SocketAddr>) -> Self {
+        Self { kind: Kind::Rolecall, grpc_url, metrics, child: None, stop: None }
+    }
+
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    /// CPU time the server has used (child processes only).
+    pub fn cpu_time(&self) -> Option<Duration> {
+        self.pid().and_then(procfs::cpu_time)
+    }
+
+    pub fn rss_bytes(&self) -> Option<u64> {
+        self.pid().and_then(procfs::rss_bytes)
+    }
+
+    /// A counter from the server's /metrics.
+    pub async fn counter(&self, name: &str) -> Option<u64> {
+        let addr = self.metrics?;
+        let mut stream = TcpStream::connect(addr).await.ok()?;
+        stream.write_all(b"GET /metrics HTTP/1.0\r\nHost: localhost\r\n\r\n").await.ok()?;
+        let mut text = String::new();
+        stream.read_to_string(&mut text).await.ok()?;
+        text.lines().find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok()).or(Some(0))
+    }
+
+    /// Stops the server and waits for it.
+    pub fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(mut child) = self.child.take() {
+            drop(child.stdin.take());
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for ServerUnderTest {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            drop(child.stdin.take());
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// `LISTENING grpc=ADDR metrics=ADDR|none`.
+fn parse_ready(line: &str) -> Option<(SocketAddr, Option<SocketAddr>)> {
+    let mut words = line.split_whitespace();
+    if words.next()? != READY {
+        return None;
+    }
+    let grpc = words.next()?.strip_prefix("grpc=")?.parse().ok()?;
+    let metrics = words.next()?.strip_prefix("metrics=")?;
+    Some((grpc, metrics.parse().ok()))
+}
+
+/// The announcement a child prints once listening.
+pub fn ready_line(grpc: SocketAddr, metrics: Option<SocketAddr>) -> String {
+    format!("{READY} grpc={grpc} metrics={}", metrics.map_or("none".to_string(), |m| m.to_string()))
+}
+
+/// Resolves when standard input closes: the parent harness has gone.
+pub async fn stdin_closed() {
+    let mut stdin = tokio::io::stdin();
+    let mut buf = [0u8; 64];
+    while let Ok(n) = stdin.read(&mut buf).await {
+        if n == 0 {
+            break;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ready_line_roundtrips() {
+        let g: SocketAddr = "127.0.0.1:5000".parse().unwrap();
+        let m: SocketAddr = "127.0.0.1:5001".parse().unwrap();
+        assert_eq!(parse_ready(&ready_line(g, Some(m))), Some((g, Some(m))));
+        assert_eq!(parse_ready(&ready_line(g, None)), Some((g, None)));
+        assert_eq!(parse_ready("garbage"), None);
+    }
+}

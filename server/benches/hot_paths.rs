@@ -1,0 +1,86 @@
+//! Micro-benchmarks of the functions on the credential path: `cargo bench -p rolecall-server`.
+//!
+//! - session token seal (issue) and open (verify);
+//! - IMDS token MAC and verify;
+//! - a credential cache hit;
+//! - a whole credential issuance (seal + schedule), as a cache miss pays it.
+
+#![allow(clippy::unwrap_used)]
+
+use std::{hint::black_box, sync::Arc, time::Duration};
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use rolecall_server::{
+    cache::{CredentialCache, CredentialKey, IssuedCredentials},
+    domain::{
+        credentials::{RotationSchedule, SessionClaims, TemporaryCredentials, open_session_token},
+        imds_token,
+        keyring::{KeyRing, KeyRingPolicy},
+        model::Secret,
+    },
+};
+
+fn claims(now: i64) -> SessionClaims {
+    SessionClaims {
+        access_key_id: String::new(),
+        secret_access_key: Secret(String::new()),
+        account_id: "123456789012".into(),
+        principal_arn: "arn:aws:sts::123456789012:assumed-role/FleetRoleA/i-0123456789abcdef0".into(),
+        role_arn: "arn:aws:iam::123456789012:role/FleetRoleA".into(),
+        role_id: "AROAABCDEFGHIJKLMNOPQ".into(),
+        session_name: "i-0123456789abcdef0".into(),
+        instance_id: Some("i-0123456789abcdef0".into()),
+        issued_at: now,
+        expires_at: now + 21_600,
+    }
+}
+
+fn session_tokens(c: &mut Criterion) {
+    let ring = KeyRing::new(KeyRingPolicy::default(), 0);
+    c.bench_function("session token seal (issue credentials)", |b| {
+        b.iter(|| TemporaryCredentials::issue(&ring, black_box(claims(1_000))))
+    });
+    let creds = TemporaryCredentials::issue(&ring, claims(1_000)).unwrap();
+    c.bench_function("session token open (verify credentials)", |b| {
+        b.iter(|| open_session_token(&ring, black_box(&creds.session_token.0), 2_000))
+    });
+    let schedule = RotationSchedule::default();
+    c.bench_function("credential issuance (seal + rotation point)", |b| {
+        b.iter(|| {
+            let creds = TemporaryCredentials::issue(&ring, claims(1_000)).unwrap();
+            let rotate_at = schedule.rotate_at(creds.issued_at, creds.expires_at, "i-0123456789abcdef0");
+            IssuedCredentials { credentials: creds, rotate_at }
+        })
+    });
+}
+
+fn imds_tokens(c: &mut Criterion) {
+    let ring = KeyRing::new(KeyRingPolicy::default(), 0);
+    c.bench_function("IMDS token MAC (issue)", |b| {
+        b.iter(|| imds_token::issue(&ring, black_box("i-0123456789abcdef0"), 21_600))
+    });
+    let token = imds_token::issue(&ring, "i-0123456789abcdef0", 21_600).unwrap();
+    c.bench_function("IMDS token verify", |b| b.iter(|| imds_token::verify(&ring, black_box(&token), 100)));
+}
+
+fn cache_hit(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    let ring = KeyRing::new(KeyRingPolicy::default(), 0);
+    let cache = CredentialCache::new(100_000, Duration::from_secs(21_600));
+    let key = CredentialKey {
+        instance_id: Arc::from("i-0123456789abcdef0"),
+        association_id: Arc::from("iip-assoc-0123456789abcdef0"),
+        role_id: Arc::from("AROAABCDEFGHIJKLMNOPQ"),
+    };
+    let issue = || async {
+        let credentials = TemporaryCredentials::issue(&ring, claims(1_000))?;
+        Ok(IssuedCredentials { credentials, rotate_at: 5_000 })
+    };
+    rt.block_on(cache.get_or_issue(key.clone(), 1_000, issue)).unwrap();
+    c.bench_function("credential cache hit", |b| {
+        b.to_async(&rt).iter(|| cache.get_or_issue(black_box(key.clone()), 2_000, issue))
+    });
+}
+
+criterion_group!(benches, session_tokens, imds_tokens, cache_hit);
+criterion_main!(benches);
