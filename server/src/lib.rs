@@ -105,6 +105,14 @@ impl App {
     }
 }
 
+/// Makes ring rustls's process-wide crypto provider. rustls picks one by itself only when
+/// exactly one is compiled in; a workspace that also builds aws-lc-rs (reqwest, in the load
+/// tester) would otherwise leave TLS without one.
+pub fn install_crypto_provider() {
+    // An error means a provider is installed already, which is all we need.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
 /// Serves gRPC (and the metrics endpoint) until `shutdown` resolves, then drains in-flight
 /// requests for up to the configured grace period.
 pub async fn run(
@@ -123,6 +131,7 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
     let config = app.config.clone();
+    install_crypto_provider();
     for setting in config.simulation_settings() {
         tracing::warn!("SIMULATION setting on: {setting}");
     }

@@ -34,6 +34,7 @@ impl TestServer {
     /// A server whose configuration `adjust` may change first.
     #[allow(clippy::expect_used)]
     pub async fn start_with(adjust: impl FnOnce(&mut Config)) -> Self {
+        crate::install_crypto_provider();
         let mut config = Config { metrics_listen: None, ..Config::default() };
         config.simulation.manual_clock = true;
         adjust(&mut config);
