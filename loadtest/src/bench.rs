@@ -149,17 +149,15 @@ pub async fn run(opts: &Options) -> Result<Report, String> {
             }
             Scenario::Fetch => {
                 let mut fleet = fleet::bootstrap(&channels, opts.instances).await?;
-                let before = server.rss_bytes();
                 fleet::warm(&channels, &mut fleet).await?;
-                let after = server.rss_bytes();
                 let mut closed =
                     pass(opts, &server, &channels, scenario, Load::Closed, &fleet, None, None).await?;
-                if let (Some(b), Some(a)) = (before, after) {
-                    closed.details = serde_json::json!({
-                        "memory_per_cached_credential_bytes": a.saturating_sub(b) as f64 / fleet.members.len() as f64,
-                        "server_rss_bytes": a,
-                    });
+                let mut details = serde_json::json!({ "server_rss_bytes": server.rss_bytes() });
+                if !opts.in_process {
+                    details["memory_per_cached_credential_bytes"] =
+                        crate::memory::measure_in_child(opts.instances.max(100_000))?.into();
                 }
+                closed.details = details;
                 let rate = open_rate.unwrap_or(closed.requests_per_second * opts.open_fraction);
                 let open =
                     pass(opts, &server, &channels, scenario, Load::Open { rate }, &fleet, None, None).await?;

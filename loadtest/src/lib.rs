@@ -16,6 +16,7 @@ pub mod baseline;
 pub mod bench;
 pub mod fleet;
 pub mod harness;
+pub mod memory;
 pub mod procfs;
 pub mod report;
 pub mod servers;

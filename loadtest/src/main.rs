@@ -36,6 +36,12 @@ enum Command {
     /// (internal) Serve the baseline for the harness.
     #[command(hide = true)]
     ServeBaseline(ChildArgs),
+    /// (internal) Print the bytes one cached credential costs, measured in a fresh process.
+    #[command(hide = true)]
+    MeasureCache {
+        #[arg(long, default_value_t = 100_000)]
+        entries: usize,
+    },
 }
 
 #[derive(clap::Args)]
@@ -185,6 +191,9 @@ fn main() -> ExitCode {
             .and_then(|o| Report::read_json(&new).map(|n| print!("{}", report::compare(&o, &n)))),
         Command::ServeRolecall(args) => serve_child(args, servers::Kind::Rolecall),
         Command::ServeBaseline(args) => serve_child(args, servers::Kind::Baseline),
+        Command::MeasureCache { entries } => runtime(1)
+            .and_then(|rt| rt.block_on(rolecall_loadtest::memory::bytes_per_cached_credential(entries)))
+            .map(|bytes| println!("{bytes:.1}")),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -7,7 +7,7 @@
 
 #![allow(clippy::unwrap_used)]
 
-use std::{hint::black_box, sync::Arc, time::Duration};
+use std::{hint::black_box, time::Duration};
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use rolecall_server::{
@@ -49,7 +49,7 @@ fn session_tokens(c: &mut Criterion) {
         b.iter(|| {
             let creds = TemporaryCredentials::issue(&ring, claims(1_000)).unwrap();
             let rotate_at = schedule.rotate_at(creds.issued_at, creds.expires_at, "i-0123456789abcdef0");
-            IssuedCredentials { credentials: creds, rotate_at }
+            IssuedCredentials::new(creds, rotate_at)
         })
     });
 }
@@ -67,14 +67,11 @@ fn cache_hit(c: &mut Criterion) {
     let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
     let ring = KeyRing::new(KeyRingPolicy::default(), 0);
     let cache = CredentialCache::new(100_000, Duration::from_secs(21_600));
-    let key = CredentialKey {
-        instance_id: Arc::from("i-0123456789abcdef0"),
-        association_id: Arc::from("iip-assoc-0123456789abcdef0"),
-        role_id: Arc::from("AROAABCDEFGHIJKLMNOPQ"),
-    };
+    let key =
+        CredentialKey::new("i-0123456789abcdef0", "iip-assoc-0123456789abcdef0", "AROAABCDEFGHIJKLMNOPQ");
     let issue = || async {
         let credentials = TemporaryCredentials::issue(&ring, claims(1_000))?;
-        Ok(IssuedCredentials { credentials, rotate_at: 5_000 })
+        Ok(IssuedCredentials::new(credentials, 5_000))
     };
     rt.block_on(cache.get_or_issue(key.clone(), 1_000, issue)).unwrap();
     c.bench_function("credential cache hit", |b| {

@@ -20,19 +20,99 @@ use moka::{
 
 use crate::domain::{Error, Result, credentials::TemporaryCredentials};
 
-/// The cache key: an instance's current association and the role behind it.
+/// The cache key: an instance's current association and the role behind it, as one string
+/// (`instance/association/role-id`: none of the three holds a `/`; the association id's
+/// constant `iip-assoc-` prefix is left out), one small allocation a lookup.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub struct CredentialKey {
-    pub instance_id: Arc<str>,
-    pub association_id: Arc<str>,
-    pub role_id: Arc<str>,
+pub struct CredentialKey(String);
+
+impl CredentialKey {
+    pub fn new(instance_id: &str, association_id: &str, role_id: &str) -> Self {
+        let association = association_id.strip_prefix("iip-assoc-").unwrap_or(association_id);
+        Self(format!("{instance_id}/{association}/{role_id}"))
+    }
 }
 
-/// Credentials as issued, and when they stop being handed out.
-#[derive(Debug)]
+/// Credentials as issued, and when they stop being handed out: what the cache keeps for
+/// each instance. Every string of the answer (key id, secret, session token, and the two
+/// timestamps, formatted once at issue) lives in one allocation, so that an entry costs
+/// well under 1 KiB.
 pub struct IssuedCredentials {
-    pub credentials: TemporaryCredentials,
+    /// access key id | secret | LastUpdated | Expiration | session token.
+    packed: Box<str>,
+    /// Where each of the first four fields ends in `packed`.
+    ends: [u16; 4],
+    pub issued_at: i64,
+    pub expires_at: i64,
     pub rotate_at: i64,
+}
+
+impl IssuedCredentials {
+    pub fn new(credentials: TemporaryCredentials, rotate_at: i64) -> Self {
+        let fields = [
+            credentials.access_key_id.as_str(),
+            credentials.secret_access_key.0.as_str(),
+            &crate::domain::clock::iso8601(credentials.issued_at),
+            &crate::domain::clock::iso8601(credentials.expires_at),
+            credentials.session_token.0.as_str(),
+        ];
+        let mut packed = String::with_capacity(fields.iter().map(|f| f.len()).sum());
+        let mut ends = [0u16; 4];
+        for (n, field) in fields.iter().enumerate() {
+            packed.push_str(field);
+            if let Some(end) = ends.get_mut(n) {
+                // The first four fields are short ids and timestamps.
+                *end = u16::try_from(packed.len()).unwrap_or(u16::MAX);
+            }
+        }
+        Self {
+            packed: packed.into_boxed_str(),
+            ends,
+            issued_at: credentials.issued_at,
+            expires_at: credentials.expires_at,
+            rotate_at,
+        }
+    }
+
+    fn field(&self, n: usize) -> &str {
+        let start = if n == 0 { 0 } else { usize::from(self.ends[n - 1]) };
+        let end = self.ends.get(n).map_or(self.packed.len(), |e| usize::from(*e));
+        self.packed.get(start..end).unwrap_or_default()
+    }
+
+    pub fn access_key_id(&self) -> &str {
+        self.field(0)
+    }
+
+    pub fn secret_access_key(&self) -> &str {
+        self.field(1)
+    }
+
+    /// LastUpdated, ISO 8601.
+    pub fn last_updated(&self) -> &str {
+        self.field(2)
+    }
+
+    /// Expiration, ISO 8601.
+    pub fn expiration(&self) -> &str {
+        self.field(3)
+    }
+
+    pub fn session_token(&self) -> &str {
+        self.field(4)
+    }
+}
+
+impl std::fmt::Debug for IssuedCredentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IssuedCredentials")
+            .field("access_key_id", &self.access_key_id())
+            .field("secret_access_key", &"** redacted **")
+            .field("session_token", &"** redacted **")
+            .field("expiration", &self.expiration())
+            .field("rotate_at", &self.rotate_at)
+            .finish()
+    }
 }
 
 /// Whether a lookup was served from the cache.
@@ -96,9 +176,14 @@ impl CredentialCache {
         }
     }
 
-    /// Entries currently held (approximate: moka counts lazily).
+    /// Entries currently held (approximate until [`run_pending_tasks`](Self::run_pending_tasks)).
     pub fn entry_count(&self) -> u64 {
         self.inner.entry_count()
+    }
+
+    /// Lets moka finish its deferred bookkeeping (eviction, counts).
+    pub async fn run_pending_tasks(&self) {
+        self.inner.run_pending_tasks().await;
     }
 }
 
@@ -114,7 +199,7 @@ mod tests {
     };
 
     fn key(assoc: &str) -> CredentialKey {
-        CredentialKey { instance_id: "i-1".into(), association_id: assoc.into(), role_id: "AROA1".into() }
+        CredentialKey::new("i-1", assoc, "AROA1")
     }
 
     fn issue(ring: &KeyRing, now: i64) -> Result<IssuedCredentials> {
@@ -130,10 +215,7 @@ mod tests {
             issued_at: now,
             expires_at: now + 3600,
         };
-        Ok(IssuedCredentials {
-            credentials: TemporaryCredentials::issue(ring, claims)?,
-            rotate_at: now + 100,
-        })
+        Ok(IssuedCredentials::new(TemporaryCredentials::issue(ring, claims)?, now + 100))
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -152,7 +234,7 @@ mod tests {
                         issue(&ring, 0)
                     })
                     .await
-                    .map(|(c, _)| c.credentials.access_key_id.clone())
+                    .map(|(c, _)| c.access_key_id().to_string())
             }));
         }
         let mut ids = std::collections::HashSet::new();
@@ -163,6 +245,19 @@ mod tests {
         assert_eq!(ids.len(), 1, "every caller got the same credentials");
     }
 
+    #[test]
+    fn packed_fields_read_back() {
+        let ring = KeyRing::new(KeyRingPolicy::default(), 0);
+        let issued = issue(&ring, 1_800_000_000).unwrap();
+        assert!(issued.access_key_id().starts_with("ASIA") && issued.access_key_id().len() == 20);
+        assert_eq!(issued.secret_access_key().len(), 40);
+        assert_eq!(issued.last_updated(), "2027-01-15T08:00:00Z");
+        assert_eq!(issued.expiration(), "2027-01-15T09:00:00Z");
+        assert!(issued.session_token().len() > 100);
+        let shown = format!("{issued:?}");
+        assert!(!shown.contains(issued.secret_access_key()) && !shown.contains(issued.session_token()));
+    }
+
     #[tokio::test]
     async fn stale_entries_reissue_and_new_keys_miss() {
         let ring = KeyRing::new(KeyRingPolicy::default(), 0);
@@ -170,10 +265,10 @@ mod tests {
         let (first, l1) = cache.get_or_issue(key("a"), 0, || async { issue(&ring, 0) }).await.unwrap();
         let (again, l2) = cache.get_or_issue(key("a"), 99, || async { issue(&ring, 99) }).await.unwrap();
         assert_eq!((l1, l2), (Lookup::Issued, Lookup::Hit));
-        assert_eq!(first.credentials.access_key_id, again.credentials.access_key_id);
+        assert_eq!(first.access_key_id(), again.access_key_id());
         let (rotated, l3) = cache.get_or_issue(key("a"), 100, || async { issue(&ring, 100) }).await.unwrap();
         assert_eq!(l3, Lookup::Issued);
-        assert_ne!(rotated.credentials.access_key_id, first.credentials.access_key_id);
+        assert_ne!(rotated.access_key_id(), first.access_key_id());
         let (_, l4) = cache.get_or_issue(key("b"), 100, || async { issue(&ring, 100) }).await.unwrap();
         assert_eq!(l4, Lookup::Issued);
     }

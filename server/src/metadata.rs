@@ -122,7 +122,7 @@ impl InstanceMetadata {
     }
 
     /// The running instance whose key this is.
-    async fn authenticate(&self, instance_id: &str, instance_key: &str) -> Result<Instance> {
+    async fn authenticate(&self, instance_id: &str, instance_key: &str) -> Result<Arc<Instance>> {
         let instance = self.catalog.find_instance(instance_id).await?.ok_or_else(unauthorized)?;
         if !self.settings.trust_claimed_instance_id {
             let presented = crate::catalog::instance_key_digest(instance_key);
@@ -134,7 +134,7 @@ impl InstanceMetadata {
     }
 
     /// The instance asking, checked against its metadata options.
-    async fn instance(&self, caller: &Caller) -> Result<Instance> {
+    async fn instance(&self, caller: &Caller) -> Result<Arc<Instance>> {
         match caller {
             Caller::Token(token) => {
                 let id =
@@ -154,7 +154,7 @@ impl InstanceMetadata {
     }
 
     /// The association and role behind an instance, if it has a role.
-    async fn role_of(&self, instance: &Instance) -> Result<Option<(Association, Role)>> {
+    async fn role_of(&self, instance: &Instance) -> Result<Option<(Association, Arc<Role>)>> {
         let Some(association) = &instance.association else { return Ok(None) };
         let Some(profile) = self.catalog.find_instance_profile(&association.instance_profile_name).await?
         else {
@@ -171,7 +171,7 @@ impl InstanceMetadata {
     pub async fn role_name(&self, caller: &Caller) -> Result<String> {
         let instance = self.instance(caller).await?;
         let (_, role) = self.role_of(&instance).await?.ok_or_else(not_found)?;
-        Ok(role.role_name)
+        Ok(role.role_name.clone())
     }
 
     /// iam/security-credentials/ROLE: the current credentials, issued at most once per
@@ -185,7 +185,7 @@ impl InstanceMetadata {
     async fn credentials_for(
         &self,
         instance: &Instance,
-        role: Option<(Association, Role)>,
+        role: Option<(Association, Arc<Role>)>,
         role_name: &str,
     ) -> Result<CredentialsDocument> {
         let (association, role) = role.ok_or_else(not_found)?;
@@ -193,11 +193,7 @@ impl InstanceMetadata {
             return Err(not_found());
         }
         let now = self.clock.unix();
-        let key = CredentialKey {
-            instance_id: instance.instance_id.as_str().into(),
-            association_id: association.association_id.as_str().into(),
-            role_id: role.role_id.as_str().into(),
-        };
+        let key = CredentialKey::new(&instance.instance_id, &association.association_id, &role.role_id);
         let fetched = self.cache.get_or_issue(key, now, || async { self.issue(instance, &role, now) }).await;
         let (credentials, lookup) = match fetched {
             Ok(found) => found,
@@ -244,10 +240,8 @@ impl InstanceMetadata {
         let credentials = TemporaryCredentials::issue(&self.ring, claims)?;
         self.metrics.credentials_issued.inc();
         tracing::debug!(instance_id = %instance.instance_id, role = %role.role_name, access_key_id = %credentials.access_key_id, "issued credentials");
-        Ok(IssuedCredentials {
-            credentials,
-            rotate_at: schedule.rotate_at(now, expires_at, &instance.instance_id),
-        })
+        let rotate_at = schedule.rotate_at(now, expires_at, &instance.instance_id);
+        Ok(IssuedCredentials::new(credentials, rotate_at))
     }
 
     /// Rotates the key ring when due (checked whenever something is sealed or signed).
@@ -310,7 +304,7 @@ impl InstanceMetadata {
     }
 }
 
-fn iam_info_of(role: Option<(Association, Role)>) -> Result<IamInfo> {
+fn iam_info_of(role: Option<(Association, Arc<Role>)>) -> Result<IamInfo> {
     let (association, _) = role.ok_or_else(not_found)?;
     Ok(IamInfo {
         last_updated: association.timestamp,
@@ -320,7 +314,7 @@ fn iam_info_of(role: Option<(Association, Role)>) -> Result<IamInfo> {
 }
 
 /// An instance that can use IMDS now.
-fn usable(instance: Instance) -> Result<Instance> {
+fn usable(instance: Arc<Instance>) -> Result<Arc<Instance>> {
     if instance.state != InstanceState::Running && instance.state != InstanceState::Pending {
         return Err(unauthorized());
     }
@@ -368,19 +362,16 @@ pub fn iam_info_json(info: &IamInfo) -> String {
 /// The credentials document as AWS formats it.
 pub fn credentials_json(doc: &CredentialsDocument) -> String {
     match doc {
-        CredentialsDocument::Success { credentials, .. } => {
-            let c = &credentials.credentials;
-            serde_json::json!({
-                "Code": "Success",
-                "LastUpdated": iso8601(c.issued_at),
-                "Type": "AWS-HMAC",
-                "AccessKeyId": c.access_key_id,
-                "SecretAccessKey": c.secret_access_key.0,
-                "Token": c.session_token.0,
-                "Expiration": iso8601(c.expires_at),
-            })
-            .to_string()
-        }
+        CredentialsDocument::Success { credentials: c, .. } => serde_json::json!({
+            "Code": "Success",
+            "LastUpdated": c.last_updated(),
+            "Type": "AWS-HMAC",
+            "AccessKeyId": c.access_key_id(),
+            "SecretAccessKey": c.secret_access_key(),
+            "Token": c.session_token(),
+            "Expiration": c.expiration(),
+        })
+        .to_string(),
         CredentialsDocument::Unauthorized { message, last_updated } => serde_json::json!({
             "Code": "AssumeRoleUnauthorizedAccess",
             "Message": message,

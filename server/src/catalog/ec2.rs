@@ -1,5 +1,7 @@
 //! EC2: instances, their one instance profile association, and their metadata options.
 
+use std::sync::Arc;
+
 use ring::digest;
 
 use super::{Catalog, Page, encode, keys, retrying};
@@ -98,7 +100,7 @@ fn private_address(n: u64) -> String {
 
 impl Catalog {
     /// Resolves a profile by ARN or name.
-    async fn resolve_profile(&self, spec: &ProfileRef) -> Result<InstanceProfile> {
+    async fn resolve_profile(&self, spec: &ProfileRef) -> Result<Arc<InstanceProfile>> {
         let (name, by_arn) = match (spec.arn.is_empty(), spec.name.is_empty()) {
             (false, _) => {
                 let name = arn::instance_profile_name(&spec.arn).ok_or_else(|| {
@@ -231,8 +233,8 @@ impl Catalog {
     }
 
     /// The instance with this id (None where it does not exist).
-    pub async fn find_instance(&self, id: &str) -> Result<Option<Instance>> {
-        Ok(self.load::<Instance>(&keys::instance(id)).await?.map(|(i, _)| i))
+    pub async fn find_instance(&self, id: &str) -> Result<Option<Arc<Instance>>> {
+        self.load_shared::<Instance>(&keys::instance(id)).await
     }
 
     pub async fn describe_instances(

@@ -1,6 +1,6 @@
 //! IAM: roles, managed policies, instance profiles, users and access keys.
 
-use std::collections::BTreeMap;
+use std::{collections::BTreeMap, sync::Arc};
 
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
 use time::{OffsetDateTime, format_description::well_known::Rfc3339};
@@ -1214,13 +1214,13 @@ impl Catalog {
     }
 
     /// The role with this name, for credential issuance (None where it is gone).
-    pub async fn find_role(&self, name: &str) -> Result<Option<Role>> {
-        Ok(self.load::<Role>(&keys::role(name)).await?.map(|(r, _)| r))
+    pub async fn find_role(&self, name: &str) -> Result<Option<Arc<Role>>> {
+        self.load_shared::<Role>(&keys::role(name)).await
     }
 
     /// The profile with this name (None where it is gone).
-    pub async fn find_instance_profile(&self, name: &str) -> Result<Option<InstanceProfile>> {
-        Ok(self.load::<InstanceProfile>(&keys::instance_profile(name)).await?.map(|(p, _)| p))
+    pub async fn find_instance_profile(&self, name: &str) -> Result<Option<Arc<InstanceProfile>>> {
+        self.load_shared::<InstanceProfile>(&keys::instance_profile(name)).await
     }
 }
 

@@ -7,7 +7,11 @@ mod ec2;
 mod iam;
 mod pages;
 
-use std::{future::Future, sync::Arc};
+use std::{
+    any::Any,
+    future::Future,
+    sync::{Arc, Mutex},
+};
 
 use serde::{Serialize, de::DeserializeOwned};
 
@@ -79,6 +83,18 @@ pub struct Catalog {
     store: Arc<dyn Store>,
     clock: Arc<dyn Clock>,
     settings: Settings,
+    records: RecordCache,
+}
+
+/// Decoded records the credential path reads on every fetch (instance, profile, role), so
+/// that a fetch decodes nothing. Every commit invalidates the keys it wrote; a record read
+/// while any commit ran is not cached (the generation moved), so a stale value cannot be
+/// cached after its invalidation. It holds at most one entry per stored record (deletes
+/// invalidate too), so it needs no eviction, and a plain concurrent map spares the hot path
+/// an LRU's bookkeeping.
+struct RecordCache {
+    records: dashmap::DashMap<String, Arc<dyn Any + Send + Sync>>,
+    generation: Mutex<u64>,
 }
 
 /// Tries a read-decide-commit cycle this many times before answering ConcurrentModification.
@@ -88,7 +104,8 @@ const MAX_ATTEMPTS: usize = 32;
 
 impl Catalog {
     pub fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>, settings: Settings) -> Self {
-        Self { store, clock, settings }
+        let records = RecordCache { records: dashmap::DashMap::new(), generation: Mutex::new(0) };
+        Self { store, clock, settings, records }
     }
 
     pub fn settings(&self) -> &Settings {
@@ -111,9 +128,47 @@ impl Catalog {
         }
     }
 
-    /// Commits, turning a lost race into the error [`retrying`] starts over on.
+    /// Commits, turning a lost race into the error [`retrying`] starts over on, and drops
+    /// the cached records of the keys it wrote (whatever the outcome: a failed commit to a
+    /// remote store may still have applied).
     async fn commit(&self, txn: Txn) -> Result<u64> {
-        self.store.commit(txn).await.map_err(store_error)
+        let written: Vec<String> = txn
+            .writes
+            .iter()
+            .map(|w| match w {
+                crate::store::Write::Put(k, _) | crate::store::Write::Delete(k) => k.clone(),
+            })
+            .collect();
+        let result = self.store.commit(txn).await.map_err(store_error);
+        if let Ok(mut generation) = self.records.generation.lock() {
+            *generation += 1;
+            for key in &written {
+                self.records.records.remove(key);
+            }
+        }
+        result
+    }
+
+    /// A record as the credential path reads it: decoded once, shared afterwards.
+    async fn load_shared<T>(&self, key: &str) -> Result<Option<Arc<T>>>
+    where
+        T: DeserializeOwned + Send + Sync + 'static,
+    {
+        let hit = self.records.records.get(key).map(|r| r.value().clone());
+        if let Some(hit) = hit
+            && let Ok(record) = hit.downcast::<T>()
+        {
+            return Ok(Some(record));
+        }
+        let before = self.records.generation.lock().map(|g| *g).unwrap_or(u64::MAX);
+        let Some(stored) = self.store.get(key).await.map_err(store_error)? else { return Ok(None) };
+        let record: Arc<T> = Arc::new(decode(&stored.key, &stored.value)?);
+        if let Ok(generation) = self.records.generation.lock()
+            && *generation == before
+        {
+            self.records.records.insert(key.to_string(), record.clone());
+        }
+        Ok(Some(record))
     }
 }
 

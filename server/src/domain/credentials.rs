@@ -6,16 +6,15 @@ use std::fmt;
 
 use data_encoding::BASE64URL_NOPAD;
 use ring::digest;
-use serde::{Deserialize, Serialize};
 
 use super::{Error, Result, ids, keyring::KeyRing, model::Secret};
 
-/// The first bytes of every session token: a format version.
-const TOKEN_VERSION: u8 = 1;
-const TOKEN_AAD: &[u8] = b"rolecall/session-token/v1";
+/// The first byte of every session token: its format version (2: binary claims).
+const TOKEN_VERSION: u8 = 2;
+const TOKEN_AAD: &[u8] = b"rolecall/session-token/v2";
 
 /// What a session token carries (sealed: nobody but the server reads it).
-#[derive(Clone, Serialize, Deserialize)]
+#[derive(Clone)]
 pub struct SessionClaims {
     pub access_key_id: String,
     pub secret_access_key: Secret,
@@ -140,8 +139,7 @@ impl TemporaryCredentials {
     pub fn issue(ring: &KeyRing, mut claims: SessionClaims) -> Result<Self> {
         claims.access_key_id = ids::temporary_access_key_id();
         claims.secret_access_key = Secret(ids::secret_access_key());
-        let plain =
-            serde_json::to_vec(&claims).map_err(|e| Error::service_failure(format!("encode claims: {e}")))?;
+        let plain = encode_claims(&claims)?;
         let (key_id, sealed) = ring.seal(TOKEN_AAD, &plain)?;
         let mut token = Vec::with_capacity(5 + sealed.len());
         token.push(TOKEN_VERSION);
@@ -191,13 +189,78 @@ pub fn open_session_token(
     let Some(plain) = ring.open(TOKEN_AAD, key_id, &raw[5..])? else {
         return Ok(Err(TokenRejection::Invalid));
     };
-    let Ok(claims) = serde_json::from_slice::<SessionClaims>(&plain) else {
-        return Ok(Err(TokenRejection::Invalid));
-    };
+    let Some(claims) = decode_claims(&plain) else { return Ok(Err(TokenRejection::Invalid)) };
     if now >= claims.expires_at {
         return Ok(Err(TokenRejection::Expired));
     }
     Ok(Ok(claims))
+}
+
+/// The claims as sealed: two timestamps, then length-prefixed (u16) strings. Compact, so
+/// that tokens stay short on the wire and in the cache: nothing derivable is stored. The
+/// account comes from the role ARN, the principal ARN from the account, the role's name and
+/// the session name, and the session name is stored only where it is not the instance id.
+fn encode_claims(c: &SessionClaims) -> Result<Vec<u8>> {
+    let mut out = Vec::with_capacity(192);
+    out.extend_from_slice(&c.issued_at.to_be_bytes());
+    out.extend_from_slice(&c.expires_at.to_be_bytes());
+    let instance = c.instance_id.as_deref().unwrap_or("");
+    let session = if c.session_name == instance { "" } else { c.session_name.as_str() };
+    for field in [
+        c.access_key_id.as_str(),
+        c.secret_access_key.0.as_str(),
+        c.role_arn.as_str(),
+        c.role_id.as_str(),
+        instance,
+        session,
+    ] {
+        let len = u16::try_from(field.len()).map_err(|_| Error::service_failure("claim too long to seal"))?;
+        out.extend_from_slice(&len.to_be_bytes());
+        out.extend_from_slice(field.as_bytes());
+    }
+    Ok(out)
+}
+
+fn decode_claims(bytes: &[u8]) -> Option<SessionClaims> {
+    let mut rest = bytes;
+    let mut take = |n: usize| -> Option<&[u8]> {
+        let (head, tail) = rest.split_at_checked(n)?;
+        rest = tail;
+        Some(head)
+    };
+    let issued_at = i64::from_be_bytes(take(8)?.try_into().ok()?);
+    let expires_at = i64::from_be_bytes(take(8)?.try_into().ok()?);
+    let mut string = || -> Option<String> {
+        let len = u16::from_be_bytes(take(2)?.try_into().ok()?);
+        String::from_utf8(take(usize::from(len))?.to_vec()).ok()
+    };
+    let access_key_id = string()?;
+    let secret_access_key = Secret(string()?);
+    let role_arn = string()?;
+    let role_id = string()?;
+    let instance = string()?;
+    let session = string()?;
+    if !rest.is_empty() {
+        return None;
+    }
+    // arn:aws:iam::ACCOUNT:role/...
+    let account_id = role_arn.split(':').nth(4).filter(|a| !a.is_empty())?.to_string();
+    let session_name = if session.is_empty() { instance.clone() } else { session };
+    let instance_id = Some(instance).filter(|i| !i.is_empty());
+    let role_name = role_arn.rsplit('/').next().unwrap_or_default();
+    let principal_arn = ids::arn::assumed_role(&account_id, role_name, &session_name);
+    Some(SessionClaims {
+        access_key_id,
+        secret_access_key,
+        account_id,
+        principal_arn,
+        role_arn,
+        role_id,
+        session_name,
+        instance_id,
+        issued_at,
+        expires_at,
+    })
 }
 
 impl fmt::Debug for SessionClaims {
@@ -241,6 +304,14 @@ mod tests {
         let opened = open_session_token(&ring, &creds.session_token.0, 1001).unwrap().unwrap();
         assert_eq!(opened.secret_access_key, creds.secret_access_key);
         assert_eq!(opened.access_key_id, creds.access_key_id);
+        let original = claims(1000);
+        assert_eq!(opened.principal_arn, original.principal_arn, "derived from role and session");
+        assert_eq!(
+            (opened.role_arn, opened.role_id, opened.instance_id, opened.issued_at, opened.expires_at),
+            (original.role_arn, original.role_id, original.instance_id, 1000, 4600)
+        );
+        // Compact: far below the ~600 characters JSON claims made.
+        assert!(creds.session_token.0.len() < 400, "{}", creds.session_token.0.len());
         assert_eq!(
             open_session_token(&ring, &creds.session_token.0, 4600).unwrap().unwrap_err(),
             TokenRejection::Expired
@@ -255,6 +326,30 @@ mod tests {
         bad.replace_range(20..21, if &bad[20..21] == "A" { "B" } else { "A" });
         assert_eq!(open_session_token(&ring, &bad, 1001).unwrap().unwrap_err(), TokenRejection::Invalid);
         assert_eq!(open_session_token(&ring, "!!", 1001).unwrap().unwrap_err(), TokenRejection::Invalid);
+    }
+
+    #[test]
+    fn truncated_claims_do_not_decode() {
+        let mut c = claims(5);
+        c.access_key_id = "ASIAEXAMPLE".into();
+        let bytes = encode_claims(&c).unwrap();
+        assert!(decode_claims(&bytes).is_some());
+        for cut in 0..bytes.len() {
+            assert!(decode_claims(&bytes[..cut]).is_none(), "cut at {cut}");
+        }
+        c.instance_id = None;
+        assert_eq!(decode_claims(&encode_claims(&c).unwrap()).unwrap().instance_id, None);
+    }
+
+    mod props {
+        use proptest::prelude::*;
+
+        proptest! {
+            #[test]
+            fn decoding_arbitrary_bytes_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..300)) {
+                let _ = super::super::decode_claims(&bytes);
+            }
+        }
     }
 
     #[test]

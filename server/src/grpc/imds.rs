@@ -62,17 +62,16 @@ impl instance_metadata_server::InstanceMetadata for ImdsService {
         let r = req.into_inner();
         let res = self.imds.credentials(&caller(r.caller), &r.role_name).await;
         self.done(res.map(|doc| match doc {
-            CredentialsDocument::Success { credentials, account_id } => {
-                let c = &credentials.credentials;
+            CredentialsDocument::Success { credentials: c, account_id } => {
                 pb::GetSecurityCredentialsResponse {
                     code: "Success".into(),
                     message: String::new(),
-                    last_updated: iso8601(c.issued_at),
+                    last_updated: c.last_updated().into(),
                     r#type: "AWS-HMAC".into(),
-                    access_key_id: c.access_key_id.clone(),
-                    secret_access_key: c.secret_access_key.0.clone(),
-                    token: c.session_token.0.clone(),
-                    expiration: iso8601(c.expires_at),
+                    access_key_id: c.access_key_id().into(),
+                    secret_access_key: c.secret_access_key().into(),
+                    token: c.session_token().into(),
+                    expiration: c.expiration().into(),
                     account_id,
                 }
             }
