@@ -22,7 +22,6 @@ pub fn sample_response() -> Result<GetSecurityCredentialsResponse, String> {
         access_key_id: String::new(),
         secret_access_key: Secret(String::new()),
         account_id: "123456789012".into(),
-        principal_arn: "arn:aws:sts::123456789012:assumed-role/FleetRole0/i-0123456789abcdef0".into(),
         role_arn: "arn:aws:iam::123456789012:role/FleetRole0".into(),
         role_id: "AROAABCDEFGHIJKLMNOPQ".into(),
         session_name: "i-0123456789abcdef0".into(),

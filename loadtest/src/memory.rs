@@ -29,7 +29,6 @@ pub async fn bytes_per_cached_credential(entries: usize) -> Result<f64, String> 
             access_key_id: String::new(),
             secret_access_key: Secret(String::new()),
             account_id: "123456789012".into(),
-            principal_arn: String::new(),
             role_arn: "arn:aws:iam::123456789012:role/FleetRoleA".into(),
             role_id: "AROAABCDEFGHIJKLMNOPQ".into(),
             session_name: instance.clone(),

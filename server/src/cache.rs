@@ -207,7 +207,6 @@ mod tests {
             access_key_id: String::new(),
             secret_access_key: Secret(String::new()),
             account_id: "123456789012".into(),
-            principal_arn: "p".into(),
             role_arn: "r".into(),
             role_id: "AROA1".into(),
             session_name: "i-1".into(),

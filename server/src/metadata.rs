@@ -13,7 +13,6 @@ use crate::{
         Error, ErrorCode, Result,
         clock::{Clock, iso8601},
         credentials::{RotationSchedule, SessionClaims, TemporaryCredentials},
-        ids::arn,
         imds_token,
         keyring::KeyRing,
         model::{Association, HttpTokens, Instance, InstanceState, Role, Secret},
@@ -213,8 +212,10 @@ impl InstanceMetadata {
     /// checked here, at issuance, as EC2 does when it assumes the role; a cache hit does not
     /// parse it again.
     fn issue(&self, instance: &Instance, role: &Role, now: i64) -> Result<IssuedCredentials> {
-        let trusted = PolicyDocument::parse(&role.assume_role_policy_document, PolicyType::Trust)
-            .is_ok_and(|doc| doc.trusts_service(EC2_SERVICE));
+        let trusted = *role.ec2_trust.get_or_init(|| {
+            PolicyDocument::parse(&role.assume_role_policy_document, PolicyType::Trust)
+                .is_ok_and(|doc| doc.trusts_service(EC2_SERVICE))
+        });
         if !trusted {
             return Err(Error::new(
                 ErrorCode::AssumeRoleUnauthorizedAccess,
@@ -228,7 +229,6 @@ impl InstanceMetadata {
             access_key_id: String::new(),
             secret_access_key: Secret(String::new()),
             account_id: account.to_string(),
-            principal_arn: arn::assumed_role(account, &role.role_name, &instance.instance_id),
             role_arn: role.arn.clone(),
             role_id: role.role_id.clone(),
             session_name: instance.instance_id.clone(),

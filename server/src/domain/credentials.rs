@@ -19,8 +19,6 @@ pub struct SessionClaims {
     pub access_key_id: String,
     pub secret_access_key: Secret,
     pub account_id: String,
-    /// `arn:aws:sts::ACCOUNT:assumed-role/ROLE/SESSION`.
-    pub principal_arn: String,
     pub role_arn: String,
     /// The role's unique id: a role deleted and re-created under the same name has another.
     pub role_id: String,
@@ -137,8 +135,9 @@ impl RotationSchedule {
 impl TemporaryCredentials {
     /// Mints credentials for `claims` (whose key id and secret it fills in) and seals them.
     pub fn issue(ring: &KeyRing, mut claims: SessionClaims) -> Result<Self> {
-        claims.access_key_id = ids::temporary_access_key_id();
-        claims.secret_access_key = Secret(ids::secret_access_key());
+        let (access_key_id, secret_access_key) = ids::temporary_key_pair();
+        claims.access_key_id = access_key_id;
+        claims.secret_access_key = Secret(secret_access_key);
         let plain = encode_claims(&claims)?;
         let (key_id, sealed) = ring.seal(TOKEN_AAD, &plain)?;
         let mut token = Vec::with_capacity(5 + sealed.len());
@@ -247,13 +246,10 @@ fn decode_claims(bytes: &[u8]) -> Option<SessionClaims> {
     let account_id = role_arn.split(':').nth(4).filter(|a| !a.is_empty())?.to_string();
     let session_name = if session.is_empty() { instance.clone() } else { session };
     let instance_id = Some(instance).filter(|i| !i.is_empty());
-    let role_name = role_arn.rsplit('/').next().unwrap_or_default();
-    let principal_arn = ids::arn::assumed_role(&account_id, role_name, &session_name);
     Some(SessionClaims {
         access_key_id,
         secret_access_key,
         account_id,
-        principal_arn,
         role_arn,
         role_id,
         session_name,
@@ -263,11 +259,19 @@ fn decode_claims(bytes: &[u8]) -> Option<SessionClaims> {
     })
 }
 
+impl SessionClaims {
+    /// `arn:aws:sts::ACCOUNT:assumed-role/ROLE/SESSION`: derived, never sealed.
+    pub fn principal_arn(&self) -> String {
+        let role_name = self.role_arn.rsplit('/').next().unwrap_or_default();
+        ids::arn::assumed_role(&self.account_id, role_name, &self.session_name)
+    }
+}
+
 impl fmt::Debug for SessionClaims {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("SessionClaims")
             .field("access_key_id", &self.access_key_id)
-            .field("principal_arn", &self.principal_arn)
+            .field("principal_arn", &self.principal_arn())
             .field("role_id", &self.role_id)
             .field("instance_id", &self.instance_id)
             .field("issued_at", &self.issued_at)
@@ -286,7 +290,6 @@ mod tests {
             access_key_id: String::new(),
             secret_access_key: Secret(String::new()),
             account_id: "123456789012".into(),
-            principal_arn: "arn:aws:sts::123456789012:assumed-role/R/i-0123456789abcdef0".into(),
             role_arn: "arn:aws:iam::123456789012:role/R".into(),
             role_id: "AROAEXAMPLEEXAMPLE123".into(),
             session_name: "i-0123456789abcdef0".into(),
@@ -305,7 +308,7 @@ mod tests {
         assert_eq!(opened.secret_access_key, creds.secret_access_key);
         assert_eq!(opened.access_key_id, creds.access_key_id);
         let original = claims(1000);
-        assert_eq!(opened.principal_arn, original.principal_arn, "derived from role and session");
+        assert_eq!(opened.principal_arn(), "arn:aws:sts::123456789012:assumed-role/R/i-0123456789abcdef0");
         assert_eq!(
             (opened.role_arn, opened.role_id, opened.instance_id, opened.issued_at, opened.expires_at),
             (original.role_arn, original.role_id, original.instance_id, 1000, 4600)

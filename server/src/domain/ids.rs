@@ -19,10 +19,28 @@ pub fn random_bytes(buf: &mut [u8]) {
 
 /// `len` characters drawn uniformly from `alphabet` (its size divides 256: no modulo bias).
 fn random_string(alphabet: &[u8], len: usize) -> String {
-    debug_assert!(256 % alphabet.len() == 0);
     let mut buf = vec![0u8; len];
     random_bytes(&mut buf);
-    buf.iter().map(|b| alphabet[usize::from(*b) % alphabet.len()] as char).collect()
+    map_to(alphabet, buf)
+}
+
+/// Maps random bytes onto an ASCII alphabet whose size divides 256.
+fn map_to(alphabet: &[u8], mut bytes: Vec<u8>) -> String {
+    debug_assert!(256 % alphabet.len() == 0 && alphabet.is_ascii());
+    for b in &mut bytes {
+        *b = alphabet[usize::from(*b) % alphabet.len()];
+    }
+    // Every byte is now from an ASCII alphabet.
+    String::from_utf8(bytes).unwrap_or_default()
+}
+
+/// A temporary access key id (`ASIA` + 16) and its secret (40), from one draw of the
+/// random source: issuing credentials is on the refresh path.
+pub fn temporary_key_pair() -> (String, String) {
+    let mut buf = [0u8; 56];
+    random_bytes(&mut buf);
+    let (id, secret) = buf.split_at(16);
+    (format!("ASIA{}", map_to(BASE32_UPPER, id.to_vec())), map_to(SECRET_ALPHABET, secret.to_vec()))
 }
 
 /// A unique id with an AWS prefix: 21 characters in all (`AROA` + 17).
@@ -165,6 +183,12 @@ mod tests {
         assert!(akia.starts_with("AKIA") && akia.len() == 20);
         let asia = temporary_access_key_id();
         assert!(asia.starts_with("ASIA") && asia.len() == 20);
+        let (id, secret) = temporary_key_pair();
+        assert!(
+            id.starts_with("ASIA") && id.len() == 20 && id[4..].bytes().all(|b| BASE32_UPPER.contains(&b))
+        );
+        assert!(secret.len() == 40 && secret.bytes().all(|b| SECRET_ALPHABET.contains(&b)));
+        assert_ne!(temporary_key_pair(), temporary_key_pair());
         assert_eq!(secret_access_key().len(), 40);
         let i = instance_id();
         assert!(is_instance_id(&i), "{i}");

@@ -39,6 +39,10 @@ pub struct Role {
     pub attached_policies: Vec<String>,
     /// Names of the instance profiles that hold this role.
     pub instance_profiles: Vec<String>,
+    /// Whether the trust policy lets EC2 assume the role, worked out once per decoded
+    /// record (a record never changes once decoded: a change is a new record).
+    #[serde(skip)]
+    pub ec2_trust: std::sync::OnceLock<bool>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
