@@ -164,6 +164,16 @@ impl Report {
                 ));
             }
         }
+        if let Some(base) = &base
+            && base.saturated == "neither"
+        {
+            self.warnings.push(format!(
+                "the closed-loop baseline saturated neither side (server {:.2}, generator {:.2} of a core): \
+                 something else limited it (other load on the machine?), so ratios to it overstate rolecall; rerun",
+                base.server_cpu_utilization.unwrap_or(0.0),
+                base.generator_cpu_utilization
+            ));
+        }
         if let (Some(base), Some(fetch)) = (&base, self.find(Scenario::Fetch, false))
             && base.saturated == "load generator"
             && fetch.requests_per_second >= 0.95 * base.requests_per_second
@@ -289,6 +299,42 @@ pub fn compare(old: &Report, new: &Report) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_unsaturated_baseline_is_called_out() {
+        let pass = |scenario, rps: f64, server: f64, generator: f64| Pass {
+            scenario,
+            load: Load::Closed,
+            users: 1,
+            instances: 1,
+            wall_seconds: 1.0,
+            busy_seconds: 1.0,
+            requests: rps as u64,
+            errors: 0,
+            requests_per_second: rps,
+            latency: Latency::default(),
+            server_cpu_us_per_request: Some(10.0),
+            server_cpu_utilization: Some(server),
+            generator_cpu_utilization: generator,
+            saturated: saturation(Some(server), generator),
+            credentials_issued: None,
+            details: serde_json::json!({}),
+            warnings: vec![],
+            goose_report: String::new(),
+        };
+        let mut report = Report {
+            date: String::new(),
+            command: vec![],
+            machine: Machine::describe(),
+            pinned: true,
+            passes: vec![pass(Scenario::Baseline, 100.0, 0.5, 0.6), pass(Scenario::Fetch, 110.0, 0.99, 0.7)],
+            checks: vec![],
+            warnings: vec![],
+        };
+        report.evaluate();
+        assert!(report.warnings.iter().any(|w| w.contains("saturated neither side")), "{:?}", report.warnings);
+        assert_eq!(report.checks[0].name, "fetch throughput / baseline");
+    }
 
     #[test]
     fn saturation_names_the_busy_side() {
