@@ -332,7 +332,11 @@ mod tests {
             warnings: vec![],
         };
         report.evaluate();
-        assert!(report.warnings.iter().any(|w| w.contains("saturated neither side")), "{:?}", report.warnings);
+        assert!(
+            report.warnings.iter().any(|w| w.contains("saturated neither side")),
+            "{:?}",
+            report.warnings
+        );
         assert_eq!(report.checks[0].name, "fetch throughput / baseline");
     }
 
