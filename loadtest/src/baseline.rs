@@ -10,7 +10,6 @@ use rolecall_server::domain::{
     clock::iso8601,
     credentials::{SessionClaims, TemporaryCredentials},
     keyring::{KeyRing, KeyRingPolicy},
-    model::Secret,
 };
 use tokio::net::TcpListener;
 use tonic::{Request, Response, Status};
@@ -18,17 +17,14 @@ use tonic::{Request, Response, Status};
 /// A credentials answer of exactly the size rolecall's are: sealed by rolecall's own code.
 pub fn sample_response() -> Result<GetSecurityCredentialsResponse, String> {
     let ring = KeyRing::new(KeyRingPolicy::default(), 0);
-    let claims = SessionClaims {
-        access_key_id: String::new(),
-        secret_access_key: Secret(String::new()),
-        account_id: "123456789012".into(),
-        role_arn: "arn:aws:iam::123456789012:role/FleetRole0".into(),
-        role_id: "AROAABCDEFGHIJKLMNOPQ".into(),
-        session_name: "i-0123456789abcdef0".into(),
-        instance_id: Some("i-0123456789abcdef0".into()),
-        issued_at: 1_800_000_000,
-        expires_at: 1_800_021_600,
-    };
+    let claims = SessionClaims::for_instance(
+        "123456789012",
+        "arn:aws:iam::123456789012:role/FleetRole0",
+        "AROAABCDEFGHIJKLMNOPQ",
+        "i-0123456789abcdef0",
+        1_800_000_000,
+        1_800_021_600,
+    );
     let creds = TemporaryCredentials::issue(&ring, claims).map_err(|e| e.message)?;
     Ok(GetSecurityCredentialsResponse {
         code: "Success".into(),

@@ -10,7 +10,6 @@ use rolecall_server::{
     domain::{
         credentials::{SessionClaims, TemporaryCredentials},
         keyring::{KeyRing, KeyRingPolicy},
-        model::Secret,
     },
 };
 
@@ -25,17 +24,14 @@ pub async fn bytes_per_cached_credential(entries: usize) -> Result<f64, String> 
     for n in 0..entries {
         let instance = format!("i-{n:017x}");
         let key = CredentialKey::new(&instance, &format!("iip-assoc-{n:017x}"), "AROAABCDEFGHIJKLMNOPQ");
-        let claims = SessionClaims {
-            access_key_id: String::new(),
-            secret_access_key: Secret(String::new()),
-            account_id: "123456789012".into(),
-            role_arn: "arn:aws:iam::123456789012:role/FleetRoleA".into(),
-            role_id: "AROAABCDEFGHIJKLMNOPQ".into(),
-            session_name: instance.clone(),
-            instance_id: Some(instance),
-            issued_at: 1_800_000_000,
-            expires_at: 1_800_021_600,
-        };
+        let claims = SessionClaims::for_instance(
+            "123456789012",
+            "arn:aws:iam::123456789012:role/FleetRoleA",
+            "AROAABCDEFGHIJKLMNOPQ",
+            &instance,
+            1_800_000_000,
+            1_800_021_600,
+        );
         cache
             .get_or_issue(key, 1_800_000_000, || async {
                 Ok(IssuedCredentials::new(TemporaryCredentials::issue(&ring, claims)?, 1_800_003_600))

@@ -16,22 +16,18 @@ use rolecall_server::{
         credentials::{RotationSchedule, SessionClaims, TemporaryCredentials, open_session_token},
         imds_token,
         keyring::{KeyRing, KeyRingPolicy},
-        model::Secret,
     },
 };
 
 fn claims(now: i64) -> SessionClaims {
-    SessionClaims {
-        access_key_id: String::new(),
-        secret_access_key: Secret(String::new()),
-        account_id: "123456789012".into(),
-        role_arn: "arn:aws:iam::123456789012:role/FleetRoleA".into(),
-        role_id: "AROAABCDEFGHIJKLMNOPQ".into(),
-        session_name: "i-0123456789abcdef0".into(),
-        instance_id: Some("i-0123456789abcdef0".into()),
-        issued_at: now,
-        expires_at: now + 21_600,
-    }
+    SessionClaims::for_instance(
+        "123456789012",
+        "arn:aws:iam::123456789012:role/FleetRoleA",
+        "AROAABCDEFGHIJKLMNOPQ",
+        "i-0123456789abcdef0",
+        now,
+        now + 21_600,
+    )
 }
 
 fn session_tokens(c: &mut Criterion) {

@@ -195,7 +195,6 @@ mod tests {
     use crate::domain::{
         credentials::SessionClaims,
         keyring::{KeyRing, KeyRingPolicy},
-        model::Secret,
     };
 
     fn key(assoc: &str) -> CredentialKey {
@@ -203,17 +202,7 @@ mod tests {
     }
 
     fn issue(ring: &KeyRing, now: i64) -> Result<IssuedCredentials> {
-        let claims = SessionClaims {
-            access_key_id: String::new(),
-            secret_access_key: Secret(String::new()),
-            account_id: "123456789012".into(),
-            role_arn: "r".into(),
-            role_id: "AROA1".into(),
-            session_name: "i-1".into(),
-            instance_id: Some("i-1".into()),
-            issued_at: now,
-            expires_at: now + 3600,
-        };
+        let claims = SessionClaims::for_instance("123456789012", "r", "AROA1", "i-1", now, now + 3600);
         Ok(IssuedCredentials::new(TemporaryCredentials::issue(ring, claims)?, now + 100))
     }
 

@@ -15,7 +15,7 @@ use crate::{
         credentials::{RotationSchedule, SessionClaims, TemporaryCredentials},
         imds_token,
         keyring::KeyRing,
-        model::{Association, HttpTokens, Instance, InstanceState, Role, Secret},
+        model::{Association, HttpTokens, Instance, InstanceState, Role},
         policy::{EC2_SERVICE, PolicyDocument, PolicyType},
     },
     telemetry::Metrics,
@@ -225,17 +225,14 @@ impl InstanceMetadata {
         let schedule = self.settings.schedule;
         let expires_at = now + schedule.lifetime_secs;
         let account = self.catalog.account_id();
-        let claims = SessionClaims {
-            access_key_id: String::new(),
-            secret_access_key: Secret(String::new()),
-            account_id: account.to_string(),
-            role_arn: role.arn.clone(),
-            role_id: role.role_id.clone(),
-            session_name: instance.instance_id.clone(),
-            instance_id: Some(instance.instance_id.clone()),
-            issued_at: now,
+        let claims = SessionClaims::for_instance(
+            account,
+            &role.arn,
+            &role.role_id,
+            &instance.instance_id,
+            now,
             expires_at,
-        };
+        );
         self.maintain_key_ring(now)?;
         let credentials = TemporaryCredentials::issue(&self.ring, claims)?;
         self.metrics.credentials_issued.inc();

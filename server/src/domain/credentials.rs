@@ -260,6 +260,29 @@ fn decode_claims(bytes: &[u8]) -> Option<SessionClaims> {
 }
 
 impl SessionClaims {
+    /// The claims of an instance's session of its role (the session name is the instance
+    /// id, as EC2 names it), ready for [`TemporaryCredentials::issue`] to add a key.
+    pub fn for_instance(
+        account_id: &str,
+        role_arn: &str,
+        role_id: &str,
+        instance_id: &str,
+        issued_at: i64,
+        expires_at: i64,
+    ) -> Self {
+        Self {
+            access_key_id: String::new(),
+            secret_access_key: Secret(String::new()),
+            account_id: account_id.to_string(),
+            role_arn: role_arn.to_string(),
+            role_id: role_id.to_string(),
+            session_name: instance_id.to_string(),
+            instance_id: Some(instance_id.to_string()),
+            issued_at,
+            expires_at,
+        }
+    }
+
     /// `arn:aws:sts::ACCOUNT:assumed-role/ROLE/SESSION`: derived, never sealed.
     pub fn principal_arn(&self) -> String {
         let role_name = self.role_arn.rsplit('/').next().unwrap_or_default();
@@ -286,17 +309,14 @@ mod tests {
     use crate::domain::keyring::KeyRingPolicy;
 
     fn claims(now: i64) -> SessionClaims {
-        SessionClaims {
-            access_key_id: String::new(),
-            secret_access_key: Secret(String::new()),
-            account_id: "123456789012".into(),
-            role_arn: "arn:aws:iam::123456789012:role/R".into(),
-            role_id: "AROAEXAMPLEEXAMPLE123".into(),
-            session_name: "i-0123456789abcdef0".into(),
-            instance_id: Some("i-0123456789abcdef0".into()),
-            issued_at: now,
-            expires_at: now + 3600,
-        }
+        SessionClaims::for_instance(
+            "123456789012",
+            "arn:aws:iam::123456789012:role/R",
+            "AROAEXAMPLEEXAMPLE123",
+            "i-0123456789abcdef0",
+            now,
+            now + 3600,
+        )
     }
 
     #[test]
