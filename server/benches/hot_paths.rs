@@ -72,6 +72,19 @@ fn cache_hit(c: &mut Criterion) {
     c.bench_function("credential cache hit", |b| {
         b.to_async(&rt).iter(|| cache.get_or_issue(black_box(key.clone()), 2_000, issue))
     });
+    // Every call finds the entry past its rotation point and issues again (a refresh).
+    let mut now = 10_000;
+    let ring = &ring;
+    c.bench_function("credential cache re-issue (stale entry)", |b| {
+        b.to_async(&rt).iter(|| {
+            now += 10_000;
+            let at = now;
+            cache.get_or_issue(black_box(key.clone()), at, move || async move {
+                let credentials = TemporaryCredentials::issue(ring, claims(at))?;
+                Ok(IssuedCredentials::new(credentials, at + 1))
+            })
+        })
+    });
 }
 
 criterion_group!(benches, session_tokens, imds_tokens, cache_hit);
