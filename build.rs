@@ -5,6 +5,15 @@ use std::{env, path::PathBuf};
 
 use prost::Message;
 
+/// The service's own API: what server reflection describes.
+const SERVED: &[&str] = &[
+    "rolecall/v1/iam.proto",
+    "rolecall/v1/ec2.proto",
+    "rolecall/v1/imds.proto",
+    "rolecall/v1/test_control.proto",
+];
+
+/// Everything generated: the API and the load tester's baseline service.
 const PROTOS: &[&str] = &[
     "rolecall/v1/iam.proto",
     "rolecall/v1/ec2.proto",
@@ -28,10 +37,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     for proto in PROTOS {
         println!("cargo:rerun-if-changed=proto/{proto}");
     }
-    let fds = protox::compile(PROTOS, ["proto"])?;
     let out_dir = PathBuf::from(env::var("OUT_DIR")?);
-    // Served by gRPC server reflection, so grpcurl can discover the API.
-    std::fs::write(out_dir.join("rolecall_descriptor.bin"), fds.encode_to_vec())?;
+    // Served by gRPC server reflection, so grpcurl can discover the API (and only it).
+    let served = protox::compile(SERVED, ["proto"])?;
+    std::fs::write(out_dir.join("rolecall_descriptor.bin"), served.encode_to_vec())?;
+    let fds = protox::compile(PROTOS, ["proto"])?;
     tonic_prost_build::configure()
         .emit_rerun_if_changed(false)
         .type_attribute(".rolecall.v1", "#[derive(serde::Serialize)]")

@@ -41,3 +41,31 @@ async fn test_control_is_absent_unless_configured() {
     let err = server.test_control().advance_clock(pb::AdvanceClockRequest { seconds: 1 }).await.unwrap_err();
     assert_eq!(err.code(), tonic::Code::Unimplemented);
 }
+
+#[tokio::test]
+async fn reflection_lists_the_api_and_nothing_else() {
+    use tokio_stream::StreamExt;
+    use tonic_reflection::pb::v1::{
+        ServerReflectionRequest, server_reflection_client::ServerReflectionClient,
+        server_reflection_request::MessageRequest, server_reflection_response::MessageResponse,
+    };
+    let server = TestServer::start().await;
+    let mut client = ServerReflectionClient::new(server.channel.clone());
+    let request = ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(MessageRequest::ListServices(String::new())),
+    };
+    let mut answers =
+        client.server_reflection_info(tokio_stream::iter([request])).await.unwrap().into_inner();
+    let Some(Ok(answer)) = answers.next().await else { panic!("no reflection answer") };
+    let Some(MessageResponse::ListServicesResponse(list)) = answer.message_response else {
+        panic!("{answer:?}")
+    };
+    let names: Vec<String> = list.service.into_iter().map(|s| s.name).collect();
+    for expected in
+        ["rolecall.v1.Iam", "rolecall.v1.Ec2", "rolecall.v1.InstanceMetadata", "grpc.health.v1.Health"]
+    {
+        assert!(names.iter().any(|n| n == expected), "{expected} in {names:?}");
+    }
+    assert!(!names.iter().any(|n| n.contains("loadtest")), "{names:?}");
+}
