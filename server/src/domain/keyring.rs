@@ -70,55 +70,43 @@ impl KeyRing {
         self.state.read().map_err(|_| Error::service_failure("key ring lock poisoned"))
     }
 
+    fn write(&self) -> Result<std::sync::RwLockWriteGuard<'_, RingState>> {
+        self.state.write().map_err(|_| Error::service_failure("key ring lock poisoned"))
+    }
+
+    /// Whether the active key has lived or sealed enough to be replaced.
+    fn rotation_due(&self, state: &RingState, now: i64) -> bool {
+        state.keys.get(&state.active).is_none_or(|k| {
+            now - k.created_at >= self.policy.rotate_after_secs
+                || k.seals.load(Ordering::Relaxed) >= self.policy.max_seals_per_key
+        })
+    }
+
     /// Rotates the active key if it is due, and forgets retired keys past retention.
     /// Whether it rotated.
     pub fn maintain(&self, now: i64) -> Result<bool> {
+        let retain = self.policy.retain_secs;
         let due = {
             let state = self.read()?;
-            let active = state.keys.get(&state.active);
-            let expired =
-                state.keys.values().any(|k| k.retired_at.is_some_and(|r| now - r > self.policy.retain_secs));
-            active.is_none_or(|k| {
-                now - k.created_at >= self.policy.rotate_after_secs
-                    || k.seals.load(Ordering::Relaxed) >= self.policy.max_seals_per_key
-            }) || expired
+            self.rotation_due(&state, now)
+                || state.keys.values().any(|k| k.retired_at.is_some_and(|r| now - r > retain))
         };
-        let mut rotated = false;
-        if due {
-            let mut state =
-                self.state.write().map_err(|_| Error::service_failure("key ring lock poisoned"))?;
-            let rotate = state.keys.get(&state.active).is_none_or(|k| {
-                now - k.created_at >= self.policy.rotate_after_secs
-                    || k.seals.load(Ordering::Relaxed) >= self.policy.max_seals_per_key
-            });
-            if rotate {
-                let old = state.active;
-                if let Some(k) = state.keys.get_mut(&old) {
-                    k.retired_at = Some(now);
-                }
-                let next = old.wrapping_add(1).max(1);
-                state.keys.insert(next, RingKey::generate(now));
-                state.active = next;
-                rotated = true;
-                tracing::info!(key_id = next, retired = old, "key ring rotated");
-            }
-            let retain = self.policy.retain_secs;
-            state.keys.retain(|_, k| k.retired_at.is_none_or(|r| now - r <= retain));
+        if !due {
+            return Ok(false);
         }
+        let mut state = self.write()?;
+        // Another caller may have rotated between the two locks.
+        let rotated = self.rotation_due(&state, now);
+        if rotated {
+            state.rotate(now);
+        }
+        state.keys.retain(|_, k| k.retired_at.is_none_or(|r| now - r <= retain));
         Ok(rotated)
     }
 
     /// Forces a rotation now (operators, tests).
     pub fn rotate(&self, now: i64) -> Result<u32> {
-        let mut state = self.state.write().map_err(|_| Error::service_failure("key ring lock poisoned"))?;
-        let old = state.active;
-        if let Some(k) = state.keys.get_mut(&old) {
-            k.retired_at = Some(now);
-        }
-        let next = old.wrapping_add(1).max(1);
-        state.keys.insert(next, RingKey::generate(now));
-        state.active = next;
-        Ok(next)
+        Ok(self.write()?.rotate(now))
     }
 
     /// The active key id.
@@ -204,6 +192,23 @@ impl fmt::Debug for KeyRing {
                 .finish_non_exhaustive(),
             Err(_) => f.write_str("KeyRing(poisoned)"),
         }
+    }
+}
+
+// === impl RingState ===
+
+impl RingState {
+    /// Retires the active key and makes a fresh one active; its id.
+    fn rotate(&mut self, now: i64) -> u32 {
+        let old = self.active;
+        if let Some(k) = self.keys.get_mut(&old) {
+            k.retired_at = Some(now);
+        }
+        let next = old.wrapping_add(1).max(1);
+        self.keys.insert(next, RingKey::generate(now));
+        self.active = next;
+        tracing::info!(key_id = next, retired = old, "key ring rotated");
+        next
     }
 }
 
