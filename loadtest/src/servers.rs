@@ -8,11 +8,7 @@ use std::{
     time::Duration,
 };
 
-use tokio::{
-    io::{AsyncReadExt, AsyncWriteExt},
-    net::{TcpListener, TcpStream},
-    sync::oneshot,
-};
+use tokio::{io::AsyncReadExt, net::TcpListener, sync::oneshot};
 
 use crate::procfs;
 
@@ -107,12 +103,8 @@ impl ServerUnderTest {
 
     /// A counter from the server's /metrics.
     pub async fn counter(&self, name: &str) -> Option<u64> {
-        let addr = self.metrics?;
-        let mut stream = TcpStream::connect(addr).await.ok()?;
-        stream.write_all(b"GET /metrics HTTP/1.0\r\nHost: localhost\r\n\r\n").await.ok()?;
-        let mut text = String::new();
-        stream.read_to_string(&mut text).await.ok()?;
-        text.lines().find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok()).or(Some(0))
+        let text = rolecall_server::telemetry::scrape(self.metrics?).await.ok()?;
+        Some(rolecall_server::telemetry::counter_in(&text, name))
     }
 
     /// Stops the server and waits for it.

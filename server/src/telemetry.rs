@@ -86,6 +86,21 @@ impl Metrics {
     }
 }
 
+/// The body of `GET /metrics` from a rolecall at `addr` (for tests and the load tester).
+pub async fn scrape(addr: std::net::SocketAddr) -> std::io::Result<String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr).await?;
+    stream.write_all(b"GET /metrics HTTP/1.0\r\nHost: localhost\r\n\r\n").await?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await?;
+    Ok(response.split_once("\r\n\r\n").map(|(_, body)| body.to_string()).unwrap_or_default())
+}
+
+/// A counter's value in a scrape: 0 when it has not counted yet (absent).
+pub fn counter_in(text: &str, name: &str) -> u64 {
+    text.lines().find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok()).unwrap_or(0)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -97,6 +112,8 @@ mod tests {
         m.error("NoSuchEntity");
         let text = m.encode();
         assert!(text.contains("rolecall_credentials_issued_total 1"), "{text}");
+        assert_eq!(counter_in(&text, "rolecall_credentials_issued_total"), 1);
+        assert_eq!(counter_in(&text, "rolecall_credentials_issued"), 0, "a prefix is not a counter");
         assert!(text.contains("rolecall_errors_total{code=\"NoSuchEntity\"} 1"), "{text}");
         for name in [
             "credentials_issued",

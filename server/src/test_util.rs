@@ -6,12 +6,7 @@ use rolecall_api::{
     ec2_client::Ec2Client, iam_client::IamClient, instance_metadata_client::InstanceMetadataClient,
     test_control_client::TestControlClient,
 };
-use tokio::{
-    io::{AsyncReadExt, AsyncWriteExt},
-    net::{TcpListener, TcpStream},
-    sync::oneshot,
-    task::JoinHandle,
-};
+use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
 use tonic::transport::{Channel, Endpoint};
 
 use crate::{Listeners, ServeError, config::Config};
@@ -74,20 +69,12 @@ impl TestServer {
     /// GET /metrics over a plain HTTP/1.0 exchange.
     #[allow(clippy::expect_used)]
     pub async fn metrics_text(&self) -> String {
-        let mut stream = TcpStream::connect(self.metrics_addr).await.expect("connect metrics");
-        stream.write_all(b"GET /metrics HTTP/1.0\r\nHost: localhost\r\n\r\n").await.expect("write");
-        let mut response = String::new();
-        stream.read_to_string(&mut response).await.expect("read");
-        response.split_once("\r\n\r\n").map(|(_, body)| body.to_string()).unwrap_or_default()
+        crate::telemetry::scrape(self.metrics_addr).await.expect("scrape /metrics")
     }
 
     /// The value of a counter in the metrics text (0 when absent).
     pub async fn counter(&self, name: &str) -> u64 {
-        let text = self.metrics_text().await;
-        text.lines()
-            .find_map(|l| l.strip_prefix(name).and_then(|rest| rest.strip_prefix(' ')))
-            .and_then(|v| v.trim().parse().ok())
-            .unwrap_or(0)
+        crate::telemetry::counter_in(&self.metrics_text().await, name)
     }
 
     /// Stops the server and waits for it to drain.

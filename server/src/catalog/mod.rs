@@ -161,8 +161,8 @@ impl Catalog {
             return Ok(Some(record));
         }
         let before = self.records.generation.lock().map(|g| *g).unwrap_or(u64::MAX);
-        let Some(stored) = self.store.get(key).await.map_err(store_error)? else { return Ok(None) };
-        let record: Arc<T> = Arc::new(decode(&stored.key, &stored.value)?);
+        let Some((record, _)) = self.load::<T>(key).await? else { return Ok(None) };
+        let record = Arc::new(record);
         if let Ok(generation) = self.records.generation.lock()
             && *generation == before
         {
