@@ -297,7 +297,7 @@ async fn pass_for(
             "rotated_before_boundary": run.rotated_early.load(Ordering::Relaxed),
         });
     }
-    if let Some(book) = &run_churn(&run) {
+    if let Some(book) = run.churn_book() {
         details = serde_json::json!({
             "replacements": book.replacements.load(Ordering::Relaxed),
             "violations": run.violations.load(Ordering::Relaxed),
@@ -325,10 +325,6 @@ async fn pass_for(
         warnings,
         goose_report: html_str,
     })
-}
-
-fn run_churn(run: &Run) -> Option<Arc<ChurnBook>> {
-    (run.scenario == Scenario::Churn).then(|| run.churn_book()).flatten()
 }
 
 /// The whole fleet crosses one rotation point: every instance must get new credentials,
