@@ -431,7 +431,7 @@ impl Catalog {
             }
             instance.metadata_options = options;
             let key = keys::instance(instance_id);
-            self.commit(Txn::new().require_revision(&key, rev).put(key, encode(&instance)?)).await?;
+            self.rewrite(&key, rev, &instance).await?;
             Ok(options)
         })
         .await

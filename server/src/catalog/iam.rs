@@ -106,6 +106,10 @@ impl PrincipalKind {
         Error::no_such_entity(format!("The {} with name {name} cannot be found.", self.noun()))
     }
 
+    fn inline_policy_not_found(self, policy_name: &str) -> Error {
+        Error::no_such_entity(format!("The {} policy with name {policy_name} cannot be found.", self.noun()))
+    }
+
     fn inline_quota(self, limits: &Limits) -> usize {
         match self {
             Self::Role => limits.role_inline_policy_size,
@@ -277,32 +281,24 @@ impl Catalog {
                 )));
             }
             let key = P::KIND.key(name);
-            self.commit(Txn::new().require_revision(&key, rev).put(key, encode(&holder)?)).await.map(drop)
+            self.rewrite(&key, rev, &holder).await
         })
         .await
     }
 
     async fn get_inline<P: PolicyHolder>(&self, name: &str, policy_name: &str) -> Result<String> {
         let (mut holder, _) = self.holder::<P>(name).await?;
-        holder.inline().get(policy_name).cloned().ok_or_else(|| {
-            Error::no_such_entity(format!(
-                "The {} policy with name {policy_name} cannot be found.",
-                P::KIND.noun()
-            ))
-        })
+        holder.inline().get(policy_name).cloned().ok_or_else(|| P::KIND.inline_policy_not_found(policy_name))
     }
 
     async fn delete_inline<P: PolicyHolder>(&self, name: &str, policy_name: &str) -> Result<()> {
         retrying(|| async {
             let (mut holder, rev) = self.holder::<P>(name).await?;
             if holder.inline().remove(policy_name).is_none() {
-                return Err(Error::no_such_entity(format!(
-                    "The {} policy with name {policy_name} cannot be found.",
-                    P::KIND.noun()
-                )));
+                return Err(P::KIND.inline_policy_not_found(policy_name));
             }
             let key = P::KIND.key(name);
-            self.commit(Txn::new().require_revision(&key, rev).put(key, encode(&holder)?)).await.map(drop)
+            self.rewrite(&key, rev, &holder).await
         })
         .await
     }
@@ -383,7 +379,7 @@ impl Catalog {
                 return Err(Error::limit_exceeded(format!("Cannot exceed quota for {noun}: {quota}")));
             }
             let key = P::KIND.key(name);
-            self.commit(Txn::new().require_revision(&key, rev).put(key, encode(&holder)?)).await.map(drop)
+            self.rewrite(&key, rev, &holder).await
         })
         .await
     }
@@ -393,7 +389,7 @@ impl Catalog {
             let (mut holder, rev) = self.holder::<P>(name).await?;
             holder.tags().retain(|t| !tag_keys.contains(&t.key));
             let key = P::KIND.key(name);
-            self.commit(Txn::new().require_revision(&key, rev).put(key, encode(&holder)?)).await.map(drop)
+            self.rewrite(&key, rev, &holder).await
         })
         .await
     }
@@ -612,7 +608,7 @@ impl Catalog {
                 role.max_session_duration = m;
             }
             let key = keys::role(name);
-            self.commit(Txn::new().require_revision(&key, rev).put(key, encode(&role)?)).await.map(drop)
+            self.rewrite(&key, rev, &role).await
         })
         .await
     }
@@ -623,7 +619,7 @@ impl Catalog {
             let (mut role, rev) = self.holder::<Role>(name).await?;
             role.assume_role_policy_document = document.to_string();
             let key = keys::role(name);
-            self.commit(Txn::new().require_revision(&key, rev).put(key, encode(&role)?)).await.map(drop)
+            self.rewrite(&key, rev, &role).await
         })
         .await
     }
@@ -895,7 +891,7 @@ impl Catalog {
                 self.customer_policy(policy_arn).await?.ok_or_else(|| policy_not_found(policy_arn))?;
             let out = change(&mut policy, self.now(), &self.settings.limits)?;
             let key = keys::policy(&policy.policy_name);
-            self.commit(Txn::new().require_revision(&key, rev).put(key, encode(&policy)?)).await?;
+            self.rewrite(&key, rev, &policy).await?;
             Ok(out)
         })
         .await
@@ -1191,7 +1187,7 @@ impl Catalog {
                 .ok_or_else(|| access_key_not_found(access_key_id))?;
             key.status = status;
             let ukey = keys::user(user_name);
-            self.commit(Txn::new().require_revision(&ukey, rev).put(ukey, encode(&user)?)).await.map(drop)
+            self.rewrite(&ukey, rev, &user).await
         })
         .await
     }

@@ -149,6 +149,11 @@ impl Catalog {
         result
     }
 
+    /// Writes `record` over `key`, if `key` is still at `revision` (a read-modify-write).
+    async fn rewrite<T: Serialize>(&self, key: &str, revision: u64, record: &T) -> Result<()> {
+        self.commit(Txn::new().require_revision(key, revision).put(key, encode(record)?)).await.map(drop)
+    }
+
     /// A record as the credential path reads it: decoded once, shared afterwards.
     async fn load_shared<T>(&self, key: &str) -> Result<Option<Arc<T>>>
     where
