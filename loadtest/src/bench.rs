@@ -73,10 +73,17 @@ pub fn server_config(scenario: Scenario, instances: usize, storm_period: i64) ->
             c.credentials.lifetime_secs = storm_period * 10;
             c.credentials.rotation_jitter_secs = 0;
             c.credentials.min_remaining_secs = 0;
+            c.credentials.prefetch_secs = storm_prefetch(storm_period);
         }
         Scenario::Baseline | Scenario::Fetch | Scenario::Churn => {}
     }
     c
+}
+
+/// How long before the storm's rotation point the server starts replacing fetched
+/// credentials in the background (a fifth of the period).
+pub fn storm_prefetch(storm_period: i64) -> i64 {
+    (storm_period / 5).max(1)
 }
 
 async fn start_server(opts: &Options, scenario: Scenario) -> Result<ServerUnderTest, String> {
@@ -294,7 +301,7 @@ async fn pass_for(
             "steady": steady,
             "storm": storm,
             "rotated": run.rotated.load(Ordering::Relaxed),
-            "rotated_before_boundary": run.rotated_early.load(Ordering::Relaxed),
+            "rotated_before_window": run.rotated_early.load(Ordering::Relaxed),
         });
     }
     if let Some(book) = run.churn_book() {
@@ -328,7 +335,9 @@ async fn pass_for(
 }
 
 /// The whole fleet crosses one rotation point: every instance must get new credentials,
-/// issued exactly once each, with no errors.
+/// issued exactly once each, with no errors. The storm window starts where the server starts
+/// prefetching (`storm_prefetch` before the rotation point) and ends one sweep of the fleet
+/// after it.
 async fn storm(
     opts: &Options,
     server: &ServerUnderTest,
@@ -344,23 +353,24 @@ async fn storm(
     fleet::warm(channels, &mut fleet).await?;
     let warm_time = warm_started.elapsed().as_secs_f64();
     let left = to_boundary(unix_now());
-    if left < 2.0 || warm_time > period as f64 * 0.75 {
+    let lead = storm_prefetch(period) as f64;
+    if left < lead + 2.0 || warm_time > period as f64 * 0.75 {
         return Err(format!(
             "warming {} instances took {warm_time:.1} s of the {period} s storm period: raise --storm-period",
             fleet.members.len()
         ));
     }
     // After the rotation point the pass runs two sweeps of the fleet, but must end (goose's
-    // up-to-one-second ramp included) before the next rotation point.
+    // up-to-one-second ramp included) before the next prefetch window.
     let sweep = warm_time.max(1.0);
-    let after = (2.0 * sweep + 2.0).min(period as f64 - 2.0);
+    let after = (2.0 * sweep + 2.0).min(period as f64 - lead - 2.0);
     if after < sweep + 1.0 {
         return Err(format!(
             "a {period} s storm period leaves no room for a {sweep:.1} s sweep: raise --storm-period"
         ));
     }
     let boundary = Instant::now() + Duration::from_secs_f64(left);
-    let window = (boundary, boundary + Duration::from_secs_f64(sweep));
+    let window = (boundary - Duration::from_secs_f64(lead), boundary + Duration::from_secs_f64(sweep));
     let run_for = (left + after).floor() as usize;
     let load = rate.map_or(Load::Closed, |rate| Load::Open { rate });
     let mut pass =

@@ -55,14 +55,15 @@ pub struct Run {
     channels: Vec<Channel>,
     /// Latencies in microseconds, merged from every user at its end.
     pub latencies: Mutex<Histogram<u64>>,
-    /// Storm only: requests sent before the rotation point, and within the storm window.
+    /// Storm only: requests sent before the storm window (which opens where the server starts
+    /// prefetching, ahead of the rotation point), and within it.
     pub steady: Mutex<Histogram<u64>>,
     pub storm: Mutex<Histogram<u64>>,
     storm_window: Option<(Instant, Instant)>,
     churn: Option<Arc<ChurnBook>>,
     pub requests: AtomicU64,
     pub errors: AtomicU64,
-    /// Storm: instances whose credentials changed after the rotation point / before it.
+    /// Storm: instances whose credentials changed within the storm window / before it.
     pub rotated: AtomicU64,
     pub rotated_early: AtomicU64,
     /// Churn: fetches sent after a Replace answered that still saw the old role.
@@ -348,13 +349,13 @@ async fn agent_loop(user: &mut GooseUser) -> TransactionResult {
         Ok(r) => {
             let creds = r.into_inner();
             if run.scenario == Scenario::Storm
-                && let Some((boundary, _)) = run.storm_window
+                && let Some((window_opens, _)) = run.storm_window
                 && !member.warm_key.is_empty()
                 && creds.access_key_id != member.warm_key
             {
-                // By answer time: a request sent just before the rotation point may be
-                // served just after it, rightly with new credentials.
-                if done >= boundary {
+                // By answer time: a request sent just before the window opens may be
+                // served just after, rightly with new credentials.
+                if done >= window_opens {
                     agent.rotated[index] = true;
                 } else {
                     run.rotated_early.fetch_add(1, Ordering::Relaxed);
@@ -373,8 +374,8 @@ async fn agent_loop(user: &mut GooseUser) -> TransactionResult {
 
     let micros = latency.as_micros() as u64;
     let _ = agent.latencies.record(micros.max(1));
-    if let Some((boundary, end)) = run.storm_window {
-        if sent < boundary {
+    if let Some((window_opens, end)) = run.storm_window {
+        if sent < window_opens {
             let _ = agent.steady.record(micros.max(1));
         } else if sent < end {
             let _ = agent.storm.record(micros.max(1));

@@ -7,10 +7,19 @@
 //!   `and_try_compute_with` serialises computations per key, and the second caller finds
 //!   the first one's fresh value.
 //! - A replaced association or role changes the key, so the next fetch sees the change.
+//! - An entry fetched after its prefetch point is claimed once for a background refresh,
+//!   which replaces it only if it is still the entry that was claimed.
 //! - The cache is bounded (entries), with LRU eviction so that a fleet larger than the
 //!   bound degrades to re-issuing rather than refusing new entries.
 
-use std::{future::Future, sync::Arc, time::Duration};
+use std::{
+    future::Future,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::Duration,
+};
 
 use moka::{
     future::Cache,
@@ -45,6 +54,10 @@ pub struct IssuedCredentials {
     pub issued_at: i64,
     pub expires_at: i64,
     pub rotate_at: i64,
+    /// From when a fetch should have these replaced in the background.
+    prefetch_at: i64,
+    /// Set by the one fetch that asked for the background replacement.
+    prefetch_claimed: AtomicBool,
 }
 
 impl IssuedCredentials {
@@ -71,7 +84,27 @@ impl IssuedCredentials {
             issued_at: credentials.issued_at,
             expires_at: credentials.expires_at,
             rotate_at,
+            prefetch_at: i64::MAX,
+            prefetch_claimed: AtomicBool::new(false),
         }
+    }
+
+    /// To be replaced in the background when fetched from `prefetch_at` on.
+    pub fn prefetched_from(mut self, prefetch_at: i64) -> Self {
+        self.prefetch_at = prefetch_at;
+        self
+    }
+
+    /// True for the first caller at `now` in the prefetch window, who is to have these
+    /// credentials replaced in the background; false for everyone else.
+    pub fn claim_prefetch(&self, now: i64) -> bool {
+        (self.prefetch_at..self.rotate_at).contains(&now)
+            && !self.prefetch_claimed.swap(true, Ordering::Relaxed)
+    }
+
+    /// Lets another fetch claim the prefetch (the claimed one could not be queued).
+    pub fn release_prefetch(&self) {
+        self.prefetch_claimed.store(false, Ordering::Relaxed);
     }
 
     fn field(&self, n: usize) -> &str {
@@ -142,7 +175,7 @@ impl CredentialCache {
     /// callers wait) when absent or past their rotation point at `now`.
     pub async fn get_or_issue<F, Fut>(
         &self,
-        key: CredentialKey,
+        key: &CredentialKey,
         now: i64,
         issue: F,
     ) -> Result<(Arc<IssuedCredentials>, Lookup)>
@@ -150,14 +183,14 @@ impl CredentialCache {
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<IssuedCredentials>>,
     {
-        if let Some(hit) = self.inner.get(&key).await
+        if let Some(hit) = self.inner.get(key).await
             && now < hit.rotate_at
         {
             return Ok((hit, Lookup::Hit));
         }
         let outcome = self
             .inner
-            .entry(key)
+            .entry(key.clone())
             .and_try_compute_with(|existing| async move {
                 if let Some(entry) = existing
                     && now < entry.value().rotate_at
@@ -174,6 +207,34 @@ impl CredentialCache {
                 Err(Error::service_failure("credential cache lost an entry it just computed"))
             }
         }
+    }
+
+    /// Replaces `current` (the entry under `key` when a fetch claimed its prefetch) with
+    /// `issue`'s credentials, unless it has been replaced or dropped since. Returns whether it
+    /// issued.
+    pub async fn refresh<F, Fut>(
+        &self,
+        key: CredentialKey,
+        current: &Arc<IssuedCredentials>,
+        issue: F,
+    ) -> Result<bool>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<IssuedCredentials>>,
+    {
+        let outcome = self
+            .inner
+            .entry(key)
+            .and_try_compute_with(|existing| async move {
+                match existing {
+                    Some(entry) if Arc::ptr_eq(entry.value(), current) => {
+                        Ok::<_, Error>(Op::Put(Arc::new(issue().await?)))
+                    }
+                    _ => Ok(Op::Nop),
+                }
+            })
+            .await?;
+        Ok(matches!(outcome, CompResult::ReplacedWith(_)))
     }
 
     /// Entries currently held (approximate until [`run_pending_tasks`](Self::run_pending_tasks)).
@@ -216,7 +277,7 @@ mod tests {
             let (cache, ring, issued) = (cache.clone(), ring.clone(), issued.clone());
             tasks.push(tokio::spawn(async move {
                 cache
-                    .get_or_issue(key("a"), 0, || async {
+                    .get_or_issue(&key("a"), 0, || async {
                         issued.fetch_add(1, Ordering::SeqCst);
                         tokio::task::yield_now().await;
                         issue(&ring, 0)
@@ -250,14 +311,39 @@ mod tests {
     async fn stale_entries_reissue_and_new_keys_miss() {
         let ring = KeyRing::new(KeyRingPolicy::default(), 0);
         let cache = CredentialCache::new(1000, Duration::from_secs(3600));
-        let (first, l1) = cache.get_or_issue(key("a"), 0, || async { issue(&ring, 0) }).await.unwrap();
-        let (again, l2) = cache.get_or_issue(key("a"), 99, || async { issue(&ring, 99) }).await.unwrap();
+        let (first, l1) = cache.get_or_issue(&key("a"), 0, || async { issue(&ring, 0) }).await.unwrap();
+        let (again, l2) = cache.get_or_issue(&key("a"), 99, || async { issue(&ring, 99) }).await.unwrap();
         assert_eq!((l1, l2), (Lookup::Issued, Lookup::Hit));
         assert_eq!(first.access_key_id(), again.access_key_id());
-        let (rotated, l3) = cache.get_or_issue(key("a"), 100, || async { issue(&ring, 100) }).await.unwrap();
+        let (rotated, l3) = cache.get_or_issue(&key("a"), 100, || async { issue(&ring, 100) }).await.unwrap();
         assert_eq!(l3, Lookup::Issued);
         assert_ne!(rotated.access_key_id(), first.access_key_id());
-        let (_, l4) = cache.get_or_issue(key("b"), 100, || async { issue(&ring, 100) }).await.unwrap();
+        let (_, l4) = cache.get_or_issue(&key("b"), 100, || async { issue(&ring, 100) }).await.unwrap();
         assert_eq!(l4, Lookup::Issued);
+    }
+
+    #[tokio::test]
+    async fn a_prefetch_is_claimed_once_and_replaces_only_what_it_claimed() {
+        let ring = KeyRing::new(KeyRingPolicy::default(), 0);
+        let cache = CredentialCache::new(1000, Duration::from_secs(3600));
+        let fresh = |now| issue(&ring, now).map(|c| c.prefetched_from(now + 90));
+        let (first, _) = cache.get_or_issue(&key("a"), 0, || async { fresh(0) }).await.unwrap();
+        assert!(!first.claim_prefetch(89), "before the prefetch point");
+        assert!(first.claim_prefetch(90));
+        assert!(!first.claim_prefetch(91), "claimed once");
+        assert!(cache.refresh(key("a"), &first, || async { fresh(91) }).await.unwrap());
+        let (now_cached, lookup) = cache.get_or_issue(&key("a"), 92, || async { fresh(92) }).await.unwrap();
+        assert_eq!(lookup, Lookup::Hit, "the prefetched credentials are served before the rotation point");
+        assert_ne!(now_cached.access_key_id(), first.access_key_id());
+        // A second refresh of the replaced entry does nothing.
+        assert!(!cache.refresh(key("a"), &first, || async { fresh(93) }).await.unwrap());
+        let (same, _) = cache.get_or_issue(&key("a"), 93, || async { fresh(93) }).await.unwrap();
+        assert_eq!(same.access_key_id(), now_cached.access_key_id());
+        // Past the rotation point nothing is claimed: the fetch issues inline.
+        let (_, l) = cache.get_or_issue(&key("b"), 0, || async { fresh(0) }).await.unwrap();
+        assert_eq!(l, Lookup::Issued);
+        let (b, _) = cache.get_or_issue(&key("b"), 50, || async { fresh(50) }).await.unwrap();
+        assert!(!b.claim_prefetch(100));
+        b.release_prefetch();
     }
 }

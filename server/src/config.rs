@@ -65,6 +65,9 @@ pub struct CredentialSettings {
     pub rotation_jitter_secs: i64,
     /// Credentials are never handed out with less than this left (botocore: 15 min).
     pub min_remaining_secs: i64,
+    /// Credentials fetched within this long of their rotation point are replaced in the
+    /// background (0: off), so that coinciding rotation points do not make a storm.
+    pub prefetch_secs: i64,
     /// Issued credentials kept in memory (entries).
     pub cache_capacity: u64,
 }
@@ -178,6 +181,7 @@ impl Config {
             rotate_after_secs: self.credentials.rotate_after_secs,
             jitter_secs: self.credentials.rotation_jitter_secs,
             min_remaining_secs: self.credentials.min_remaining_secs,
+            prefetch_secs: self.credentials.prefetch_secs,
             synchronized: self.simulation.synchronized_rotation,
         }
     }
@@ -228,6 +232,7 @@ impl Default for CredentialSettings {
             rotate_after_secs: s.rotate_after_secs,
             rotation_jitter_secs: s.jitter_secs,
             min_remaining_secs: s.min_remaining_secs,
+            prefetch_secs: s.prefetch_secs,
             cache_capacity: 1_000_000,
         }
     }
@@ -275,6 +280,9 @@ mod tests {
         assert!(c.validate().is_err());
         c.simulation.short_credentials = true;
         c.credentials.min_remaining_secs = 30;
+        let e = c.validate().unwrap_err().to_string();
+        assert!(e.contains("prefetch_secs (300) plus rotation_jitter_secs (600)"), "{e}");
+        c.credentials.prefetch_secs = 0;
         c.validate().unwrap();
         assert_eq!(c.simulation_settings().len(), 1);
     }

@@ -90,7 +90,7 @@ impl App {
         };
         let catalog = Arc::new(Catalog::new(Arc::new(MemoryStore::default()), dyn_clock.clone(), settings));
         let key_ring = Arc::new(KeyRing::new(config.key_ring_policy(), clock.unix()));
-        let imds = Arc::new(InstanceMetadata::new(
+        let imds = InstanceMetadata::new(
             catalog.clone(),
             key_ring.clone(),
             dyn_clock,
@@ -100,7 +100,7 @@ impl App {
                 cache_capacity: config.credentials.cache_capacity,
                 trust_claimed_instance_id: config.simulation.trust_claimed_instance_id,
             },
-        ));
+        );
         Ok(Self { config, clock, catalog, imds, key_ring, metrics })
     }
 }

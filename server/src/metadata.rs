@@ -2,9 +2,14 @@
 //! or, where IMDSv1 is allowed, the instance key), and what it may read: its role's
 //! current credentials, iam/info and the meta-data tree.
 
-use std::{collections::BTreeMap, sync::Arc, time::Duration};
+use std::{
+    collections::BTreeMap,
+    sync::{Arc, OnceLock, Weak},
+    time::Duration,
+};
 
 use subtle::ConstantTimeEq;
+use tokio::sync::mpsc;
 
 use crate::{
     cache::{CredentialCache, CredentialKey, IssuedCredentials, Lookup},
@@ -72,7 +77,21 @@ pub struct InstanceMetadata {
     cache: CredentialCache,
     metrics: Metrics,
     settings: MetadataSettings,
+    /// Fetched credentials to replace in the background, for one worker task started with
+    /// the first (which holds only a weak reference, and stops when this is dropped).
+    prefetches: OnceLock<mpsc::Sender<Prefetch>>,
+    me: Weak<InstanceMetadata>,
 }
+
+/// Credentials a fetch found within their prefetch window.
+struct Prefetch {
+    key: CredentialKey,
+    current: Arc<IssuedCredentials>,
+    instance_id: String,
+}
+
+/// Prefetches waiting beyond this many are left to the rotation point's inline issuance.
+const PREFETCH_QUEUE: usize = 1 << 20;
 
 fn unauthorized() -> Error {
     Error::new(
@@ -94,10 +113,19 @@ impl InstanceMetadata {
         clock: Arc<dyn Clock>,
         metrics: Metrics,
         settings: MetadataSettings,
-    ) -> Self {
+    ) -> Arc<Self> {
         let ttl = Duration::from_secs(settings.schedule.lifetime_secs.max(1) as u64);
         let cache = CredentialCache::new(settings.cache_capacity, ttl);
-        Self { catalog, ring, clock, cache, metrics, settings }
+        Arc::new_cyclic(|me| Self {
+            catalog,
+            ring,
+            clock,
+            cache,
+            metrics,
+            settings,
+            prefetches: OnceLock::new(),
+            me: me.clone(),
+        })
     }
 
     pub fn cache(&self) -> &CredentialCache {
@@ -193,7 +221,7 @@ impl InstanceMetadata {
         }
         let now = self.clock.unix();
         let key = CredentialKey::new(&instance.instance_id, &association.association_id, &role.role_id);
-        let fetched = self.cache.get_or_issue(key, now, || async { self.issue(instance, &role, now) }).await;
+        let fetched = self.cache.get_or_issue(&key, now, || async { self.issue(instance, &role, now) }).await;
         let (credentials, lookup) = match fetched {
             Ok(found) => found,
             Err(e) if e.code == ErrorCode::AssumeRoleUnauthorizedAccess => {
@@ -205,6 +233,10 @@ impl InstanceMetadata {
             Lookup::Hit => self.metrics.credential_cache_hits.inc(),
             Lookup::Issued => self.metrics.credential_cache_misses.inc(),
         };
+        if credentials.claim_prefetch(now) {
+            let instance_id = instance.instance_id.clone();
+            self.prefetch(Prefetch { key, current: credentials.clone(), instance_id });
+        }
         Ok(CredentialsDocument::Success { credentials, account_id: self.catalog.account_id().to_string() })
     }
 
@@ -238,7 +270,38 @@ impl InstanceMetadata {
         self.metrics.credentials_issued.inc();
         tracing::debug!(instance_id = %instance.instance_id, role = %role.role_name, access_key_id = %credentials.access_key_id, "issued credentials");
         let rotate_at = schedule.rotate_at(now, expires_at, &instance.instance_id);
-        Ok(IssuedCredentials::new(credentials, rotate_at))
+        Ok(IssuedCredentials::new(credentials, rotate_at).prefetched_from(schedule.prefetch_from(rotate_at)))
+    }
+
+    /// Queues `job` for the background worker (started by the first job).
+    fn prefetch(&self, job: Prefetch) {
+        let queue = self.prefetches.get_or_init(|| {
+            let (sender, receiver) = mpsc::channel(PREFETCH_QUEUE);
+            tokio::spawn(prefetch_worker(self.me.clone(), receiver));
+            sender
+        });
+        if let Err(refused) = queue.try_send(job) {
+            // The queue is full: the next fetch may try again, and the rotation point issues
+            // inline in any case.
+            refused.into_inner().current.release_prefetch();
+        }
+    }
+
+    /// Replaces a prefetch's credentials if the instance still has the association and role
+    /// they were issued for, and no fetch has replaced them since.
+    async fn refresh(&self, job: Prefetch) -> Result<()> {
+        let Some(instance) = self.catalog.find_instance(&job.instance_id).await? else { return Ok(()) };
+        let Ok(instance) = usable(instance) else { return Ok(()) };
+        let Some((association, role)) = self.role_of(&instance).await? else { return Ok(()) };
+        let key = CredentialKey::new(&instance.instance_id, &association.association_id, &role.role_id);
+        if key != job.key {
+            return Ok(());
+        }
+        let now = self.clock.unix();
+        if self.cache.refresh(key, &job.current, || async { self.issue(&instance, &role, now) }).await? {
+            self.metrics.credentials_prefetched.inc();
+        }
+        Ok(())
     }
 
     /// Rotates the key ring when due (checked whenever something is sealed or signed).
@@ -298,6 +361,20 @@ impl InstanceMetadata {
             put(&format!("iam/security-credentials/{role}"), String::new());
         }
         t
+    }
+}
+
+/// Works through prefetches one at a time, yielding between them so that requests are not
+/// queued behind a fleet's worth of issuance.
+async fn prefetch_worker(metadata: Weak<InstanceMetadata>, mut queue: mpsc::Receiver<Prefetch>) {
+    while let Some(job) = queue.recv().await {
+        let Some(metadata) = metadata.upgrade() else { return };
+        if let Err(e) = metadata.refresh(job).await {
+            // The rotation point issues inline, and answers this error to the fetch then.
+            tracing::debug!(code = e.code.as_str(), "prefetch did not issue: {}", e.message);
+        }
+        drop(metadata);
+        tokio::task::yield_now().await;
     }
 }
 
@@ -397,5 +474,89 @@ mod tests {
         assert_eq!(lookup(&t, "placement/").as_deref(), Some("availability-zone\nregion"));
         assert_eq!(lookup(&t, "placement").as_deref(), Some("availability-zone\nregion"));
         assert_eq!(lookup(&t, "nothing"), None);
+    }
+
+    /// An instance with a role, launched on a fresh [`App`] whose credentials rotate every
+    /// 60 s and are prefetched in the last 10.
+    async fn launched() -> (crate::App, Caller) {
+        let mut config = crate::config::Config::default();
+        config.simulation.short_credentials = true;
+        config.credentials.lifetime_secs = 600;
+        config.credentials.rotate_after_secs = 60;
+        config.credentials.rotation_jitter_secs = 0;
+        config.credentials.min_remaining_secs = 0;
+        config.credentials.prefetch_secs = 10;
+        let app = crate::App::new(config).unwrap();
+        let trust = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"ec2.amazonaws.com"},"Action":"sts:AssumeRole"}]}"#;
+        let role = crate::catalog::NewRole {
+            role_name: "Web".into(),
+            assume_role_policy_document: trust.into(),
+            ..Default::default()
+        };
+        app.catalog.create_role(role).await.unwrap();
+        let profile = app.catalog.create_instance_profile("Web", "/", &[]).await.unwrap();
+        app.catalog.add_role_to_instance_profile("Web", "Web").await.unwrap();
+        let launch = crate::catalog::Launch {
+            image_id: "ami-1".into(),
+            profile: Some(crate::catalog::ProfileRef { arn: profile.arn, name: String::new() }),
+            ..Default::default()
+        };
+        let (_, mut launched) = app.catalog.run_instances(launch).await.unwrap();
+        let (instance, key) = launched.remove(0);
+        let caller = Caller::InstanceKey { instance_id: instance.instance_id, instance_key: key };
+        (app, caller)
+    }
+
+    async fn access_key(app: &crate::App, caller: &Caller) -> String {
+        match app.imds.credentials(caller, "Web").await.unwrap() {
+            CredentialsDocument::Success { credentials, .. } => credentials.access_key_id().to_string(),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn credentials_fetched_near_rotation_are_replaced_in_the_background_once() {
+        let (app, caller) = launched().await;
+        let first = access_key(&app, &caller).await;
+        app.clock.advance(time::Duration::seconds(45));
+        assert_eq!(access_key(&app, &caller).await, first, "not yet in the prefetch window");
+        app.clock.advance(time::Duration::seconds(6));
+        // In the window: served the current credentials, and the replacement is queued once.
+        assert_eq!(access_key(&app, &caller).await, first);
+        assert_eq!(access_key(&app, &caller).await, first);
+        // The worker runs when this (single-threaded) test yields.
+        for _ in 0..1000 {
+            if app.metrics.credentials_prefetched.get() > 0 {
+                break;
+            }
+            tokio::task::yield_now().await;
+        }
+        assert_eq!(app.metrics.credentials_prefetched.get(), 1);
+        let replaced = access_key(&app, &caller).await;
+        assert_ne!(replaced, first, "served before the rotation point");
+        // The replacement rotates a full period after it was issued, not at the old point.
+        app.clock.advance(time::Duration::seconds(10));
+        assert_eq!(access_key(&app, &caller).await, replaced);
+        assert_eq!(app.metrics.credentials_issued.get(), 2);
+        assert_eq!(app.metrics.credentials_prefetched.get(), 1);
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_prefetch_overtaken_by_the_rotation_point_issues_nothing_more() {
+        let (app, caller) = launched().await;
+        let first = access_key(&app, &caller).await;
+        app.clock.advance(time::Duration::seconds(55));
+        assert_eq!(access_key(&app, &caller).await, first);
+        // The rotation point passes before the worker has run: the fetch issues inline, and
+        // the queued prefetch finds its entry replaced.
+        app.clock.advance(time::Duration::seconds(10));
+        let rotated = access_key(&app, &caller).await;
+        assert_ne!(rotated, first);
+        for _ in 0..100 {
+            tokio::task::yield_now().await;
+        }
+        assert_eq!(access_key(&app, &caller).await, rotated);
+        assert_eq!(app.metrics.credentials_issued.get(), 2);
+        assert_eq!(app.metrics.credentials_prefetched.get(), 0);
     }
 }

@@ -30,6 +30,7 @@ pub struct Metrics {
     pub credentials_issued: Counter,
     pub credential_cache_hits: Counter,
     pub credential_cache_misses: Counter,
+    pub credentials_prefetched: Counter,
     pub imds_tokens_issued: Counter,
     pub instances_launched: Counter,
     pub key_ring_rotations: Counter,
@@ -58,6 +59,11 @@ impl Metrics {
             "credential_cache_misses",
             "Credential fetches that had to issue (absent or past rotation)",
             self.credential_cache_misses.clone(),
+        );
+        registry.register(
+            "credentials_prefetched",
+            "Credentials replaced in the background ahead of their rotation point",
+            self.credentials_prefetched.clone(),
         );
         registry.register(
             "imds_tokens_issued",

@@ -331,6 +331,7 @@ async fn short_credentials_simulation_rotates_within_minutes() {
         c.credentials.rotate_after_secs = 60;
         c.credentials.rotation_jitter_secs = 0;
         c.credentials.min_remaining_secs = 30;
+        c.credentials.prefetch_secs = 10;
     })
     .await;
     role_in_profile(&server, "Web").await;
@@ -341,6 +342,9 @@ async fn short_credentials_simulation_rotates_within_minutes() {
     assert_eq!(credentials(&server, &t, "Web").await.unwrap().access_key_id, first.access_key_id);
     advance(&server, 2).await;
     assert_ne!(credentials(&server, &t, "Web").await.unwrap().access_key_id, first.access_key_id);
+    // Whether the fetch at 59 s had them replaced in the background or the one at 61 s
+    // issued them, they were issued once.
+    assert_eq!(server.counter("rolecall_credentials_issued_total").await, 2);
 }
 
 #[tokio::test]

@@ -40,7 +40,10 @@ pub struct TemporaryCredentials {
 
 /// When issued credentials are replaced, as AWS does: a lifetime (6 h), a rotation point
 /// (1 h after issue, less a per-instance jitter) and a floor of time left (15 min, botocore's
-/// advisory window) below which credentials are never handed out.
+/// advisory window) below which credentials are never handed out. Credentials fetched in the
+/// last `prefetch_secs` before their rotation point are replaced in the background (kiam
+/// prefetches 5 min ahead), so a fleet whose rotation points coincide does not queue its
+/// fetches behind issuance.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct RotationSchedule {
     pub lifetime_secs: i64,
@@ -48,6 +51,9 @@ pub struct RotationSchedule {
     pub rotate_after_secs: i64,
     pub jitter_secs: i64,
     pub min_remaining_secs: i64,
+    /// How long before its rotation point a fetched credential is replaced in the
+    /// background; 0 turns prefetching off.
+    pub prefetch_secs: i64,
     /// Simulation only: rotation points fall on multiples of `rotate_after_secs` (no
     /// jitter), so a whole fleet crosses one at the same second (a rotation storm).
     pub synchronized: bool,
@@ -60,6 +66,7 @@ impl Default for RotationSchedule {
             rotate_after_secs: 3600,
             jitter_secs: 600,
             min_remaining_secs: 15 * 60,
+            prefetch_secs: 5 * 60,
             synchronized: false,
         }
     }
@@ -76,6 +83,7 @@ impl RotationSchedule {
             || self.rotate_after_secs < 0
             || self.jitter_secs < 0
             || self.min_remaining_secs < 0
+            || self.prefetch_secs < 0
         {
             return Err(Error::invalid_parameter("credential lifetimes must be positive"));
         }
@@ -86,6 +94,16 @@ impl RotationSchedule {
         }
         if self.synchronized && self.rotate_after_secs == 0 {
             return Err(Error::invalid_parameter("synchronized rotation needs rotate_after_secs > 0"));
+        }
+        if self.rotate_after_secs > 0
+            && self.prefetch_secs > 0
+            && self.prefetch_secs + self.jitter_secs >= self.rotate_after_secs
+        {
+            return Err(Error::invalid_parameter(format!(
+                "prefetch_secs ({}) plus rotation_jitter_secs ({}) must be below rotate_after_secs ({}); \
+                 lower prefetch_secs, or set it to 0 to turn prefetching off",
+                self.prefetch_secs, self.jitter_secs, self.rotate_after_secs
+            )));
         }
         if self.rotate_after_secs > self.lifetime_secs {
             return Err(Error::invalid_parameter("credentials must rotate before they expire"));
@@ -122,11 +140,22 @@ impl RotationSchedule {
     /// When credentials issued at `issued_at` for this instance stop being handed out.
     pub fn rotate_at(&self, issued_at: i64, expires_at: i64, instance_id: &str) -> i64 {
         let planned = if self.synchronized {
-            (issued_at / self.rotate_after_secs + 1) * self.rotate_after_secs
+            let next = (issued_at / self.rotate_after_secs + 1) * self.rotate_after_secs;
+            // Prefetched just before a rotation point: good until the one after it.
+            if next - issued_at <= self.prefetch_secs { next + self.rotate_after_secs } else { next }
         } else {
             issued_at + self.rotate_after_secs - self.jitter_for(instance_id)
         };
         planned.min(expires_at - self.min_remaining_secs).max(issued_at)
+    }
+
+    /// From when a credential rotating at `rotate_at` is replaced in the background, if it is
+    /// fetched (never, when prefetching is off or every fetch issues anyway).
+    pub fn prefetch_from(&self, rotate_at: i64) -> i64 {
+        if self.prefetch_secs == 0 || self.rotate_after_secs == 0 {
+            return i64::MAX;
+        }
+        rotate_at - self.prefetch_secs
     }
 }
 
@@ -399,6 +428,7 @@ mod tests {
             rotate_after_secs: 990,
             jitter_secs: 0,
             min_remaining_secs: 900,
+            prefetch_secs: 0,
             synchronized: false,
         };
         assert!(short.validate(false).is_err());
@@ -421,5 +451,27 @@ mod tests {
         storm.validate(true).unwrap();
         assert_eq!(storm.rotate_at(61, 661, "i-1"), 90);
         assert_eq!(storm.rotate_at(89, 689, "i-2"), 90);
+        // Prefetched within 5 s of a storm's rotation point: good until the next one.
+        let prefetching = RotationSchedule { prefetch_secs: 5, ..storm };
+        prefetching.validate(true).unwrap();
+        assert_eq!(prefetching.rotate_at(84, 684, "i-1"), 90);
+        assert_eq!(prefetching.rotate_at(85, 685, "i-1"), 120);
+        assert_eq!(prefetching.prefetch_from(90), 85);
+        assert_eq!(storm.prefetch_from(90), i64::MAX, "off at 0");
+    }
+
+    #[test]
+    fn prefetching_must_leave_room_before_rotation() {
+        let mut s = RotationSchedule::default();
+        assert_eq!(s.prefetch_from(3000), 2700);
+        s.prefetch_secs = 3000;
+        let e = s.validate(false).unwrap_err();
+        assert!(e.message.contains("prefetch_secs (3000)"), "{}", e.message);
+        s.prefetch_secs = -1;
+        assert!(s.validate(false).is_err());
+        // Every fetch issuing: nothing to prefetch.
+        let every = RotationSchedule { rotate_after_secs: 0, jitter_secs: 0, prefetch_secs: 300, ..s };
+        every.validate(true).unwrap();
+        assert_eq!(every.prefetch_from(10), i64::MAX);
     }
 }
