@@ -32,6 +32,14 @@ pub enum ErrorCode {
     Forbidden,
     NotFound,
     BadRequest,
+    // Authentication (SigV4, STS) and authorization
+    MissingAuthenticationToken,
+    IncompleteSignature,
+    SignatureDoesNotMatch,
+    AuthorizationQueryParametersError,
+    InvalidClientTokenId,
+    ExpiredToken,
+    AccessDenied,
 }
 
 /// A domain error: what went wrong, in AWS's words.
@@ -71,6 +79,13 @@ impl ErrorCode {
             Self::Forbidden => "Forbidden",
             Self::NotFound => "NotFound",
             Self::BadRequest => "BadRequest",
+            Self::MissingAuthenticationToken => "MissingAuthenticationToken",
+            Self::IncompleteSignature => "IncompleteSignature",
+            Self::SignatureDoesNotMatch => "SignatureDoesNotMatch",
+            Self::AuthorizationQueryParametersError => "AuthorizationQueryParametersError",
+            Self::InvalidClientTokenId => "InvalidClientTokenId",
+            Self::ExpiredToken => "ExpiredToken",
+            Self::AccessDenied => "AccessDenied",
         }
     }
 
@@ -97,6 +112,13 @@ impl ErrorCode {
         Self::Forbidden,
         Self::NotFound,
         Self::BadRequest,
+        Self::MissingAuthenticationToken,
+        Self::IncompleteSignature,
+        Self::SignatureDoesNotMatch,
+        Self::AuthorizationQueryParametersError,
+        Self::InvalidClientTokenId,
+        Self::ExpiredToken,
+        Self::AccessDenied,
     ];
 }
 

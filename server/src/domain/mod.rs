@@ -10,6 +10,7 @@
 //! - [`keyring`]: the rotating key ring that seals credentials and MACs IMDS tokens.
 //! - [`credentials`]: sealed temporary credentials and their rotation schedule.
 //! - [`imds_token`]: stateless IMDSv2 session tokens.
+//! - [`sigv4`]: AWS Signature Version 4, verified and signed.
 
 pub mod clock;
 pub mod credentials;
@@ -20,6 +21,7 @@ pub mod keyring;
 pub mod managed;
 pub mod model;
 pub mod policy;
+pub mod sigv4;
 pub mod validate;
 
 pub use error::{Error, ErrorCode, Result};

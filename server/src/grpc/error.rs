@@ -30,8 +30,14 @@ pub fn grpc_code(code: ErrorCode) -> Code {
         | BadRequest => Code::InvalidArgument,
         ConcurrentModification => Code::Aborted,
         ServiceFailure => Code::Internal,
-        Unauthorized => Code::Unauthenticated,
-        Forbidden | AssumeRoleUnauthorizedAccess => Code::PermissionDenied,
+        Unauthorized
+        | MissingAuthenticationToken
+        | IncompleteSignature
+        | SignatureDoesNotMatch
+        | AuthorizationQueryParametersError
+        | InvalidClientTokenId
+        | ExpiredToken => Code::Unauthenticated,
+        Forbidden | AssumeRoleUnauthorizedAccess | AccessDenied => Code::PermissionDenied,
     }
 }
 
