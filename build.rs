@@ -7,6 +7,7 @@ use prost::Message;
 
 /// The service's own API: what server reflection describes.
 const SERVED: &[&str] = &[
+    "rolecall/v1/sts.proto",
     "rolecall/v1/iam.proto",
     "rolecall/v1/ec2.proto",
     "rolecall/v1/imds.proto",
@@ -15,6 +16,7 @@ const SERVED: &[&str] = &[
 
 /// Everything generated: the API and the load tester's baseline service.
 const PROTOS: &[&str] = &[
+    "rolecall/v1/sts.proto",
     "rolecall/v1/iam.proto",
     "rolecall/v1/ec2.proto",
     "rolecall/v1/imds.proto",

@@ -7,6 +7,7 @@
 //! - [`catalog`]: IAM and EC2 state and their rules, over a `Store`.
 //! - [`cache`]: the issued-credentials cache (moka) with single-flight issuance.
 //! - [`metadata`]: the instance metadata service: who is asking, and their credentials.
+//! - [`sts`]: who signed a request (SigV4), and what STS answers about them.
 //! - [`grpc`]: the gRPC adapters and the one error-to-status table.
 //! - [`config`], [`telemetry`]: configuration, logging and counters.
 //! - [`run`]: serves everything on the given listeners until `shutdown` resolves.
@@ -20,6 +21,7 @@ pub mod domain;
 pub mod grpc;
 pub mod metadata;
 pub mod store;
+pub mod sts;
 pub mod telemetry;
 #[cfg(any(test, feature = "test-util"))]
 pub mod test_util;
@@ -54,6 +56,7 @@ pub struct App {
     pub clock: Arc<SystemClock>,
     pub catalog: Arc<Catalog>,
     pub imds: Arc<InstanceMetadata>,
+    pub authn: Arc<sts::Authenticator>,
     pub key_ring: Arc<KeyRing>,
     pub metrics: Metrics,
 }
@@ -93,7 +96,7 @@ impl App {
         let imds = InstanceMetadata::new(
             catalog.clone(),
             key_ring.clone(),
-            dyn_clock,
+            dyn_clock.clone(),
             metrics.clone(),
             MetadataSettings {
                 schedule: config.rotation_schedule(),
@@ -101,7 +104,8 @@ impl App {
                 trust_claimed_instance_id: config.simulation.trust_claimed_instance_id,
             },
         );
-        Ok(Self { config, clock, catalog, imds, key_ring, metrics })
+        let authn = Arc::new(sts::Authenticator::new(catalog.clone(), key_ring.clone(), dyn_clock.clone()));
+        Ok(Self { config, clock, catalog, imds, authn, key_ring, metrics })
     }
 }
 

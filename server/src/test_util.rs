@@ -1,21 +1,29 @@
 //! Test fixtures: a real server on 127.0.0.1:0 and clients connected to it over real sockets.
 
-use std::net::SocketAddr;
+use std::{net::SocketAddr, sync::Arc};
 
 use rolecall_api::{
     ec2_client::Ec2Client, iam_client::IamClient, instance_metadata_client::InstanceMetadataClient,
-    test_control_client::TestControlClient,
+    sts_client::StsClient, test_control_client::TestControlClient,
 };
 use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
 use tonic::transport::{Channel, Endpoint};
 
-use crate::{Listeners, ServeError, config::Config};
+use crate::{
+    Listeners, ServeError,
+    config::Config,
+    domain::clock::SystemClock,
+    grpc::sigv4::{ClientCredentials, Signing},
+};
 
 /// A running server. Dropping it stops the server.
 pub struct TestServer {
     pub grpc_addr: SocketAddr,
     pub metrics_addr: SocketAddr,
     pub channel: Channel,
+    /// The clients' clock: the system's, moved with the server's by [`advance`](Self::advance).
+    pub client_clock: Arc<SystemClock>,
+    region: String,
     stop: Option<oneshot::Sender<()>>,
     handle: Option<JoinHandle<Result<(), ServeError>>>,
 }
@@ -33,6 +41,7 @@ impl TestServer {
         let mut config = Config { metrics_listen: None, ..Config::default() };
         config.simulation.manual_clock = true;
         adjust(&mut config);
+        let region = config.region.clone();
         // Bound before the server starts: connecting below cannot race its start-up.
         let grpc = TcpListener::bind("127.0.0.1:0").await.expect("bind grpc");
         let metrics = TcpListener::bind("127.0.0.1:0").await.expect("bind metrics");
@@ -47,7 +56,15 @@ impl TestServer {
             .expect("endpoint")
             .tcp_nodelay(true)
             .connect_lazy();
-        Self { grpc_addr, metrics_addr, channel, stop: Some(stop), handle: Some(handle) }
+        Self {
+            grpc_addr,
+            metrics_addr,
+            channel,
+            client_clock: Arc::new(SystemClock::default()),
+            region,
+            stop: Some(stop),
+            handle: Some(handle),
+        }
     }
 
     pub fn iam(&self) -> IamClient<Channel> {
@@ -64,6 +81,32 @@ impl TestServer {
 
     pub fn test_control(&self) -> TestControlClient<Channel> {
         TestControlClient::new(self.channel.clone())
+    }
+
+    /// An Sts client that signs with `credentials` (SigV4 over gRPC).
+    pub fn sts(&self, credentials: ClientCredentials) -> StsClient<Signing<Channel>> {
+        StsClient::new(self.signing(credentials, "sts"))
+    }
+
+    /// This server's channel, signing every request for `service` with `credentials`.
+    pub fn signing(&self, credentials: ClientCredentials, service: &'static str) -> Signing<Channel> {
+        let clock = self.client_clock.clone();
+        Signing::new(
+            self.channel.clone(),
+            credentials,
+            self.grpc_addr.to_string(),
+            &self.region,
+            service,
+            clock,
+        )
+    }
+
+    /// Moves the server's clock (TestControl.AdvanceClock) and the clients' with it.
+    #[allow(clippy::expect_used)]
+    pub async fn advance(&self, seconds: i64) {
+        let request = rolecall_api::AdvanceClockRequest { seconds };
+        self.test_control().advance_clock(request).await.expect("AdvanceClock");
+        self.client_clock.advance(time::Duration::seconds(seconds));
     }
 
     /// GET /metrics over a plain HTTP/1.0 exchange.

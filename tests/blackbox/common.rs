@@ -153,7 +153,7 @@ pub async fn credentials(
 }
 
 pub async fn advance(server: &TestServer, seconds: i64) {
-    server.test_control().advance_clock(pb::AdvanceClockRequest { seconds }).await.unwrap();
+    server.advance(seconds).await;
 }
 
 /// GetPolicy's answer.

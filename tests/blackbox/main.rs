@@ -9,5 +9,6 @@ mod ec2;
 mod iam;
 mod imds;
 mod server;
+mod sts;
 mod tls;
 mod walkthrough;

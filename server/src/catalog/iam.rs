@@ -1210,6 +1210,17 @@ impl Catalog {
         .await
     }
 
+    /// The user holding this access key, and the key (None where either is gone): who signed
+    /// a request.
+    pub async fn find_access_key(&self, access_key_id: &str) -> Result<Option<(Arc<User>, AccessKey)>> {
+        let Some(user_name) = self.load_shared::<String>(&keys::access_key(access_key_id)).await? else {
+            return Ok(None);
+        };
+        let Some(user) = self.load_shared::<User>(&keys::user(&user_name)).await? else { return Ok(None) };
+        let key = user.access_keys.iter().find(|k| k.access_key_id == access_key_id).cloned();
+        Ok(key.map(|k| (user, k)))
+    }
+
     /// The role with this name, for credential issuance (None where it is gone).
     pub async fn find_role(&self, name: &str) -> Result<Option<Arc<Role>>> {
         self.load_shared::<Role>(&keys::role(name)).await

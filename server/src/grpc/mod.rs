@@ -6,11 +6,14 @@ mod ec2;
 pub mod error;
 mod iam;
 mod imds;
+pub mod sigv4;
+mod sts;
 #[cfg(debug_assertions)]
 mod test_control;
 
 use rolecall_api::{
     ec2_server::Ec2Server, iam_server::IamServer, instance_metadata_server::InstanceMetadataServer,
+    sts_server::StsServer,
 };
 use tonic::service::Routes;
 
@@ -24,6 +27,7 @@ pub async fn routes(app: &App) -> Result<Routes, tonic_reflection::server::Error
     health.set_serving::<IamServer<iam::IamService>>().await;
     health.set_serving::<Ec2Server<ec2::Ec2Service>>().await;
     health.set_serving::<InstanceMetadataServer<imds::ImdsService>>().await;
+    health.set_serving::<StsServer<sts::StsService>>().await;
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(rolecall_api::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
@@ -41,7 +45,15 @@ pub async fn routes(app: &App) -> Result<Routes, tonic_reflection::server::Error
         .add_service(
             InstanceMetadataServer::new(imds::ImdsService::new(app.imds.clone(), app.metrics.clone()))
                 .max_decoding_message_size(limit),
-        );
+        )
+        .add_service(sigv4::Verified::new(
+            StsServer::new(sts::StsService::new(app.authn.clone(), app.metrics.clone()))
+                .max_decoding_message_size(limit),
+            app.authn.clone(),
+            app.metrics.clone(),
+            "sts",
+            limit,
+        ));
     Ok(with_test_control(app, routes))
 }
 
