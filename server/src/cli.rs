@@ -572,3 +572,66 @@ pub async fn imds(args: ClientArgs<ImdsCommand>) -> Result<(), String> {
         }
     }
 }
+
+#[derive(Subcommand)]
+pub enum StsCommand {
+    /// Who the credentials in AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY (/ AWS_SESSION_TOKEN)
+    /// belong to.
+    GetCallerIdentity,
+    /// The account an access key id belongs to.
+    GetAccessKeyInfo {
+        #[arg(long)]
+        access_key_id: String,
+    },
+}
+
+/// The credentials the aws CLI would find in the environment, or its message when there are none.
+fn environment_credentials() -> Result<rolecall_server::grpc::sigv4::ClientCredentials, String> {
+    let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+    match (var("AWS_ACCESS_KEY_ID"), var("AWS_SECRET_ACCESS_KEY")) {
+        (Some(access_key_id), Some(secret_access_key)) => {
+            Ok(rolecall_server::grpc::sigv4::ClientCredentials {
+                access_key_id,
+                secret_access_key,
+                session_token: var("AWS_SESSION_TOKEN"),
+            })
+        }
+        _ => Err("Unable to locate credentials. Set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY \
+                  (and AWS_SESSION_TOKEN for temporary credentials)."
+            .to_string()),
+    }
+}
+
+/// Signs with the credentials and region of the aws CLI's environment variables
+/// (AWS_REGION or AWS_DEFAULT_REGION, else us-east-1).
+pub async fn sts(args: ClientArgs<StsCommand>) -> Result<(), String> {
+    let credentials = environment_credentials()?;
+    let region = ["AWS_REGION", "AWS_DEFAULT_REGION"]
+        .iter()
+        .find_map(|v| std::env::var(v).ok().filter(|r| !r.is_empty()))
+        .unwrap_or_else(|| "us-east-1".to_string());
+    let authority = args
+        .endpoint
+        .parse::<http::Uri>()
+        .ok()
+        .and_then(|u| u.authority().map(|a| a.as_str().to_string()))
+        .ok_or_else(|| format!("{}: not an http(s)://HOST:PORT endpoint", args.endpoint))?;
+    let channel = rolecall_server::grpc::sigv4::Signing::new(
+        connect(&args.endpoint).await?,
+        credentials,
+        authority,
+        region,
+        "sts",
+        std::sync::Arc::new(rolecall_server::domain::clock::SystemClock::default()),
+    );
+    let mut c = rolecall_api::sts_client::StsClient::new(channel);
+    match args.command {
+        StsCommand::GetCallerIdentity => {
+            print("GetCallerIdentity", c.get_caller_identity(pb::GetCallerIdentityRequest {}).await)
+        }
+        StsCommand::GetAccessKeyInfo { access_key_id } => print(
+            "GetAccessKeyInfo",
+            c.get_access_key_info(pb::GetAccessKeyInfoRequest { access_key_id }).await,
+        ),
+    }
+}

@@ -32,6 +32,8 @@ enum Command {
     Ec2(cli::ClientArgs<cli::Ec2Command>),
     /// The instance metadata service, as an agent on an instance sees it.
     Imds(cli::ClientArgs<cli::ImdsCommand>),
+    /// STS, signed with the credentials in AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY / AWS_SESSION_TOKEN.
+    Sts(cli::ClientArgs<cli::StsCommand>),
 }
 
 /// Flags override the config file; each also reads its ROLECALL_* environment variable.
@@ -170,6 +172,7 @@ async fn main() -> ExitCode {
         Command::Iam(args) => cli::iam(args).await,
         Command::Ec2(args) => cli::ec2(args).await,
         Command::Imds(args) => cli::imds(args).await,
+        Command::Sts(args) => cli::sts(args).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

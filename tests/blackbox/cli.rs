@@ -156,3 +156,60 @@ async fn serve_runs_until_sigterm_and_drains() {
     assert!(status.0.success(), "exit: {:?}\n{}", status.0, status.1);
     assert!(status.1.contains("draining"), "{}", status.1);
 }
+
+#[tokio::test]
+async fn sts_get_caller_identity_signs_with_the_aws_environment_variables() {
+    let server = TestServer::start().await;
+    let mut iam = server.iam();
+    iam.create_user(rolecall_api::CreateUserRequest { user_name: "carol".into(), ..Default::default() })
+        .await
+        .unwrap();
+    let key = iam
+        .create_access_key(rolecall_api::CreateAccessKeyRequest { user_name: "carol".into() })
+        .await
+        .unwrap()
+        .into_inner()
+        .access_key
+        .unwrap();
+    let endpoint = format!("http://{}", server.grpc_addr);
+    let run = move |env: Vec<(&'static str, String)>| {
+        let endpoint = endpoint.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut cmd = Command::new(BIN);
+            cmd.args(["sts", "get-caller-identity", "--endpoint", &endpoint]);
+            for name in [
+                "AWS_ACCESS_KEY_ID",
+                "AWS_SECRET_ACCESS_KEY",
+                "AWS_SESSION_TOKEN",
+                "AWS_REGION",
+                "AWS_DEFAULT_REGION",
+            ] {
+                cmd.env_remove(name);
+            }
+            cmd.envs(env).output().unwrap()
+        })
+    };
+    let out = run(vec![]).await.unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("Unable to locate credentials"));
+    let out = run(vec![
+        ("AWS_ACCESS_KEY_ID", key.access_key_id.clone()),
+        ("AWS_SECRET_ACCESS_KEY", key.secret_access_key.clone()),
+    ])
+    .await
+    .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let me = json(&String::from_utf8(out.stdout).unwrap());
+    assert_eq!(me["Arn"], "arn:aws:iam::123456789012:user/carol");
+    assert_eq!(me["Account"], "123456789012");
+    // Signed for another region: the scope is refused.
+    let out = run(vec![
+        ("AWS_ACCESS_KEY_ID", key.access_key_id.clone()),
+        ("AWS_SECRET_ACCESS_KEY", key.secret_access_key.clone()),
+        ("AWS_REGION", "eu-west-1".into()),
+    ])
+    .await
+    .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("An error occurred (SignatureDoesNotMatch) when calling the GetCallerIdentity operation: Credential should be scoped to a valid region"), "{err}");
+}
