@@ -5,6 +5,7 @@
 //! - [`ids`]: random AWS-shaped identifiers and ARNs.
 //! - [`validate`]: AWS's limits and messages for names, paths, tags and durations.
 //! - [`policy`]: policy documents: parse, validate per policy type, match.
+//! - [`evaluation`]: the policy engine: conditions, variables, and AWS's decision logic.
 //! - [`managed`]: the AWS managed policies shipped with the service.
 //! - [`model`]: the catalog's records (roles, policies, profiles, users, instances).
 //! - [`keyring`]: the rotating key ring that seals credentials and MACs IMDS tokens.
@@ -15,6 +16,7 @@
 pub mod clock;
 pub mod credentials;
 pub mod error;
+pub mod evaluation;
 pub mod ids;
 pub mod imds_token;
 pub mod keyring;

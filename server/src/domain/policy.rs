@@ -255,6 +255,9 @@ fn parse_condition(value: &Value) -> Result<Map<String, Value>> {
         if operator.is_empty() || keys.is_empty() {
             return Err(syntax_error());
         }
+        if !super::evaluation::is_condition_operator(operator) {
+            return Err(Error::malformed_policy(format!("Invalid Condition type : {operator}")));
+        }
         for values in keys.values() {
             let scalar = |v: &Value| v.is_string() || v.is_boolean() || v.is_number();
             let ok = match values {

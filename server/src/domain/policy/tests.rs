@@ -169,3 +169,10 @@ mod props {
         }
     }
 }
+
+#[test]
+fn unknown_condition_operators_are_malformed() {
+    let text = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"s3:*","Resource":"*","Condition":{"StringEqualz":{"aws:username":"a"}}}]}"#;
+    let e = PolicyDocument::parse(text, PolicyType::Identity).unwrap_err();
+    assert_eq!(e.message, "Invalid Condition type : StringEqualz");
+}

@@ -1,0 +1,468 @@
+//! The policy engine: whether a request is allowed, by AWS's rules.
+//!
+//! - An explicit Deny in any policy wins; else an Allow is needed; else the request is
+//!   implicitly denied.
+//! - Identity policies and a same-account resource policy are a union; a permissions
+//!   boundary and session policies intersect with the identity policies.
+//! - A statement applies when its Action (NotAction), Resource (NotResource), Principal
+//!   (NotPrincipal) and every condition match. Action names are case-insensitive, ARNs
+//!   case-sensitive; `*` and `?` are wildcards.
+//! - Conditions: every operator family (String, Numeric, Date, Bool, Binary, IpAddress, Arn,
+//!   Null), each with `…IfExists`, and the set prefixes `ForAllValues:` and `ForAnyValue:`.
+//!   Operators AND, keys under one operator AND, the values of one key OR (NOR when negated).
+//! - Policy variables (`${aws:username}`, `${aws:PrincipalTag/team}`, `${*}`, defaults as in
+//!   `${aws:username, 'nobody'}`) in Resource and in string and ARN condition values, in
+//!   documents of version 2012-10-17; one that cannot be resolved makes its pattern or value
+//!   match nothing.
+
+use std::{collections::BTreeMap, net::IpAddr, sync::Arc};
+
+use serde_json::Value;
+use time::{OffsetDateTime, format_description::well_known::Rfc3339};
+
+use super::policy::{Effect, Patterns, PolicyDocument, Principals, Statement, wildcard_match};
+
+/// Who is asking, as Principal elements see it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Caller {
+    /// An IAM user or a role session: its ARN, its account, and for a session the role's ARN.
+    Aws { arn: String, account: String, role_arn: Option<String> },
+    /// An AWS service (ec2.amazonaws.com assuming an instance profile's role).
+    Service(String),
+}
+
+/// What is being asked, and every condition key known about it.
+#[derive(Clone, Debug)]
+pub struct RequestContext {
+    pub action: String,
+    pub resource: String,
+    pub caller: Option<Caller>,
+    /// Condition keys by lower-case name (AWS compares key names case-insensitively).
+    keys: BTreeMap<String, Vec<String>>,
+}
+
+impl RequestContext {
+    pub fn new(action: impl Into<String>, resource: impl Into<String>) -> Self {
+        Self { action: action.into(), resource: resource.into(), caller: None, keys: BTreeMap::new() }
+    }
+
+    pub fn with_caller(mut self, caller: Caller) -> Self {
+        self.caller = Some(caller);
+        self
+    }
+
+    /// Sets a single-valued key.
+    pub fn set(&mut self, key: &str, value: impl Into<String>) -> &mut Self {
+        self.keys.insert(key.to_ascii_lowercase(), vec![value.into()]);
+        self
+    }
+
+    /// Sets a multi-valued key (e.g. aws:TagKeys).
+    pub fn set_all(&mut self, key: &str, values: Vec<String>) -> &mut Self {
+        self.keys.insert(key.to_ascii_lowercase(), values);
+        self
+    }
+
+    pub fn values(&self, key: &str) -> Option<&[String]> {
+        self.keys.get(&key.to_ascii_lowercase()).map(Vec::as_slice)
+    }
+}
+
+/// The outcome of an evaluation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Decision {
+    Allow,
+    /// A Deny statement matched.
+    ExplicitDeny,
+    /// Nothing allowed it.
+    ImplicitDeny,
+}
+
+/// Every policy that bears on one request.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Policies<'a> {
+    /// The principal's inline and managed policies.
+    pub identity: &'a [Arc<PolicyDocument>],
+    /// Its permissions boundary, if it has one.
+    pub boundary: Option<&'a PolicyDocument>,
+    /// The session policies it was assumed with (none: no limit).
+    pub session: &'a [Arc<PolicyDocument>],
+    /// The resource's own policy (a role's trust policy, for sts:AssumeRole).
+    pub resource: Option<&'a PolicyDocument>,
+    /// Whether the resource is in the caller's account (then a resource policy's Allow
+    /// suffices; across accounts both sides must allow).
+    pub same_account: bool,
+}
+
+/// What one document says: a matching Deny, else a matching Allow, else nothing.
+pub fn verdict(doc: &PolicyDocument, ctx: &RequestContext) -> Option<Effect> {
+    let variables = doc.version == "2012-10-17";
+    let mut allowed = false;
+    for s in &doc.statements {
+        if statement_applies(s, ctx, variables) {
+            match s.effect {
+                Effect::Deny => return Some(Effect::Deny),
+                Effect::Allow => allowed = true,
+            }
+        }
+    }
+    allowed.then_some(Effect::Allow)
+}
+
+/// AWS's evaluation logic over every policy that applies.
+pub fn decide(policies: &Policies<'_>, ctx: &RequestContext) -> Decision {
+    let identity: Vec<Option<Effect>> = policies.identity.iter().map(|d| verdict(d, ctx)).collect();
+    let boundary = policies.boundary.map(|d| verdict(d, ctx));
+    let session: Vec<Option<Effect>> = policies.session.iter().map(|d| verdict(d, ctx)).collect();
+    let resource = policies.resource.map(|d| verdict(d, ctx));
+    let all = identity.iter().chain(session.iter()).chain(boundary.iter()).chain(resource.iter());
+    if all.into_iter().any(|v| *v == Some(Effect::Deny)) {
+        return Decision::ExplicitDeny;
+    }
+    let allows = |v: &Option<Effect>| *v == Some(Effect::Allow);
+    let by_identity = identity.iter().any(allows)
+        && boundary.as_ref().is_none_or(allows)
+        && (session.is_empty() || session.iter().any(allows));
+    let by_resource = resource.as_ref().is_some_and(allows);
+    let allowed = if policies.same_account { by_identity || by_resource } else { by_identity && by_resource };
+    if allowed { Decision::Allow } else { Decision::ImplicitDeny }
+}
+
+fn statement_applies(s: &Statement, ctx: &RequestContext, variables: bool) -> bool {
+    if !s.action.matches_action(&ctx.action) {
+        return false;
+    }
+    if let Some(resource) = &s.resource
+        && !resource_matches(resource, ctx, variables)
+    {
+        return false;
+    }
+    match (&s.principal, &s.not_principal) {
+        (Some(p), _) if !principal_matches(p, ctx.caller.as_ref()) => return false,
+        (None, Some(np)) if principal_matches(np, ctx.caller.as_ref()) => return false,
+        _ => {}
+    }
+    s.condition.as_ref().is_none_or(|c| conditions_hold(c, ctx, variables))
+}
+
+fn resource_matches(patterns: &Patterns, ctx: &RequestContext, variables: bool) -> bool {
+    let mut any = false;
+    for pattern in patterns.patterns() {
+        let pattern = if variables { substitute(pattern, ctx) } else { Some(pattern.clone()) };
+        match pattern {
+            Some(p) => any |= wildcard_match(&p, &ctx.resource, false),
+            // An unresolved variable: this pattern matches nothing, and a NotResource list
+            // holding it cannot be trusted to exclude, so its statement does not apply.
+            None if matches!(patterns, Patterns::AllBut(_)) => return false,
+            None => {}
+        }
+    }
+    match patterns {
+        Patterns::Only(_) => any,
+        Patterns::AllBut(_) => !any,
+    }
+}
+
+fn principal_matches(p: &Principals, caller: Option<&Caller>) -> bool {
+    if p.anyone {
+        return true;
+    }
+    match caller {
+        Some(Caller::Service(service)) => p.service.iter().any(|s| s == service),
+        Some(Caller::Aws { arn, account, role_arn }) => p.aws.iter().any(|v| {
+            v == arn
+                || v == account
+                || *v == format!("arn:aws:iam::{account}:root")
+                || role_arn.as_deref() == Some(v.as_str())
+        }),
+        None => false,
+    }
+}
+
+// === Policy variables ===
+
+/// `text` with every `${…}` replaced, or None if one cannot be resolved.
+pub fn substitute(text: &str, ctx: &RequestContext) -> Option<String> {
+    if !text.contains("${") {
+        return Some(text.to_string());
+    }
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(start) = rest.find("${") {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + 2..];
+        let end = after.find('}')?;
+        out.push_str(&resolve(&after[..end], ctx)?);
+        rest = &after[end + 1..];
+    }
+    out.push_str(rest);
+    Some(out)
+}
+
+/// One variable: a key (single-valued in the context), with an optional `, 'default'`, or
+/// one of the escapes `*`, `?`, `$`.
+fn resolve(variable: &str, ctx: &RequestContext) -> Option<String> {
+    match variable.trim() {
+        "*" => return Some("*".into()),
+        "?" => return Some("?".into()),
+        "$" => return Some("$".into()),
+        _ => {}
+    }
+    let (key, default) = match variable.split_once(',') {
+        Some((k, d)) => (k.trim(), Some(d.trim().trim_matches('\'').to_string())),
+        None => (variable.trim(), None),
+    };
+    match ctx.values(key) {
+        Some([one]) => Some(one.clone()),
+        _ => default,
+    }
+}
+
+// === Conditions ===
+
+/// How an operator compares one request value with one policy value.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Base {
+    StringEquals,
+    StringEqualsIgnoreCase,
+    StringLike,
+    NumericEquals,
+    NumericLessThan,
+    NumericLessThanEquals,
+    NumericGreaterThan,
+    NumericGreaterThanEquals,
+    DateEquals,
+    DateLessThan,
+    DateLessThanEquals,
+    DateGreaterThan,
+    DateGreaterThanEquals,
+    Bool,
+    BinaryEquals,
+    IpAddress,
+    ArnLike,
+    Null,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum SetOperator {
+    Single,
+    ForAllValues,
+    ForAnyValue,
+}
+
+/// A parsed condition operator, e.g. `ForAnyValue:StringNotLikeIfExists`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Operator {
+    set: SetOperator,
+    base: Base,
+    negated: bool,
+    if_exists: bool,
+}
+
+impl Operator {
+    fn parse(name: &str) -> Option<Self> {
+        let (set, rest) = if let Some(r) = name.strip_prefix("ForAllValues:") {
+            (SetOperator::ForAllValues, r)
+        } else if let Some(r) = name.strip_prefix("ForAnyValue:") {
+            (SetOperator::ForAnyValue, r)
+        } else {
+            (SetOperator::Single, name)
+        };
+        let (rest, if_exists) = match rest.strip_suffix("IfExists") {
+            Some(r) => (r, true),
+            None => (rest, false),
+        };
+        use Base::*;
+        let (base, negated) = match rest {
+            "StringEquals" => (StringEquals, false),
+            "StringNotEquals" => (StringEquals, true),
+            "StringEqualsIgnoreCase" => (StringEqualsIgnoreCase, false),
+            "StringNotEqualsIgnoreCase" => (StringEqualsIgnoreCase, true),
+            "StringLike" => (StringLike, false),
+            "StringNotLike" => (StringLike, true),
+            "NumericEquals" => (NumericEquals, false),
+            "NumericNotEquals" => (NumericEquals, true),
+            "NumericLessThan" => (NumericLessThan, false),
+            "NumericLessThanEquals" => (NumericLessThanEquals, false),
+            "NumericGreaterThan" => (NumericGreaterThan, false),
+            "NumericGreaterThanEquals" => (NumericGreaterThanEquals, false),
+            "DateEquals" => (DateEquals, false),
+            "DateNotEquals" => (DateEquals, true),
+            "DateLessThan" => (DateLessThan, false),
+            "DateLessThanEquals" => (DateLessThanEquals, false),
+            "DateGreaterThan" => (DateGreaterThan, false),
+            "DateGreaterThanEquals" => (DateGreaterThanEquals, false),
+            "Bool" => (Bool, false),
+            "BinaryEquals" => (BinaryEquals, false),
+            "IpAddress" => (IpAddress, false),
+            "NotIpAddress" => (IpAddress, true),
+            // AWS documents ArnEquals as ArnLike's synonym: both match segment by segment
+            // with wildcards.
+            "ArnEquals" | "ArnLike" => (ArnLike, false),
+            "ArnNotEquals" | "ArnNotLike" => (ArnLike, true),
+            "Null" if !if_exists && set == SetOperator::Single => (Null, false),
+            _ => return None,
+        };
+        Some(Self { set, base, negated, if_exists })
+    }
+
+    /// Whether policy variables are substituted in this operator's values.
+    fn takes_variables(&self) -> bool {
+        matches!(
+            self.base,
+            Base::StringEquals | Base::StringEqualsIgnoreCase | Base::StringLike | Base::ArnLike
+        )
+    }
+}
+
+/// Whether a condition operator name is one AWS knows.
+pub fn is_condition_operator(name: &str) -> bool {
+    Operator::parse(name).is_some()
+}
+
+fn conditions_hold(block: &serde_json::Map<String, Value>, ctx: &RequestContext, variables: bool) -> bool {
+    block.iter().all(|(operator, keys)| {
+        // Validated when the document was parsed; an unknown operator never holds.
+        let Some(op) = Operator::parse(operator) else { return false };
+        let Value::Object(keys) = keys else { return false };
+        keys.iter().all(|(key, values)| {
+            let values = policy_values(values);
+            let values: Vec<Option<String>> = values
+                .into_iter()
+                .map(|v| if variables && op.takes_variables() { substitute(&v, ctx) } else { Some(v) })
+                .collect();
+            condition_holds(op, ctx.values(key), &values)
+        })
+    })
+}
+
+fn policy_values(value: &Value) -> Vec<String> {
+    let one = |v: &Value| match v {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    };
+    match value {
+        Value::Array(list) => list.iter().map(one).collect(),
+        other => vec![one(other)],
+    }
+}
+
+/// One key's condition: `request` are the context's values for it (None: absent),
+/// `policy` the policy's values (None where a variable did not resolve).
+fn condition_holds(op: Operator, request: Option<&[String]>, policy: &[Option<String>]) -> bool {
+    if op.base == Base::Null {
+        let absent = request.is_none_or(<[String]>::is_empty);
+        return policy.iter().flatten().any(|v| v.eq_ignore_ascii_case(&absent.to_string()));
+    }
+    // One request value against the policy's values: any matches (OR), or, negated, none
+    // does (NOR).
+    let single = |value: &str| {
+        let any = policy.iter().flatten().any(|p| compare(op.base, value, p));
+        any != op.negated
+    };
+    match (op.set, request) {
+        (SetOperator::ForAllValues, None) => true,
+        (SetOperator::ForAllValues, Some(values)) => values.iter().all(|v| single(v)),
+        (_, None) => op.if_exists || (op.negated && op.set == SetOperator::Single),
+        (SetOperator::ForAnyValue, Some(values)) => values.iter().any(|v| single(v)),
+        (SetOperator::Single, Some(values)) => {
+            if op.negated {
+                values.iter().all(|v| single(v))
+            } else {
+                values.iter().any(|v| single(v))
+            }
+        }
+    }
+}
+
+/// The positive form of `base`: does request value `value` match policy value `policy`?
+/// A value of the wrong type matches nothing.
+fn compare(base: Base, value: &str, policy: &str) -> bool {
+    use Base::*;
+    match base {
+        StringEquals => value == policy,
+        StringEqualsIgnoreCase => value.to_lowercase() == policy.to_lowercase(),
+        StringLike => wildcard_match(policy, value, false),
+        NumericEquals
+        | NumericLessThan
+        | NumericLessThanEquals
+        | NumericGreaterThan
+        | NumericGreaterThanEquals => {
+            let (Ok(a), Ok(b)) = (value.trim().parse::<f64>(), policy.trim().parse::<f64>()) else {
+                return false;
+            };
+            match base {
+                NumericEquals => a == b,
+                NumericLessThan => a < b,
+                NumericLessThanEquals => a <= b,
+                NumericGreaterThan => a > b,
+                _ => a >= b,
+            }
+        }
+        DateEquals | DateLessThan | DateLessThanEquals | DateGreaterThan | DateGreaterThanEquals => {
+            let (Some(a), Some(b)) = (parse_date(value), parse_date(policy)) else { return false };
+            match base {
+                DateEquals => a == b,
+                DateLessThan => a < b,
+                DateLessThanEquals => a <= b,
+                DateGreaterThan => a > b,
+                _ => a >= b,
+            }
+        }
+        Bool => value.eq_ignore_ascii_case(policy),
+        BinaryEquals => value == policy,
+        IpAddress => ip_in(value, policy),
+        ArnLike => arn_like(policy, value),
+        Null => false,
+    }
+}
+
+/// ISO 8601 (RFC 3339, or a bare date) or epoch seconds, as Unix milliseconds.
+fn parse_date(text: &str) -> Option<i128> {
+    let text = text.trim();
+    if let Ok(epoch) = text.parse::<i64>() {
+        return Some(i128::from(epoch) * 1000);
+    }
+    if let Ok(t) = OffsetDateTime::parse(text, &Rfc3339) {
+        return Some(t.unix_timestamp_nanos() / 1_000_000);
+    }
+    let date = time::Date::parse(text, time::macros::format_description!("[year]-[month]-[day]")).ok()?;
+    Some(i128::from(date.midnight().assume_utc().unix_timestamp()) * 1000)
+}
+
+/// Whether `ip` is in `cidr` (an address alone is a /32 or /128).
+fn ip_in(ip: &str, cidr: &str) -> bool {
+    let Ok(ip) = ip.trim().parse::<IpAddr>() else { return false };
+    let (net, bits) = match cidr.trim().split_once('/') {
+        Some((n, b)) => (n, b.parse::<u32>().ok()),
+        None => (cidr.trim(), None),
+    };
+    let Ok(net) = net.parse::<IpAddr>() else { return false };
+    match (ip, net) {
+        (IpAddr::V4(a), IpAddr::V4(n)) => {
+            let bits = bits.unwrap_or(32).min(32);
+            let mask = if bits == 0 { 0 } else { u32::MAX << (32 - bits) };
+            (u32::from(a) & mask) == (u32::from(n) & mask)
+        }
+        (IpAddr::V6(a), IpAddr::V6(n)) => {
+            let bits = bits.unwrap_or(128).min(128);
+            let mask = if bits == 0 { 0 } else { u128::MAX << (128 - bits) };
+            (u128::from(a) & mask) == (u128::from(n) & mask)
+        }
+        _ => false,
+    }
+}
+
+/// ArnLike: both split into their six `:`-separated parts (the last may hold `:`), each
+/// part matched with wildcards, case-sensitively.
+fn arn_like(pattern: &str, arn: &str) -> bool {
+    if pattern == "*" {
+        return true;
+    }
+    let p: Vec<&str> = pattern.splitn(6, ':').collect();
+    let a: Vec<&str> = arn.splitn(6, ':').collect();
+    p.len() == 6 && a.len() == 6 && p.iter().zip(&a).all(|(p, a)| wildcard_match(p, a, false))
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,319 @@
+use super::*;
+use crate::domain::policy::PolicyType;
+
+fn doc(text: &str) -> Arc<PolicyDocument> {
+    Arc::new(PolicyDocument::parse(text, PolicyType::Identity).unwrap())
+}
+
+fn trust(text: &str) -> PolicyDocument {
+    PolicyDocument::parse(text, PolicyType::Trust).unwrap()
+}
+
+/// A one-statement identity policy.
+fn allow(action: &str, resource: &str, condition: &str) -> Arc<PolicyDocument> {
+    let condition = if condition.is_empty() { String::new() } else { format!(r#","Condition":{condition}"#) };
+    doc(&format!(
+        r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow","Action":"{action}","Resource":"{resource}"{condition}}}]}}"#
+    ))
+}
+
+fn deny(action: &str, resource: &str) -> Arc<PolicyDocument> {
+    doc(&format!(
+        r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Deny","Action":"{action}","Resource":"{resource}"}}]}}"#
+    ))
+}
+
+fn ctx(action: &str, resource: &str) -> RequestContext {
+    RequestContext::new(action, resource)
+}
+
+fn identity(docs: &[Arc<PolicyDocument>], c: &RequestContext) -> Decision {
+    decide(&Policies { identity: docs, same_account: true, ..Policies::default() }, c)
+}
+
+const USERS: &str = "arn:aws:iam::123456789012:user/alice";
+
+#[test]
+fn explicit_deny_beats_allow_beats_implicit_deny() {
+    let c = ctx("iam:ListUsers", USERS);
+    assert_eq!(identity(&[], &c), Decision::ImplicitDeny);
+    assert_eq!(identity(&[allow("iam:List*", "*", "")], &c), Decision::Allow);
+    assert_eq!(identity(&[allow("iam:List*", "*", ""), deny("iam:*", "*")], &c), Decision::ExplicitDeny);
+    assert_eq!(identity(&[allow("iam:Get*", "*", "")], &c), Decision::ImplicitDeny);
+}
+
+#[test]
+fn action_names_ignore_case_and_arns_do_not() {
+    assert_eq!(identity(&[allow("IAM:listusers", "*", "")], &ctx("iam:ListUsers", USERS)), Decision::Allow);
+    let upper = allow("iam:ListUsers", "arn:aws:iam::123456789012:user/Alice", "");
+    assert_eq!(identity(&[upper], &ctx("iam:ListUsers", USERS)), Decision::ImplicitDeny);
+    let single = allow("iam:ListUser?", "arn:aws:iam::123456789012:user/alic?", "");
+    assert_eq!(identity(&[single], &ctx("iam:ListUsers", USERS)), Decision::Allow);
+}
+
+#[test]
+fn not_action_and_not_resource() {
+    let d = doc(
+        r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","NotAction":"iam:*","NotResource":"arn:aws:s3:::secret*"}]}"#,
+    );
+    assert_eq!(
+        identity(std::slice::from_ref(&d), &ctx("s3:GetObject", "arn:aws:s3:::public/x")),
+        Decision::Allow
+    );
+    assert_eq!(identity(std::slice::from_ref(&d), &ctx("iam:CreateUser", "*")), Decision::ImplicitDeny);
+    assert_eq!(identity(&[d], &ctx("s3:GetObject", "arn:aws:s3:::secrets/x")), Decision::ImplicitDeny);
+}
+
+#[test]
+fn boundaries_and_session_policies_intersect_and_their_denies_count() {
+    let admin = [allow("*", "*", "")];
+    let c = ctx("iam:CreateUser", USERS);
+    let read_only = allow("iam:List*", "*", "");
+    let bounded =
+        Policies { identity: &admin, boundary: Some(&read_only), same_account: true, ..Policies::default() };
+    assert_eq!(decide(&bounded, &c), Decision::ImplicitDeny);
+    assert_eq!(decide(&bounded, &ctx("iam:ListRoles", "*")), Decision::Allow);
+    // The boundary alone grants nothing.
+    let only_boundary = Policies { boundary: Some(&read_only), same_account: true, ..Policies::default() };
+    assert_eq!(decide(&only_boundary, &ctx("iam:ListRoles", "*")), Decision::ImplicitDeny);
+    let session = [read_only.clone()];
+    let scoped = Policies { identity: &admin, session: &session, same_account: true, ..Policies::default() };
+    assert_eq!(decide(&scoped, &c), Decision::ImplicitDeny);
+    assert_eq!(decide(&scoped, &ctx("iam:ListUsers", "*")), Decision::Allow);
+    let denying = [deny("iam:ListUsers", "*")];
+    let scoped = Policies { identity: &admin, session: &denying, same_account: true, ..Policies::default() };
+    assert_eq!(decide(&scoped, &ctx("iam:ListUsers", "*")), Decision::ExplicitDeny);
+}
+
+#[test]
+fn resource_policies_are_a_union_in_one_account_and_an_intersection_across() {
+    let t = trust(
+        r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::123456789012:user/alice"},"Action":"sts:AssumeRole"}]}"#,
+    );
+    let alice = Caller::Aws { arn: USERS.into(), account: "123456789012".into(), role_arn: None };
+    let c = ctx("sts:AssumeRole", "arn:aws:iam::123456789012:role/R").with_caller(alice.clone());
+    let same = Policies { resource: Some(&t), same_account: true, ..Policies::default() };
+    assert_eq!(decide(&same, &c), Decision::Allow);
+    let across = Policies { resource: Some(&t), same_account: false, ..Policies::default() };
+    assert_eq!(decide(&across, &c), Decision::ImplicitDeny);
+    let ids = [allow("sts:AssumeRole", "*", "")];
+    let both = Policies { identity: &ids, resource: Some(&t), same_account: false, ..Policies::default() };
+    assert_eq!(decide(&both, &c), Decision::Allow);
+    // Someone else is not named.
+    let bob = Caller::Aws {
+        arn: "arn:aws:iam::123456789012:user/bob".into(),
+        account: "123456789012".into(),
+        role_arn: None,
+    };
+    let c = ctx("sts:AssumeRole", "arn:aws:iam::123456789012:role/R").with_caller(bob);
+    assert_eq!(decide(&same, &c), Decision::ImplicitDeny);
+}
+
+#[test]
+fn principals_by_account_root_role_and_service() {
+    let t = trust(
+        r#"{"Version":"2012-10-17","Statement":[
+        {"Effect":"Allow","Principal":{"AWS":["arn:aws:iam::111122223333:root","arn:aws:iam::123456789012:role/Ops"]},"Action":"sts:AssumeRole"},
+        {"Effect":"Allow","Principal":{"Service":"ec2.amazonaws.com"},"Action":"sts:AssumeRole"}]}"#,
+    );
+    let verdict_for = |caller: Caller| verdict(&t, &ctx("sts:AssumeRole", "*").with_caller(caller));
+    let other_account = Caller::Aws {
+        arn: "arn:aws:iam::111122223333:user/x".into(),
+        account: "111122223333".into(),
+        role_arn: None,
+    };
+    assert_eq!(verdict_for(other_account), Some(Effect::Allow));
+    let ops_session = Caller::Aws {
+        arn: "arn:aws:sts::123456789012:assumed-role/Ops/s1".into(),
+        account: "123456789012".into(),
+        role_arn: Some("arn:aws:iam::123456789012:role/Ops".into()),
+    };
+    assert_eq!(verdict_for(ops_session), Some(Effect::Allow));
+    assert_eq!(verdict_for(Caller::Service("ec2.amazonaws.com".into())), Some(Effect::Allow));
+    assert_eq!(verdict_for(Caller::Service("lambda.amazonaws.com".into())), None);
+    let not = trust(
+        r#"{"Version":"2012-10-17","Statement":[{"Effect":"Deny","NotPrincipal":{"AWS":"arn:aws:iam::123456789012:user/alice"},"Action":"sts:AssumeRole"}]}"#,
+    );
+    let alice = Caller::Aws { arn: USERS.into(), account: "123456789012".into(), role_arn: None };
+    assert_eq!(verdict(&not, &ctx("sts:AssumeRole", "*").with_caller(alice)), None);
+    assert_eq!(
+        verdict(&not, &ctx("sts:AssumeRole", "*").with_caller(Caller::Service("x.amazonaws.com".into()))),
+        Some(Effect::Deny)
+    );
+}
+
+/// Whether `condition` (a Condition block) holds for `c`.
+fn holds(condition: &str, c: &RequestContext) -> bool {
+    identity(&[allow("s3:GetObject", "*", condition)], c) == Decision::Allow
+}
+
+fn with(keys: &[(&str, &[&str])]) -> RequestContext {
+    let mut c = ctx("s3:GetObject", "arn:aws:s3:::b/k");
+    for (k, v) in keys {
+        c.set_all(k, v.iter().map(|s| s.to_string()).collect());
+    }
+    c
+}
+
+#[test]
+fn string_operators() {
+    let c = with(&[("aws:username", &["alice"])]);
+    assert!(holds(r#"{"StringEquals":{"aws:username":["bob","alice"]}}"#, &c));
+    assert!(!holds(r#"{"StringEquals":{"aws:username":"Alice"}}"#, &c));
+    assert!(holds(r#"{"StringEqualsIgnoreCase":{"aws:username":"ALICE"}}"#, &c));
+    assert!(holds(r#"{"StringLike":{"aws:username":"a*e"}}"#, &c));
+    assert!(!holds(r#"{"StringNotLike":{"aws:username":["a*","b*"]}}"#, &c));
+    assert!(holds(r#"{"StringNotEquals":{"aws:username":["bob","carol"]}}"#, &c));
+    assert!(holds(r#"{"StringNotEqualsIgnoreCase":{"aws:username":"BOB"}}"#, &c));
+    // Condition key names are case-insensitive.
+    assert!(holds(r#"{"StringEquals":{"AWS:UserName":"alice"}}"#, &c));
+}
+
+#[test]
+fn absent_keys_if_exists_and_null() {
+    let c = with(&[]);
+    assert!(!holds(r#"{"StringEquals":{"aws:username":"alice"}}"#, &c));
+    assert!(holds(r#"{"StringEqualsIfExists":{"aws:username":"alice"}}"#, &c));
+    assert!(
+        holds(r#"{"StringNotEquals":{"aws:username":"alice"}}"#, &c),
+        "negated operators hold for absent keys"
+    );
+    assert!(holds(r#"{"Null":{"aws:username":"true"}}"#, &c));
+    assert!(!holds(r#"{"Null":{"aws:username":"false"}}"#, &c));
+    let present = with(&[("aws:username", &["alice"])]);
+    assert!(holds(r#"{"Null":{"aws:username":"false"}}"#, &present));
+    assert!(!holds(r#"{"StringEqualsIfExists":{"aws:username":"bob"}}"#, &present));
+}
+
+#[test]
+fn numeric_date_bool_binary_operators() {
+    let c = with(&[
+        ("s3:max-keys", &["10"]),
+        ("aws:CurrentTime", &["2026-11-22T12:00:00Z"]),
+        ("aws:EpochTime", &["1795348800"]),
+        ("aws:SecureTransport", &["true"]),
+        ("s3:blob", &["QmluYXJ5"]),
+    ]);
+    assert!(holds(r#"{"NumericLessThanEquals":{"s3:max-keys":"10"}}"#, &c));
+    assert!(!holds(r#"{"NumericLessThan":{"s3:max-keys":10}}"#, &c));
+    assert!(holds(r#"{"NumericGreaterThan":{"s3:max-keys":"9.5"}}"#, &c));
+    assert!(holds(r#"{"NumericNotEquals":{"s3:max-keys":["1","2"]}}"#, &c));
+    assert!(!holds(r#"{"NumericEquals":{"s3:max-keys":"ten"}}"#, &c), "a malformed number matches nothing");
+    assert!(holds(r#"{"DateGreaterThan":{"aws:CurrentTime":"2026-01-01T00:00:00Z"}}"#, &c));
+    assert!(holds(r#"{"DateLessThan":{"aws:CurrentTime":"2027-01-01"}}"#, &c));
+    assert!(holds(r#"{"DateEquals":{"aws:EpochTime":"2026-11-22T12:00:00Z"}}"#, &c));
+    assert!(holds(r#"{"DateNotEquals":{"aws:CurrentTime":"1795348801"}}"#, &c));
+    assert!(holds(r#"{"Bool":{"aws:SecureTransport":"true"}}"#, &c));
+    assert!(holds(r#"{"Bool":{"aws:SecureTransport":true}}"#, &c));
+    assert!(!holds(r#"{"Bool":{"aws:SecureTransport":"false"}}"#, &c));
+    assert!(holds(r#"{"BinaryEquals":{"s3:blob":"QmluYXJ5"}}"#, &c));
+}
+
+#[test]
+fn ip_address_operators() {
+    let c = with(&[("aws:SourceIp", &["203.0.113.7"])]);
+    assert!(holds(r#"{"IpAddress":{"aws:SourceIp":"203.0.113.0/24"}}"#, &c));
+    assert!(!holds(r#"{"IpAddress":{"aws:SourceIp":["10.0.0.0/8","192.168.0.0/16"]}}"#, &c));
+    assert!(holds(r#"{"NotIpAddress":{"aws:SourceIp":"10.0.0.0/8"}}"#, &c));
+    assert!(holds(r#"{"IpAddress":{"aws:SourceIp":"203.0.113.7"}}"#, &c));
+    let v6 = with(&[("aws:SourceIp", &["2001:db8::1"])]);
+    assert!(holds(r#"{"IpAddress":{"aws:SourceIp":"2001:db8::/32"}}"#, &v6));
+    assert!(!holds(r#"{"IpAddress":{"aws:SourceIp":"203.0.113.0/24"}}"#, &v6));
+}
+
+#[test]
+fn arn_operators_match_segment_by_segment() {
+    let c = with(&[("aws:SourceArn", &["arn:aws:ec2:us-east-1:123456789012:instance/i-0abc"])]);
+    assert!(holds(r#"{"ArnLike":{"aws:SourceArn":"arn:aws:ec2:*:123456789012:instance/*"}}"#, &c));
+    assert!(holds(
+        r#"{"ArnEquals":{"aws:SourceArn":"arn:aws:ec2:us-east-1:123456789012:instance/i-0abc"}}"#,
+        &c
+    ));
+    assert!(!holds(r#"{"ArnLike":{"aws:SourceArn":"arn:aws:ec2:*:111122223333:instance/*"}}"#, &c));
+    assert!(holds(r#"{"ArnNotLike":{"aws:SourceArn":"arn:aws:s3:::*"}}"#, &c));
+    // A wildcard does not cross a segment.
+    assert!(!holds(r#"{"ArnLike":{"aws:SourceArn":"arn:aws:ec2:us-east-1*instance/*"}}"#, &c));
+}
+
+#[test]
+fn set_operators() {
+    let tags = with(&[("aws:TagKeys", &["team", "env"])]);
+    assert!(holds(r#"{"ForAllValues:StringEquals":{"aws:TagKeys":["team","env","owner"]}}"#, &tags));
+    assert!(!holds(r#"{"ForAllValues:StringEquals":{"aws:TagKeys":["team"]}}"#, &tags));
+    assert!(holds(r#"{"ForAnyValue:StringEquals":{"aws:TagKeys":["team"]}}"#, &tags));
+    assert!(!holds(r#"{"ForAnyValue:StringEquals":{"aws:TagKeys":["owner"]}}"#, &tags));
+    assert!(holds(r#"{"ForAnyValue:StringNotEquals":{"aws:TagKeys":["team"]}}"#, &tags));
+    assert!(!holds(r#"{"ForAllValues:StringNotEquals":{"aws:TagKeys":["team"]}}"#, &tags));
+    let none = with(&[]);
+    assert!(holds(r#"{"ForAllValues:StringEquals":{"aws:TagKeys":["team"]}}"#, &none), "vacuously true");
+    assert!(!holds(r#"{"ForAnyValue:StringEquals":{"aws:TagKeys":["team"]}}"#, &none));
+    // Operators AND; keys AND; values OR.
+    let both = r#"{"StringEquals":{"aws:TagKeys":"env"},"ForAnyValue:StringLike":{"aws:TagKeys":"t*"}}"#;
+    assert!(holds(both, &tags));
+    let and_keys = r#"{"StringEquals":{"aws:TagKeys":"env","aws:username":"alice"}}"#;
+    assert!(!holds(and_keys, &tags));
+}
+
+#[test]
+fn policy_variables_in_resources_and_conditions() {
+    let own_folder = allow("s3:GetObject", "arn:aws:s3:::home/${aws:username}/*", "");
+    let mut c = ctx("s3:GetObject", "arn:aws:s3:::home/alice/notes");
+    c.set("aws:username", "alice");
+    assert_eq!(identity(std::slice::from_ref(&own_folder), &c), Decision::Allow);
+    c.set("aws:username", "bob");
+    assert_eq!(identity(std::slice::from_ref(&own_folder), &c), Decision::ImplicitDeny);
+    // Unresolved: matches nothing (not even a literal "${aws:username}").
+    let mut anon = ctx("s3:GetObject", "arn:aws:s3:::home/${aws:username}/x");
+    anon.set("other", "x");
+    assert_eq!(identity(&[own_folder], &anon), Decision::ImplicitDeny);
+    // A default, and the escapes.
+    let d = allow("s3:GetObject", "arn:aws:s3:::home/${aws:username, 'guest'}/${*}", "");
+    assert_eq!(identity(&[d], &ctx("s3:GetObject", "arn:aws:s3:::home/guest/*")), Decision::Allow);
+    // In condition values, from a principal tag.
+    let mut t = with(&[("aws:PrincipalTag/team", &["blue"]), ("s3:prefix", &["blue/reports"])]);
+    assert!(holds(r#"{"StringLike":{"s3:prefix":"${aws:PrincipalTag/team}/*"}}"#, &t));
+    t.set("aws:PrincipalTag/team", "red");
+    assert!(!holds(r#"{"StringLike":{"s3:prefix":"${aws:PrincipalTag/team}/*"}}"#, &t));
+    // Version 2008-10-17 documents take variables literally.
+    let old = doc(
+        r#"{"Version":"2008-10-17","Statement":[{"Effect":"Allow","Action":"s3:*","Resource":"arn:aws:s3:::${aws:username}"}]}"#,
+    );
+    let mut c = ctx("s3:GetObject", "arn:aws:s3:::${aws:username}");
+    c.set("aws:username", "alice");
+    assert_eq!(identity(&[old], &c), Decision::Allow);
+}
+
+#[test]
+fn revoke_older_sessions_denies_by_token_issue_time() {
+    // What "Revoke active sessions" attaches.
+    let revoke = doc(r#"{"Version":"2012-10-17","Statement":[{"Effect":"Deny","Action":"*","Resource":"*",
+        "Condition":{"DateLessThan":{"aws:TokenIssueTime":"2026-11-22T12:00:00Z"}}}]}"#);
+    let admin = allow("*", "*", "");
+    let mut old = ctx("s3:ListBucket", "*");
+    old.set("aws:TokenIssueTime", "2026-11-22T11:00:00Z");
+    assert_eq!(identity(&[admin.clone(), revoke.clone()], &old), Decision::ExplicitDeny);
+    let mut fresh = ctx("s3:ListBucket", "*");
+    fresh.set("aws:TokenIssueTime", "2026-11-22T12:00:01Z");
+    assert_eq!(identity(&[admin.clone(), revoke.clone()], &fresh), Decision::Allow);
+    // Long-term keys have no token issue time: the deny does not apply.
+    assert_eq!(identity(&[admin, revoke], &ctx("s3:ListBucket", "*")), Decision::Allow);
+}
+
+#[test]
+fn operators_are_recognised_exactly() {
+    for good in [
+        "StringEquals",
+        "ForAnyValue:StringLikeIfExists",
+        "NotIpAddress",
+        "ArnNotEquals",
+        "Null",
+        "BinaryEquals",
+    ] {
+        assert!(is_condition_operator(good), "{good}");
+    }
+    for bad in
+        ["StringEqualz", "NullIfExists", "ForAllValues:Null", "stringequals", "ForSomeValues:StringLike"]
+    {
+        assert!(!is_condition_operator(bad), "{bad}");
+    }
+}
