@@ -8,12 +8,14 @@
 //! - [`cache`]: the issued-credentials cache (moka) with single-flight issuance.
 //! - [`metadata`]: the instance metadata service: who is asking, and their credentials.
 //! - [`sts`]: who signed a request (SigV4), and what STS answers about them.
+//! - [`authz`]: principals' policies compiled and cached, and the engine's decision.
 //! - [`grpc`]: the gRPC adapters and the one error-to-status table.
 //! - [`config`], [`telemetry`]: configuration, logging and counters.
 //! - [`run`]: serves everything on the given listeners until `shutdown` resolves.
 
 #![forbid(unsafe_code)]
 
+pub mod authz;
 pub mod cache;
 pub mod catalog;
 pub mod config;
@@ -57,6 +59,7 @@ pub struct App {
     pub catalog: Arc<Catalog>,
     pub imds: Arc<InstanceMetadata>,
     pub authn: Arc<sts::Authenticator>,
+    pub authz: Arc<authz::Authorizer>,
     pub key_ring: Arc<KeyRing>,
     pub metrics: Metrics,
 }
@@ -105,7 +108,8 @@ impl App {
             },
         );
         let authn = Arc::new(sts::Authenticator::new(catalog.clone(), key_ring.clone(), dyn_clock.clone()));
-        Ok(Self { config, clock, catalog, imds, authn, key_ring, metrics })
+        let authz = Arc::new(authz::Authorizer::new(catalog.clone(), dyn_clock.clone()));
+        Ok(Self { config, clock, catalog, imds, authn, authz, key_ring, metrics })
     }
 }
 

@@ -660,3 +660,97 @@ async fn aws_managed_policies_count_this_accounts_attachments() {
         "InvalidInput",
     );
 }
+
+async fn simulate(
+    server: &TestServer,
+    source: &str,
+    actions: &[&str],
+    keys: Vec<pb::ContextEntry>,
+) -> Vec<String> {
+    server
+        .iam()
+        .simulate_principal_policy(pb::SimulatePrincipalPolicyRequest {
+            policy_source_arn: source.into(),
+            action_names: actions.iter().map(|a| a.to_string()).collect(),
+            resource_arns: vec![],
+            context_entries: keys,
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .evaluation_results
+        .into_iter()
+        .map(|r| r.eval_decision)
+        .collect()
+}
+
+#[tokio::test]
+async fn read_only_roles_list_but_do_not_create_and_a_detach_takes_effect_at_once() {
+    let server = TestServer::start().await;
+    let role = create_role(&server, "Reader", EC2_TRUST).await;
+    let attach = pb::AttachRolePolicyRequest {
+        role_name: "Reader".into(),
+        policy_arn: "arn:aws:iam::aws:policy/IAMReadOnlyAccess".into(),
+    };
+    server.iam().attach_role_policy(attach).await.unwrap();
+    let asks = ["iam:ListUsers", "iam:ListRoles", "iam:CreateUser"];
+    assert_eq!(simulate(&server, &role.arn, &asks, vec![]).await, ["allowed", "allowed", "implicitDeny"]);
+    server
+        .iam()
+        .detach_role_policy(pb::DetachRolePolicyRequest {
+            role_name: "Reader".into(),
+            policy_arn: "arn:aws:iam::aws:policy/IAMReadOnlyAccess".into(),
+        })
+        .await
+        .unwrap();
+    assert_eq!(simulate(&server, &role.arn, &asks, vec![]).await, ["implicitDeny"; 3]);
+    // An inline Deny beats an Allow; a condition decides with the context given.
+    let admin = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"*","Resource":"*"},
+        {"Effect":"Deny","Action":"iam:Delete*","Resource":"*","Condition":{"StringNotEquals":{"aws:RequestedRegion":"eu-west-1"}}},
+        {"Effect":"Deny","Action":"s3:*","Resource":"*","Condition":{"NotIpAddress":{"aws:SourceIp":"10.0.0.0/8"}}}]}"#;
+    server
+        .iam()
+        .put_role_policy(pb::PutRolePolicyRequest {
+            role_name: "Reader".into(),
+            policy_name: "admin".into(),
+            policy_document: admin.into(),
+        })
+        .await
+        .unwrap();
+    let outside = vec![pb::ContextEntry {
+        context_key_name: "aws:SourceIp".into(),
+        context_key_values: vec!["203.0.113.9".into()],
+        context_key_type: "ip".into(),
+    }];
+    let inside = vec![pb::ContextEntry {
+        context_key_name: "aws:SourceIp".into(),
+        context_key_values: vec!["10.1.2.3".into()],
+        context_key_type: "ip".into(),
+    }];
+    let asks = ["iam:CreateUser", "iam:DeleteUser", "s3:ListAllMyBuckets"];
+    assert_eq!(
+        simulate(&server, &role.arn, &asks, outside).await,
+        ["allowed", "explicitDeny", "explicitDeny"]
+    );
+    assert_eq!(simulate(&server, &role.arn, &asks, inside).await, ["allowed", "explicitDeny", "allowed"]);
+    // A permissions boundary caps it.
+    server
+        .iam()
+        .put_role_permissions_boundary(pb::PutRolePermissionsBoundaryRequest {
+            role_name: "Reader".into(),
+            permissions_boundary: "arn:aws:iam::aws:policy/IAMReadOnlyAccess".into(),
+        })
+        .await
+        .unwrap();
+    let asks = ["iam:ListUsers", "iam:CreateUser"];
+    assert_eq!(simulate(&server, &role.arn, &asks, vec![]).await, ["allowed", "implicitDeny"]);
+    let missing = server
+        .iam()
+        .simulate_principal_policy(pb::SimulatePrincipalPolicyRequest {
+            policy_source_arn: "arn:aws:iam::123456789012:role/Nobody".into(),
+            action_names: vec!["iam:ListUsers".into()],
+            ..Default::default()
+        })
+        .await;
+    expect_error(missing, Code::NotFound, "NoSuchEntity");
+}

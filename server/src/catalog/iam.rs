@@ -28,6 +28,19 @@ pub enum PrincipalKind {
     User,
 }
 
+/// A principal's policy documents, as [`Catalog::granting_policies`] reads them.
+#[derive(Clone, Debug, Default)]
+pub struct GrantingPolicies {
+    /// (name, document).
+    pub inline: Vec<(String, String)>,
+    /// (ARN, default version's document).
+    pub managed: Vec<(String, String)>,
+    /// (ARN, document): a boundary whose policy is gone has an empty document, which
+    /// allows nothing.
+    pub boundary: Option<(String, String)>,
+    pub tags: Vec<Tag>,
+}
+
 /// ListPolicies' Scope.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum PolicyScope {
@@ -1208,6 +1221,53 @@ impl Catalog {
             self.commit(txn).await.map(drop)
         })
         .await
+    }
+
+    /// The documents that decide what a role or user may do (None where it does not exist):
+    /// its inline policies, the default versions of its managed policies, its permissions
+    /// boundary, and its tags (aws:PrincipalTag).
+    pub async fn granting_policies(
+        &self,
+        kind: PrincipalKind,
+        name: &str,
+    ) -> Result<Option<GrantingPolicies>> {
+        match kind {
+            PrincipalKind::Role => self.granting::<Role>(name).await,
+            PrincipalKind::User => self.granting::<User>(name).await,
+        }
+    }
+
+    async fn granting<P: PolicyHolder>(&self, name: &str) -> Result<Option<GrantingPolicies>> {
+        let Some((mut holder, _)) = self.load::<P>(&P::KIND.key(name)).await? else { return Ok(None) };
+        let mut managed = Vec::new();
+        for policy_arn in holder.attached().clone() {
+            if let Some(document) = self.default_document(&policy_arn).await? {
+                managed.push((policy_arn, document));
+            }
+        }
+        let boundary = match holder.boundary().clone() {
+            Some(b) => Some((b.clone(), self.default_document(&b).await?.unwrap_or_default())),
+            None => None,
+        };
+        Ok(Some(GrantingPolicies {
+            inline: holder.inline().clone().into_iter().collect(),
+            managed,
+            boundary,
+            tags: holder.tags().clone(),
+        }))
+    }
+
+    /// The default version's document of a managed policy (AWS's or the account's).
+    async fn default_document(&self, policy_arn: &str) -> Result<Option<String>> {
+        if let Some(p) = managed::by_arn(policy_arn) {
+            return Ok(Some(p.document.clone()));
+        }
+        let Some((policy, _)) = self.customer_policy(policy_arn).await? else { return Ok(None) };
+        Ok(policy
+            .versions
+            .into_iter()
+            .find(|v| v.version_id == policy.default_version_id)
+            .map(|v| v.document))
     }
 
     /// The user holding this access key, and the key (None where either is gone): who signed

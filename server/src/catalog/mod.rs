@@ -17,7 +17,7 @@ use serde::{Serialize, de::DeserializeOwned};
 
 pub(crate) use ec2::instance_key_digest;
 pub use ec2::{InstanceFilter, Launch, ProfileRef};
-pub use iam::{NewRole, PolicyScope, PolicyView, PrincipalKind};
+pub use iam::{GrantingPolicies, NewRole, PolicyScope, PolicyView, PrincipalKind};
 pub use pages::Page;
 
 /// Pages a list held in memory with IAM's MaxItems rules.
@@ -84,6 +84,8 @@ pub struct Catalog {
     clock: Arc<dyn Clock>,
     settings: Settings,
     records: RecordCache,
+    /// Counts commits that wrote IAM records: what compiled policies are checked against.
+    iam_generation: std::sync::atomic::AtomicU64,
 }
 
 /// Decoded records the credential path reads on every fetch (instance, profile, role), so
@@ -105,11 +107,17 @@ const MAX_ATTEMPTS: usize = 32;
 impl Catalog {
     pub fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>, settings: Settings) -> Self {
         let records = RecordCache { records: dashmap::DashMap::new(), generation: Mutex::new(0) };
-        Self { store, clock, settings, records }
+        Self { store, clock, settings, records, iam_generation: std::sync::atomic::AtomicU64::new(0) }
     }
 
     pub fn settings(&self) -> &Settings {
         &self.settings
+    }
+
+    /// Moves whenever an IAM record is written: anything derived from IAM state and stamped
+    /// with an older value is stale.
+    pub fn iam_generation(&self) -> u64 {
+        self.iam_generation.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     pub fn account_id(&self) -> &str {
@@ -140,6 +148,9 @@ impl Catalog {
             })
             .collect();
         let result = self.store.commit(txn).await.map_err(store_error);
+        if written.iter().any(|k| k.starts_with("iam/")) {
+            self.iam_generation.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
         if let Ok(mut generation) = self.records.generation.lock() {
             *generation += 1;
             for key in &written {

@@ -10,19 +10,22 @@ use super::{
     error::reply,
 };
 use crate::{
+    authz::Authorizer,
     catalog::{Catalog, NewRole, PolicyScope, PrincipalKind},
+    domain::evaluation::Decision,
     domain::{Error, Result},
     telemetry::Metrics,
 };
 
 pub struct IamService {
     catalog: Arc<Catalog>,
+    authz: Arc<Authorizer>,
     metrics: Metrics,
 }
 
 impl IamService {
-    pub fn new(catalog: Arc<Catalog>, metrics: Metrics) -> Self {
-        Self { catalog, metrics }
+    pub fn new(catalog: Arc<Catalog>, authz: Arc<Authorizer>, metrics: Metrics) -> Self {
+        Self { catalog, authz, metrics }
     }
 
     fn done<T>(&self, result: Result<T>) -> Result<Response<T>, Status> {
@@ -589,6 +592,34 @@ impl iam_server::Iam for IamService {
         let r = req.into_inner();
         let res = self.catalog.delete_access_key(&r.user_name, &r.access_key_id).await;
         self.done(res.map(|()| pb::DeleteAccessKeyResponse {}))
+    }
+
+    async fn simulate_principal_policy(
+        &self,
+        req: Request<pb::SimulatePrincipalPolicyRequest>,
+    ) -> Answer<pb::SimulatePrincipalPolicyResponse> {
+        let r = req.into_inner();
+        let keys: Vec<(String, Vec<String>)> =
+            r.context_entries.into_iter().map(|e| (e.context_key_name, e.context_key_values)).collect();
+        let res = self.authz.simulate(&r.policy_source_arn, &r.action_names, &r.resource_arns, &keys).await;
+        self.done(res.map(|evaluations| {
+            pb::SimulatePrincipalPolicyResponse {
+                evaluation_results: evaluations
+                    .into_iter()
+                    .map(|e| pb::EvaluationResult {
+                        eval_action_name: e.action,
+                        eval_resource_name: e.resource,
+                        eval_decision: match e.decision {
+                            Decision::Allow => "allowed",
+                            Decision::ExplicitDeny => "explicitDeny",
+                            Decision::ImplicitDeny => "implicitDeny",
+                        }
+                        .to_string(),
+                    })
+                    .collect(),
+                is_truncated: false,
+            }
+        }))
     }
 }
 

@@ -35,7 +35,7 @@ pub async fn routes(app: &App) -> Result<Routes, tonic_reflection::server::Error
     let routes = Routes::new(health_service)
         .add_service(reflection)
         .add_service(
-            IamServer::new(iam::IamService::new(app.catalog.clone(), app.metrics.clone()))
+            IamServer::new(iam::IamService::new(app.catalog.clone(), app.authz.clone(), app.metrics.clone()))
                 .max_decoding_message_size(limit),
         )
         .add_service(

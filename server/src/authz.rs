@@ -1,0 +1,302 @@
+//! Authorization: a principal's policies compiled once and cached (moka), the request context
+//! with AWS's global condition keys, and the policy engine's decision in AWS's words.
+//!
+//! Compiled policies are stamped with the catalog's IAM generation: any IAM write (a
+//! detached policy, a new default version, a changed boundary) makes every older entry
+//! stale, so the next request after a change is decided against the new policies.
+
+use std::{sync::Arc, time::Duration};
+
+use crate::{
+    catalog::{Catalog, PrincipalKind as HolderKind},
+    domain::{
+        Error, ErrorCode, Result,
+        clock::{Clock, iso8601},
+        evaluation::{Caller, Decision, Policies, RequestContext, decide},
+        policy::{PolicyDocument, PolicyType},
+    },
+    sts::{Principal, PrincipalKind},
+};
+
+/// A principal's policies, parsed.
+#[derive(Debug, Default)]
+pub struct Compiled {
+    pub identity: Vec<Arc<PolicyDocument>>,
+    pub boundary: Option<Arc<PolicyDocument>>,
+    /// aws:PrincipalTag/*.
+    pub tags: Vec<(String, String)>,
+    /// The catalog's IAM generation these were read at.
+    generation: u64,
+}
+
+/// What a request asks, beyond who asks.
+#[derive(Clone, Debug, Default)]
+pub struct Request {
+    pub action: String,
+    pub resource: String,
+    /// aws:SourceIp, when the transport knows it.
+    pub source_ip: Option<String>,
+    /// aws:SecureTransport.
+    pub secure_transport: bool,
+    /// Request-specific keys (sts:ExternalId, aws:RequestTag/…).
+    pub keys: Vec<(String, String)>,
+}
+
+pub struct Authorizer {
+    catalog: Arc<Catalog>,
+    clock: Arc<dyn Clock>,
+    compiled: moka::future::Cache<String, Arc<Compiled>>,
+}
+
+// === impl Authorizer ===
+
+impl Authorizer {
+    pub fn new(catalog: Arc<Catalog>, clock: Arc<dyn Clock>) -> Self {
+        let compiled = moka::future::Cache::builder()
+            .max_capacity(100_000)
+            .time_to_idle(Duration::from_secs(3600))
+            .build();
+        Self { catalog, clock, compiled }
+    }
+
+    /// The role or user whose policies apply to `principal`: a role session is governed by
+    /// its role's current policies.
+    fn holder(principal: &Principal) -> (HolderKind, String) {
+        match &principal.kind {
+            PrincipalKind::User { user_name } => (HolderKind::User, user_name.clone()),
+            PrincipalKind::AssumedRole { role_arn, .. } => {
+                (HolderKind::Role, role_arn.rsplit('/').next().unwrap_or_default().to_string())
+            }
+        }
+    }
+
+    /// The compiled policies of a role or user (empty where it is gone: nothing allowed).
+    pub async fn compiled(&self, kind: HolderKind, name: &str) -> Result<Arc<Compiled>> {
+        let key = format!("{kind:?}/{}", name.to_ascii_lowercase());
+        let generation = self.catalog.iam_generation();
+        if let Some(hit) = self.compiled.get(&key).await
+            && hit.generation == generation
+        {
+            return Ok(hit);
+        }
+        let compiled = Arc::new(self.compile(kind, name, generation).await?);
+        self.compiled.insert(key, compiled.clone()).await;
+        Ok(compiled)
+    }
+
+    async fn compile(&self, kind: HolderKind, name: &str, generation: u64) -> Result<Compiled> {
+        let Some(policies) = self.catalog.granting_policies(kind, name).await? else {
+            return Ok(Compiled { generation, ..Compiled::default() });
+        };
+        // Stored documents were validated when they were written; one that no longer parses
+        // (a newer grammar) grants nothing rather than failing every request.
+        let parse = |text: &str| PolicyDocument::parse(text, PolicyType::Identity).ok().map(Arc::new);
+        let identity = policies
+            .inline
+            .iter()
+            .chain(policies.managed.iter())
+            .filter_map(|(_, text)| parse(text))
+            .collect();
+        let boundary =
+            policies.boundary.as_ref().map(|(_, text)| parse(text).unwrap_or_else(|| Arc::new(deny_all())));
+        let tags = policies.tags.into_iter().map(|t| (t.key, t.value)).collect();
+        Ok(Compiled { identity, boundary, tags, generation })
+    }
+
+    /// The request context: the action and resource, and AWS's global condition keys.
+    pub fn context(&self, principal: &Principal, compiled: &Compiled, request: &Request) -> RequestContext {
+        let now = self.clock.unix();
+        let role_arn = match &principal.kind {
+            PrincipalKind::AssumedRole { role_arn, .. } => Some(role_arn.clone()),
+            PrincipalKind::User { .. } => None,
+        };
+        let caller =
+            Caller::Aws { arn: principal.arn.clone(), account: principal.account_id.clone(), role_arn };
+        let mut ctx = RequestContext::new(&request.action, &request.resource).with_caller(caller);
+        ctx.set("aws:CurrentTime", iso8601(now))
+            .set("aws:EpochTime", now.to_string())
+            .set("aws:PrincipalArn", principal_arn(principal))
+            .set("aws:PrincipalAccount", principal.account_id.clone())
+            .set("aws:PrincipalType", principal_type(principal))
+            .set("aws:userid", principal.user_id.clone())
+            .set("aws:SecureTransport", request.secure_transport.to_string())
+            .set("aws:RequestedRegion", self.catalog.settings().region.clone());
+        if let Some(ip) = &request.source_ip {
+            ctx.set("aws:SourceIp", ip.clone());
+        }
+        match &principal.kind {
+            PrincipalKind::User { user_name } => {
+                ctx.set("aws:username", user_name.clone());
+            }
+            PrincipalKind::AssumedRole { issued_at, instance_id, .. } => {
+                ctx.set("aws:TokenIssueTime", iso8601(*issued_at));
+                if let Some(instance) = instance_id {
+                    let settings = self.catalog.settings();
+                    ctx.set(
+                        "ec2:SourceInstanceARN",
+                        format!(
+                            "arn:aws:ec2:{}:{}:instance/{instance}",
+                            settings.region, principal.account_id
+                        ),
+                    );
+                }
+            }
+        }
+        for (k, v) in &compiled.tags {
+            ctx.set(&format!("aws:PrincipalTag/{k}"), v.clone());
+        }
+        let tag_keys: Vec<String> = compiled.tags.iter().map(|(k, _)| k.clone()).collect();
+        if !tag_keys.is_empty() {
+            ctx.set_all("aws:PrincipalTagKeys", tag_keys);
+        }
+        for (k, v) in &request.keys {
+            ctx.set(k, v.clone());
+        }
+        ctx
+    }
+
+    /// The decision for `principal` doing `request`, with its identity policies and
+    /// boundary (and `resource_policy` where the resource has one).
+    pub async fn decision(
+        &self,
+        principal: &Principal,
+        request: &Request,
+        resource_policy: Option<&PolicyDocument>,
+    ) -> Result<Decision> {
+        let (kind, name) = Self::holder(principal);
+        let compiled = self.compiled(kind, &name).await?;
+        let ctx = self.context(principal, &compiled, request);
+        let policies = Policies {
+            identity: &compiled.identity,
+            boundary: compiled.boundary.as_deref(),
+            session: &[],
+            resource: resource_policy,
+            same_account: true,
+        };
+        Ok(decide(&policies, &ctx))
+    }
+
+    /// Ok, or AccessDenied in AWS's words.
+    pub async fn authorize(&self, principal: &Principal, request: &Request) -> Result<()> {
+        match self.decision(principal, request, None).await? {
+            Decision::Allow => Ok(()),
+            denied => Err(access_denied(principal, request, denied)),
+        }
+    }
+}
+
+/// AWS's AccessDenied message.
+pub fn access_denied(principal: &Principal, request: &Request, decision: Decision) -> Error {
+    let why = match decision {
+        Decision::ExplicitDeny => " with an explicit deny in an identity-based policy",
+        _ => " because no identity-based policy allows the action",
+    };
+    Error::new(
+        ErrorCode::AccessDenied,
+        format!(
+            "User: {} is not authorized to perform: {} on resource: {}{why}",
+            principal.arn, request.action, request.resource
+        ),
+    )
+}
+
+/// aws:PrincipalArn: a session's role ARN, a user's ARN.
+fn principal_arn(principal: &Principal) -> String {
+    match &principal.kind {
+        PrincipalKind::AssumedRole { role_arn, .. } => role_arn.clone(),
+        PrincipalKind::User { .. } => principal.arn.clone(),
+    }
+}
+
+fn principal_type(principal: &Principal) -> &'static str {
+    match principal.kind {
+        PrincipalKind::AssumedRole { .. } => "AssumedRole",
+        PrincipalKind::User { .. } => "User",
+    }
+}
+
+fn deny_all() -> PolicyDocument {
+    PolicyDocument { version: "2012-10-17".into(), statements: Vec::new() }
+}
+
+/// One SimulatePrincipalPolicy answer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Evaluation {
+    pub action: String,
+    pub resource: String,
+    pub decision: Decision,
+}
+
+impl Authorizer {
+    /// SimulatePrincipalPolicy: the decision for a role or user (by ARN) doing each action
+    /// on each resource (default `*`), with `keys` added to the context.
+    pub async fn simulate(
+        &self,
+        source_arn: &str,
+        actions: &[String],
+        resources: &[String],
+        keys: &[(String, Vec<String>)],
+    ) -> Result<Vec<Evaluation>> {
+        let invalid = || Error::invalid_input(format!("Invalid ARN: {source_arn}"));
+        let (account, rest) =
+            source_arn.strip_prefix("arn:aws:iam::").and_then(|r| r.split_once(':')).ok_or_else(invalid)?;
+        let (kind, name) = match rest.split_once('/') {
+            Some(("role", path)) => (HolderKind::Role, path.rsplit('/').next().unwrap_or_default()),
+            Some(("user", path)) => (HolderKind::User, path.rsplit('/').next().unwrap_or_default()),
+            _ => return Err(invalid()),
+        };
+        if account != self.catalog.account_id() || self.catalog.granting_policies(kind, name).await?.is_none()
+        {
+            let what = if kind == HolderKind::Role { "role" } else { "user" };
+            return Err(Error::no_such_entity(format!("The {what} with name {name} cannot be found.")));
+        }
+        if actions.is_empty() {
+            return Err(Error::validation(
+                "1 validation error detected: Value null at 'actionNames' failed to satisfy constraint: Member must not be null",
+            ));
+        }
+        let principal = Principal {
+            account_id: account.to_string(),
+            arn: source_arn.to_string(),
+            user_id: String::new(),
+            access_key_id: String::new(),
+            kind: match kind {
+                HolderKind::User => PrincipalKind::User { user_name: name.to_string() },
+                HolderKind::Role => PrincipalKind::AssumedRole {
+                    role_arn: source_arn.to_string(),
+                    role_id: String::new(),
+                    session_name: String::new(),
+                    instance_id: None,
+                    issued_at: self.clock.unix(),
+                    expires_at: self.clock.unix() + 3600,
+                },
+            },
+        };
+        let compiled = self.compiled(kind, name).await?;
+        let all = ["*".to_string()];
+        let resources = if resources.is_empty() { &all[..] } else { resources };
+        let mut out = Vec::new();
+        for action in actions {
+            for resource in resources {
+                let request =
+                    Request { action: action.clone(), resource: resource.clone(), ..Request::default() };
+                let mut ctx = self.context(&principal, &compiled, &request);
+                for (k, v) in keys {
+                    ctx.set_all(k, v.clone());
+                }
+                let policies = Policies {
+                    identity: &compiled.identity,
+                    boundary: compiled.boundary.as_deref(),
+                    same_account: true,
+                    ..Policies::default()
+                };
+                out.push(Evaluation {
+                    action: action.clone(),
+                    resource: resource.clone(),
+                    decision: decide(&policies, &ctx),
+                });
+            }
+        }
+        Ok(out)
+    }
+}
