@@ -33,6 +33,7 @@ const SECRET_MESSAGES: &[&str] = &[
     ".rolecall.v1.GetTokenRequest",
     ".rolecall.v1.GetTokenResponse",
     ".rolecall.v1.GetSecurityCredentialsResponse",
+    ".rolecall.v1.StsCredentials",
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

@@ -119,6 +119,17 @@ impl fmt::Debug for GetSecurityCredentialsResponse {
     }
 }
 
+impl fmt::Debug for StsCredentials {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StsCredentials")
+            .field("access_key_id", &self.access_key_id)
+            .field("secret_access_key", &secret(&self.secret_access_key))
+            .field("session_token", &secret(&self.session_token))
+            .field("expiration", &self.expiration)
+            .finish()
+    }
+}
+
 impl InstanceCaller {
     /// An IMDSv2 caller: the session token from GetToken.
     pub fn token(token: impl Into<String>) -> Self {

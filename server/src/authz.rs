@@ -12,8 +12,9 @@ use crate::{
     domain::{
         Error, ErrorCode, Result,
         clock::{Clock, iso8601},
-        evaluation::{Caller, Decision, Policies, RequestContext, decide},
-        policy::{PolicyDocument, PolicyType},
+        evaluation::{Caller, Decision, Policies, RequestContext, decide, verdict},
+        model::Role,
+        policy::{Effect, PolicyDocument, PolicyType},
     },
     sts::{Principal, PrincipalKind},
 };
@@ -142,10 +143,21 @@ impl Authorizer {
                 }
             }
         }
-        for (k, v) in &compiled.tags {
+        // Session tags win over the role's tags of the same key.
+        let session_tags = match &principal.kind {
+            PrincipalKind::AssumedRole { session, .. } => session.tags.as_slice(),
+            PrincipalKind::User { .. } => &[],
+        };
+        let mut tags: Vec<&(String, String)> = compiled
+            .tags
+            .iter()
+            .filter(|(k, _)| !session_tags.iter().any(|(s, _)| s.eq_ignore_ascii_case(k)))
+            .collect();
+        tags.extend(session_tags);
+        for (k, v) in &tags {
             ctx.set(&format!("aws:PrincipalTag/{k}"), v.clone());
         }
-        let tag_keys: Vec<String> = compiled.tags.iter().map(|(k, _)| k.clone()).collect();
+        let tag_keys: Vec<String> = tags.iter().map(|(k, _)| k.clone()).collect();
         if !tag_keys.is_empty() {
             ctx.set_all("aws:PrincipalTagKeys", tag_keys);
         }
@@ -165,15 +177,97 @@ impl Authorizer {
     ) -> Result<Decision> {
         let (kind, name) = Self::holder(principal);
         let compiled = self.compiled(kind, &name).await?;
+        let session = self.session_policies(principal).await?;
         let ctx = self.context(principal, &compiled, request);
         let policies = Policies {
             identity: &compiled.identity,
             boundary: compiled.boundary.as_deref(),
-            session: &[],
+            session: &session,
             resource: resource_policy,
             same_account: true,
         };
         Ok(decide(&policies, &ctx))
+    }
+
+    /// The session policies a role session was assumed with (none: no limit). A session
+    /// limited by policies none of which can be read any more is allowed nothing.
+    async fn session_policies(&self, principal: &Principal) -> Result<Vec<Arc<PolicyDocument>>> {
+        let PrincipalKind::AssumedRole { session, .. } = &principal.kind else { return Ok(Vec::new()) };
+        if !session.limits() {
+            return Ok(Vec::new());
+        }
+        let parse = |text: &str| PolicyDocument::parse(text, PolicyType::Identity).ok().map(Arc::new);
+        let mut docs = Vec::new();
+        if !session.policy.is_empty() {
+            docs.push(parse(&session.policy).unwrap_or_else(|| Arc::new(deny_all())));
+        }
+        for arn in &session.policy_arns {
+            if let Some(doc) = self.catalog.default_document(arn).await?.as_deref().and_then(parse) {
+                docs.push(doc);
+            }
+        }
+        if docs.is_empty() {
+            docs.push(Arc::new(deny_all()));
+        }
+        Ok(docs)
+    }
+
+    /// sts:AssumeRole of `role` by `principal`: the role's trust policy must allow it, and
+    /// no policy may deny it. In the role's own account a trust policy that names the caller
+    /// (its ARN, its role's ARN, or everyone) suffices; one that trusts the account delegates
+    /// to the caller's identity policies, which must then allow sts:AssumeRole on the role.
+    pub async fn authorize_assume_role(
+        &self,
+        principal: &Principal,
+        role: &Role,
+        keys: Vec<(String, String)>,
+    ) -> Result<()> {
+        let request = Request {
+            action: "sts:AssumeRole".into(),
+            resource: role.arn.clone(),
+            keys,
+            ..Request::default()
+        };
+        let denied = || {
+            Error::new(
+                ErrorCode::AccessDenied,
+                format!(
+                    "User: {} is not authorized to perform: sts:AssumeRole on resource: {}",
+                    principal.arn, role.arn
+                ),
+            )
+        };
+        let trust = PolicyDocument::parse(&role.assume_role_policy_document, PolicyType::Trust)
+            .map_err(|_| denied())?;
+        let (kind, name) = Self::holder(principal);
+        let compiled = self.compiled(kind, &name).await?;
+        let session = self.session_policies(principal).await?;
+        let ctx = self.context(principal, &compiled, &request);
+        let identity = decide(
+            &Policies {
+                identity: &compiled.identity,
+                boundary: compiled.boundary.as_deref(),
+                session: &session,
+                same_account: true,
+                ..Policies::default()
+            },
+            &ctx,
+        );
+        let trusted = verdict(&trust, &ctx);
+        if identity == Decision::ExplicitDeny || trusted != Some(Effect::Allow) {
+            return Err(denied());
+        }
+        let role_account = role.arn.split(':').nth(4).unwrap_or_default();
+        let mut named = ctx.clone();
+        if let Some(Caller::Aws { account, .. }) = &mut named.caller {
+            account.clear();
+        }
+        let names_caller = verdict(&trust, &named) == Some(Effect::Allow);
+        if (role_account == principal.account_id && names_caller) || identity == Decision::Allow {
+            Ok(())
+        } else {
+            Err(denied())
+        }
     }
 
     /// Ok, or AccessDenied in AWS's words.
@@ -269,6 +363,7 @@ impl Authorizer {
                     instance_id: None,
                     issued_at: self.clock.unix(),
                     expires_at: self.clock.unix() + 3600,
+                    session: Default::default(),
                 },
             },
         };

@@ -60,6 +60,7 @@ pub struct App {
     pub imds: Arc<InstanceMetadata>,
     pub authn: Arc<sts::Authenticator>,
     pub authz: Arc<authz::Authorizer>,
+    pub sts: Arc<sts::SecurityTokenService>,
     pub key_ring: Arc<KeyRing>,
     pub metrics: Metrics,
 }
@@ -109,7 +110,13 @@ impl App {
         );
         let authn = Arc::new(sts::Authenticator::new(catalog.clone(), key_ring.clone(), dyn_clock.clone()));
         let authz = Arc::new(authz::Authorizer::new(catalog.clone(), dyn_clock.clone()));
-        Ok(Self { config, clock, catalog, imds, authn, authz, key_ring, metrics })
+        let sts = Arc::new(sts::SecurityTokenService::new(
+            catalog.clone(),
+            key_ring.clone(),
+            dyn_clock.clone(),
+            authz.clone(),
+        ));
+        Ok(Self { config, clock, catalog, imds, authn, authz, sts, key_ring, metrics })
     }
 }
 

@@ -9,13 +9,17 @@ use std::sync::Arc;
 use subtle::ConstantTimeEq;
 
 use crate::{
+    authz::Authorizer,
     catalog::Catalog,
     domain::{
         Error, ErrorCode, Result,
         clock::Clock,
-        credentials::{SessionClaims, TokenRejection, open_session_token},
+        credentials::{
+            SessionClaims, SessionScope, TemporaryCredentials, TokenRejection, open_session_token,
+        },
         keyring::KeyRing,
-        model::AccessKeyStatus,
+        model::{AccessKeyStatus, Secret},
+        policy::{PolicyDocument, PolicyType, policy_size},
         sigv4::{self, Authorization, Expected, HttpRequest, Rules, SigningKeys},
     },
 };
@@ -47,7 +51,16 @@ pub enum PrincipalKind {
         /// aws:TokenIssueTime.
         issued_at: i64,
         expires_at: i64,
+        /// Session policies and tags it was assumed with.
+        session: SessionScope,
     },
+}
+
+impl Principal {
+    /// Whether this is a role session (whose AssumeRole is role chaining).
+    pub fn is_role_session(&self) -> bool {
+        matches!(self.kind, PrincipalKind::AssumedRole { .. })
+    }
 }
 
 /// AWS's answer to an access key it does not know, or no longer honours.
@@ -157,9 +170,189 @@ fn assumed_role(claims: &SessionClaims) -> Principal {
             instance_id: claims.instance_id.clone(),
             issued_at: claims.issued_at,
             expires_at: claims.expires_at,
+            session: claims.session.clone(),
         },
     }
 }
 
 /// The SigV4 rules of rolecall's gRPC services (AWS's, with the gRPC path as the URI).
 pub const GRPC_RULES: Rules = sigv4::Rules::AWS;
+
+/// AssumeRole's parameters.
+#[derive(Clone, Debug, Default)]
+pub struct AssumeRoleInput {
+    pub role_arn: String,
+    pub role_session_name: String,
+    /// None: 3600.
+    pub duration_seconds: Option<i64>,
+    pub policy: String,
+    pub policy_arns: Vec<String>,
+    pub external_id: Option<String>,
+    pub tags: Vec<(String, String)>,
+}
+
+/// AssumeRole's answer.
+#[derive(Debug)]
+pub struct AssumedRole {
+    pub credentials: TemporaryCredentials,
+    pub arn: String,
+    pub assumed_role_id: String,
+    pub packed_policy_size: i32,
+}
+
+/// What session policies and tags may weigh, packed (AWS's limit, in rolecall's measure:
+/// policy characters other than whitespace, ARN and tag characters).
+const PACKED_LIMIT: usize = 2048;
+
+/// The security token service's actions beyond authentication.
+pub struct SecurityTokenService {
+    catalog: Arc<Catalog>,
+    ring: Arc<KeyRing>,
+    clock: Arc<dyn Clock>,
+    authz: Arc<Authorizer>,
+}
+
+fn validation(message: String) -> Error {
+    Error::validation(format!("1 validation error detected: {message}"))
+}
+
+/// AWS's length and pattern checks of one parameter.
+fn check_param(name: &str, value: &str, min: usize, max: usize, extra: &str) -> Result<()> {
+    let len = value.chars().count();
+    if len < min {
+        return Err(validation(format!(
+            "Value '{value}' at '{name}' failed to satisfy constraint: Member must have length greater than or equal to {min}"
+        )));
+    }
+    if len > max {
+        return Err(validation(format!(
+            "Value '{value}' at '{name}' failed to satisfy constraint: Member must have length less than or equal to {max}"
+        )));
+    }
+    if !value.chars().all(|c| c.is_alphanumeric() || c == '_' || "+=,.@-".contains(c) || extra.contains(c)) {
+        return Err(validation(format!(
+            "Value '{value}' at '{name}' failed to satisfy constraint: Member must satisfy regular expression pattern: [\\w+=,.@{extra}-]*"
+        )));
+    }
+    Ok(())
+}
+
+impl SecurityTokenService {
+    pub fn new(
+        catalog: Arc<Catalog>,
+        ring: Arc<KeyRing>,
+        clock: Arc<dyn Clock>,
+        authz: Arc<Authorizer>,
+    ) -> Self {
+        Self { catalog, ring, clock, authz }
+    }
+
+    /// AssumeRole, checked in AWS's order: the parameters, then whether the caller may
+    /// assume the role, then the duration against the role's maximum (1 hour for role
+    /// chaining).
+    pub async fn assume_role(&self, caller: &Principal, input: AssumeRoleInput) -> Result<AssumedRole> {
+        check_param("roleSessionName", &input.role_session_name, 2, 64, "")?;
+        check_param("roleArn", &input.role_arn, 20, 2048, ":/")?;
+        let duration = input.duration_seconds.unwrap_or(3600);
+        if duration < 900 {
+            return Err(validation(format!(
+                "Value '{duration}' at 'durationSeconds' failed to satisfy constraint: Member must have value greater than or equal to 900"
+            )));
+        }
+        if duration > 43_200 {
+            return Err(validation(format!(
+                "Value '{duration}' at 'durationSeconds' failed to satisfy constraint: Member must have value less than or equal to 43200"
+            )));
+        }
+        if let Some(external_id) = &input.external_id {
+            check_param("externalId", external_id, 2, 1224, ":/")?;
+        }
+        if input.policy_arns.len() > 10 {
+            return Err(validation(
+                "Value at 'policyArns' failed to satisfy constraint: Member must have length less than or equal to 10".into(),
+            ));
+        }
+        if input.tags.len() > 50 {
+            return Err(validation(
+                "Value at 'tags' failed to satisfy constraint: Member must have length less than or equal to 50".into(),
+            ));
+        }
+        for (k, v) in &input.tags {
+            check_param("tags.member.key", k, 1, 128, ":/ ")?;
+            check_param("tags.member.value", v, 0, 256, ":/ ")?;
+        }
+        if !input.policy.is_empty() {
+            PolicyDocument::parse(&input.policy, PolicyType::Identity)?;
+        }
+        for arn in &input.policy_arns {
+            if self.catalog.default_document(arn).await?.is_none() {
+                return Err(Error::validation(format!("Policy {arn} does not exist or is not attachable.")));
+            }
+        }
+        let packed = policy_size(&input.policy)
+            + input.policy_arns.iter().map(String::len).sum::<usize>()
+            + input.tags.iter().map(|(k, v)| k.len() + v.len()).sum::<usize>();
+        let packed_policy_size = (packed * 100).div_ceil(PACKED_LIMIT);
+        if packed_policy_size > 100 {
+            return Err(Error::new(
+                ErrorCode::PackedPolicyTooLarge,
+                format!("Packed size of policy exceeds maximum by {}%", packed_policy_size - 100),
+            ));
+        }
+
+        let denied = || {
+            Error::new(
+                ErrorCode::AccessDenied,
+                format!(
+                    "User: {} is not authorized to perform: sts:AssumeRole on resource: {}",
+                    caller.arn, input.role_arn
+                ),
+            )
+        };
+        let account = self.catalog.account_id();
+        let name = input.role_arn.rsplit('/').next().unwrap_or_default();
+        let role = match self.catalog.find_role(name).await? {
+            // A role of another account, a path that is not the role's, a role that is gone:
+            // AWS answers them all alike, so as not to tell what exists.
+            Some(role) if role.arn == input.role_arn && input.role_arn.split(':').nth(4) == Some(account) => {
+                role
+            }
+            _ => return Err(denied()),
+        };
+        let mut keys = vec![("sts:RoleSessionName".to_string(), input.role_session_name.clone())];
+        if let Some(external_id) = &input.external_id {
+            keys.push(("sts:ExternalId".to_string(), external_id.clone()));
+        }
+        self.authz.authorize_assume_role(caller, &role, keys).await?;
+        if caller.is_role_session() && duration > 3600 {
+            return Err(Error::validation(
+                "The requested DurationSeconds exceeds the 1 hour session limit for roles assumed by role chaining.",
+            ));
+        }
+        if duration > i64::from(role.max_session_duration) {
+            return Err(Error::validation(
+                "The requested DurationSeconds exceeds the MaxSessionDuration set for this role.",
+            ));
+        }
+
+        let now = self.clock.unix();
+        self.ring.maintain(now)?;
+        let claims = SessionClaims {
+            access_key_id: String::new(),
+            secret_access_key: Secret(String::new()),
+            account_id: account.to_string(),
+            role_arn: role.arn.clone(),
+            role_id: role.role_id.clone(),
+            session_name: input.role_session_name.clone(),
+            instance_id: None,
+            issued_at: now,
+            expires_at: now + duration,
+            session: SessionScope { policy: input.policy, policy_arns: input.policy_arns, tags: input.tags },
+        };
+        let arn = claims.principal_arn();
+        let assumed_role_id = format!("{}:{}", role.role_id, input.role_session_name);
+        let credentials = TemporaryCredentials::issue(&self.ring, claims)?;
+        tracing::info!(caller = %caller.arn, role = %role.arn, session = %arn, access_key_id = %credentials.access_key_id, "AssumeRole");
+        Ok(AssumedRole { credentials, arn, assumed_role_id, packed_policy_size: packed_policy_size as i32 })
+    }
+}

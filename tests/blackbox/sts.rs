@@ -163,3 +163,227 @@ async fn expired_credentials_and_skewed_clocks_are_refused() {
     let msg = expect_error(whoami(&server, temporary(&creds)).await, Code::Unauthenticated, "ExpiredToken");
     assert_eq!(msg, "The security token included in the request is expired");
 }
+
+fn trust_of(principal: &str, condition: &str) -> String {
+    let condition = if condition.is_empty() { String::new() } else { format!(r#","Condition":{condition}"#) };
+    format!(
+        r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow","Principal":{{"AWS":"{principal}"}},"Action":"sts:AssumeRole"{condition}}}]}}"#
+    )
+}
+
+async fn role_with_max(server: &TestServer, name: &str, trust: &str, max: i32) -> pb::Role {
+    server
+        .iam()
+        .create_role(pb::CreateRoleRequest {
+            role_name: name.into(),
+            assume_role_policy_document: trust.into(),
+            max_session_duration: (max > 0).then_some(max),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .role
+        .unwrap()
+}
+
+fn assume(arn: &str, session: &str) -> pb::AssumeRoleRequest {
+    pb::AssumeRoleRequest { role_arn: arn.into(), role_session_name: session.into(), ..Default::default() }
+}
+
+async fn assume_as(
+    server: &TestServer,
+    creds: ClientCredentials,
+    req: pb::AssumeRoleRequest,
+) -> Result<pb::AssumeRoleResponse, tonic::Status> {
+    server.sts(creds).assume_role(req).await.map(|r| r.into_inner())
+}
+
+fn session_creds(r: &pb::AssumeRoleResponse) -> ClientCredentials {
+    let c = r.credentials.clone().unwrap();
+    ClientCredentials {
+        access_key_id: c.access_key_id,
+        secret_access_key: c.secret_access_key,
+        session_token: Some(c.session_token),
+    }
+}
+
+async fn put_inline(server: &TestServer, user: &str, doc: &str) {
+    server
+        .iam()
+        .put_user_policy(pb::PutUserPolicyRequest {
+            user_name: user.into(),
+            policy_name: "p".into(),
+            policy_document: doc.into(),
+        })
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn a_trust_policy_naming_the_user_lets_it_assume_the_role() {
+    let server = TestServer::start().await;
+    let key = user_with_key(&server, "alice").await;
+    let role =
+        role_with_max(&server, "Deploy", &trust_of("arn:aws:iam::123456789012:user/alice", ""), 0).await;
+    let r = assume_as(&server, long_term(&key), assume(&role.arn, "build-1")).await.unwrap();
+    let user = r.assumed_role_user.clone().unwrap();
+    assert_eq!(user.arn, "arn:aws:sts::123456789012:assumed-role/Deploy/build-1");
+    assert_eq!(user.assumed_role_id, format!("{}:build-1", role.role_id));
+    assert_eq!(r.packed_policy_size, 0);
+    let c = r.credentials.clone().unwrap();
+    assert!(c.access_key_id.starts_with("ASIA") && c.secret_access_key.len() == 40);
+    assert!(!format!("{c:?}").contains(&c.secret_access_key), "Debug redacts the secret");
+    let me = whoami(&server, session_creds(&r)).await.unwrap();
+    assert_eq!(me.arn, user.arn);
+    assert_eq!(me.user_id, user.assumed_role_id);
+    // Someone the trust policy does not name cannot.
+    let bob = user_with_key(&server, "bob").await;
+    let msg = expect_error(
+        assume_as(&server, long_term(&bob), assume(&role.arn, "x1")).await,
+        Code::PermissionDenied,
+        "AccessDenied",
+    );
+    assert_eq!(
+        msg,
+        format!(
+            "User: arn:aws:iam::123456789012:user/bob is not authorized to perform: sts:AssumeRole on resource: {}",
+            role.arn
+        )
+    );
+    // Nor a role that does not exist (answered alike).
+    let missing =
+        assume_as(&server, long_term(&key), assume("arn:aws:iam::123456789012:role/Nope", "x1")).await;
+    expect_error(missing, Code::PermissionDenied, "AccessDenied");
+}
+
+#[tokio::test]
+async fn trusting_the_account_delegates_to_the_callers_own_policies() {
+    let server = TestServer::start().await;
+    let key = user_with_key(&server, "alice").await;
+    let role = role_with_max(&server, "Ops", &trust_of("arn:aws:iam::123456789012:root", ""), 0).await;
+    let denied = assume_as(&server, long_term(&key), assume(&role.arn, "s1")).await;
+    expect_error(denied, Code::PermissionDenied, "AccessDenied");
+    let allow = format!(
+        r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow","Action":"sts:AssumeRole","Resource":"{}"}}]}}"#,
+        role.arn
+    );
+    put_inline(&server, "alice", &allow).await;
+    assume_as(&server, long_term(&key), assume(&role.arn, "s1")).await.unwrap();
+    // An explicit Deny of the caller's wins even over a trust policy naming it.
+    let named =
+        role_with_max(&server, "Named", &trust_of("arn:aws:iam::123456789012:user/alice", ""), 0).await;
+    let deny = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Deny","Action":"sts:AssumeRole","Resource":"*"}]}"#;
+    put_inline(&server, "alice", deny).await;
+    expect_error(
+        assume_as(&server, long_term(&key), assume(&named.arn, "s2")).await,
+        Code::PermissionDenied,
+        "AccessDenied",
+    );
+}
+
+#[tokio::test]
+async fn external_ids_durations_and_parameters_are_checked() {
+    let server = TestServer::start().await;
+    let key = user_with_key(&server, "alice").await;
+    let trust = trust_of(
+        "arn:aws:iam::123456789012:user/alice",
+        r#"{"StringEquals":{"sts:ExternalId":"partner-7"}}"#,
+    );
+    let role = role_with_max(&server, "Partner", &trust, 7200).await;
+    let creds = || long_term(&key);
+    expect_error(
+        assume_as(&server, creds(), assume(&role.arn, "s1")).await,
+        Code::PermissionDenied,
+        "AccessDenied",
+    );
+    let with_id = |duration: i32| pb::AssumeRoleRequest {
+        external_id: "partner-7".into(),
+        duration_seconds: duration,
+        ..assume(&role.arn, "s1")
+    };
+    assume_as(&server, creds(), with_id(0)).await.unwrap();
+    assume_as(&server, creds(), with_id(900)).await.unwrap();
+    assume_as(&server, creds(), with_id(7200)).await.unwrap();
+    let msg = expect_error(
+        assume_as(&server, creds(), with_id(899)).await,
+        Code::InvalidArgument,
+        "ValidationError",
+    );
+    assert!(msg.contains("greater than or equal to 900"), "{msg}");
+    let msg = expect_error(
+        assume_as(&server, creds(), with_id(7201)).await,
+        Code::InvalidArgument,
+        "ValidationError",
+    );
+    assert_eq!(msg, "The requested DurationSeconds exceeds the MaxSessionDuration set for this role.");
+    let bad_name = pb::AssumeRoleRequest { role_session_name: "a".into(), ..with_id(0) };
+    expect_error(assume_as(&server, creds(), bad_name).await, Code::InvalidArgument, "ValidationError");
+    let bad_chars = pb::AssumeRoleRequest { role_session_name: "has space".into(), ..with_id(0) };
+    expect_error(assume_as(&server, creds(), bad_chars).await, Code::InvalidArgument, "ValidationError");
+    let bad_policy = pb::AssumeRoleRequest { policy: "{".into(), ..with_id(0) };
+    expect_error(
+        assume_as(&server, creds(), bad_policy).await,
+        Code::InvalidArgument,
+        "MalformedPolicyDocument",
+    );
+    let bad_arn = pb::AssumeRoleRequest {
+        policy_arns: vec!["arn:aws:iam::aws:policy/NoSuchPolicy".into()],
+        ..with_id(0)
+    };
+    expect_error(assume_as(&server, creds(), bad_arn).await, Code::InvalidArgument, "ValidationError");
+}
+
+#[tokio::test]
+async fn role_chaining_is_capped_at_an_hour_and_session_policies_narrow_the_session() {
+    let server = TestServer::start().await;
+    // An instance's role session assumes a second role that trusts the account.
+    let (_, instance) = instance_credentials(&server).await;
+    let admin = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"*","Resource":"*"}]}"#;
+    server
+        .iam()
+        .put_role_policy(pb::PutRolePolicyRequest {
+            role_name: "Web".into(),
+            policy_name: "admin".into(),
+            policy_document: admin.into(),
+        })
+        .await
+        .unwrap();
+    let target =
+        role_with_max(&server, "Target", &trust_of("arn:aws:iam::123456789012:root", ""), 43_200).await;
+    let long = pb::AssumeRoleRequest { duration_seconds: 7200, ..assume(&target.arn, "chain") };
+    let msg = expect_error(
+        assume_as(&server, temporary(&instance), long).await,
+        Code::InvalidArgument,
+        "ValidationError",
+    );
+    assert_eq!(
+        msg,
+        "The requested DurationSeconds exceeds the 1 hour session limit for roles assumed by role chaining."
+    );
+    let chained = assume_as(&server, temporary(&instance), assume(&target.arn, "chain")).await.unwrap();
+    assert_eq!(chained.assumed_role_user.unwrap().arn, "arn:aws:sts::123456789012:assumed-role/Target/chain");
+
+    // Web again, narrowed by a session policy that allows only listing: it can no longer
+    // assume Target, though Web's own policies allow everything.
+    let web_trust = trust_of("arn:aws:iam::123456789012:root", "");
+    server
+        .iam()
+        .update_assume_role_policy(pb::UpdateAssumeRolePolicyRequest {
+            role_name: "Web".into(),
+            policy_document: web_trust,
+        })
+        .await
+        .unwrap();
+    let list_only =
+        r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"iam:List*","Resource":"*"}]}"#;
+    let web_arn = "arn:aws:iam::123456789012:role/Web";
+    let narrowed = pb::AssumeRoleRequest { policy: list_only.into(), ..assume(web_arn, "narrow") };
+    let narrowed = assume_as(&server, temporary(&instance), narrowed).await.unwrap();
+    assert!(narrowed.packed_policy_size > 0 && narrowed.packed_policy_size <= 100);
+    let denied = assume_as(&server, session_creds(&narrowed), assume(&target.arn, "again")).await;
+    expect_error(denied, Code::PermissionDenied, "AccessDenied");
+    // Without the session policy, the same chain is allowed.
+    let plain = assume_as(&server, temporary(&instance), assume(web_arn, "plain")).await.unwrap();
+    assume_as(&server, session_creds(&plain), assume(&target.arn, "again")).await.unwrap();
+}

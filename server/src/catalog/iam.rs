@@ -1258,7 +1258,7 @@ impl Catalog {
     }
 
     /// The default version's document of a managed policy (AWS's or the account's).
-    async fn default_document(&self, policy_arn: &str) -> Result<Option<String>> {
+    pub async fn default_document(&self, policy_arn: &str) -> Result<Option<String>> {
         if let Some(p) = managed::by_arn(policy_arn) {
             return Ok(Some(p.document.clone()));
         }

@@ -26,6 +26,26 @@ pub struct SessionClaims {
     pub instance_id: Option<String>,
     pub issued_at: i64,
     pub expires_at: i64,
+    /// AssumeRole's session policies: they intersect with the role's.
+    pub session: SessionScope,
+}
+
+/// What an AssumeRole caller passed to narrow or label its session.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SessionScope {
+    /// The inline session policy (empty: none).
+    pub policy: String,
+    /// Managed session policies, by ARN.
+    pub policy_arns: Vec<String>,
+    /// Session tags (aws:PrincipalTag, over the role's own tags).
+    pub tags: Vec<(String, String)>,
+}
+
+impl SessionScope {
+    /// Whether session policies limit the session.
+    pub fn limits(&self) -> bool {
+        !self.policy.is_empty() || !self.policy_arns.is_empty()
+    }
 }
 
 /// Credentials as handed to an instance.
@@ -228,6 +248,9 @@ pub fn open_session_token(
 /// that tokens stay short on the wire and in the cache: nothing derivable is stored. The
 /// account comes from the role ARN, the principal ARN from the account, the role's name and
 /// the session name, and the session name is stored only where it is not the instance id.
+/// An AssumeRole session's policies and tags follow only where there are any: the inline
+/// policy, then a count (u8) of policy ARNs and the ARNs, then a count of tags and the
+/// key/value pairs.
 fn encode_claims(c: &SessionClaims) -> Result<Vec<u8>> {
     let mut out = Vec::with_capacity(192);
     out.extend_from_slice(&c.issued_at.to_be_bytes());
@@ -242,33 +265,70 @@ fn encode_claims(c: &SessionClaims) -> Result<Vec<u8>> {
         instance,
         session,
     ] {
-        let len = u16::try_from(field.len()).map_err(|_| Error::service_failure("claim too long to seal"))?;
-        out.extend_from_slice(&len.to_be_bytes());
-        out.extend_from_slice(field.as_bytes());
+        push_string(&mut out, field)?;
+    }
+    let s = &c.session;
+    if s.limits() || !s.tags.is_empty() {
+        push_string(&mut out, &s.policy)?;
+        out.push(
+            u8::try_from(s.policy_arns.len()).map_err(|_| Error::service_failure("too many policy ARNs"))?,
+        );
+        for arn in &s.policy_arns {
+            push_string(&mut out, arn)?;
+        }
+        out.push(u8::try_from(s.tags.len()).map_err(|_| Error::service_failure("too many session tags"))?);
+        for (k, v) in &s.tags {
+            push_string(&mut out, k)?;
+            push_string(&mut out, v)?;
+        }
     }
     Ok(out)
 }
 
-fn decode_claims(bytes: &[u8]) -> Option<SessionClaims> {
-    let mut rest = bytes;
-    let mut take = |n: usize| -> Option<&[u8]> {
-        let (head, tail) = rest.split_at_checked(n)?;
-        rest = tail;
+/// Reads sealed claims front to back.
+struct Reader<'a>(&'a [u8]);
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
+        let (head, tail) = self.0.split_at_checked(n)?;
+        self.0 = tail;
         Some(head)
-    };
-    let issued_at = i64::from_be_bytes(take(8)?.try_into().ok()?);
-    let expires_at = i64::from_be_bytes(take(8)?.try_into().ok()?);
-    let mut string = || -> Option<String> {
-        let len = u16::from_be_bytes(take(2)?.try_into().ok()?);
-        String::from_utf8(take(usize::from(len))?.to_vec()).ok()
-    };
-    let access_key_id = string()?;
-    let secret_access_key = Secret(string()?);
-    let role_arn = string()?;
-    let role_id = string()?;
-    let instance = string()?;
-    let session = string()?;
-    if !rest.is_empty() {
+    }
+
+    fn string(&mut self) -> Option<String> {
+        let len = u16::from_be_bytes(self.take(2)?.try_into().ok()?);
+        String::from_utf8(self.take(usize::from(len))?.to_vec()).ok()
+    }
+}
+
+fn push_string(out: &mut Vec<u8>, field: &str) -> Result<()> {
+    let len = u16::try_from(field.len()).map_err(|_| Error::service_failure("claim too long to seal"))?;
+    out.extend_from_slice(&len.to_be_bytes());
+    out.extend_from_slice(field.as_bytes());
+    Ok(())
+}
+
+fn decode_claims(bytes: &[u8]) -> Option<SessionClaims> {
+    let mut r = Reader(bytes);
+    let issued_at = i64::from_be_bytes(r.take(8)?.try_into().ok()?);
+    let expires_at = i64::from_be_bytes(r.take(8)?.try_into().ok()?);
+    let access_key_id = r.string()?;
+    let secret_access_key = Secret(r.string()?);
+    let role_arn = r.string()?;
+    let role_id = r.string()?;
+    let instance = r.string()?;
+    let session = r.string()?;
+    let mut scope = SessionScope::default();
+    if !r.0.is_empty() {
+        scope.policy = r.string()?;
+        for _ in 0..r.take(1)?[0] {
+            scope.policy_arns.push(r.string()?);
+        }
+        for _ in 0..r.take(1)?[0] {
+            scope.tags.push((r.string()?, r.string()?));
+        }
+    }
+    if !r.0.is_empty() {
         return None;
     }
     // arn:aws:iam::ACCOUNT:role/...
@@ -285,6 +345,7 @@ fn decode_claims(bytes: &[u8]) -> Option<SessionClaims> {
         instance_id,
         issued_at,
         expires_at,
+        session: scope,
     })
 }
 
@@ -309,6 +370,7 @@ impl SessionClaims {
             instance_id: Some(instance_id.to_string()),
             issued_at,
             expires_at,
+            session: SessionScope::default(),
         }
     }
 
@@ -346,6 +408,28 @@ mod tests {
             now,
             now + 3600,
         )
+    }
+
+    #[test]
+    fn session_policies_and_tags_are_sealed_and_instance_tokens_stay_compact() {
+        let ring = KeyRing::new(KeyRingPolicy::default(), 0);
+        let plain = TemporaryCredentials::issue(&ring, claims(0)).unwrap();
+        let mut scoped = claims(0);
+        scoped.instance_id = None;
+        scoped.session_name = "build-42".into();
+        scoped.session = SessionScope {
+            policy: r#"{"Version":"2012-10-17","Statement":[]}"#.into(),
+            policy_arns: vec!["arn:aws:iam::aws:policy/ReadOnlyAccess".into()],
+            tags: vec![("team".into(), "blue".into())],
+        };
+        let creds = TemporaryCredentials::issue(&ring, scoped.clone()).unwrap();
+        let opened = open_session_token(&ring, &creds.session_token.0, 1).unwrap().unwrap();
+        assert_eq!(opened.session, scoped.session);
+        assert_eq!(opened.session_name, "build-42");
+        assert_eq!(opened.instance_id, None);
+        assert!(creds.session_token.0.len() > plain.session_token.0.len() + 100);
+        let reopened = open_session_token(&ring, &plain.session_token.0, 1).unwrap().unwrap();
+        assert_eq!(reopened.session, SessionScope::default());
     }
 
     #[test]

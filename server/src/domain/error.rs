@@ -40,6 +40,7 @@ pub enum ErrorCode {
     InvalidClientTokenId,
     ExpiredToken,
     AccessDenied,
+    PackedPolicyTooLarge,
 }
 
 /// A domain error: what went wrong, in AWS's words.
@@ -86,6 +87,7 @@ impl ErrorCode {
             Self::InvalidClientTokenId => "InvalidClientTokenId",
             Self::ExpiredToken => "ExpiredToken",
             Self::AccessDenied => "AccessDenied",
+            Self::PackedPolicyTooLarge => "PackedPolicyTooLarge",
         }
     }
 
@@ -119,6 +121,7 @@ impl ErrorCode {
         Self::InvalidClientTokenId,
         Self::ExpiredToken,
         Self::AccessDenied,
+        Self::PackedPolicyTooLarge,
     ];
 }
 

@@ -27,6 +27,7 @@ pub fn grpc_code(code: ErrorCode) -> Code {
         | InvalidParameterCombination
         | MissingParameter
         | InvalidInstanceIdMalformed
+        | PackedPolicyTooLarge
         | BadRequest => Code::InvalidArgument,
         ConcurrentModification => Code::Aborted,
         ServiceFailure => Code::Internal,

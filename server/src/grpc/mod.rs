@@ -47,7 +47,7 @@ pub async fn routes(app: &App) -> Result<Routes, tonic_reflection::server::Error
                 .max_decoding_message_size(limit),
         )
         .add_service(sigv4::Verified::new(
-            StsServer::new(sts::StsService::new(app.authn.clone(), app.metrics.clone()))
+            StsServer::new(sts::StsService::new(app.authn.clone(), app.sts.clone(), app.metrics.clone()))
                 .max_decoding_message_size(limit),
             app.authn.clone(),
             app.metrics.clone(),

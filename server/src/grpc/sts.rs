@@ -6,16 +6,21 @@ use rolecall_api::{self as pb, sts_server};
 use tonic::{Request, Response, Status};
 
 use super::{error::reply, sigv4::principal};
-use crate::{sts::Authenticator, telemetry::Metrics};
+use crate::{
+    domain::clock::iso8601,
+    sts::{AssumeRoleInput, Authenticator, SecurityTokenService},
+    telemetry::Metrics,
+};
 
 pub struct StsService {
     authn: Arc<Authenticator>,
+    sts: Arc<SecurityTokenService>,
     metrics: Metrics,
 }
 
 impl StsService {
-    pub fn new(authn: Arc<Authenticator>, metrics: Metrics) -> Self {
-        Self { authn, metrics }
+    pub fn new(authn: Arc<Authenticator>, sts: Arc<SecurityTokenService>, metrics: Metrics) -> Self {
+        Self { authn, sts, metrics }
     }
 }
 
@@ -41,5 +46,30 @@ impl sts_server::Sts for StsService {
     ) -> Answer<pb::GetAccessKeyInfoResponse> {
         let account = self.authn.access_key_account(&req.get_ref().access_key_id);
         reply(&self.metrics, account.map(|account| pb::GetAccessKeyInfoResponse { account }))
+    }
+
+    async fn assume_role(&self, req: Request<pb::AssumeRoleRequest>) -> Answer<pb::AssumeRoleResponse> {
+        let caller = principal(&req)?;
+        let r = req.into_inner();
+        let input = AssumeRoleInput {
+            role_arn: r.role_arn,
+            role_session_name: r.role_session_name,
+            duration_seconds: (r.duration_seconds != 0).then_some(i64::from(r.duration_seconds)),
+            policy: r.policy,
+            policy_arns: r.policy_arns,
+            external_id: Some(r.external_id).filter(|e| !e.is_empty()),
+            tags: r.tags.into_iter().map(|t| (t.key, t.value)).collect(),
+        };
+        let res = self.sts.assume_role(&caller, input).await.map(|a| pb::AssumeRoleResponse {
+            credentials: Some(pb::StsCredentials {
+                access_key_id: a.credentials.access_key_id,
+                secret_access_key: a.credentials.secret_access_key.0,
+                session_token: a.credentials.session_token.0,
+                expiration: iso8601(a.credentials.expires_at),
+            }),
+            assumed_role_user: Some(pb::AssumedRoleUser { assumed_role_id: a.assumed_role_id, arn: a.arn }),
+            packed_policy_size: a.packed_policy_size,
+        });
+        reply(&self.metrics, res)
     }
 }
