@@ -30,7 +30,24 @@ pub struct Config {
     pub credentials: CredentialSettings,
     pub key_ring: KeyRingSettings,
     pub instances: InstanceDefaults,
+    pub auth: AuthSettings,
     pub simulation: Simulation,
+}
+
+/// Who may call the control plane.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuthSettings {
+    /// Iam calls without a SigV4 signature act as the account's operator (how an
+    /// administrator bootstraps users, roles and keys); false: every Iam call must be signed
+    /// and is authorized by the policy engine. Signed calls are always authorized.
+    pub allow_unsigned: bool,
+}
+
+impl Default for AuthSettings {
+    fn default() -> Self {
+        Self { allow_unsigned: true }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -121,6 +138,7 @@ impl Default for Config {
             credentials: CredentialSettings::default(),
             key_ring: KeyRingSettings::default(),
             instances: InstanceDefaults::default(),
+            auth: AuthSettings::default(),
             simulation: Simulation::default(),
         }
     }

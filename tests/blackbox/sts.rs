@@ -387,3 +387,77 @@ async fn role_chaining_is_capped_at_an_hour_and_session_policies_narrow_the_sess
     let plain = assume_as(&server, temporary(&instance), assume(web_arn, "plain")).await.unwrap();
     assume_as(&server, session_creds(&plain), assume(&target.arn, "again")).await.unwrap();
 }
+
+/// An Iam client signing with `creds`.
+fn signed_iam(
+    server: &TestServer,
+    creds: ClientCredentials,
+) -> rolecall_api::iam_client::IamClient<rolecall_server::grpc::sigv4::Signing<tonic::transport::Channel>> {
+    rolecall_api::iam_client::IamClient::new(server.signing(creds, "iam"))
+}
+
+#[tokio::test]
+async fn an_instance_with_iam_read_only_lists_but_cannot_create_until_the_policy_is_detached() {
+    let server = TestServer::start().await;
+    let (instance_id, creds) = instance_credentials(&server).await;
+    let read_only = "arn:aws:iam::aws:policy/IAMReadOnlyAccess";
+    let attach = pb::AttachRolePolicyRequest { role_name: "Web".into(), policy_arn: read_only.into() };
+    server.iam().attach_role_policy(attach).await.unwrap();
+    let mut iam = signed_iam(&server, temporary(&creds));
+    iam.list_users(pb::ListUsersRequest::default()).await.unwrap();
+    let roles = iam.list_roles(pb::ListRolesRequest::default()).await.unwrap().into_inner().roles;
+    assert!(roles.iter().any(|r| r.role_name == "Web"));
+    let create =
+        iam.create_user(pb::CreateUserRequest { user_name: "mallory".into(), ..Default::default() }).await;
+    let msg = expect_error(create, Code::PermissionDenied, "AccessDenied");
+    assert_eq!(
+        msg,
+        format!(
+            "User: arn:aws:sts::123456789012:assumed-role/Web/{instance_id} is not authorized to perform: \
+             iam:CreateUser on resource: arn:aws:iam::123456789012:user/mallory because no identity-based policy allows the action"
+        )
+    );
+    // The operator detaches the policy: the very next request is denied.
+    let detach = pb::DetachRolePolicyRequest { role_name: "Web".into(), policy_arn: read_only.into() };
+    server.iam().detach_role_policy(detach).await.unwrap();
+    let listed = iam.list_users(pb::ListUsersRequest::default()).await;
+    expect_error(listed, Code::PermissionDenied, "AccessDenied");
+    assert!(server.counter("rolecall_errors_total{code=\"AccessDenied\"}").await >= 2);
+}
+
+#[tokio::test]
+async fn resource_arns_and_connection_keys_decide_signed_iam_calls() {
+    let server = TestServer::start().await;
+    let key = user_with_key(&server, "dev-lead").await;
+    for name in ["dev-1", "prod-1"] {
+        server
+            .iam()
+            .create_user(pb::CreateUserRequest { user_name: name.into(), ..Default::default() })
+            .await
+            .unwrap();
+    }
+    let scoped = r#"{"Version":"2012-10-17","Statement":[
+        {"Effect":"Allow","Action":"iam:GetUser","Resource":"arn:aws:iam::123456789012:user/dev-*"},
+        {"Effect":"Allow","Action":"iam:ListUsers","Resource":"*","Condition":{"IpAddress":{"aws:SourceIp":"10.0.0.0/8"}}},
+        {"Effect":"Allow","Action":"iam:ListRoles","Resource":"*","Condition":{"Bool":{"aws:SecureTransport":"false"},"IpAddress":{"aws:SourceIp":"127.0.0.0/8"}}}]}"#;
+    put_inline(&server, "dev-lead", scoped).await;
+    let mut iam = signed_iam(&server, long_term(&key));
+    let get = |name: &str| pb::GetUserRequest { user_name: name.into() };
+    assert_eq!(iam.get_user(get("dev-1")).await.unwrap().into_inner().user.unwrap().user_name, "dev-1");
+    let msg = expect_error(iam.get_user(get("prod-1")).await, Code::PermissionDenied, "AccessDenied");
+    assert!(msg.contains("iam:GetUser on resource: arn:aws:iam::123456789012:user/prod-1"), "{msg}");
+    // From 127.0.0.1 over plaintext: not from 10/8, but loopback and not secure.
+    expect_error(
+        iam.list_users(pb::ListUsersRequest::default()).await,
+        Code::PermissionDenied,
+        "AccessDenied",
+    );
+    iam.list_roles(pb::ListRolesRequest::default()).await.unwrap();
+}
+
+#[tokio::test]
+async fn unsigned_control_plane_calls_can_be_refused() {
+    let server = TestServer::start_with(|c| c.auth.allow_unsigned = false).await;
+    let unsigned = server.iam().list_users(pb::ListUsersRequest::default()).await;
+    expect_error(unsigned, Code::Unauthenticated, "MissingAuthenticationToken");
+}

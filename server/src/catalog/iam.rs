@@ -28,6 +28,14 @@ pub enum PrincipalKind {
     User,
 }
 
+/// IAM entities that have an ARN by name.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EntityKind {
+    Role,
+    User,
+    InstanceProfile,
+}
+
 /// A principal's policy documents, as [`Catalog::granting_policies`] reads them.
 #[derive(Clone, Debug, Default)]
 pub struct GrantingPolicies {
@@ -1268,6 +1276,18 @@ impl Catalog {
             .into_iter()
             .find(|v| v.version_id == policy.default_version_id)
             .map(|v| v.document))
+    }
+
+    /// The ARN of a role, user or instance profile, as stored (with its path), if it exists.
+    pub async fn entity_arn(&self, kind: EntityKind, name: &str) -> Result<Option<String>> {
+        Ok(match kind {
+            EntityKind::Role => self.load_shared::<Role>(&keys::role(name)).await?.map(|r| r.arn.clone()),
+            EntityKind::User => self.load_shared::<User>(&keys::user(name)).await?.map(|u| u.arn.clone()),
+            EntityKind::InstanceProfile => self
+                .load_shared::<InstanceProfile>(&keys::instance_profile(name))
+                .await?
+                .map(|p| p.arn.clone()),
+        })
     }
 
     /// The user holding this access key, and the key (None where either is gone): who signed

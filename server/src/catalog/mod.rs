@@ -17,7 +17,7 @@ use serde::{Serialize, de::DeserializeOwned};
 
 pub(crate) use ec2::instance_key_digest;
 pub use ec2::{InstanceFilter, Launch, ProfileRef};
-pub use iam::{GrantingPolicies, NewRole, PolicyScope, PolicyView, PrincipalKind};
+pub use iam::{EntityKind, GrantingPolicies, NewRole, PolicyScope, PolicyView, PrincipalKind};
 pub use pages::Page;
 
 /// Pages a list held in memory with IAM's MaxItems rules.

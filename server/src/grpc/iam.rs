@@ -11,9 +11,9 @@ use super::{
 };
 use crate::{
     authz::Authorizer,
-    catalog::{Catalog, NewRole, PolicyScope, PrincipalKind},
+    catalog::{Catalog, EntityKind, NewRole, PolicyScope, PrincipalKind},
     domain::evaluation::Decision,
-    domain::{Error, Result},
+    domain::{Error, Result, ids::arn},
     telemetry::Metrics,
 };
 
@@ -628,4 +628,103 @@ fn attached(items: Vec<(String, String)>) -> Vec<pb::AttachedPolicy> {
         .into_iter()
         .map(|(policy_name, policy_arn)| pb::AttachedPolicy { policy_name, policy_arn })
         .collect()
+}
+
+/// The first field of every IAM request: the entity's name (or a policy's ARN).
+#[derive(Clone, PartialEq, prost::Message)]
+struct Named {
+    #[prost(string, tag = "1")]
+    name: String,
+}
+
+/// The first two fields of a Create call: the new entity's name and path.
+#[derive(Clone, PartialEq, prost::Message)]
+struct NamedWithPath {
+    #[prost(string, tag = "1")]
+    name: String,
+    #[prost(string, tag = "2")]
+    path: String,
+}
+
+/// The resource each Iam call acts on, as IAM authorizes it: the role, user, instance
+/// profile or policy's ARN (with its path), a path-prefix ARN for the List calls.
+pub struct IamResources {
+    catalog: Arc<Catalog>,
+}
+
+impl IamResources {
+    pub fn new(catalog: Arc<Catalog>) -> Self {
+        Self { catalog }
+    }
+
+    async fn entity(&self, kind: EntityKind, name: &str) -> Result<String> {
+        if let Some(arn) = self.catalog.entity_arn(kind, name).await? {
+            return Ok(arn);
+        }
+        // Not there (yet): its ARN on the root path, so that the call answers NoSuchEntity
+        // (or AccessDenied) as AWS would.
+        let account = self.catalog.account_id();
+        Ok(match kind {
+            EntityKind::Role => arn::role(account, "/", name),
+            EntityKind::User => arn::user(account, "/", name),
+            EntityKind::InstanceProfile => arn::instance_profile(account, "/", name),
+        })
+    }
+}
+
+#[tonic::async_trait]
+impl super::sigv4::Resources for IamResources {
+    async fn resource(&self, method: &str, message: &[u8]) -> Result<String> {
+        use prost::Message;
+        let account = self.catalog.account_id().to_string();
+        let path = |p: &str| if p.is_empty() { "/".to_string() } else { p.to_string() };
+        if let Some(kind) = method.strip_prefix("Create").and_then(created_kind) {
+            let m = NamedWithPath::decode(message).unwrap_or_default();
+            return Ok(match kind {
+                Created::Role => arn::role(&account, &path(&m.path), &m.name),
+                Created::User => arn::user(&account, &path(&m.path), &m.name),
+                Created::InstanceProfile => arn::instance_profile(&account, &path(&m.path), &m.name),
+                Created::Policy => arn::policy(&account, &path(&m.path), &m.name),
+            });
+        }
+        let first = Named::decode(message).unwrap_or_default().name;
+        let prefix = |kind: &str| format!("arn:aws:iam::{account}:{kind}{}", first.trim_start_matches('/'));
+        Ok(match method {
+            "ListRoles" => prefix("role/"),
+            "ListUsers" => prefix("user/"),
+            "ListInstanceProfiles" => prefix("instance-profile/"),
+            "ListPolicies" => "*".to_string(),
+            "AddRoleToInstanceProfile"
+            | "RemoveRoleFromInstanceProfile"
+            | "GetInstanceProfile"
+            | "DeleteInstanceProfile" => self.entity(EntityKind::InstanceProfile, &first).await?,
+            m if m.contains("Polic")
+                && m != "SimulatePrincipalPolicy"
+                && !m.contains("Role")
+                && !m.contains("User") =>
+            {
+                first
+            }
+            "SimulatePrincipalPolicy" => first,
+            m if m.contains("Role") => self.entity(EntityKind::Role, &first).await?,
+            _ => self.entity(EntityKind::User, &first).await?,
+        })
+    }
+}
+
+enum Created {
+    Role,
+    User,
+    InstanceProfile,
+    Policy,
+}
+
+fn created_kind(rest: &str) -> Option<Created> {
+    match rest {
+        "Role" => Some(Created::Role),
+        "User" => Some(Created::User),
+        "InstanceProfile" => Some(Created::InstanceProfile),
+        "Policy" => Some(Created::Policy),
+        _ => None,
+    }
 }

@@ -15,6 +15,8 @@ use rolecall_api::{
     ec2_server::Ec2Server, iam_server::IamServer, instance_metadata_server::InstanceMetadataServer,
     sts_server::StsServer,
 };
+use std::sync::Arc;
+
 use tonic::service::Routes;
 
 use crate::App;
@@ -35,8 +37,23 @@ pub async fn routes(app: &App) -> Result<Routes, tonic_reflection::server::Error
     let routes = Routes::new(health_service)
         .add_service(reflection)
         .add_service(
-            IamServer::new(iam::IamService::new(app.catalog.clone(), app.authz.clone(), app.metrics.clone()))
+            sigv4::Verified::new(
+                IamServer::new(iam::IamService::new(
+                    app.catalog.clone(),
+                    app.authz.clone(),
+                    app.metrics.clone(),
+                ))
                 .max_decoding_message_size(limit),
+                app.authn.clone(),
+                app.metrics.clone(),
+                "iam",
+                limit,
+            )
+            .guarded(sigv4::Guard {
+                authz: app.authz.clone(),
+                resources: Arc::new(iam::IamResources::new(app.catalog.clone())),
+                allow_unsigned: app.config.auth.allow_unsigned,
+            }),
         )
         .add_service(
             Ec2Server::new(ec2::Ec2Service::new(app.catalog.clone(), app.metrics.clone()))

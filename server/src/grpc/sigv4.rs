@@ -10,6 +10,12 @@
 //! (bounded by the server's message size limit): [`Verified`] wraps a service on the server
 //! and hands the handler the [`Principal`] in the request's extensions; [`Signing`] wraps
 //! a client channel.
+//!
+//! Where a service is guarded, [`Verified`] also authorizes the call: the action is
+//! `SERVICE:Method` (the gRPC method is the AWS action), the resource is what the service's
+//! [`Resources`] reads from the request, and the policy engine decides. A service may let
+//! unsigned calls through (the operator's, where the config allows them): those carry no
+//! principal and are not authorized.
 
 use std::{
     convert::Infallible,
@@ -26,13 +32,31 @@ use tower::Service;
 
 use super::error::to_status;
 use crate::{
+    authz::{self, Authorizer},
     domain::{
+        Result,
         clock::Clock,
         sigv4::{self, HttpRequest, SigningCredentials, SigningOptions},
     },
     sts::{Authenticator, GRPC_RULES, Principal},
     telemetry::Metrics,
 };
+
+/// What a guarded service's calls act on.
+#[tonic::async_trait]
+pub trait Resources: Send + Sync + 'static {
+    /// The resource ARN of a call to `method` with this (encoded protobuf) request.
+    async fn resource(&self, method: &str, message: &[u8]) -> Result<String>;
+}
+
+/// Authorization of a service's calls.
+#[derive(Clone)]
+pub struct Guard {
+    pub authz: Arc<Authorizer>,
+    pub resources: Arc<dyn Resources>,
+    /// Whether unsigned calls pass (as the operator's).
+    pub allow_unsigned: bool,
+}
 
 type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
 
@@ -46,6 +70,7 @@ pub struct Verified<S> {
     /// The signing name of the service (`sts`).
     service: &'static str,
     max_body: usize,
+    guard: Option<Guard>,
 }
 
 impl<S> Verified<S> {
@@ -56,8 +81,30 @@ impl<S> Verified<S> {
         service: &'static str,
         max_body: usize,
     ) -> Self {
-        Self { inner, authn, metrics, service, max_body }
+        Self { inner, authn, metrics, service, max_body, guard: None }
     }
+
+    /// Authorizes every signed call with the policy engine.
+    pub fn guarded(mut self, guard: Guard) -> Self {
+        self.guard = Some(guard);
+        self
+    }
+}
+
+/// Whether a request carries SigV4 authorization at all.
+fn is_signed(parts: &http::request::Parts) -> bool {
+    parts.headers.contains_key(http::header::AUTHORIZATION)
+        || parts.uri.query().is_some_and(|q| q.contains("X-Amz-Algorithm="))
+}
+
+/// aws:SourceIp and aws:SecureTransport, from the connection.
+fn transport_keys(parts: &http::request::Parts) -> (Option<String>, bool) {
+    use tonic::transport::server::{TcpConnectInfo, TlsConnectInfo};
+    if let Some(tls) = parts.extensions.get::<TlsConnectInfo<TcpConnectInfo>>() {
+        return (tls.get_ref().remote_addr().map(|a| a.ip().to_string()), true);
+    }
+    let tcp = parts.extensions.get::<TcpConnectInfo>().and_then(|i| i.remote_addr());
+    (tcp.map(|a| a.ip().to_string()), false)
 }
 
 impl<S: NamedService> NamedService for Verified<S> {
@@ -99,10 +146,13 @@ where
         // The clone is ready-polled by the caller's contract on `self`; swap it in.
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
-        let (authn, metrics, service, max_body) =
-            (self.authn.clone(), self.metrics.clone(), self.service, self.max_body);
+        let (authn, metrics, service, max_body, guard) =
+            (self.authn.clone(), self.metrics.clone(), self.service, self.max_body, self.guard.clone());
         Box::pin(async move {
             let (mut parts, body) = req.into_parts();
+            if !is_signed(&parts) && guard.as_ref().is_some_and(|g| g.allow_unsigned) {
+                return inner.call(http::Request::from_parts(parts, body)).await;
+            }
             let body = match Limited::new(body, max_body).collect().await {
                 Ok(collected) => collected.to_bytes(),
                 Err(_) => {
@@ -118,7 +168,14 @@ where
                 headers: &headers,
                 body: &body,
             };
-            match authn.authenticate(&request, service, &GRPC_RULES).await {
+            let verdict = match authn.authenticate(&request, service, &GRPC_RULES).await {
+                Ok(principal) => match &guard {
+                    Some(guard) => authorize(guard, service, &parts, &body, principal).await,
+                    None => Ok(principal),
+                },
+                Err(e) => Err(e),
+            };
+            match verdict {
                 Ok(principal) => {
                     tracing::debug!(principal = %principal.arn, "request signed");
                     parts.extensions.insert(principal);
@@ -132,6 +189,30 @@ where
             }
         })
     }
+}
+
+/// The policy engine's decision on a signed call: the principal back, or AccessDenied.
+async fn authorize(
+    guard: &Guard,
+    service: &str,
+    parts: &http::request::Parts,
+    body: &Bytes,
+    principal: Principal,
+) -> Result<Principal> {
+    let method = parts.uri.path().rsplit('/').next().unwrap_or_default();
+    // The gRPC frame: a compression flag and a 4-byte length before the message.
+    let message = body.get(5..).unwrap_or_default();
+    let resource = guard.resources.resource(method, message).await?;
+    let (source_ip, secure_transport) = transport_keys(parts);
+    let request = authz::Request {
+        action: format!("{service}:{method}"),
+        resource,
+        source_ip,
+        secure_transport,
+        keys: Vec::new(),
+    };
+    guard.authz.authorize(&principal, &request).await?;
+    Ok(principal)
 }
 
 /// The access key id a request claims (for logs: never the secret or the token).
