@@ -33,7 +33,7 @@ pub async fn bytes_per_cached_credential(entries: usize) -> Result<f64, String> 
             1_800_021_600,
         );
         cache
-            .get_or_issue(&key, 1_800_000_000, || async {
+            .get_or_issue(&key, 1_800_000_000, i64::MIN, || async {
                 Ok(IssuedCredentials::new(TemporaryCredentials::issue(&ring, claims)?, 1_800_003_600))
             })
             .await

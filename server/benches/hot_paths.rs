@@ -68,9 +68,9 @@ fn cache_hit(c: &mut Criterion) {
         let credentials = TemporaryCredentials::issue(&ring, claims(1_000))?;
         Ok(IssuedCredentials::new(credentials, 5_000))
     };
-    rt.block_on(cache.get_or_issue(&key, 1_000, issue)).unwrap();
+    rt.block_on(cache.get_or_issue(&key, 1_000, i64::MIN, issue)).unwrap();
     c.bench_function("credential cache hit", |b| {
-        b.to_async(&rt).iter(|| cache.get_or_issue(black_box(&key), 2_000, issue))
+        b.to_async(&rt).iter(|| cache.get_or_issue(black_box(&key), 2_000, i64::MIN, issue))
     });
     // Every call finds the entry past its rotation point and issues again (a refresh).
     let mut now = 10_000;
@@ -79,7 +79,7 @@ fn cache_hit(c: &mut Criterion) {
         b.to_async(&rt).iter(|| {
             now += 10_000;
             let at = now;
-            cache.get_or_issue(black_box(&key), at, move || async move {
+            cache.get_or_issue(black_box(&key), at, i64::MIN, move || async move {
                 let credentials = TemporaryCredentials::issue(ring, claims(at))?;
                 Ok(IssuedCredentials::new(credentials, at + 1))
             })

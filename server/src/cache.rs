@@ -172,19 +172,22 @@ impl CredentialCache {
     }
 
     /// The fresh credentials for `key`, issuing them with `issue` (once, however many
-    /// callers wait) when absent or past their rotation point at `now`.
+    /// callers wait) when absent, past their rotation point at `now`, or issued before
+    /// `not_before` (the role's sessions were revoked since).
     pub async fn get_or_issue<F, Fut>(
         &self,
         key: &CredentialKey,
         now: i64,
+        not_before: i64,
         issue: F,
     ) -> Result<(Arc<IssuedCredentials>, Lookup)>
     where
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<IssuedCredentials>>,
     {
+        let fresh = |c: &IssuedCredentials| now < c.rotate_at && c.issued_at >= not_before;
         if let Some(hit) = self.inner.get(key).await
-            && now < hit.rotate_at
+            && fresh(&hit)
         {
             return Ok((hit, Lookup::Hit));
         }
@@ -193,7 +196,7 @@ impl CredentialCache {
             .entry(key.clone())
             .and_try_compute_with(|existing| async move {
                 if let Some(entry) = existing
-                    && now < entry.value().rotate_at
+                    && fresh(entry.value())
                 {
                     return Ok::<_, Error>(Op::Nop);
                 }
@@ -277,7 +280,7 @@ mod tests {
             let (cache, ring, issued) = (cache.clone(), ring.clone(), issued.clone());
             tasks.push(tokio::spawn(async move {
                 cache
-                    .get_or_issue(&key("a"), 0, || async {
+                    .get_or_issue(&key("a"), 0, i64::MIN, || async {
                         issued.fetch_add(1, Ordering::SeqCst);
                         tokio::task::yield_now().await;
                         issue(&ring, 0)
@@ -311,14 +314,18 @@ mod tests {
     async fn stale_entries_reissue_and_new_keys_miss() {
         let ring = KeyRing::new(KeyRingPolicy::default(), 0);
         let cache = CredentialCache::new(1000, Duration::from_secs(3600));
-        let (first, l1) = cache.get_or_issue(&key("a"), 0, || async { issue(&ring, 0) }).await.unwrap();
-        let (again, l2) = cache.get_or_issue(&key("a"), 99, || async { issue(&ring, 99) }).await.unwrap();
+        let (first, l1) =
+            cache.get_or_issue(&key("a"), 0, i64::MIN, || async { issue(&ring, 0) }).await.unwrap();
+        let (again, l2) =
+            cache.get_or_issue(&key("a"), 99, i64::MIN, || async { issue(&ring, 99) }).await.unwrap();
         assert_eq!((l1, l2), (Lookup::Issued, Lookup::Hit));
         assert_eq!(first.access_key_id(), again.access_key_id());
-        let (rotated, l3) = cache.get_or_issue(&key("a"), 100, || async { issue(&ring, 100) }).await.unwrap();
+        let (rotated, l3) =
+            cache.get_or_issue(&key("a"), 100, i64::MIN, || async { issue(&ring, 100) }).await.unwrap();
         assert_eq!(l3, Lookup::Issued);
         assert_ne!(rotated.access_key_id(), first.access_key_id());
-        let (_, l4) = cache.get_or_issue(&key("b"), 100, || async { issue(&ring, 100) }).await.unwrap();
+        let (_, l4) =
+            cache.get_or_issue(&key("b"), 100, i64::MIN, || async { issue(&ring, 100) }).await.unwrap();
         assert_eq!(l4, Lookup::Issued);
     }
 
@@ -327,22 +334,23 @@ mod tests {
         let ring = KeyRing::new(KeyRingPolicy::default(), 0);
         let cache = CredentialCache::new(1000, Duration::from_secs(3600));
         let fresh = |now| issue(&ring, now).map(|c| c.prefetched_from(now + 90));
-        let (first, _) = cache.get_or_issue(&key("a"), 0, || async { fresh(0) }).await.unwrap();
+        let (first, _) = cache.get_or_issue(&key("a"), 0, i64::MIN, || async { fresh(0) }).await.unwrap();
         assert!(!first.claim_prefetch(89), "before the prefetch point");
         assert!(first.claim_prefetch(90));
         assert!(!first.claim_prefetch(91), "claimed once");
         assert!(cache.refresh(key("a"), &first, || async { fresh(91) }).await.unwrap());
-        let (now_cached, lookup) = cache.get_or_issue(&key("a"), 92, || async { fresh(92) }).await.unwrap();
+        let (now_cached, lookup) =
+            cache.get_or_issue(&key("a"), 92, i64::MIN, || async { fresh(92) }).await.unwrap();
         assert_eq!(lookup, Lookup::Hit, "the prefetched credentials are served before the rotation point");
         assert_ne!(now_cached.access_key_id(), first.access_key_id());
         // A second refresh of the replaced entry does nothing.
         assert!(!cache.refresh(key("a"), &first, || async { fresh(93) }).await.unwrap());
-        let (same, _) = cache.get_or_issue(&key("a"), 93, || async { fresh(93) }).await.unwrap();
+        let (same, _) = cache.get_or_issue(&key("a"), 93, i64::MIN, || async { fresh(93) }).await.unwrap();
         assert_eq!(same.access_key_id(), now_cached.access_key_id());
         // Past the rotation point nothing is claimed: the fetch issues inline.
-        let (_, l) = cache.get_or_issue(&key("b"), 0, || async { fresh(0) }).await.unwrap();
+        let (_, l) = cache.get_or_issue(&key("b"), 0, i64::MIN, || async { fresh(0) }).await.unwrap();
         assert_eq!(l, Lookup::Issued);
-        let (b, _) = cache.get_or_issue(&key("b"), 50, || async { fresh(50) }).await.unwrap();
+        let (b, _) = cache.get_or_issue(&key("b"), 50, i64::MIN, || async { fresh(50) }).await.unwrap();
         assert!(!b.claim_prefetch(100));
         b.release_prefetch();
     }

@@ -221,7 +221,12 @@ impl InstanceMetadata {
         }
         let now = self.clock.unix();
         let key = CredentialKey::new(&instance.instance_id, &association.association_id, &role.role_id);
-        let fetched = self.cache.get_or_issue(&key, now, || async { self.issue(instance, &role, now) }).await;
+        // After "Revoke active sessions", credentials issued before it are replaced.
+        let not_before = role.sessions_revoked_before().unwrap_or(i64::MIN);
+        let fetched = self
+            .cache
+            .get_or_issue(&key, now, not_before, || async { self.issue(instance, &role, now) })
+            .await;
         let (credentials, lookup) = match fetched {
             Ok(found) => found,
             Err(e) if e.code == ErrorCode::AssumeRoleUnauthorizedAccess => {

@@ -461,3 +461,44 @@ async fn unsigned_control_plane_calls_can_be_refused() {
     let unsigned = server.iam().list_users(pb::ListUsersRequest::default()).await;
     expect_error(unsigned, Code::Unauthenticated, "MissingAuthenticationToken");
 }
+
+#[tokio::test]
+async fn revoking_a_roles_sessions_cuts_off_stolen_credentials_and_instances_get_new_ones() {
+    let server = TestServer::start().await;
+    role_in_profile(&server, "Web").await;
+    let read_only = pb::AttachRolePolicyRequest {
+        role_name: "Web".into(),
+        policy_arn: "arn:aws:iam::aws:policy/IAMReadOnlyAccess".into(),
+    };
+    server.iam().attach_role_policy(read_only).await.unwrap();
+    let (instance, key) = launch(&server, 1, Some("Web")).await.remove(0);
+    let t = token(&server, &instance.instance_id, &key).await;
+    let stolen = credentials(&server, &t, "Web").await.unwrap();
+    signed_iam(&server, temporary(&stolen)).list_users(pb::ListUsersRequest::default()).await.unwrap();
+
+    advance(&server, 1).await;
+    let revoked = server
+        .iam()
+        .revoke_role_sessions(pb::RevokeRoleSessionsRequest { role_name: "Web".into() })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(revoked.revoked_before.ends_with('Z'));
+    let denied = signed_iam(&server, temporary(&stolen)).list_users(pb::ListUsersRequest::default()).await;
+    let msg = expect_error(denied, Code::PermissionDenied, "AccessDenied");
+    assert!(msg.ends_with("with an explicit deny in an identity-based policy"), "{msg}");
+    // Who am I is still answered.
+    whoami(&server, temporary(&stolen)).await.unwrap();
+    // The instance's next fetch gets credentials issued after the revocation, which work.
+    let fresh = credentials(&server, &t, "Web").await.unwrap();
+    assert_ne!(fresh.access_key_id, stolen.access_key_id);
+    signed_iam(&server, temporary(&fresh)).list_users(pb::ListUsersRequest::default()).await.unwrap();
+    // The revocation is an inline policy the operator can see.
+    let policies = server
+        .iam()
+        .list_role_policies(pb::ListRolePoliciesRequest { role_name: "Web".into(), ..Default::default() })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(policies.policy_names, ["AWSRevokeOlderSessions"]);
+}

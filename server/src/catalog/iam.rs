@@ -15,7 +15,7 @@ use crate::{
             AccessKey, AccessKeyStatus, InstanceProfile, ManagedPolicy, PolicyVersion, Role, Secret, Tag,
             User,
         },
-        policy::{PolicyDocument, PolicyType, policy_size},
+        policy::{self, PolicyDocument, PolicyType, policy_size},
         validate,
     },
     store::Txn,
@@ -573,6 +573,7 @@ impl Catalog {
                 attached_policies: vec![],
                 instance_profiles: vec![],
                 ec2_trust: std::sync::OnceLock::new(),
+                sessions_revoked: std::sync::OnceLock::new(),
             };
             let mut txn = Txn::new().require_absent(&key).put(&key, encode(&role)?);
             if let Some(b) = &boundary {
@@ -1229,6 +1230,16 @@ impl Catalog {
             self.commit(txn).await.map(drop)
         })
         .await
+    }
+
+    /// "Revoke active sessions": puts AWS's AWSRevokeOlderSessions inline policy on the role,
+    /// denying everything to sessions issued before now. Returns that moment.
+    pub async fn revoke_role_sessions(&self, role_name: &str) -> Result<i64> {
+        let now = self.now();
+        let document = policy::revoke_older_sessions(now);
+        self.put_principal_policy(PrincipalKind::Role, role_name, policy::REVOKE_OLDER_SESSIONS, &document)
+            .await?;
+        Ok(now)
     }
 
     /// The documents that decide what a role or user may do (None where it does not exist):

@@ -43,6 +43,21 @@ pub struct Role {
     /// record (a record never changes once decoded: a change is a new record).
     #[serde(skip)]
     pub ec2_trust: std::sync::OnceLock<bool>,
+    /// When "Revoke active sessions" last ran on it (its AWSRevokeOlderSessions policy),
+    /// worked out once per decoded record.
+    #[serde(skip)]
+    pub sessions_revoked: std::sync::OnceLock<Option<i64>>,
+}
+
+impl Role {
+    /// Sessions issued before this are denied everything (AWSRevokeOlderSessions).
+    pub fn sessions_revoked_before(&self) -> Option<i64> {
+        *self.sessions_revoked.get_or_init(|| {
+            self.inline_policies
+                .get(super::policy::REVOKE_OLDER_SESSIONS)
+                .and_then(|doc| super::policy::revoked_before(doc))
+        })
+    }
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]

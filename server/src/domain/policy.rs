@@ -123,6 +123,31 @@ impl PolicyDocument {
     }
 }
 
+/// The inline policy "Revoke active sessions" puts on a role, as AWS names it.
+pub const REVOKE_OLDER_SESSIONS: &str = "AWSRevokeOlderSessions";
+
+/// AWS's AWSRevokeOlderSessions document: every action denied to sessions whose token was
+/// issued before `before` (aws:TokenIssueTime).
+pub fn revoke_older_sessions(before: i64) -> String {
+    format!(
+        r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Deny","Action":["*"],"Resource":["*"],"Condition":{{"DateLessThan":{{"aws:TokenIssueTime":"{}"}}}}}}]}}"#,
+        super::clock::iso8601(before)
+    )
+}
+
+/// The revocation time of an AWSRevokeOlderSessions document (None: not one).
+pub fn revoked_before(document: &str) -> Option<i64> {
+    let value: Value = serde_json::from_str(document).ok()?;
+    let statement = match &value["Statement"] {
+        Value::Array(list) => list.first()?.clone(),
+        other => other.clone(),
+    };
+    let at = statement["Condition"]["DateLessThan"]["aws:TokenIssueTime"].as_str()?;
+    time::OffsetDateTime::parse(at, &time::format_description::well_known::Rfc3339)
+        .ok()
+        .map(|t| t.unix_timestamp())
+}
+
 /// The size AWS counts against policy quotas: characters other than whitespace.
 pub fn policy_size(text: &str) -> usize {
     text.chars().filter(|c| !c.is_whitespace()).count()

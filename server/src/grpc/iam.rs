@@ -13,7 +13,7 @@ use crate::{
     authz::Authorizer,
     catalog::{Catalog, EntityKind, NewRole, PolicyScope, PrincipalKind},
     domain::evaluation::Decision,
-    domain::{Error, Result, ids::arn},
+    domain::{Error, Result, clock::iso8601, ids::arn},
     telemetry::Metrics,
 };
 
@@ -592,6 +592,14 @@ impl iam_server::Iam for IamService {
         let r = req.into_inner();
         let res = self.catalog.delete_access_key(&r.user_name, &r.access_key_id).await;
         self.done(res.map(|()| pb::DeleteAccessKeyResponse {}))
+    }
+
+    async fn revoke_role_sessions(
+        &self,
+        req: Request<pb::RevokeRoleSessionsRequest>,
+    ) -> Answer<pb::RevokeRoleSessionsResponse> {
+        let res = self.catalog.revoke_role_sessions(&req.get_ref().role_name).await;
+        self.done(res.map(|at| pb::RevokeRoleSessionsResponse { revoked_before: iso8601(at) }))
     }
 
     async fn simulate_principal_policy(
