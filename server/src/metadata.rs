@@ -21,7 +21,7 @@ use crate::{
         imds_token,
         keyring::KeyRing,
         model::{Association, HttpTokens, Instance, InstanceState, Role},
-        policy::{EC2_SERVICE, PolicyDocument, PolicyType},
+        policy::EC2_SERVICE,
     },
     telemetry::Metrics,
 };
@@ -245,14 +245,23 @@ impl InstanceMetadata {
         Ok(CredentialsDocument::Success { credentials, account_id: self.catalog.account_id().to_string() })
     }
 
-    /// Mints credentials for the instance's role, if the role trusts EC2. The trust policy is
-    /// checked here, at issuance, as EC2 does when it assumes the role; a cache hit does not
-    /// parse it again.
+    /// Mints credentials for the instance's role, if the role trusts EC2. The trust policy
+    /// (parsed once per role record) is evaluated here, at issuance, as EC2 does when it
+    /// assumes the role, with the keys EC2's request carries: the instance's account and ARN
+    /// (aws:SourceAccount, aws:SourceArn, ec2:SourceInstanceARN) and the time.
     fn issue(&self, instance: &Instance, role: &Role, now: i64) -> Result<IssuedCredentials> {
-        let trusted = *role.ec2_trust.get_or_init(|| {
-            PolicyDocument::parse(&role.assume_role_policy_document, PolicyType::Trust)
-                .is_ok_and(|doc| doc.trusts_service(EC2_SERVICE))
-        });
+        let account = self.catalog.account_id();
+        let region = &self.catalog.settings().region;
+        let instance_arn = format!("arn:aws:ec2:{region}:{account}:instance/{}", instance.instance_id);
+        let context = [
+            ("aws:SourceAccount", account.to_string()),
+            ("aws:SourceArn", instance_arn.clone()),
+            ("ec2:SourceInstanceARN", instance_arn),
+            ("aws:CurrentTime", iso8601(now)),
+            ("aws:EpochTime", now.to_string()),
+            ("aws:RequestedRegion", region.clone()),
+        ];
+        let trusted = role.trust().is_some_and(|doc| doc.trusts_service(EC2_SERVICE, &context));
         if !trusted {
             return Err(Error::new(
                 ErrorCode::AssumeRoleUnauthorizedAccess,

@@ -369,3 +369,35 @@ async fn trusting_claimed_instance_ids_is_a_named_simulation_switch() {
         "Unauthorized",
     );
 }
+
+#[tokio::test]
+async fn trust_policy_conditions_are_evaluated_with_the_instance_as_source() {
+    let server = TestServer::start().await;
+    role_in_profile(&server, "Web").await;
+    let launched = launch(&server, 2, Some("Web")).await;
+    let only_first = format!(
+        r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow","Principal":{{"Service":"ec2.amazonaws.com"}},"Action":"sts:AssumeRole",
+            "Condition":{{"StringEquals":{{"aws:SourceAccount":"123456789012"}},"ArnLike":{{"aws:SourceArn":"arn:aws:ec2:*:123456789012:instance/{}"}}}}}}]}}"#,
+        launched[0].0.instance_id
+    );
+    server
+        .iam()
+        .update_assume_role_policy(pb::UpdateAssumeRolePolicyRequest {
+            role_name: "Web".into(),
+            policy_document: only_first,
+        })
+        .await
+        .unwrap();
+    let fetch = |n: usize| {
+        let (i, key) = launched[n].clone();
+        let server = &server;
+        async move {
+            let t = token(server, &i.instance_id, &key).await;
+            credentials(server, &t, "Web").await.unwrap()
+        }
+    };
+    assert_eq!(fetch(0).await.code, "Success");
+    let refused = fetch(1).await;
+    assert_eq!(refused.code, "AssumeRoleUnauthorizedAccess");
+    assert!(refused.access_key_id.is_empty());
+}

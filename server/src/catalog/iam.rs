@@ -572,7 +572,7 @@ impl Catalog {
                 inline_policies: BTreeMap::new(),
                 attached_policies: vec![],
                 instance_profiles: vec![],
-                ec2_trust: std::sync::OnceLock::new(),
+                trust_policy: std::sync::OnceLock::new(),
                 sessions_revoked: std::sync::OnceLock::new(),
             };
             let mut txn = Txn::new().require_absent(&key).put(&key, encode(&role)?);

@@ -39,10 +39,10 @@ pub struct Role {
     pub attached_policies: Vec<String>,
     /// Names of the instance profiles that hold this role.
     pub instance_profiles: Vec<String>,
-    /// Whether the trust policy lets EC2 assume the role, worked out once per decoded
-    /// record (a record never changes once decoded: a change is a new record).
+    /// The trust policy, parsed once per decoded record (a record never changes once
+    /// decoded: a change is a new record). None where it no longer parses.
     #[serde(skip)]
-    pub ec2_trust: std::sync::OnceLock<bool>,
+    pub trust_policy: std::sync::OnceLock<Option<std::sync::Arc<super::policy::PolicyDocument>>>,
     /// When "Revoke active sessions" last ran on it (its AWSRevokeOlderSessions policy),
     /// worked out once per decoded record.
     #[serde(skip)]
@@ -50,6 +50,20 @@ pub struct Role {
 }
 
 impl Role {
+    /// The parsed trust policy.
+    pub fn trust(&self) -> Option<&super::policy::PolicyDocument> {
+        self.trust_policy
+            .get_or_init(|| {
+                super::policy::PolicyDocument::parse(
+                    &self.assume_role_policy_document,
+                    super::policy::PolicyType::Trust,
+                )
+                .ok()
+                .map(std::sync::Arc::new)
+            })
+            .as_deref()
+    }
+
     /// Sessions issued before this are denied everything (AWSRevokeOlderSessions).
     pub fn sessions_revoked_before(&self) -> Option<i64> {
         *self.sessions_revoked.get_or_init(|| {

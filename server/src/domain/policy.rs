@@ -103,23 +103,16 @@ impl PolicyDocument {
     }
 
     /// Whether this trust policy lets `service` (e.g. ec2.amazonaws.com) call
-    /// sts:AssumeRole: some Allow statement names the service (or anyone) and the action,
-    /// and no Deny statement does. Conditions are not evaluated here; a statement with a
-    /// Condition cannot grant (it may need request context this check does not have) but
-    /// can still deny.
-    pub fn trusts_service(&self, service: &str) -> bool {
-        let applies = |s: &Statement| {
-            let principal_matches = match (&s.principal, &s.not_principal) {
-                (Some(p), _) => p.anyone || p.service.iter().any(|v| v == service),
-                (None, Some(np)) => !(np.anyone || np.service.iter().any(|v| v == service)),
-                (None, None) => false,
-            };
-            principal_matches && s.action.matches_action("sts:AssumeRole")
-        };
-        let denied = self.statements.iter().any(|s| s.effect == Effect::Deny && applies(s));
-        let allowed =
-            self.statements.iter().any(|s| s.effect == Effect::Allow && s.condition.is_none() && applies(s));
-        allowed && !denied
+    /// sts:AssumeRole in `context`'s circumstances (its condition keys): the policy engine's
+    /// verdict is Allow.
+    pub fn trusts_service(&self, service: &str, context: &[(&str, String)]) -> bool {
+        use super::evaluation::{Caller, RequestContext, verdict};
+        let mut ctx =
+            RequestContext::new("sts:AssumeRole", "*").with_caller(Caller::Service(service.to_string()));
+        for (key, value) in context {
+            ctx.set(key, value.clone());
+        }
+        verdict(self, &ctx) == Some(Effect::Allow)
     }
 }
 

@@ -22,8 +22,8 @@ fn malformed(text: &str, kind: PolicyType) -> String {
 #[test]
 fn seed_trust_policy_is_accepted_and_trusts_ec2() {
     let doc = PolicyDocument::parse(EC2_TRUST, PolicyType::Trust).unwrap();
-    assert!(doc.trusts_service(EC2_SERVICE));
-    assert!(!doc.trusts_service("lambda.amazonaws.com"));
+    assert!(doc.trusts_service(EC2_SERVICE, &[]));
+    assert!(!doc.trusts_service("lambda.amazonaws.com", &[]));
 }
 
 #[test]
@@ -131,8 +131,8 @@ fn deny_in_trust_policy_wins() {
         PolicyType::Trust,
     )
     .unwrap();
-    assert!(!doc.trusts_service(EC2_SERVICE));
-    assert!(doc.trusts_service("lambda.amazonaws.com"));
+    assert!(!doc.trusts_service(EC2_SERVICE, &[]));
+    assert!(doc.trusts_service("lambda.amazonaws.com", &[]));
 }
 
 #[test]
