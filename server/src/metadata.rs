@@ -250,18 +250,24 @@ impl InstanceMetadata {
     /// assumes the role, with the keys EC2's request carries: the instance's account and ARN
     /// (aws:SourceAccount, aws:SourceArn, ec2:SourceInstanceARN) and the time.
     fn issue(&self, instance: &Instance, role: &Role, now: i64) -> Result<IssuedCredentials> {
-        let account = self.catalog.account_id();
-        let region = &self.catalog.settings().region;
-        let instance_arn = format!("arn:aws:ec2:{region}:{account}:instance/{}", instance.instance_id);
-        let context = [
-            ("aws:SourceAccount", account.to_string()),
-            ("aws:SourceArn", instance_arn.clone()),
-            ("ec2:SourceInstanceARN", instance_arn),
-            ("aws:CurrentTime", iso8601(now)),
-            ("aws:EpochTime", now.to_string()),
-            ("aws:RequestedRegion", region.clone()),
-        ];
-        let trusted = role.trust().is_some_and(|doc| doc.trusts_service(EC2_SERVICE, &context));
+        let trusted = role.trust().is_some_and(|doc| {
+            // The context costs allocations: built only for a policy with conditions.
+            if doc.statements.iter().all(|s| s.condition.is_none()) {
+                return doc.trusts_service(EC2_SERVICE, &[]);
+            }
+            let account = self.catalog.account_id();
+            let region = &self.catalog.settings().region;
+            let instance_arn = format!("arn:aws:ec2:{region}:{account}:instance/{}", instance.instance_id);
+            let context = [
+                ("aws:SourceAccount", account.to_string()),
+                ("aws:SourceArn", instance_arn.clone()),
+                ("ec2:SourceInstanceARN", instance_arn),
+                ("aws:CurrentTime", iso8601(now)),
+                ("aws:EpochTime", now.to_string()),
+                ("aws:RequestedRegion", region.clone()),
+            ];
+            doc.trusts_service(EC2_SERVICE, &context)
+        });
         if !trusted {
             return Err(Error::new(
                 ErrorCode::AssumeRoleUnauthorizedAccess,
