@@ -31,7 +31,16 @@ pub struct Config {
     pub key_ring: KeyRingSettings,
     pub instances: InstanceDefaults,
     pub auth: AuthSettings,
+    pub audit: AuditSettings,
     pub simulation: Simulation,
+}
+
+/// Where the audit trail (CloudTrail-shaped JSON lines) goes.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuditSettings {
+    /// "" or "none" (off), "stdout", or a file path (appended to).
+    pub output: String,
 }
 
 /// Who may call the control plane.
@@ -139,6 +148,7 @@ impl Default for Config {
             key_ring: KeyRingSettings::default(),
             instances: InstanceDefaults::default(),
             auth: AuthSettings::default(),
+            audit: AuditSettings::default(),
             simulation: Simulation::default(),
         }
     }

@@ -9,12 +9,14 @@
 //! - [`metadata`]: the instance metadata service: who is asking, and their credentials.
 //! - [`sts`]: who signed a request (SigV4), and what STS answers about them.
 //! - [`authz`]: principals' policies compiled and cached, and the engine's decision.
+//! - [`audit`]: the CloudTrail-shaped audit trail.
 //! - [`grpc`]: the gRPC adapters and the one error-to-status table.
 //! - [`config`], [`telemetry`]: configuration, logging and counters.
 //! - [`run`]: serves everything on the given listeners until `shutdown` resolves.
 
 #![forbid(unsafe_code)]
 
+pub mod audit;
 pub mod authz;
 pub mod cache;
 pub mod catalog;
@@ -61,6 +63,7 @@ pub struct App {
     pub authn: Arc<sts::Authenticator>,
     pub authz: Arc<authz::Authorizer>,
     pub sts: Arc<sts::SecurityTokenService>,
+    pub audit: audit::AuditLog,
     pub key_ring: Arc<KeyRing>,
     pub metrics: Metrics,
 }
@@ -77,6 +80,8 @@ pub enum ServeError {
     Transport(#[from] tonic::transport::Error),
     #[error("metrics server: {0}")]
     Metrics(std::io::Error),
+    #[error("audit.output: {0}")]
+    Audit(std::io::Error),
 }
 
 // === impl App ===
@@ -95,6 +100,12 @@ impl App {
             default_http_tokens_required: config.instances.http_tokens == "required",
             default_hop_limit: config.instances.http_put_response_hop_limit,
         };
+        let audit = audit::AuditLog::open(
+            &audit::Sink::parse(&config.audit.output),
+            &config.account_id,
+            &config.region,
+        )
+        .map_err(ServeError::Audit)?;
         let catalog = Arc::new(Catalog::new(Arc::new(MemoryStore::default()), dyn_clock.clone(), settings));
         let key_ring = Arc::new(KeyRing::new(config.key_ring_policy(), clock.unix()));
         let imds = InstanceMetadata::new(
@@ -102,6 +113,7 @@ impl App {
             key_ring.clone(),
             dyn_clock.clone(),
             metrics.clone(),
+            audit.clone(),
             MetadataSettings {
                 schedule: config.rotation_schedule(),
                 cache_capacity: config.credentials.cache_capacity,
@@ -115,8 +127,9 @@ impl App {
             key_ring.clone(),
             dyn_clock.clone(),
             authz.clone(),
+            audit.clone(),
         ));
-        Ok(Self { config, clock, catalog, imds, authn, authz, sts, key_ring, metrics })
+        Ok(Self { config, clock, catalog, imds, authn, authz, sts, audit, key_ring, metrics })
     }
 }
 

@@ -12,6 +12,7 @@ use subtle::ConstantTimeEq;
 use tokio::sync::mpsc;
 
 use crate::{
+    audit::{Actor, AuditLog, Event},
     cache::{CredentialCache, CredentialKey, IssuedCredentials, Lookup},
     catalog::Catalog,
     domain::{
@@ -76,6 +77,7 @@ pub struct InstanceMetadata {
     clock: Arc<dyn Clock>,
     cache: CredentialCache,
     metrics: Metrics,
+    audit: AuditLog,
     settings: MetadataSettings,
     /// Fetched credentials to replace in the background, for one worker task started with
     /// the first (which holds only a weak reference, and stops when this is dropped).
@@ -112,6 +114,7 @@ impl InstanceMetadata {
         ring: Arc<KeyRing>,
         clock: Arc<dyn Clock>,
         metrics: Metrics,
+        audit: AuditLog,
         settings: MetadataSettings,
     ) -> Arc<Self> {
         let ttl = Duration::from_secs(settings.schedule.lifetime_secs.max(1) as u64);
@@ -122,6 +125,7 @@ impl InstanceMetadata {
             clock,
             cache,
             metrics,
+            audit,
             settings,
             prefetches: OnceLock::new(),
             me: me.clone(),
@@ -269,10 +273,12 @@ impl InstanceMetadata {
             doc.trusts_service(EC2_SERVICE, &context)
         });
         if !trusted {
-            return Err(Error::new(
+            let e = Error::new(
                 ErrorCode::AssumeRoleUnauthorizedAccess,
                 format!("EC2 cannot assume the role {}.", role.role_name),
-            ));
+            );
+            self.audit_issuance(now, role, instance, None, Some(&e));
+            return Err(e);
         }
         let schedule = self.settings.schedule;
         let expires_at = now + schedule.lifetime_secs;
@@ -288,9 +294,48 @@ impl InstanceMetadata {
         self.maintain_key_ring(now)?;
         let credentials = TemporaryCredentials::issue(&self.ring, claims)?;
         self.metrics.credentials_issued.inc();
+        self.audit_issuance(now, role, instance, Some(&credentials), None);
         tracing::debug!(instance_id = %instance.instance_id, role = %role.role_name, access_key_id = %credentials.access_key_id, "issued credentials");
         let rotate_at = schedule.rotate_at(now, expires_at, &instance.instance_id);
         Ok(IssuedCredentials::new(credentials, rotate_at).prefetched_from(schedule.prefetch_from(rotate_at)))
+    }
+
+    /// EC2's AssumeRole of an instance's role, into the audit trail: the key id and the
+    /// expiration of what was issued, never the secret or the token.
+    fn audit_issuance(
+        &self,
+        now: i64,
+        role: &Role,
+        instance: &Instance,
+        issued: Option<&TemporaryCredentials>,
+        error: Option<&Error>,
+    ) {
+        if !self.audit.enabled() {
+            return;
+        }
+        let request = serde_json::json!({ "roleArn": role.arn, "roleSessionName": instance.instance_id });
+        let response = issued.map_or(serde_json::Value::Null, |c| {
+            serde_json::json!({
+                "credentials": { "accessKeyId": c.access_key_id, "expiration": iso8601(c.expires_at) },
+                "assumedRoleUser": {
+                    "arn": crate::domain::ids::arn::assumed_role(
+                        self.catalog.account_id(), &role.role_name, &instance.instance_id),
+                },
+            })
+        });
+        self.audit.record(
+            now,
+            Event {
+                source: "sts.amazonaws.com",
+                name: "AssumeRole",
+                actor: Actor::Ec2,
+                source_ip: Some("ec2.amazonaws.com".into()),
+                read_only: false,
+                request,
+                response,
+                error,
+            },
+        );
     }
 
     /// Queues `job` for the background worker (started by the first job).

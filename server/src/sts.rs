@@ -9,6 +9,7 @@ use std::sync::Arc;
 use subtle::ConstantTimeEq;
 
 use crate::{
+    audit::{Actor, AuditLog, Event},
     authz::Authorizer,
     catalog::Catalog,
     domain::{
@@ -210,6 +211,7 @@ pub struct SecurityTokenService {
     ring: Arc<KeyRing>,
     clock: Arc<dyn Clock>,
     authz: Arc<Authorizer>,
+    audit: AuditLog,
 }
 
 fn validation(message: String) -> Error {
@@ -243,14 +245,58 @@ impl SecurityTokenService {
         ring: Arc<KeyRing>,
         clock: Arc<dyn Clock>,
         authz: Arc<Authorizer>,
+        audit: AuditLog,
     ) -> Self {
-        Self { catalog, ring, clock, authz }
+        Self { catalog, ring, clock, authz, audit }
+    }
+
+    /// AssumeRole, recorded in the audit trail (parameters as given, the new key id and
+    /// expiration, or the refusal).
+    pub async fn assume_role(&self, caller: &Principal, input: AssumeRoleInput) -> Result<AssumedRole> {
+        let request = self.audit.enabled().then(|| {
+            serde_json::json!({
+                "roleArn": input.role_arn,
+                "roleSessionName": input.role_session_name,
+                "durationSeconds": input.duration_seconds,
+                "externalId": input.external_id,
+                "policy": (!input.policy.is_empty()).then_some(&input.policy),
+                "policyArns": input.policy_arns,
+                "tags": input.tags.iter().map(|(k, v)| serde_json::json!({"key": k, "value": v})).collect::<Vec<_>>(),
+            })
+        });
+        let result = self.assume_role_checked(caller, input).await;
+        if let Some(request) = request {
+            let response = result.as_ref().ok().map_or(serde_json::Value::Null, |a| {
+                serde_json::json!({
+                    "credentials": {
+                        "accessKeyId": a.credentials.access_key_id,
+                        "expiration": crate::domain::clock::iso8601(a.credentials.expires_at),
+                    },
+                    "assumedRoleUser": { "assumedRoleId": a.assumed_role_id, "arn": a.arn },
+                    "packedPolicySize": a.packed_policy_size,
+                })
+            });
+            self.audit.record(
+                self.clock.unix(),
+                Event {
+                    source: "sts.amazonaws.com",
+                    name: "AssumeRole",
+                    actor: Actor::Principal(caller),
+                    source_ip: None,
+                    read_only: false,
+                    request,
+                    response,
+                    error: result.as_ref().err(),
+                },
+            );
+        }
+        result
     }
 
     /// AssumeRole, checked in AWS's order: the parameters, then whether the caller may
     /// assume the role, then the duration against the role's maximum (1 hour for role
     /// chaining).
-    pub async fn assume_role(&self, caller: &Principal, input: AssumeRoleInput) -> Result<AssumedRole> {
+    async fn assume_role_checked(&self, caller: &Principal, input: AssumeRoleInput) -> Result<AssumedRole> {
         check_param("roleSessionName", &input.role_session_name, 2, 64, "")?;
         check_param("roleArn", &input.role_arn, 20, 2048, ":/")?;
         let duration = input.duration_seconds.unwrap_or(3600);

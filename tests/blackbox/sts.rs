@@ -502,3 +502,85 @@ async fn revoking_a_roles_sessions_cuts_off_stolen_credentials_and_instances_get
         .into_inner();
     assert_eq!(policies.policy_names, ["AWSRevokeOlderSessions"]);
 }
+
+#[tokio::test]
+async fn the_audit_trail_records_issuance_assume_role_changes_and_refusals_without_secrets() {
+    let path = std::env::temp_dir().join(format!("rolecall-audit-{}-{}.jsonl", std::process::id(), line!()));
+    let _ = std::fs::remove_file(&path);
+    let output = path.display().to_string();
+    let server = TestServer::start_with(move |c| c.audit.output = output).await;
+    let key = user_with_key(&server, "alice").await;
+    let role =
+        role_with_max(&server, "Deploy", &trust_of("arn:aws:iam::123456789012:user/alice", ""), 0).await;
+    let (instance, instance_key) = {
+        role_in_profile(&server, "Web").await;
+        launch(&server, 1, Some("Web")).await.remove(0)
+    };
+    let t = token(&server, &instance.instance_id, &instance_key).await;
+    let instance_creds = credentials(&server, &t, "Web").await.unwrap();
+    let assumed = assume_as(&server, long_term(&key), assume(&role.arn, "audit-1")).await.unwrap();
+    let session = assumed.credentials.clone().unwrap();
+    let bob = user_with_key(&server, "bob").await;
+    expect_error(
+        assume_as(&server, long_term(&bob), assume(&role.arn, "x1")).await,
+        Code::PermissionDenied,
+        "AccessDenied",
+    );
+    let wrong = ClientCredentials { secret_access_key: "z".repeat(40), ..long_term(&key) };
+    expect_error(whoami(&server, wrong).await, Code::Unauthenticated, "SignatureDoesNotMatch");
+    let denied = signed_iam(&server, long_term(&key))
+        .create_user(pb::CreateUserRequest { user_name: "eve".into(), ..Default::default() })
+        .await;
+    expect_error(denied, Code::PermissionDenied, "AccessDenied");
+
+    let text = std::fs::read_to_string(&path).unwrap();
+    let events: Vec<serde_json::Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let find = |name: &str, pred: &dyn Fn(&serde_json::Value) -> bool| {
+        events
+            .iter()
+            .find(|e| e["eventName"] == name && pred(e))
+            .unwrap_or_else(|| panic!("no {name} event in {text}"))
+            .clone()
+    };
+    let created = find("CreateUser", &|e| e["requestParameters"]["UserName"] == "alice");
+    assert_eq!(created["eventSource"], "iam.amazonaws.com");
+    assert_eq!(created["userIdentity"]["type"], "Root");
+    assert!(
+        created["eventTime"].as_str().unwrap().ends_with('Z')
+            && created["eventID"].as_str().unwrap().len() == 36
+    );
+    find("CreateAccessKey", &|e| e["requestParameters"]["UserName"] == "bob");
+    find("RunInstances", &|e| e["eventSource"] == "ec2.amazonaws.com");
+    let issued = find("AssumeRole", &|e| e["userIdentity"]["invokedBy"] == "ec2.amazonaws.com");
+    assert_eq!(
+        issued["responseElements"]["credentials"]["accessKeyId"],
+        instance_creds.access_key_id.as_str()
+    );
+    assert_eq!(issued["requestParameters"]["roleSessionName"], instance.instance_id.as_str());
+    let by_alice =
+        find("AssumeRole", &|e| e["userIdentity"]["arn"] == "arn:aws:iam::123456789012:user/alice");
+    assert_eq!(by_alice["responseElements"]["credentials"]["accessKeyId"], session.access_key_id.as_str());
+    assert_eq!(by_alice["userIdentity"]["accessKeyId"], key.access_key_id.as_str());
+    find("AssumeRole", &|e| e["errorCode"] == "AccessDenied" && e["userIdentity"]["userName"] == "bob");
+    find("GetCallerIdentity", &|e| {
+        e["errorCode"] == "SignatureDoesNotMatch"
+            && e["userIdentity"]["accessKeyId"] == key.access_key_id.as_str()
+    });
+    let refused = find("CreateUser", &|e| e["errorCode"] == "AccessDenied");
+    assert_eq!(refused["sourceIPAddress"], "127.0.0.1");
+
+    // No secret of any kind is in the trail.
+    for secret in [
+        key.secret_access_key.as_str(),
+        bob.secret_access_key.as_str(),
+        instance_creds.secret_access_key.as_str(),
+        instance_creds.token.as_str(),
+        session.secret_access_key.as_str(),
+        session.session_token.as_str(),
+        instance_key.as_str(),
+        t.as_str(),
+    ] {
+        assert!(!text.contains(secret), "a secret leaked into the audit trail");
+    }
+    let _ = std::fs::remove_file(&path);
+}

@@ -1,6 +1,7 @@
 //! gRPC adapters: one per service (protobuf -> domain -> protobuf), the error table, and
 //! the routes with health and reflection.
 
+mod audit;
 mod convert;
 mod ec2;
 pub mod error;
@@ -34,43 +35,48 @@ pub async fn routes(app: &App) -> Result<Routes, tonic_reflection::server::Error
         .register_encoded_file_descriptor_set(rolecall_api::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         .build_v1()?;
+    let clock: Arc<dyn crate::domain::clock::Clock> = app.clock.clone();
+    let iam =
+        IamServer::new(iam::IamService::new(app.catalog.clone(), app.authz.clone(), app.metrics.clone()))
+            .max_decoding_message_size(limit);
+    let iam = audit::Audited::new(
+        iam,
+        app.audit.clone(),
+        clock.clone(),
+        "iam.amazonaws.com",
+        audit::iam_mutations,
+        limit,
+    );
+    let iam = sigv4::Verified::new(iam, app.authn.clone(), app.metrics.clone(), "iam", limit)
+        .guarded(sigv4::Guard {
+            authz: app.authz.clone(),
+            resources: Arc::new(iam::IamResources::new(app.catalog.clone())),
+            allow_unsigned: app.config.auth.allow_unsigned,
+        })
+        .audited(app.audit.clone(), clock.clone());
+    let ec2 = Ec2Server::new(ec2::Ec2Service::new(app.catalog.clone(), app.metrics.clone()))
+        .max_decoding_message_size(limit);
+    let ec2 = audit::Audited::new(
+        ec2,
+        app.audit.clone(),
+        clock.clone(),
+        "ec2.amazonaws.com",
+        audit::ec2_mutations,
+        limit,
+    );
+    let sts = StsServer::new(sts::StsService::new(app.authn.clone(), app.sts.clone(), app.metrics.clone()))
+        .max_decoding_message_size(limit);
+    let sts = sigv4::Verified::new(sts, app.authn.clone(), app.metrics.clone(), "sts", limit)
+        .audited(app.audit.clone(), clock.clone());
     let routes = Routes::new(health_service)
         .add_service(reflection)
-        .add_service(
-            sigv4::Verified::new(
-                IamServer::new(iam::IamService::new(
-                    app.catalog.clone(),
-                    app.authz.clone(),
-                    app.metrics.clone(),
-                ))
-                .max_decoding_message_size(limit),
-                app.authn.clone(),
-                app.metrics.clone(),
-                "iam",
-                limit,
-            )
-            .guarded(sigv4::Guard {
-                authz: app.authz.clone(),
-                resources: Arc::new(iam::IamResources::new(app.catalog.clone())),
-                allow_unsigned: app.config.auth.allow_unsigned,
-            }),
-        )
-        .add_service(
-            Ec2Server::new(ec2::Ec2Service::new(app.catalog.clone(), app.metrics.clone()))
-                .max_decoding_message_size(limit),
-        )
+        .add_service(iam)
+        .add_service(ec2)
         .add_service(
             InstanceMetadataServer::new(imds::ImdsService::new(app.imds.clone(), app.metrics.clone()))
                 .max_decoding_message_size(limit),
         )
-        .add_service(sigv4::Verified::new(
-            StsServer::new(sts::StsService::new(app.authn.clone(), app.sts.clone(), app.metrics.clone()))
-                .max_decoding_message_size(limit),
-            app.authn.clone(),
-            app.metrics.clone(),
-            "sts",
-            limit,
-        ));
+        .add_service(sts);
     Ok(with_test_control(app, routes))
 }
 

@@ -32,6 +32,7 @@ use tower::Service;
 
 use super::error::to_status;
 use crate::{
+    audit::{Actor, AuditLog, Event},
     authz::{self, Authorizer},
     domain::{
         Result,
@@ -71,6 +72,7 @@ pub struct Verified<S> {
     service: &'static str,
     max_body: usize,
     guard: Option<Guard>,
+    audit: Option<(AuditLog, Arc<dyn Clock>)>,
 }
 
 impl<S> Verified<S> {
@@ -81,7 +83,13 @@ impl<S> Verified<S> {
         service: &'static str,
         max_body: usize,
     ) -> Self {
-        Self { inner, authn, metrics, service, max_body, guard: None }
+        Self { inner, authn, metrics, service, max_body, guard: None, audit: None }
+    }
+
+    /// Writes every refusal (authentication or authorization) into the audit trail.
+    pub fn audited(mut self, log: AuditLog, clock: Arc<dyn Clock>) -> Self {
+        self.audit = Some((log, clock));
+        self
     }
 
     /// Authorizes every signed call with the policy engine.
@@ -146,8 +154,14 @@ where
         // The clone is ready-polled by the caller's contract on `self`; swap it in.
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
-        let (authn, metrics, service, max_body, guard) =
-            (self.authn.clone(), self.metrics.clone(), self.service, self.max_body, self.guard.clone());
+        let (authn, metrics, service, max_body, guard, audit) = (
+            self.authn.clone(),
+            self.metrics.clone(),
+            self.service,
+            self.max_body,
+            self.guard.clone(),
+            self.audit.clone(),
+        );
         Box::pin(async move {
             let (mut parts, body) = req.into_parts();
             if !is_signed(&parts) && guard.as_ref().is_some_and(|g| g.allow_unsigned) {
@@ -170,12 +184,35 @@ where
             };
             let verdict = match authn.authenticate(&request, service, &GRPC_RULES).await {
                 Ok(principal) => match &guard {
-                    Some(guard) => authorize(guard, service, &parts, &body, principal).await,
+                    Some(guard) => match authorize(guard, service, &parts, &body, principal.clone()).await {
+                        Ok(p) => Ok(p),
+                        Err(e) => Err((Some(principal), e)),
+                    },
                     None => Ok(principal),
                 },
-                Err(e) => Err(e),
+                Err(e) => Err((None, e)),
             };
-            match verdict {
+            if let (Err((principal, e)), Some((log, clock))) = (&verdict, &audit) {
+                let access_key_id = access_key_of(&request);
+                let actor = match principal {
+                    Some(p) => Actor::Principal(p),
+                    None => Actor::Unauthenticated { access_key_id },
+                };
+                log.record(
+                    clock.unix(),
+                    Event {
+                        source: event_source(service),
+                        name: parts.uri.path().rsplit('/').next().unwrap_or_default(),
+                        actor,
+                        source_ip: transport_keys(&parts).0,
+                        read_only: false,
+                        request: serde_json::Value::Null,
+                        response: serde_json::Value::Null,
+                        error: Some(e),
+                    },
+                );
+            }
+            match verdict.map_err(|(_, e)| e) {
                 Ok(principal) => {
                     tracing::debug!(principal = %principal.arn, "request signed");
                     parts.extensions.insert(principal);
@@ -213,6 +250,16 @@ async fn authorize(
     };
     guard.authz.authorize(&principal, &request).await?;
     Ok(principal)
+}
+
+/// CloudTrail's eventSource of a signing name.
+fn event_source(service: &str) -> &'static str {
+    match service {
+        "sts" => "sts.amazonaws.com",
+        "iam" => "iam.amazonaws.com",
+        "ec2" => "ec2.amazonaws.com",
+        _ => "rolecall",
+    }
 }
 
 /// The access key id a request claims (for logs: never the secret or the token).
