@@ -3,7 +3,9 @@
 //! - session token seal (issue) and open (verify);
 //! - IMDS token MAC and verify;
 //! - a credential cache hit;
-//! - a whole credential issuance (seal + schedule), as a cache miss pays it.
+//! - a whole credential issuance (seal + schedule), as a cache miss pays it;
+//! - a SigV4 verification (header form, signing key cached), and signing;
+//! - a policy decision (an AWS managed policy and a boundary, with conditions).
 
 #![allow(clippy::unwrap_used)]
 
@@ -87,5 +89,82 @@ fn cache_hit(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, session_tokens, imds_tokens, cache_hit);
+fn signed_requests(c: &mut Criterion) {
+    use rolecall_server::domain::sigv4::{
+        self, Authorization, Expected, HttpRequest, Rules, SigningCredentials, SigningKeys, SigningOptions,
+    };
+    let secret = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY";
+    let headers = vec![
+        ("host".to_string(), "127.0.0.1:50051".to_string()),
+        ("content-type".to_string(), "application/grpc".to_string()),
+    ];
+    let body = [0u8; 64];
+    let req = HttpRequest {
+        method: "POST",
+        path: "/rolecall.v1.Iam/ListUsers",
+        query: "",
+        headers: &headers,
+        body: &body,
+    };
+    let creds = SigningCredentials {
+        access_key_id: "AKIAEXAMPLEEXAMPLE12",
+        secret_access_key: secret,
+        session_token: None,
+    };
+    let opts = SigningOptions {
+        region: "us-east-1",
+        service: "iam",
+        timestamp: 1_795_000_000,
+        rules: Rules::AWS,
+        sign_body: false,
+        omit_session_token: false,
+    };
+    c.bench_function("sigv4 sign (header form)", |b| {
+        b.iter(|| sigv4::sign_headers(black_box(&req), &creds, &opts))
+    });
+    let mut signed_headers = headers.clone();
+    signed_headers.extend(sigv4::sign_headers(&req, &creds, &opts).params);
+    let signed = HttpRequest { headers: &signed_headers, ..req };
+    let keys = SigningKeys::default();
+    let expected = Expected { region: "us-east-1", service: "iam" };
+    c.bench_function("sigv4 verify (header form, key cached)", |b| {
+        b.iter(|| {
+            let auth = Authorization::parse(black_box(&signed)).unwrap();
+            auth.check(expected, 1_795_000_010, &Rules::AWS).unwrap();
+            auth.verify(&signed, secret, &Rules::AWS, &keys).unwrap();
+        })
+    });
+}
+
+fn policy_decisions(c: &mut Criterion) {
+    use std::sync::Arc;
+
+    use rolecall_server::domain::{
+        evaluation::{Decision, Policies, RequestContext, decide},
+        managed,
+        policy::{PolicyDocument, PolicyType},
+    };
+    let parse = |text: &str| Arc::new(PolicyDocument::parse(text, PolicyType::Identity).unwrap());
+    let read_only = parse(&managed::by_arn("arn:aws:iam::aws:policy/IAMReadOnlyAccess").unwrap().document);
+    let guard = parse(
+        r#"{"Version":"2012-10-17","Statement":[{"Effect":"Deny","Action":"*","Resource":"*",
+        "Condition":{"DateLessThan":{"aws:TokenIssueTime":"2026-01-01T00:00:00Z"}}},
+        {"Effect":"Deny","Action":"iam:*","Resource":"*","Condition":{"NotIpAddress":{"aws:SourceIp":["10.0.0.0/8","127.0.0.0/8"]}}}]}"#,
+    );
+    let identity = [read_only.clone(), guard];
+    let mut ctx = RequestContext::new("iam:ListUsers", "arn:aws:iam::123456789012:user/");
+    ctx.set("aws:TokenIssueTime", "2026-11-22T12:00:00Z").set("aws:SourceIp", "127.0.0.1");
+    let policies = Policies {
+        identity: &identity,
+        boundary: Some(&read_only),
+        same_account: true,
+        ..Policies::default()
+    };
+    assert_eq!(decide(&policies, &ctx), Decision::Allow);
+    c.bench_function("policy decision (managed policy, boundary, conditions)", |b| {
+        b.iter(|| decide(black_box(&policies), black_box(&ctx)))
+    });
+}
+
+criterion_group!(benches, session_tokens, imds_tokens, cache_hit, signed_requests, policy_decisions);
 criterion_main!(benches);

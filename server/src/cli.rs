@@ -188,10 +188,27 @@ pub enum IamCommand {
         #[arg(long)]
         access_key_id: String,
     },
+    /// The policy engine's decision for a role or user (by ARN).
+    SimulatePrincipalPolicy {
+        #[arg(long)]
+        policy_source_arn: String,
+        #[arg(long, num_args = 1.., required = true)]
+        action_names: Vec<String>,
+        #[arg(long, num_args = 1..)]
+        resource_arns: Vec<String>,
+    },
+    /// "Revoke active sessions": deny the role's sessions issued before now.
+    RevokeRoleSessions {
+        #[arg(long)]
+        role_name: String,
+    },
 }
 
+/// Signed with the aws CLI's environment credentials where they are set; unsigned (the
+/// operator's calls, where the server allows them) where they are not.
 pub async fn iam(args: ClientArgs<IamCommand>) -> Result<(), String> {
-    let mut c = IamClient::new(connect(&args.endpoint).await?);
+    let credentials = environment_credentials().ok();
+    let mut c = IamClient::new(signing(&args.endpoint, credentials, "iam").await?);
     use IamCommand::*;
     match args.command {
         CreateRole { role_name, assume_role_policy_document, path, description, max_session_duration } => {
@@ -311,6 +328,20 @@ pub async fn iam(args: ClientArgs<IamCommand>) -> Result<(), String> {
         DeleteAccessKey { user_name, access_key_id } => print(
             "DeleteAccessKey",
             c.delete_access_key(pb::DeleteAccessKeyRequest { user_name, access_key_id }).await,
+        ),
+        SimulatePrincipalPolicy { policy_source_arn, action_names, resource_arns } => print(
+            "SimulatePrincipalPolicy",
+            c.simulate_principal_policy(pb::SimulatePrincipalPolicyRequest {
+                policy_source_arn,
+                action_names,
+                resource_arns,
+                context_entries: vec![],
+            })
+            .await,
+        ),
+        RevokeRoleSessions { role_name } => print(
+            "RevokeRoleSessions",
+            c.revoke_role_sessions(pb::RevokeRoleSessionsRequest { role_name }).await,
         ),
     }
 }
@@ -583,6 +614,22 @@ pub enum StsCommand {
         #[arg(long)]
         access_key_id: String,
     },
+    /// Temporary credentials for a role (printed as the aws CLI prints them).
+    AssumeRole {
+        #[arg(long)]
+        role_arn: String,
+        #[arg(long)]
+        role_session_name: String,
+        #[arg(long, default_value_t = 0)]
+        duration_seconds: i32,
+        /// An inline session policy: JSON, or file://PATH.
+        #[arg(long, default_value = "", value_parser = document)]
+        policy: String,
+        #[arg(long, num_args = 1..)]
+        policy_arns: Vec<String>,
+        #[arg(long, default_value = "")]
+        external_id: String,
+    },
 }
 
 /// The credentials the aws CLI would find in the environment, or its message when there are none.
@@ -602,29 +649,37 @@ fn environment_credentials() -> Result<rolecall_server::grpc::sigv4::ClientCrede
     }
 }
 
-/// Signs with the credentials and region of the aws CLI's environment variables
-/// (AWS_REGION or AWS_DEFAULT_REGION, else us-east-1).
-pub async fn sts(args: ClientArgs<StsCommand>) -> Result<(), String> {
-    let credentials = environment_credentials()?;
+/// A channel to `endpoint` signing for `service` with `credentials` (if any), in the region
+/// of the aws CLI's environment (AWS_REGION or AWS_DEFAULT_REGION, else us-east-1).
+async fn signing(
+    endpoint: &str,
+    credentials: Option<rolecall_server::grpc::sigv4::ClientCredentials>,
+    service: &'static str,
+) -> Result<rolecall_server::grpc::sigv4::Signing<Channel>, String> {
     let region = ["AWS_REGION", "AWS_DEFAULT_REGION"]
         .iter()
         .find_map(|v| std::env::var(v).ok().filter(|r| !r.is_empty()))
         .unwrap_or_else(|| "us-east-1".to_string());
-    let authority = args
-        .endpoint
+    let authority = endpoint
         .parse::<http::Uri>()
         .ok()
         .and_then(|u| u.authority().map(|a| a.as_str().to_string()))
-        .ok_or_else(|| format!("{}: not an http(s)://HOST:PORT endpoint", args.endpoint))?;
-    let channel = rolecall_server::grpc::sigv4::Signing::new(
-        connect(&args.endpoint).await?,
+        .ok_or_else(|| format!("{endpoint}: not an http(s)://HOST:PORT endpoint"))?;
+    Ok(rolecall_server::grpc::sigv4::Signing::maybe(
+        connect(endpoint).await?,
         credentials,
         authority,
         region,
-        "sts",
+        service,
         std::sync::Arc::new(rolecall_server::domain::clock::SystemClock::default()),
-    );
-    let mut c = rolecall_api::sts_client::StsClient::new(channel);
+    ))
+}
+
+/// Signs with the credentials of the aws CLI's environment variables.
+pub async fn sts(args: ClientArgs<StsCommand>) -> Result<(), String> {
+    let credentials = environment_credentials()?;
+    let mut c =
+        rolecall_api::sts_client::StsClient::new(signing(&args.endpoint, Some(credentials), "sts").await?);
     match args.command {
         StsCommand::GetCallerIdentity => {
             print("GetCallerIdentity", c.get_caller_identity(pb::GetCallerIdentityRequest {}).await)
@@ -632,6 +687,26 @@ pub async fn sts(args: ClientArgs<StsCommand>) -> Result<(), String> {
         StsCommand::GetAccessKeyInfo { access_key_id } => print(
             "GetAccessKeyInfo",
             c.get_access_key_info(pb::GetAccessKeyInfoRequest { access_key_id }).await,
+        ),
+        StsCommand::AssumeRole {
+            role_arn,
+            role_session_name,
+            duration_seconds,
+            policy,
+            policy_arns,
+            external_id,
+        } => print(
+            "AssumeRole",
+            c.assume_role(pb::AssumeRoleRequest {
+                role_arn,
+                role_session_name,
+                duration_seconds,
+                policy,
+                policy_arns,
+                external_id,
+                tags: vec![],
+            })
+            .await,
         ),
     }
 }

@@ -15,8 +15,17 @@ async fn rolecall(server: &TestServer, args: &[&str]) -> (bool, String, String) 
     let mut full: Vec<String> = args.iter().map(|a| a.to_string()).collect();
     full.push("--endpoint".into());
     full.push(format!("http://{}", server.grpc_addr));
-    let out =
-        tokio::task::spawn_blocking(move || Command::new(BIN).args(&full).output().unwrap()).await.unwrap();
+    // The operator's unsigned calls, whatever credentials the environment holds.
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new(BIN)
+            .args(&full)
+            .env_remove("AWS_ACCESS_KEY_ID")
+            .env_remove("AWS_SECRET_ACCESS_KEY")
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
     (out.status.success(), String::from_utf8(out.stdout).unwrap(), String::from_utf8(out.stderr).unwrap())
 }
 
@@ -212,4 +221,57 @@ async fn sts_get_caller_identity_signs_with_the_aws_environment_variables() {
     .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("An error occurred (SignatureDoesNotMatch) when calling the GetCallerIdentity operation: Credential should be scoped to a valid region"), "{err}");
+}
+
+#[tokio::test]
+async fn signed_cli_calls_assume_roles_and_are_authorized() {
+    let server = TestServer::start().await;
+    let mut iam = server.iam();
+    iam.create_user(rolecall_api::CreateUserRequest { user_name: "dana".into(), ..Default::default() })
+        .await
+        .unwrap();
+    let key = iam
+        .create_access_key(rolecall_api::CreateAccessKeyRequest { user_name: "dana".into() })
+        .await
+        .unwrap()
+        .into_inner()
+        .access_key
+        .unwrap();
+    let trust = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::123456789012:user/dana"},"Action":"sts:AssumeRole"}]}"#;
+    create_role(&server, "Deploy", trust).await;
+    let endpoint = format!("http://{}", server.grpc_addr);
+    let env = [
+        ("AWS_ACCESS_KEY_ID", key.access_key_id.clone()),
+        ("AWS_SECRET_ACCESS_KEY", key.secret_access_key.clone()),
+    ];
+    let run = move |args: Vec<&'static str>| {
+        let (endpoint, env) = (endpoint.clone(), env.clone());
+        tokio::task::spawn_blocking(move || {
+            let mut cmd = Command::new(BIN);
+            cmd.args(&args).args(["--endpoint", &endpoint]);
+            for name in ["AWS_SESSION_TOKEN", "AWS_REGION", "AWS_DEFAULT_REGION"] {
+                cmd.env_remove(name);
+            }
+            cmd.envs(env).output().unwrap()
+        })
+    };
+    let out = run(vec![
+        "sts",
+        "assume-role",
+        "--role-arn",
+        "arn:aws:iam::123456789012:role/Deploy",
+        "--role-session-name",
+        "cli-1",
+    ])
+    .await
+    .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let assumed = json(&String::from_utf8(out.stdout).unwrap());
+    assert!(assumed["Credentials"]["AccessKeyId"].as_str().unwrap().starts_with("ASIA"));
+    assert_eq!(assumed["AssumedRoleUser"]["Arn"], "arn:aws:sts::123456789012:assumed-role/Deploy/cli-1");
+    // Signed, dana's `iam list-users` is decided by her (empty) policies.
+    let out = run(vec!["iam", "list-users"]).await.unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("An error occurred (AccessDenied) when calling the ListUsers operation: User: arn:aws:iam::123456789012:user/dana is not authorized to perform: iam:ListUsers"), "{err}");
 }

@@ -288,11 +288,12 @@ impl std::fmt::Debug for ClientCredentials {
     }
 }
 
-/// A client channel that signs every request.
+/// A client channel that signs every request (or none, without credentials: the operator's
+/// unsigned calls).
 #[derive(Clone)]
 pub struct Signing<S> {
     inner: S,
-    credentials: Arc<ClientCredentials>,
+    credentials: Option<Arc<ClientCredentials>>,
     /// The `:authority` the channel sends (`host:port` of the endpoint).
     authority: String,
     region: String,
@@ -309,9 +310,21 @@ impl<S> Signing<S> {
         service: &'static str,
         clock: Arc<dyn Clock>,
     ) -> Self {
+        Self::maybe(inner, Some(credentials), authority, region, service, clock)
+    }
+
+    /// Signs with `credentials` if there are any; passes requests through unsigned if not.
+    pub fn maybe(
+        inner: S,
+        credentials: Option<ClientCredentials>,
+        authority: impl Into<String>,
+        region: impl Into<String>,
+        service: &'static str,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
         Self {
             inner,
-            credentials: Arc::new(credentials),
+            credentials: credentials.map(Arc::new),
             authority: authority.into(),
             region: region.into(),
             service,
@@ -337,6 +350,7 @@ where
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let this = self.clone();
+        let Some(credentials) = this.credentials.clone() else { return Box::pin(inner.call(req)) };
         Box::pin(async move {
             let (mut parts, body) = req.into_parts();
             // A unary request's body is one message: buffering it is what signing it takes.
@@ -354,9 +368,9 @@ where
                 body: &body,
             };
             let creds = SigningCredentials {
-                access_key_id: &this.credentials.access_key_id,
-                secret_access_key: &this.credentials.secret_access_key,
-                session_token: this.credentials.session_token.as_deref(),
+                access_key_id: &credentials.access_key_id,
+                secret_access_key: &credentials.secret_access_key,
+                session_token: credentials.session_token.as_deref(),
             };
             let opts = SigningOptions {
                 region: &this.region,
