@@ -26,6 +26,8 @@ pub struct Compiled {
     pub boundary: Option<Arc<PolicyDocument>>,
     /// aws:PrincipalTag/*.
     pub tags: Vec<(String, String)>,
+    /// The role's or user's unique id ("" where it does not exist).
+    pub id: String,
     /// The catalog's IAM generation these were read at.
     generation: u64,
 }
@@ -101,7 +103,7 @@ impl Authorizer {
         let boundary =
             policies.boundary.as_ref().map(|(_, text)| parse(text).unwrap_or_else(|| Arc::new(deny_all())));
         let tags = policies.tags.into_iter().map(|t| (t.key, t.value)).collect();
-        Ok(Compiled { identity, boundary, tags, generation })
+        Ok(Compiled { identity, boundary, tags, id: policies.id, generation })
     }
 
     /// The request context: the action and resource, and AWS's global condition keys.
@@ -177,6 +179,9 @@ impl Authorizer {
     ) -> Result<Decision> {
         let (kind, name) = Self::holder(principal);
         let compiled = self.compiled(kind, &name).await?;
+        if outlived_its_role(principal, &compiled) {
+            return Ok(Decision::ImplicitDeny);
+        }
         let session = self.session_policies(principal).await?;
         let ctx = self.context(principal, &compiled, request);
         let policies = Policies {
@@ -241,6 +246,9 @@ impl Authorizer {
             .map_err(|_| denied())?;
         let (kind, name) = Self::holder(principal);
         let compiled = self.compiled(kind, &name).await?;
+        if outlived_its_role(principal, &compiled) {
+            return Err(denied());
+        }
         let session = self.session_policies(principal).await?;
         let ctx = self.context(principal, &compiled, &request);
         let identity = decide(
@@ -292,6 +300,12 @@ pub fn access_denied(principal: &Principal, request: &Request, decision: Decisio
             principal.arn, request.action, request.resource
         ),
     )
+}
+
+/// A session of a role that has since been deleted (and perhaps re-created under its name):
+/// it is allowed nothing, as in AWS.
+fn outlived_its_role(principal: &Principal, compiled: &Compiled) -> bool {
+    matches!(&principal.kind, PrincipalKind::AssumedRole { role_id, .. } if !role_id.is_empty() && *role_id != compiled.id)
 }
 
 /// aws:PrincipalArn: a session's role ARN, a user's ARN.

@@ -584,3 +584,30 @@ async fn the_audit_trail_records_issuance_assume_role_changes_and_refusals_witho
     }
     let _ = std::fs::remove_file(&path);
 }
+
+#[tokio::test]
+async fn sessions_of_a_deleted_role_do_not_carry_over_to_a_new_role_of_the_same_name() {
+    let server = TestServer::start().await;
+    let key = user_with_key(&server, "alice").await;
+    let trust = trust_of("arn:aws:iam::123456789012:user/alice", "");
+    let read_only = "arn:aws:iam::aws:policy/IAMReadOnlyAccess";
+    let make = || async {
+        let role = role_with_max(&server, "Tmp", &trust, 0).await;
+        let attach = pb::AttachRolePolicyRequest { role_name: "Tmp".into(), policy_arn: read_only.into() };
+        server.iam().attach_role_policy(attach).await.unwrap();
+        role
+    };
+    let role = make().await;
+    let old = assume_as(&server, long_term(&key), assume(&role.arn, "s1")).await.unwrap();
+    signed_iam(&server, session_creds(&old)).list_users(pb::ListUsersRequest::default()).await.unwrap();
+    let detach = pb::DetachRolePolicyRequest { role_name: "Tmp".into(), policy_arn: read_only.into() };
+    server.iam().detach_role_policy(detach).await.unwrap();
+    server.iam().delete_role(pb::DeleteRoleRequest { role_name: "Tmp".into() }).await.unwrap();
+    let again = make().await;
+    assert_ne!(again.role_id, role.role_id);
+    let stale = signed_iam(&server, session_creds(&old)).list_users(pb::ListUsersRequest::default()).await;
+    expect_error(stale, Code::PermissionDenied, "AccessDenied");
+    // A session of the new role works.
+    let new = assume_as(&server, long_term(&key), assume(&again.arn, "s2")).await.unwrap();
+    signed_iam(&server, session_creds(&new)).list_users(pb::ListUsersRequest::default()).await.unwrap();
+}

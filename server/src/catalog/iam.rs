@@ -47,6 +47,8 @@ pub struct GrantingPolicies {
     /// allows nothing.
     pub boundary: Option<(String, String)>,
     pub tags: Vec<Tag>,
+    /// The role's or user's unique id.
+    pub id: String,
 }
 
 /// ListPolicies' Scope.
@@ -61,6 +63,8 @@ pub enum PolicyScope {
 /// boundary and tags.
 trait PolicyHolder: Serialize + DeserializeOwned + Send + Sync {
     const KIND: PrincipalKind;
+    /// The unique id (AROA…/AIDA…): a same-named entity created later has another.
+    fn id(&self) -> &str;
     fn inline(&mut self) -> &mut BTreeMap<String, String>;
     fn attached(&mut self) -> &mut Vec<String>;
     fn boundary(&mut self) -> &mut Option<String>;
@@ -69,6 +73,9 @@ trait PolicyHolder: Serialize + DeserializeOwned + Send + Sync {
 
 impl PolicyHolder for Role {
     const KIND: PrincipalKind = PrincipalKind::Role;
+    fn id(&self) -> &str {
+        &self.role_id
+    }
     fn inline(&mut self) -> &mut BTreeMap<String, String> {
         &mut self.inline_policies
     }
@@ -85,6 +92,9 @@ impl PolicyHolder for Role {
 
 impl PolicyHolder for User {
     const KIND: PrincipalKind = PrincipalKind::User;
+    fn id(&self) -> &str {
+        &self.user_id
+    }
     fn inline(&mut self) -> &mut BTreeMap<String, String> {
         &mut self.inline_policies
     }
@@ -1273,6 +1283,7 @@ impl Catalog {
             managed,
             boundary,
             tags: holder.tags().clone(),
+            id: holder.id().to_string(),
         }))
     }
 
