@@ -8,7 +8,7 @@
 use std::{sync::Arc, time::Duration};
 
 use crate::{
-    catalog::{Catalog, PrincipalKind as HolderKind},
+    catalog::{Accounts, Catalog, PrincipalKind as HolderKind},
     domain::{
         Error, ErrorCode, Result,
         clock::{Clock, iso8601},
@@ -46,7 +46,7 @@ pub struct Request {
 }
 
 pub struct Authorizer {
-    catalog: Arc<Catalog>,
+    accounts: Arc<Accounts>,
     clock: Arc<dyn Clock>,
     compiled: moka::future::Cache<String, Arc<Compiled>>,
 }
@@ -54,12 +54,17 @@ pub struct Authorizer {
 // === impl Authorizer ===
 
 impl Authorizer {
-    pub fn new(catalog: Arc<Catalog>, clock: Arc<dyn Clock>) -> Self {
+    pub fn new(accounts: Arc<Accounts>, clock: Arc<dyn Clock>) -> Self {
         let compiled = moka::future::Cache::builder()
             .max_capacity(100_000)
             .time_to_idle(Duration::from_secs(3600))
             .build();
-        Self { catalog, clock, compiled }
+        Self { accounts, clock, compiled }
+    }
+
+    /// The default account's catalog (for what every account shares: the region).
+    fn home(&self) -> &Catalog {
+        self.accounts.default_catalog()
     }
 
     /// The role or user whose policies apply to `principal`: a role session is governed by
@@ -73,22 +78,24 @@ impl Authorizer {
         }
     }
 
-    /// The compiled policies of a role or user (empty where it is gone: nothing allowed).
-    pub async fn compiled(&self, kind: HolderKind, name: &str) -> Result<Arc<Compiled>> {
-        let key = format!("{kind:?}/{}", name.to_ascii_lowercase());
-        let generation = self.catalog.iam_generation();
+    /// The compiled policies of a role or user of `account` (empty where it is gone, or the
+    /// account is not one rolecall serves: nothing allowed).
+    pub async fn compiled(&self, account: &str, kind: HolderKind, name: &str) -> Result<Arc<Compiled>> {
+        let Some(catalog) = self.accounts.get(account) else { return Ok(Arc::new(Compiled::default())) };
+        let key = format!("{account}/{kind:?}/{}", name.to_ascii_lowercase());
+        let generation = catalog.iam_generation();
         if let Some(hit) = self.compiled.get(&key).await
             && hit.generation == generation
         {
             return Ok(hit);
         }
-        let compiled = Arc::new(self.compile(kind, name, generation).await?);
+        let compiled = Arc::new(Self::compile(catalog, kind, name, generation).await?);
         self.compiled.insert(key, compiled.clone()).await;
         Ok(compiled)
     }
 
-    async fn compile(&self, kind: HolderKind, name: &str, generation: u64) -> Result<Compiled> {
-        let Some(policies) = self.catalog.granting_policies(kind, name).await? else {
+    async fn compile(catalog: &Catalog, kind: HolderKind, name: &str, generation: u64) -> Result<Compiled> {
+        let Some(policies) = catalog.granting_policies(kind, name).await? else {
             return Ok(Compiled { generation, ..Compiled::default() });
         };
         // Stored documents were validated when they were written; one that no longer parses
@@ -123,7 +130,7 @@ impl Authorizer {
             .set("aws:PrincipalType", principal_type(principal))
             .set("aws:userid", principal.user_id.clone())
             .set("aws:SecureTransport", request.secure_transport.to_string())
-            .set("aws:RequestedRegion", self.catalog.settings().region.clone());
+            .set("aws:RequestedRegion", self.home().settings().region.clone());
         if let Some(ip) = &request.source_ip {
             ctx.set("aws:SourceIp", ip.clone());
         }
@@ -134,7 +141,7 @@ impl Authorizer {
             PrincipalKind::AssumedRole { issued_at, instance_id, .. } => {
                 ctx.set("aws:TokenIssueTime", iso8601(*issued_at));
                 if let Some(instance) = instance_id {
-                    let settings = self.catalog.settings();
+                    let settings = self.home().settings();
                     ctx.set(
                         "ec2:SourceInstanceARN",
                         format!(
@@ -178,7 +185,7 @@ impl Authorizer {
         resource_policy: Option<&PolicyDocument>,
     ) -> Result<Decision> {
         let (kind, name) = Self::holder(principal);
-        let compiled = self.compiled(kind, &name).await?;
+        let compiled = self.compiled(&principal.account_id, kind, &name).await?;
         if outlived_its_role(principal, &compiled) {
             return Ok(Decision::ImplicitDeny);
         }
@@ -207,7 +214,8 @@ impl Authorizer {
             docs.push(parse(&session.policy).unwrap_or_else(|| Arc::new(deny_all())));
         }
         for arn in &session.policy_arns {
-            if let Some(doc) = self.catalog.default_document(arn).await?.as_deref().and_then(parse) {
+            let Some(catalog) = self.accounts.get(&principal.account_id) else { continue };
+            if let Some(doc) = catalog.default_document(arn).await?.as_deref().and_then(parse) {
                 docs.push(doc);
             }
         }
@@ -245,7 +253,7 @@ impl Authorizer {
         let trust = PolicyDocument::parse(&role.assume_role_policy_document, PolicyType::Trust)
             .map_err(|_| denied())?;
         let (kind, name) = Self::holder(principal);
-        let compiled = self.compiled(kind, &name).await?;
+        let compiled = self.compiled(&principal.account_id, kind, &name).await?;
         if outlived_its_role(principal, &compiled) {
             return Err(denied());
         }
@@ -353,7 +361,12 @@ impl Authorizer {
             Some(("user", path)) => (HolderKind::User, path.rsplit('/').next().unwrap_or_default()),
             _ => return Err(invalid()),
         };
-        if account != self.catalog.account_id() || self.catalog.granting_policies(kind, name).await?.is_none()
+        let catalog = self.accounts.get(account);
+        let exists = match catalog {
+            Some(c) => c.granting_policies(kind, name).await?.is_some(),
+            None => false,
+        };
+        if !exists
         {
             let what = if kind == HolderKind::Role { "role" } else { "user" };
             return Err(Error::no_such_entity(format!("The {what} with name {name} cannot be found.")));
@@ -381,7 +394,7 @@ impl Authorizer {
                 },
             },
         };
-        let compiled = self.compiled(kind, name).await?;
+        let compiled = self.compiled(account, kind, name).await?;
         let all = ["*".to_string()];
         let resources = if resources.is_empty() { &all[..] } else { resources };
         let mut out = Vec::new();

@@ -18,8 +18,11 @@ pub struct Config {
     pub listen: SocketAddr,
     /// The Prometheus text endpoint (`GET /metrics`); none to turn it off.
     pub metrics_listen: Option<SocketAddr>,
-    /// The account every entity belongs to.
+    /// The default account: where unsigned operator calls and the fleet live.
     pub account_id: String,
+    /// Further accounts served beside it, each with its own roles, users, policies and
+    /// instances (cross-account trust, resource policies across accounts, sts:ExternalId).
+    pub accounts: Vec<String>,
     pub region: String,
     pub tls: Option<TlsConfig>,
     /// Serve plaintext on a non-loopback address. IMDS over gRPC carries secrets: only
@@ -139,6 +142,7 @@ impl Default for Config {
             listen: SocketAddr::from(([127, 0, 0, 1], 50051)),
             metrics_listen: Some(SocketAddr::from(([127, 0, 0, 1], 9464))),
             account_id: "123456789012".into(),
+            accounts: Vec::new(),
             region: "us-east-1".into(),
             tls: None,
             allow_insecure_plaintext: false,
@@ -178,6 +182,14 @@ impl Config {
         let invalid = |m: String| Err(ConfigError::Invalid(m));
         if self.account_id.len() != 12 || !self.account_id.bytes().all(|b| b.is_ascii_digit()) {
             return invalid(format!("account_id must be 12 digits, got {:?}", self.account_id));
+        }
+        for (n, account) in self.accounts.iter().enumerate() {
+            if account.len() != 12 || !account.bytes().all(|b| b.is_ascii_digit()) {
+                return invalid(format!("accounts must be 12 digits each, got {account:?}"));
+            }
+            if *account == self.account_id || self.accounts[..n].contains(account) {
+                return invalid(format!("account {account} is listed twice"));
+            }
         }
         if self.tls.is_none() && !self.listen.ip().is_loopback() && !self.allow_insecure_plaintext {
             return invalid(format!(

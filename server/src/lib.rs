@@ -58,6 +58,9 @@ pub struct Listeners {
 pub struct App {
     pub config: Config,
     pub clock: Arc<SystemClock>,
+    /// Every account's catalog.
+    pub accounts: Arc<catalog::Accounts>,
+    /// The default account's.
     pub catalog: Arc<Catalog>,
     pub imds: Arc<InstanceMetadata>,
     pub authn: Arc<sts::Authenticator>,
@@ -106,10 +109,16 @@ impl App {
             &config.region,
         )
         .map_err(ServeError::Audit)?;
-        let catalog = Arc::new(Catalog::new(Arc::new(MemoryStore::default()), dyn_clock.clone(), settings));
+        let accounts = Arc::new(catalog::Accounts::new(
+            Arc::new(MemoryStore::default()),
+            dyn_clock.clone(),
+            settings,
+            &config.accounts,
+        ));
+        let catalog = accounts.default_catalog().clone();
         let key_ring = Arc::new(KeyRing::new(config.key_ring_policy(), clock.unix()));
         let imds = InstanceMetadata::new(
-            catalog.clone(),
+            accounts.clone(),
             key_ring.clone(),
             dyn_clock.clone(),
             metrics.clone(),
@@ -120,16 +129,16 @@ impl App {
                 trust_claimed_instance_id: config.simulation.trust_claimed_instance_id,
             },
         );
-        let authn = Arc::new(sts::Authenticator::new(catalog.clone(), key_ring.clone(), dyn_clock.clone()));
-        let authz = Arc::new(authz::Authorizer::new(catalog.clone(), dyn_clock.clone()));
+        let authn = Arc::new(sts::Authenticator::new(accounts.clone(), key_ring.clone(), dyn_clock.clone()));
+        let authz = Arc::new(authz::Authorizer::new(accounts.clone(), dyn_clock.clone()));
         let sts = Arc::new(sts::SecurityTokenService::new(
-            catalog.clone(),
+            accounts.clone(),
             key_ring.clone(),
             dyn_clock.clone(),
             authz.clone(),
             audit.clone(),
         ));
-        Ok(Self { config, clock, catalog, imds, authn, authz, sts, audit, key_ring, metrics })
+        Ok(Self { config, clock, accounts, catalog, imds, authn, authz, sts, audit, key_ring, metrics })
     }
 }
 

@@ -14,7 +14,7 @@ use tokio::sync::mpsc;
 use crate::{
     audit::{Actor, AuditLog, Event},
     cache::{CredentialCache, CredentialKey, IssuedCredentials, Lookup},
-    catalog::Catalog,
+    catalog::{Accounts, Catalog},
     domain::{
         Error, ErrorCode, Result,
         clock::{Clock, iso8601},
@@ -72,7 +72,7 @@ pub struct MetadataSettings {
 }
 
 pub struct InstanceMetadata {
-    catalog: Arc<Catalog>,
+    accounts: Arc<Accounts>,
     ring: Arc<KeyRing>,
     clock: Arc<dyn Clock>,
     cache: CredentialCache,
@@ -83,6 +83,21 @@ pub struct InstanceMetadata {
     /// the first (which holds only a weak reference, and stops when this is dropped).
     prefetches: OnceLock<mpsc::Sender<Prefetch>>,
     me: Weak<InstanceMetadata>,
+}
+
+/// An instance and the account (catalog) that holds it.
+#[derive(Clone)]
+struct Placed {
+    catalog: Arc<Catalog>,
+    instance: Arc<Instance>,
+}
+
+impl std::ops::Deref for Placed {
+    type Target = Instance;
+
+    fn deref(&self) -> &Instance {
+        &self.instance
+    }
 }
 
 /// Credentials a fetch found within their prefetch window.
@@ -110,7 +125,7 @@ fn not_found() -> Error {
 
 impl InstanceMetadata {
     pub fn new(
-        catalog: Arc<Catalog>,
+        accounts: Arc<Accounts>,
         ring: Arc<KeyRing>,
         clock: Arc<dyn Clock>,
         metrics: Metrics,
@@ -120,7 +135,7 @@ impl InstanceMetadata {
         let ttl = Duration::from_secs(settings.schedule.lifetime_secs.max(1) as u64);
         let cache = CredentialCache::new(settings.cache_capacity, ttl);
         Arc::new_cyclic(|me| Self {
-            catalog,
+            accounts,
             ring,
             clock,
             cache,
@@ -152,26 +167,26 @@ impl InstanceMetadata {
         Ok(token)
     }
 
-    /// The running instance whose key this is.
-    async fn authenticate(&self, instance_id: &str, instance_key: &str) -> Result<Arc<Instance>> {
-        let instance = self.catalog.find_instance(instance_id).await?.ok_or_else(unauthorized)?;
+    /// The running instance whose key this is, in whichever account holds it.
+    async fn authenticate(&self, instance_id: &str, instance_key: &str) -> Result<Placed> {
+        let (catalog, instance) = self.accounts.find_instance(instance_id).await?.ok_or_else(unauthorized)?;
         if !self.settings.trust_claimed_instance_id {
             let presented = crate::catalog::instance_key_digest(instance_key);
             if !bool::from(presented.as_bytes().ct_eq(instance.instance_key_sha256.as_bytes())) {
                 return Err(unauthorized());
             }
         }
-        usable(instance)
+        Ok(Placed { catalog, instance: usable(instance)? })
     }
 
     /// The instance asking, checked against its metadata options.
-    async fn instance(&self, caller: &Caller) -> Result<Arc<Instance>> {
+    async fn instance(&self, caller: &Caller) -> Result<Placed> {
         match caller {
             Caller::Token(token) => {
                 let id =
                     imds_token::verify(&self.ring, token, self.clock.unix())?.ok_or_else(unauthorized)?;
-                let instance = self.catalog.find_instance(&id).await?.ok_or_else(unauthorized)?;
-                usable(instance)
+                let (catalog, instance) = self.accounts.find_instance(&id).await?.ok_or_else(unauthorized)?;
+                Ok(Placed { catalog, instance: usable(instance)? })
             }
             Caller::InstanceKey { instance_id, instance_key } => {
                 let instance = self.authenticate(instance_id, instance_key).await?;
@@ -185,9 +200,9 @@ impl InstanceMetadata {
     }
 
     /// The association and role behind an instance, if it has a role.
-    async fn role_of(&self, instance: &Instance) -> Result<Option<(Association, Arc<Role>)>> {
+    async fn role_of(&self, instance: &Placed) -> Result<Option<(Association, Arc<Role>)>> {
         let Some(association) = &instance.association else { return Ok(None) };
-        let Some(profile) = self.catalog.find_instance_profile(&association.instance_profile_name).await?
+        let Some(profile) = instance.catalog.find_instance_profile(&association.instance_profile_name).await?
         else {
             return Ok(None);
         };
@@ -195,7 +210,7 @@ impl InstanceMetadata {
             return Ok(None); // deleted and re-created: not the profile that was associated
         }
         let Some(role_name) = profile.roles.first() else { return Ok(None) };
-        Ok(self.catalog.find_role(role_name).await?.map(|r| (association.clone(), r)))
+        Ok(instance.catalog.find_role(role_name).await?.map(|r| (association.clone(), r)))
     }
 
     /// iam/security-credentials/: the role's name (NotFound without one).
@@ -215,7 +230,7 @@ impl InstanceMetadata {
 
     async fn credentials_for(
         &self,
-        instance: &Instance,
+        instance: &Placed,
         role: Option<(Association, Arc<Role>)>,
         role_name: &str,
     ) -> Result<CredentialsDocument> {
@@ -229,7 +244,7 @@ impl InstanceMetadata {
         let not_before = role.sessions_revoked_before().unwrap_or(i64::MIN);
         let fetched = self
             .cache
-            .get_or_issue(&key, now, not_before, || async { self.issue(instance, &role, now) })
+            .get_or_issue(&key, now, not_before, || async { self.issue(&instance.catalog, instance, &role, now) })
             .await;
         let (credentials, lookup) = match fetched {
             Ok(found) => found,
@@ -246,21 +261,21 @@ impl InstanceMetadata {
             let instance_id = instance.instance_id.clone();
             self.prefetch(Prefetch { key, current: credentials.clone(), instance_id });
         }
-        Ok(CredentialsDocument::Success { credentials, account_id: self.catalog.account_id().to_string() })
+        Ok(CredentialsDocument::Success { credentials, account_id: instance.catalog.account_id().to_string() })
     }
 
     /// Mints credentials for the instance's role, if the role trusts EC2. The trust policy
     /// (parsed once per role record) is evaluated here, at issuance, as EC2 does when it
     /// assumes the role, with the keys EC2's request carries: the instance's account and ARN
     /// (aws:SourceAccount, aws:SourceArn, ec2:SourceInstanceARN) and the time.
-    fn issue(&self, instance: &Instance, role: &Role, now: i64) -> Result<IssuedCredentials> {
+    fn issue(&self, catalog: &Catalog, instance: &Instance, role: &Role, now: i64) -> Result<IssuedCredentials> {
         let trusted = role.trust().is_some_and(|doc| {
             // The context costs allocations: built only for a policy with conditions.
             if doc.statements.iter().all(|s| s.condition.is_none()) {
                 return doc.trusts_service(EC2_SERVICE, &[]);
             }
-            let account = self.catalog.account_id();
-            let region = &self.catalog.settings().region;
+            let account = catalog.account_id();
+            let region = &catalog.settings().region;
             let instance_arn = format!("arn:aws:ec2:{region}:{account}:instance/{}", instance.instance_id);
             let context = [
                 ("aws:SourceAccount", account.to_string()),
@@ -277,12 +292,12 @@ impl InstanceMetadata {
                 ErrorCode::AssumeRoleUnauthorizedAccess,
                 format!("EC2 cannot assume the role {}.", role.role_name),
             );
-            self.audit_issuance(now, role, instance, None, Some(&e));
+            self.audit_issuance(now, catalog.account_id(), role, instance, None, Some(&e));
             return Err(e);
         }
         let schedule = self.settings.schedule;
         let expires_at = now + schedule.lifetime_secs;
-        let account = self.catalog.account_id();
+        let account = catalog.account_id();
         let claims = SessionClaims::for_instance(
             account,
             &role.arn,
@@ -294,7 +309,7 @@ impl InstanceMetadata {
         self.maintain_key_ring(now)?;
         let credentials = TemporaryCredentials::issue(&self.ring, claims)?;
         self.metrics.credentials_issued.inc();
-        self.audit_issuance(now, role, instance, Some(&credentials), None);
+        self.audit_issuance(now, account, role, instance, Some(&credentials), None);
         tracing::debug!(instance_id = %instance.instance_id, role = %role.role_name, access_key_id = %credentials.access_key_id, "issued credentials");
         let rotate_at = schedule.rotate_at(now, expires_at, &instance.instance_id);
         Ok(IssuedCredentials::new(credentials, rotate_at).prefetched_from(schedule.prefetch_from(rotate_at)))
@@ -305,6 +320,7 @@ impl InstanceMetadata {
     fn audit_issuance(
         &self,
         now: i64,
+        account: &str,
         role: &Role,
         instance: &Instance,
         issued: Option<&TemporaryCredentials>,
@@ -318,8 +334,7 @@ impl InstanceMetadata {
             serde_json::json!({
                 "credentials": { "accessKeyId": c.access_key_id, "expiration": iso8601(c.expires_at) },
                 "assumedRoleUser": {
-                    "arn": crate::domain::ids::arn::assumed_role(
-                        self.catalog.account_id(), &role.role_name, &instance.instance_id),
+                    "arn": crate::domain::ids::arn::assumed_role(account, &role.role_name, &instance.instance_id),
                 },
             })
         });
@@ -355,15 +370,16 @@ impl InstanceMetadata {
     /// Replaces a prefetch's credentials if the instance still has the association and role
     /// they were issued for, and no fetch has replaced them since.
     async fn refresh(&self, job: Prefetch) -> Result<()> {
-        let Some(instance) = self.catalog.find_instance(&job.instance_id).await? else { return Ok(()) };
+        let Some((catalog, instance)) = self.accounts.find_instance(&job.instance_id).await? else { return Ok(()) };
         let Ok(instance) = usable(instance) else { return Ok(()) };
+        let instance = Placed { catalog, instance };
         let Some((association, role)) = self.role_of(&instance).await? else { return Ok(()) };
         let key = CredentialKey::new(&instance.instance_id, &association.association_id, &role.role_id);
         if key != job.key {
             return Ok(());
         }
         let now = self.clock.unix();
-        if self.cache.refresh(key, &job.current, || async { self.issue(&instance, &role, now) }).await? {
+        if self.cache.refresh(key, &job.current, || async { self.issue(&instance.catalog, &instance, &role, now) }).await? {
             self.metrics.credentials_prefetched.inc();
         }
         Ok(())
@@ -404,7 +420,7 @@ impl InstanceMetadata {
 
     /// The leaves of an instance's meta-data tree.
     fn tree(&self, instance: &Instance, role_name: Option<&str>) -> BTreeMap<String, String> {
-        let settings = self.catalog.settings();
+        let settings = self.accounts.default_catalog().settings();
         let hostname = format!("ip-{}.ec2.internal", instance.private_ip_address.replace('.', "-"));
         let mut t = BTreeMap::new();
         let mut put = |k: &str, v: String| {

@@ -11,7 +11,7 @@ use subtle::ConstantTimeEq;
 use crate::{
     audit::{Actor, AuditLog, Event},
     authz::Authorizer,
-    catalog::Catalog,
+    catalog::Accounts,
     domain::{
         Error, ErrorCode, Result,
         clock::Clock,
@@ -75,7 +75,7 @@ fn expired_token() -> Error {
 
 /// Verifies who signed a request.
 pub struct Authenticator {
-    catalog: Arc<Catalog>,
+    accounts: Arc<Accounts>,
     ring: Arc<KeyRing>,
     clock: Arc<dyn Clock>,
     keys: SigningKeys,
@@ -84,8 +84,8 @@ pub struct Authenticator {
 // === impl Authenticator ===
 
 impl Authenticator {
-    pub fn new(catalog: Arc<Catalog>, ring: Arc<KeyRing>, clock: Arc<dyn Clock>) -> Self {
-        Self { catalog, ring, clock, keys: SigningKeys::default() }
+    pub fn new(accounts: Arc<Accounts>, ring: Arc<KeyRing>, clock: Arc<dyn Clock>) -> Self {
+        Self { accounts, ring, clock, keys: SigningKeys::default() }
     }
 
     /// The principal whose credentials signed `req` for `service` in this region, checked in
@@ -99,7 +99,7 @@ impl Authenticator {
     ) -> Result<Principal> {
         let auth = Authorization::parse(req)?;
         let now = self.clock.unix();
-        let region = &self.catalog.settings().region;
+        let region = &self.accounts.default_catalog().settings().region;
         auth.check(Expected { region, service }, now, rules)?;
         let (secret, principal) = self.signer_of(&auth, now).await?;
         auth.verify(req, &secret, rules, &self.keys)?;
@@ -128,12 +128,12 @@ impl Authenticator {
             // Long-term keys have no session token.
             return Err(invalid_token());
         }
-        let (user, key) = self.catalog.find_access_key(id).await?.ok_or_else(invalid_token)?;
+        let (catalog, user, key) = self.accounts.find_access_key(id).await?.ok_or_else(invalid_token)?;
         if key.status != AccessKeyStatus::Active {
             return Err(invalid_token());
         }
         let principal = Principal {
-            account_id: self.catalog.account_id().to_string(),
+            account_id: catalog.account_id().to_string(),
             arn: user.arn.clone(),
             user_id: user.user_id.clone(),
             access_key_id: key.access_key_id.clone(),
@@ -142,9 +142,9 @@ impl Authenticator {
         Ok((key.secret_access_key.0, principal))
     }
 
-    /// GetAccessKeyInfo: the account of an access key id (rolecall serves one account, so
-    /// any well-formed key id is answered with it, as AWS answers for any account's keys).
-    pub fn access_key_account(&self, access_key_id: &str) -> Result<String> {
+    /// GetAccessKeyInfo: the account of an access key id: a user's key's account, else (a
+    /// temporary key id, which names no account by itself here) the default account.
+    pub async fn access_key_account(&self, access_key_id: &str) -> Result<String> {
         let well_formed = (16..=128).contains(&access_key_id.len())
             && access_key_id.bytes().all(|b| b.is_ascii_alphanumeric())
             && (access_key_id.starts_with("AKIA") || access_key_id.starts_with("ASIA"));
@@ -154,7 +154,8 @@ impl Authenticator {
                  Member must satisfy regular expression pattern: [\\w]+"
             )));
         }
-        Ok(self.catalog.account_id().to_string())
+        let owner = self.accounts.find_access_key(access_key_id).await?;
+        Ok(owner.map_or_else(|| self.accounts.default_account().to_string(), |(c, _, _)| c.account_id().to_string()))
     }
 }
 
@@ -207,7 +208,7 @@ const PACKED_LIMIT: usize = 2048;
 
 /// The security token service's actions beyond authentication.
 pub struct SecurityTokenService {
-    catalog: Arc<Catalog>,
+    accounts: Arc<Accounts>,
     ring: Arc<KeyRing>,
     clock: Arc<dyn Clock>,
     authz: Arc<Authorizer>,
@@ -241,13 +242,13 @@ fn check_param(name: &str, value: &str, min: usize, max: usize, extra: &str) -> 
 
 impl SecurityTokenService {
     pub fn new(
-        catalog: Arc<Catalog>,
+        accounts: Arc<Accounts>,
         ring: Arc<KeyRing>,
         clock: Arc<dyn Clock>,
         authz: Arc<Authorizer>,
         audit: AuditLog,
     ) -> Self {
-        Self { catalog, ring, clock, authz, audit }
+        Self { accounts, ring, clock, authz, audit }
     }
 
     /// AssumeRole, recorded in the audit trail (parameters as given, the new key id and
@@ -330,8 +331,12 @@ impl SecurityTokenService {
         if !input.policy.is_empty() {
             PolicyDocument::parse(&input.policy, PolicyType::Identity)?;
         }
+        // The role's account (as the ARN names it; one rolecall does not serve is refused
+        // below like any role the caller may not assume).
+        let role_account = input.role_arn.split(':').nth(4).unwrap_or_default().to_string();
+        let catalog = self.accounts.get(&role_account).unwrap_or_else(|| self.accounts.default_catalog()).clone();
         for arn in &input.policy_arns {
-            if self.catalog.default_document(arn).await?.is_none() {
+            if catalog.default_document(arn).await?.is_none() {
                 return Err(Error::validation(format!("Policy {arn} does not exist or is not attachable.")));
             }
         }
@@ -355,14 +360,12 @@ impl SecurityTokenService {
                 ),
             )
         };
-        let account = self.catalog.account_id();
+        let account = catalog.account_id();
         let name = input.role_arn.rsplit('/').next().unwrap_or_default();
-        let role = match self.catalog.find_role(name).await? {
-            // A role of another account, a path that is not the role's, a role that is gone:
-            // AWS answers them all alike, so as not to tell what exists.
-            Some(role) if role.arn == input.role_arn && input.role_arn.split(':').nth(4) == Some(account) => {
-                role
-            }
+        let role = match catalog.find_role(name).await? {
+            // An account rolecall does not serve, a path that is not the role's, a role that
+            // is gone: AWS answers them all alike, so as not to tell what exists.
+            Some(role) if role.arn == input.role_arn && role_account == account => role,
             _ => return Err(denied()),
         };
         let mut keys = vec![("sts:RoleSessionName".to_string(), input.role_session_name.clone())];

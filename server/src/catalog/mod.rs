@@ -3,6 +3,7 @@
 //! Each operation reads what it needs, decides with the domain's rules, and commits a
 //! transaction conditioned on what it read; a concurrent change makes it start over.
 
+mod accounts;
 mod ec2;
 mod iam;
 mod pages;
@@ -16,6 +17,7 @@ use std::{
 use serde::{Serialize, de::DeserializeOwned};
 
 pub(crate) use ec2::instance_key_digest;
+pub use accounts::Accounts;
 pub use ec2::{InstanceFilter, Launch, ProfileRef};
 pub use iam::{EntityKind, GrantingPolicies, NewRole, PolicyScope, PolicyView, PrincipalKind};
 pub use pages::Page;

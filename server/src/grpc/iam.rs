@@ -11,7 +11,7 @@ use super::{
 };
 use crate::{
     authz::Authorizer,
-    catalog::{Catalog, EntityKind, NewRole, PolicyScope, PrincipalKind},
+    catalog::{Accounts, Catalog, EntityKind, NewRole, PolicyScope, PrincipalKind},
     domain::evaluation::Decision,
     domain::{Error, Result, clock::iso8601, ids::arn},
     telemetry::Metrics,
@@ -657,21 +657,21 @@ struct NamedWithPath {
 /// The resource each Iam call acts on, as IAM authorizes it: the role, user, instance
 /// profile or policy's ARN (with its path), a path-prefix ARN for the List calls.
 pub struct IamResources {
-    catalog: Arc<Catalog>,
+    accounts: Arc<Accounts>,
 }
 
 impl IamResources {
-    pub fn new(catalog: Arc<Catalog>) -> Self {
-        Self { catalog }
+    pub fn new(accounts: Arc<Accounts>) -> Self {
+        Self { accounts }
     }
 
-    async fn entity(&self, kind: EntityKind, name: &str) -> Result<String> {
-        if let Some(arn) = self.catalog.entity_arn(kind, name).await? {
+    async fn entity(&self, catalog: &Catalog, kind: EntityKind, name: &str) -> Result<String> {
+        if let Some(arn) = catalog.entity_arn(kind, name).await? {
             return Ok(arn);
         }
         // Not there (yet): its ARN on the root path, so that the call answers NoSuchEntity
         // (or AccessDenied) as AWS would.
-        let account = self.catalog.account_id();
+        let account = catalog.account_id();
         Ok(match kind {
             EntityKind::Role => arn::role(account, "/", name),
             EntityKind::User => arn::user(account, "/", name),
@@ -682,9 +682,10 @@ impl IamResources {
 
 #[tonic::async_trait]
 impl super::sigv4::Resources for IamResources {
-    async fn resource(&self, method: &str, message: &[u8]) -> Result<String> {
+    async fn resource(&self, account: &str, method: &str, message: &[u8]) -> Result<String> {
         use prost::Message;
-        let account = self.catalog.account_id().to_string();
+        let Some(catalog) = self.accounts.get(account) else { return Ok("*".to_string()) };
+        let account = account.to_string();
         let path = |p: &str| if p.is_empty() { "/".to_string() } else { p.to_string() };
         if let Some(kind) = method.strip_prefix("Create").and_then(created_kind) {
             let m = NamedWithPath::decode(message).unwrap_or_default();
@@ -705,7 +706,7 @@ impl super::sigv4::Resources for IamResources {
             "AddRoleToInstanceProfile"
             | "RemoveRoleFromInstanceProfile"
             | "GetInstanceProfile"
-            | "DeleteInstanceProfile" => self.entity(EntityKind::InstanceProfile, &first).await?,
+            | "DeleteInstanceProfile" => self.entity(catalog, EntityKind::InstanceProfile, &first).await?,
             m if m.contains("Polic")
                 && m != "SimulatePrincipalPolicy"
                 && !m.contains("Role")
@@ -714,8 +715,8 @@ impl super::sigv4::Resources for IamResources {
                 first
             }
             "SimulatePrincipalPolicy" => first,
-            m if m.contains("Role") => self.entity(EntityKind::Role, &first).await?,
-            _ => self.entity(EntityKind::User, &first).await?,
+            m if m.contains("Role") => self.entity(catalog, EntityKind::Role, &first).await?,
+            _ => self.entity(catalog, EntityKind::User, &first).await?,
         })
     }
 }

@@ -1,6 +1,7 @@
 //! gRPC adapters: one per service (protobuf -> domain -> protobuf), the error table, and
 //! the routes with health and reflection.
 
+mod accounts;
 mod audit;
 mod convert;
 mod ec2;
@@ -36,9 +37,16 @@ pub async fn routes(app: &App) -> Result<Routes, tonic_reflection::server::Error
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         .build_v1()?;
     let clock: Arc<dyn crate::domain::clock::Clock> = app.clock.clone();
-    let iam =
-        IamServer::new(iam::IamService::new(app.catalog.clone(), app.authz.clone(), app.metrics.clone()))
-            .max_decoding_message_size(limit);
+    // One Iam and one Ec2 service per account, each on its account's catalog.
+    let iam = app
+        .accounts
+        .ids()
+        .filter_map(|a| {
+            let service = iam::IamService::new(app.accounts.get(a)?.clone(), app.authz.clone(), app.metrics.clone());
+            Some((a.clone(), IamServer::new(service).max_decoding_message_size(limit)))
+        })
+        .collect();
+    let iam = accounts::ByAccount::new(iam, app.accounts.default_account());
     let iam = audit::Audited::new(
         iam,
         app.audit.clone(),
@@ -50,12 +58,19 @@ pub async fn routes(app: &App) -> Result<Routes, tonic_reflection::server::Error
     let iam = sigv4::Verified::new(iam, app.authn.clone(), app.metrics.clone(), "iam", limit)
         .guarded(sigv4::Guard {
             authz: app.authz.clone(),
-            resources: Arc::new(iam::IamResources::new(app.catalog.clone())),
+            resources: Arc::new(iam::IamResources::new(app.accounts.clone())),
             allow_unsigned: app.config.auth.allow_unsigned,
         })
         .audited(app.audit.clone(), clock.clone());
-    let ec2 = Ec2Server::new(ec2::Ec2Service::new(app.catalog.clone(), app.metrics.clone()))
-        .max_decoding_message_size(limit);
+    let ec2 = app
+        .accounts
+        .ids()
+        .filter_map(|a| {
+            let service = ec2::Ec2Service::new(app.accounts.get(a)?.clone(), app.metrics.clone());
+            Some((a.clone(), Ec2Server::new(service).max_decoding_message_size(limit)))
+        })
+        .collect();
+    let ec2 = accounts::ByAccount::new(ec2, app.accounts.default_account());
     let ec2 = audit::Audited::new(
         ec2,
         app.audit.clone(),

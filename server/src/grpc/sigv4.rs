@@ -46,8 +46,9 @@ use crate::{
 /// What a guarded service's calls act on.
 #[tonic::async_trait]
 pub trait Resources: Send + Sync + 'static {
-    /// The resource ARN of a call to `method` with this (encoded protobuf) request.
-    async fn resource(&self, method: &str, message: &[u8]) -> Result<String>;
+    /// The resource ARN of a call to `method` with this (encoded protobuf) request, by a
+    /// principal of `account`.
+    async fn resource(&self, account: &str, method: &str, message: &[u8]) -> Result<String>;
 }
 
 /// Authorization of a service's calls.
@@ -239,7 +240,7 @@ async fn authorize(
     let method = parts.uri.path().rsplit('/').next().unwrap_or_default();
     // The gRPC frame: a compression flag and a 4-byte length before the message.
     let message = body.get(5..).unwrap_or_default();
-    let resource = guard.resources.resource(method, message).await?;
+    let resource = guard.resources.resource(&principal.account_id, method, message).await?;
     let (source_ip, secure_transport) = transport_keys(parts);
     let request = authz::Request {
         action: format!("{service}:{method}"),

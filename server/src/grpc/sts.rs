@@ -44,7 +44,7 @@ impl sts_server::Sts for StsService {
         &self,
         req: Request<pb::GetAccessKeyInfoRequest>,
     ) -> Answer<pb::GetAccessKeyInfoResponse> {
-        let account = self.authn.access_key_account(&req.get_ref().access_key_id);
+        let account = self.authn.access_key_account(&req.get_ref().access_key_id).await;
         reply(&self.metrics, account.map(|account| pb::GetAccessKeyInfoResponse { account }))
     }
 

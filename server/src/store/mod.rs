@@ -7,10 +7,12 @@
 //! retrying on [`StoreError::Conflict`]. Revisions are global and increase with each commit.
 
 mod memory;
+mod prefixed;
 
 use std::sync::Arc;
 
 pub use memory::MemoryStore;
+pub use prefixed::PrefixedStore;
 
 /// A stored value and the revision of the commit that last wrote it.
 #[derive(Clone, Debug)]

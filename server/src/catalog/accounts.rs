@@ -1,0 +1,78 @@
+//! Several accounts over one store: a catalog per account, each under its own key prefix
+//! (the default account's keys are unprefixed), so that each account has its own roles,
+//! users, policies and instances.
+
+use std::{collections::BTreeMap, sync::Arc};
+
+use super::{Catalog, Settings};
+use crate::{
+    domain::{
+        Result,
+        clock::Clock,
+        model::{AccessKey, Instance, User},
+    },
+    store::{PrefixedStore, Store},
+};
+
+pub struct Accounts {
+    default: String,
+    catalogs: BTreeMap<String, Arc<Catalog>>,
+}
+
+impl Accounts {
+    /// The default account (`settings.account_id`) and `others`, on `store`.
+    pub fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>, settings: Settings, others: &[String]) -> Self {
+        let default = settings.account_id.clone();
+        let mut catalogs = BTreeMap::new();
+        catalogs.insert(default.clone(), Arc::new(Catalog::new(store.clone(), clock.clone(), settings.clone())));
+        for account in others.iter().filter(|a| **a != default) {
+            let scoped: Arc<dyn Store> = Arc::new(PrefixedStore::new(store.clone(), format!("acct/{account}/")));
+            let settings = Settings { account_id: account.clone(), ..settings.clone() };
+            catalogs.insert(account.clone(), Arc::new(Catalog::new(scoped, clock.clone(), settings)));
+        }
+        Self { default, catalogs }
+    }
+
+    pub fn default_account(&self) -> &str {
+        &self.default
+    }
+
+    /// The default account's catalog.
+    #[allow(clippy::expect_used)]
+    pub fn default_catalog(&self) -> &Arc<Catalog> {
+        // Inserted by `new`, never removed.
+        self.catalogs.get(&self.default).expect("the default account's catalog")
+    }
+
+    pub fn get(&self, account: &str) -> Option<&Arc<Catalog>> {
+        self.catalogs.get(account)
+    }
+
+    pub fn ids(&self) -> impl Iterator<Item = &String> {
+        self.catalogs.keys()
+    }
+
+    /// The account holding an instance, and the instance (the default account first).
+    pub async fn find_instance(&self, instance_id: &str) -> Result<Option<(Arc<Catalog>, Arc<Instance>)>> {
+        for catalog in self.in_search_order() {
+            if let Some(instance) = catalog.find_instance(instance_id).await? {
+                return Ok(Some((catalog.clone(), instance)));
+            }
+        }
+        Ok(None)
+    }
+
+    /// The account, user and key of a long-term access key id.
+    pub async fn find_access_key(&self, access_key_id: &str) -> Result<Option<(Arc<Catalog>, Arc<User>, AccessKey)>> {
+        for catalog in self.in_search_order() {
+            if let Some((user, key)) = catalog.find_access_key(access_key_id).await? {
+                return Ok(Some((catalog.clone(), user, key)));
+            }
+        }
+        Ok(None)
+    }
+
+    fn in_search_order(&self) -> impl Iterator<Item = &Arc<Catalog>> {
+        std::iter::once(self.default_catalog()).chain(self.catalogs.iter().filter(|(a, _)| **a != self.default).map(|(_, c)| c))
+    }
+}
