@@ -366,8 +366,7 @@ impl Authorizer {
             Some(c) => c.granting_policies(kind, name).await?.is_some(),
             None => false,
         };
-        if !exists
-        {
+        if !exists {
             let what = if kind == HolderKind::Role { "role" } else { "user" };
             return Err(Error::no_such_entity(format!("The {what} with name {name} cannot be found.")));
         }

@@ -202,7 +202,8 @@ impl InstanceMetadata {
     /// The association and role behind an instance, if it has a role.
     async fn role_of(&self, instance: &Placed) -> Result<Option<(Association, Arc<Role>)>> {
         let Some(association) = &instance.association else { return Ok(None) };
-        let Some(profile) = instance.catalog.find_instance_profile(&association.instance_profile_name).await?
+        let Some(profile) =
+            instance.catalog.find_instance_profile(&association.instance_profile_name).await?
         else {
             return Ok(None);
         };
@@ -244,7 +245,9 @@ impl InstanceMetadata {
         let not_before = role.sessions_revoked_before().unwrap_or(i64::MIN);
         let fetched = self
             .cache
-            .get_or_issue(&key, now, not_before, || async { self.issue(&instance.catalog, instance, &role, now) })
+            .get_or_issue(&key, now, not_before, || async {
+                self.issue(&instance.catalog, instance, &role, now)
+            })
             .await;
         let (credentials, lookup) = match fetched {
             Ok(found) => found,
@@ -261,14 +264,23 @@ impl InstanceMetadata {
             let instance_id = instance.instance_id.clone();
             self.prefetch(Prefetch { key, current: credentials.clone(), instance_id });
         }
-        Ok(CredentialsDocument::Success { credentials, account_id: instance.catalog.account_id().to_string() })
+        Ok(CredentialsDocument::Success {
+            credentials,
+            account_id: instance.catalog.account_id().to_string(),
+        })
     }
 
     /// Mints credentials for the instance's role, if the role trusts EC2. The trust policy
     /// (parsed once per role record) is evaluated here, at issuance, as EC2 does when it
     /// assumes the role, with the keys EC2's request carries: the instance's account and ARN
     /// (aws:SourceAccount, aws:SourceArn, ec2:SourceInstanceARN) and the time.
-    fn issue(&self, catalog: &Catalog, instance: &Instance, role: &Role, now: i64) -> Result<IssuedCredentials> {
+    fn issue(
+        &self,
+        catalog: &Catalog,
+        instance: &Instance,
+        role: &Role,
+        now: i64,
+    ) -> Result<IssuedCredentials> {
         let trusted = role.trust().is_some_and(|doc| {
             // The context costs allocations: built only for a policy with conditions.
             if doc.statements.iter().all(|s| s.condition.is_none()) {
@@ -370,7 +382,9 @@ impl InstanceMetadata {
     /// Replaces a prefetch's credentials if the instance still has the association and role
     /// they were issued for, and no fetch has replaced them since.
     async fn refresh(&self, job: Prefetch) -> Result<()> {
-        let Some((catalog, instance)) = self.accounts.find_instance(&job.instance_id).await? else { return Ok(()) };
+        let Some((catalog, instance)) = self.accounts.find_instance(&job.instance_id).await? else {
+            return Ok(());
+        };
         let Ok(instance) = usable(instance) else { return Ok(()) };
         let instance = Placed { catalog, instance };
         let Some((association, role)) = self.role_of(&instance).await? else { return Ok(()) };
@@ -379,7 +393,11 @@ impl InstanceMetadata {
             return Ok(());
         }
         let now = self.clock.unix();
-        if self.cache.refresh(key, &job.current, || async { self.issue(&instance.catalog, &instance, &role, now) }).await? {
+        if self
+            .cache
+            .refresh(key, &job.current, || async { self.issue(&instance.catalog, &instance, &role, now) })
+            .await?
+        {
             self.metrics.credentials_prefetched.inc();
         }
         Ok(())

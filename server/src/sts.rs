@@ -155,7 +155,10 @@ impl Authenticator {
             )));
         }
         let owner = self.accounts.find_access_key(access_key_id).await?;
-        Ok(owner.map_or_else(|| self.accounts.default_account().to_string(), |(c, _, _)| c.account_id().to_string()))
+        Ok(owner.map_or_else(
+            || self.accounts.default_account().to_string(),
+            |(c, _, _)| c.account_id().to_string(),
+        ))
     }
 }
 
@@ -334,7 +337,8 @@ impl SecurityTokenService {
         // The role's account (as the ARN names it; one rolecall does not serve is refused
         // below like any role the caller may not assume).
         let role_account = input.role_arn.split(':').nth(4).unwrap_or_default().to_string();
-        let catalog = self.accounts.get(&role_account).unwrap_or_else(|| self.accounts.default_catalog()).clone();
+        let catalog =
+            self.accounts.get(&role_account).unwrap_or_else(|| self.accounts.default_catalog()).clone();
         for arn in &input.policy_arns {
             if catalog.default_document(arn).await?.is_none() {
                 return Err(Error::validation(format!("Policy {arn} does not exist or is not attachable.")));

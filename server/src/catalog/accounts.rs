@@ -24,9 +24,11 @@ impl Accounts {
     pub fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>, settings: Settings, others: &[String]) -> Self {
         let default = settings.account_id.clone();
         let mut catalogs = BTreeMap::new();
-        catalogs.insert(default.clone(), Arc::new(Catalog::new(store.clone(), clock.clone(), settings.clone())));
+        catalogs
+            .insert(default.clone(), Arc::new(Catalog::new(store.clone(), clock.clone(), settings.clone())));
         for account in others.iter().filter(|a| **a != default) {
-            let scoped: Arc<dyn Store> = Arc::new(PrefixedStore::new(store.clone(), format!("acct/{account}/")));
+            let scoped: Arc<dyn Store> =
+                Arc::new(PrefixedStore::new(store.clone(), format!("acct/{account}/")));
             let settings = Settings { account_id: account.clone(), ..settings.clone() };
             catalogs.insert(account.clone(), Arc::new(Catalog::new(scoped, clock.clone(), settings)));
         }
@@ -63,7 +65,10 @@ impl Accounts {
     }
 
     /// The account, user and key of a long-term access key id.
-    pub async fn find_access_key(&self, access_key_id: &str) -> Result<Option<(Arc<Catalog>, Arc<User>, AccessKey)>> {
+    pub async fn find_access_key(
+        &self,
+        access_key_id: &str,
+    ) -> Result<Option<(Arc<Catalog>, Arc<User>, AccessKey)>> {
         for catalog in self.in_search_order() {
             if let Some((user, key)) = catalog.find_access_key(access_key_id).await? {
                 return Ok(Some((catalog.clone(), user, key)));
@@ -73,6 +78,7 @@ impl Accounts {
     }
 
     fn in_search_order(&self) -> impl Iterator<Item = &Arc<Catalog>> {
-        std::iter::once(self.default_catalog()).chain(self.catalogs.iter().filter(|(a, _)| **a != self.default).map(|(_, c)| c))
+        std::iter::once(self.default_catalog())
+            .chain(self.catalogs.iter().filter(|(a, _)| **a != self.default).map(|(_, c)| c))
     }
 }

@@ -16,8 +16,8 @@ use std::{
 
 use serde::{Serialize, de::DeserializeOwned};
 
-pub(crate) use ec2::instance_key_digest;
 pub use accounts::Accounts;
+pub(crate) use ec2::instance_key_digest;
 pub use ec2::{InstanceFilter, Launch, ProfileRef};
 pub use iam::{EntityKind, GrantingPolicies, NewRole, PolicyScope, PolicyView, PrincipalKind};
 pub use pages::Page;

@@ -42,7 +42,8 @@ pub async fn routes(app: &App) -> Result<Routes, tonic_reflection::server::Error
         .accounts
         .ids()
         .filter_map(|a| {
-            let service = iam::IamService::new(app.accounts.get(a)?.clone(), app.authz.clone(), app.metrics.clone());
+            let service =
+                iam::IamService::new(app.accounts.get(a)?.clone(), app.authz.clone(), app.metrics.clone());
             Some((a.clone(), IamServer::new(service).max_decoding_message_size(limit)))
         })
         .collect();

@@ -30,7 +30,12 @@ impl Store for PrefixedStore {
         Ok(self.inner.get(&self.outer(key)).await?.map(|v| self.inner_view(v)))
     }
 
-    async fn list(&self, prefix: &str, after: Option<&str>, limit: usize) -> Result<Vec<Versioned>, StoreError> {
+    async fn list(
+        &self,
+        prefix: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<Versioned>, StoreError> {
         let after = after.map(|a| self.outer(a));
         let found = self.inner.list(&self.outer(prefix), after.as_deref(), limit).await?;
         Ok(found.into_iter().map(|v| self.inner_view(v)).collect())

@@ -1,0 +1,208 @@
+//! Several accounts on one server: separate entities, cross-account AssumeRole with
+//! sts:ExternalId, and instances of another account.
+
+use rolecall_api as pb;
+use rolecall_server::grpc::sigv4::ClientCredentials;
+use tonic::{Code, Request};
+
+use crate::common::*;
+
+const A: &str = "123456789012";
+const B: &str = "111122223333";
+
+/// An operator call made in account `account`.
+fn in_account<T>(account: &str, message: T) -> Request<T> {
+    let mut req = Request::new(message);
+    req.metadata_mut().insert("x-rolecall-account-id", account.parse().unwrap());
+    req
+}
+
+fn creds_of(c: &pb::StsCredentials) -> ClientCredentials {
+    ClientCredentials {
+        access_key_id: c.access_key_id.clone(),
+        secret_access_key: c.secret_access_key.clone(),
+        session_token: Some(c.session_token.clone()),
+    }
+}
+
+#[tokio::test]
+async fn cross_account_roles_need_both_sides_and_the_external_id() {
+    let server = TestServer::start_with(|c| c.accounts = vec![B.to_string()]).await;
+    let mut iam = server.iam();
+    // Account B's role trusts account A, with an external id.
+    let trust = format!(
+        r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow","Principal":{{"AWS":"arn:aws:iam::{A}:root"}},"Action":"sts:AssumeRole","Condition":{{"StringEquals":{{"sts:ExternalId":"ext-42"}}}}}}]}}"#
+    );
+    let role = iam
+        .create_role(in_account(
+            B,
+            pb::CreateRoleRequest {
+                role_name: "Partner".into(),
+                assume_role_policy_document: trust,
+                ..Default::default()
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .role
+        .unwrap();
+    assert_eq!(role.arn, format!("arn:aws:iam::{B}:role/Partner"));
+    // Each account sees its own entities only.
+    let missing = iam.get_role(pb::GetRoleRequest { role_name: "Partner".into() }).await;
+    expect_error(missing, Code::NotFound, "NoSuchEntity");
+    iam.get_role(in_account(B, pb::GetRoleRequest { role_name: "Partner".into() })).await.unwrap();
+    let unknown = iam.list_roles(in_account("999999999999", pb::ListRolesRequest::default())).await;
+    expect_error(unknown, Code::InvalidArgument, "InvalidInput");
+
+    // alice, in account A.
+    iam.create_user(pb::CreateUserRequest { user_name: "alice".into(), ..Default::default() }).await.unwrap();
+    let key = iam
+        .create_access_key(pb::CreateAccessKeyRequest { user_name: "alice".into() })
+        .await
+        .unwrap()
+        .into_inner()
+        .access_key
+        .unwrap();
+    let alice = ClientCredentials {
+        access_key_id: key.access_key_id.clone(),
+        secret_access_key: key.secret_access_key.clone(),
+        session_token: None,
+    };
+    let ask = |external_id: &str| pb::AssumeRoleRequest {
+        role_arn: role.arn.clone(),
+        role_session_name: "partner-sync".into(),
+        external_id: external_id.into(),
+        ..Default::default()
+    };
+    // B trusts A, but A has not allowed alice to assume it.
+    let denied = server.sts(alice.clone()).assume_role(ask("ext-42")).await;
+    expect_error(denied, Code::PermissionDenied, "AccessDenied");
+    let allow = format!(
+        r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow","Action":"sts:AssumeRole","Resource":"{}"}}]}}"#,
+        role.arn
+    );
+    iam.put_user_policy(pb::PutUserPolicyRequest {
+        user_name: "alice".into(),
+        policy_name: "partner".into(),
+        policy_document: allow,
+    })
+    .await
+    .unwrap();
+    // Now both sides allow, but only with the external id.
+    expect_error(
+        server.sts(alice.clone()).assume_role(ask("")).await,
+        Code::PermissionDenied,
+        "AccessDenied",
+    );
+    expect_error(
+        server.sts(alice.clone()).assume_role(ask("ext-41")).await,
+        Code::PermissionDenied,
+        "AccessDenied",
+    );
+    let assumed = server.sts(alice.clone()).assume_role(ask("ext-42")).await.unwrap().into_inner();
+    let session = creds_of(assumed.credentials.as_ref().unwrap());
+    let me = server
+        .sts(session.clone())
+        .get_caller_identity(pb::GetCallerIdentityRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(me.account, B);
+    assert_eq!(me.arn, format!("arn:aws:sts::{B}:assumed-role/Partner/partner-sync"));
+    // The session acts in account B: with B's policies, on B's entities.
+    let signed = rolecall_api::iam_client::IamClient::new(server.signing(session.clone(), "iam"))
+        .get_role(pb::GetRoleRequest { role_name: "Partner".into() })
+        .await;
+    expect_error(signed, Code::PermissionDenied, "AccessDenied");
+    iam.put_role_policy(in_account(B, pb::PutRolePolicyRequest {
+        role_name: "Partner".into(),
+        policy_name: "read".into(),
+        policy_document: r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"iam:Get*","Resource":"*"}]}"#.into(),
+    }))
+    .await
+    .unwrap();
+    let got = rolecall_api::iam_client::IamClient::new(server.signing(session, "iam"))
+        .get_role(pb::GetRoleRequest { role_name: "Partner".into() })
+        .await
+        .unwrap()
+        .into_inner()
+        .role
+        .unwrap();
+    assert_eq!(got.arn, role.arn);
+}
+
+#[tokio::test]
+async fn instances_of_another_account_get_that_accounts_role() {
+    let server = TestServer::start_with(|c| c.accounts = vec![B.to_string()]).await;
+    let mut iam = server.iam();
+    iam.create_role(in_account(
+        B,
+        pb::CreateRoleRequest {
+            role_name: "Web".into(),
+            assume_role_policy_document: EC2_TRUST.into(),
+            ..Default::default()
+        },
+    ))
+    .await
+    .unwrap();
+    let profile = iam
+        .create_instance_profile(in_account(
+            B,
+            pb::CreateInstanceProfileRequest { instance_profile_name: "Web".into(), ..Default::default() },
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .instance_profile
+        .unwrap();
+    assert_eq!(profile.arn, format!("arn:aws:iam::{B}:instance-profile/Web"));
+    iam.add_role_to_instance_profile(in_account(
+        B,
+        pb::AddRoleToInstanceProfileRequest { instance_profile_name: "Web".into(), role_name: "Web".into() },
+    ))
+    .await
+    .unwrap();
+    let mut stream = server
+        .ec2()
+        .run_instances(in_account(
+            B,
+            pb::RunInstancesRequest {
+                image_id: "ami-1".into(),
+                min_count: 1,
+                max_count: 1,
+                iam_instance_profile: Some(pb::IamInstanceProfileSpecification {
+                    name: "Web".into(),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    let page = stream.message().await.unwrap().unwrap();
+    let launched = page.instances[0].clone();
+    // Account A does not see B's instance.
+    let mut ec2 = server.ec2();
+    let described = ec2.describe_instances(pb::DescribeInstancesRequest {
+        instance_ids: vec![launched.instance.as_ref().unwrap().instance_id.clone()],
+        ..Default::default()
+    });
+    expect_error(described.await, Code::NotFound, "InvalidInstanceID.NotFound");
+    let instance = launched.instance.unwrap();
+    let t = token(&server, &instance.instance_id, &launched.instance_key).await;
+    let creds = credentials(&server, &t, "Web").await.unwrap();
+    assert_eq!(creds.account_id, B);
+    let me = server
+        .sts(ClientCredentials {
+            access_key_id: creds.access_key_id.clone(),
+            secret_access_key: creds.secret_access_key.clone(),
+            session_token: Some(creds.token.clone()),
+        })
+        .get_caller_identity(pb::GetCallerIdentityRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(me.arn, format!("arn:aws:sts::{B}:assumed-role/Web/{}", instance.instance_id));
+}
