@@ -35,7 +35,28 @@ pub struct Config {
     pub instances: InstanceDefaults,
     pub auth: AuthSettings,
     pub audit: AuditSettings,
+    pub imds: ImdsHttpSettings,
     pub simulation: Simulation,
+}
+
+/// The instance metadata service over HTTP, in AWS's own formats (what the SDKs and the
+/// aws CLI read).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ImdsHttpSettings {
+    /// Where to serve it; none: off.
+    pub listen: Option<SocketAddr>,
+    /// How it knows which instance asks. "path_prefix" (a simulation of one shared host):
+    /// `http://HOST:PORT/INSTANCE-ID/latest/...`, which AWS_EC2_METADATA_SERVICE_ENDPOINT
+    /// accepts, and which anyone on the host can claim. ("source_address", AWS's way, comes
+    /// with instances in their own network namespaces.)
+    pub instance_identity: String,
+}
+
+impl Default for ImdsHttpSettings {
+    fn default() -> Self {
+        Self { listen: None, instance_identity: "path_prefix".into() }
+    }
 }
 
 /// Where the audit trail (CloudTrail-shaped JSON lines) goes.
@@ -153,6 +174,7 @@ impl Default for Config {
             instances: InstanceDefaults::default(),
             auth: AuthSettings::default(),
             audit: AuditSettings::default(),
+            imds: ImdsHttpSettings::default(),
             simulation: Simulation::default(),
         }
     }
@@ -209,6 +231,12 @@ impl Config {
         if self.simulation.manual_clock && !cfg!(debug_assertions) {
             return invalid("simulation.manual_clock is only available in debug builds".into());
         }
+        if self.imds.instance_identity != "path_prefix" {
+            return invalid(format!(
+                "imds.instance_identity {:?} is not supported: path_prefix is (source_address needs per-instance network namespaces, not yet built)",
+                self.imds.instance_identity
+            ));
+        }
         if self.server.concurrency_limit == 0 || self.server.request_timeout_ms == 0 {
             return invalid("server.concurrency_limit and server.request_timeout_ms must be positive".into());
         }
@@ -245,6 +273,10 @@ impl Config {
             (
                 s.trust_claimed_instance_id,
                 "trust_claimed_instance_id (GetToken does not check instance keys)",
+            ),
+            (
+                self.imds.listen.is_some(),
+                "imds.instance_identity = path_prefix (HTTP IMDS believes the instance id in the path)",
             ),
         ]
         .into_iter()

@@ -23,6 +23,7 @@ pub mod catalog;
 pub mod config;
 pub mod domain;
 pub mod grpc;
+pub mod http;
 pub mod metadata;
 pub mod store;
 pub mod sts;
@@ -52,6 +53,8 @@ use crate::{
 pub struct Listeners {
     pub grpc: TcpListener,
     pub metrics: Option<TcpListener>,
+    /// The instance metadata service over HTTP.
+    pub imds: Option<TcpListener>,
 }
 
 /// The assembled service: state, keys, caches and counters.
@@ -221,6 +224,21 @@ pub async fn serve(
             });
             if let Err(e) = served.await {
                 tracing::error!(error = %e, "metrics endpoint failed");
+            }
+        });
+    }
+
+    if let Some(listener) = listeners.imds {
+        let mut stop = stop_rx.clone();
+        let addr = listener.local_addr().map_err(ServeError::Metrics)?;
+        tracing::info!(%addr, "instance metadata (HTTP) listening: http://{addr}/INSTANCE-ID/latest/...");
+        let router = http::imds::router(app.imds.clone());
+        tokio::spawn(async move {
+            let served = axum::serve(listener, router).with_graceful_shutdown(async move {
+                let _ = stop.wait_for(|s| *s).await;
+            });
+            if let Err(e) = served.await {
+                tracing::error!(error = %e, "instance metadata (HTTP) failed");
             }
         });
     }

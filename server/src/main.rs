@@ -133,7 +133,11 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
         Some(addr) => Some(TcpListener::bind(addr).await.map_err(|e| format!("bind {addr}: {e}"))?),
         None => None,
     };
-    rolecall_server::run(config, Listeners { grpc, metrics }, shutdown_signal())
+    let imds = match config.imds.listen {
+        Some(addr) => Some(TcpListener::bind(addr).await.map_err(|e| format!("bind {addr}: {e}"))?),
+        None => None,
+    };
+    rolecall_server::run(config, Listeners { grpc, metrics, imds }, shutdown_signal())
         .await
         .map_err(|e| e.to_string())
 }

@@ -37,6 +37,13 @@ pub enum Caller {
         instance_id: String,
         instance_key: String,
     },
+    /// Over HTTP, where the transport established which instance is asking (its source
+    /// address, or a simulation's path prefix): IMDSv1 without a token (only where HttpTokens
+    /// is optional), or IMDSv2 with a token, which must be this instance's.
+    Located {
+        instance_id: String,
+        token: Option<String>,
+    },
     Anonymous,
 }
 
@@ -167,6 +174,23 @@ impl InstanceMetadata {
         Ok(token)
     }
 
+    /// PUT /latest/api/token over HTTP, for the instance the transport located.
+    pub async fn get_token_at(&self, instance_id: &str, ttl_seconds: i64) -> Result<String> {
+        if !imds_token::TTL_RANGE.contains(&ttl_seconds) {
+            return Err(Error::new(
+                ErrorCode::BadRequest,
+                "X-aws-ec2-metadata-token-ttl-seconds must be between 1 and 21600",
+            ));
+        }
+        let (_, instance) = self.accounts.find_instance(instance_id).await?.ok_or_else(unauthorized)?;
+        let instance = usable(instance)?;
+        let now = self.clock.unix();
+        self.maintain_key_ring(now)?;
+        let token = imds_token::issue(&self.ring, &instance.instance_id, now + ttl_seconds)?;
+        self.metrics.imds_tokens_issued.inc();
+        Ok(token)
+    }
+
     /// The running instance whose key this is, in whichever account holds it.
     async fn authenticate(&self, instance_id: &str, instance_key: &str) -> Result<Placed> {
         let (catalog, instance) = self.accounts.find_instance(instance_id).await?.ok_or_else(unauthorized)?;
@@ -192,6 +216,26 @@ impl InstanceMetadata {
                 let instance = self.authenticate(instance_id, instance_key).await?;
                 if instance.metadata_options.http_tokens == HttpTokens::Required {
                     return Err(unauthorized());
+                }
+                Ok(instance)
+            }
+            Caller::Located { instance_id, token } => {
+                let (catalog, instance) =
+                    self.accounts.find_instance(instance_id).await?.ok_or_else(unauthorized)?;
+                let instance = Placed { catalog, instance: usable(instance)? };
+                match token {
+                    Some(token) => {
+                        let id = imds_token::verify(&self.ring, token, self.clock.unix())?
+                            .ok_or_else(unauthorized)?;
+                        // Another instance's token is no token.
+                        if !bool::from(id.as_bytes().ct_eq(instance_id.as_bytes())) {
+                            return Err(unauthorized());
+                        }
+                    }
+                    None if instance.metadata_options.http_tokens == HttpTokens::Required => {
+                        return Err(unauthorized());
+                    }
+                    None => {}
                 }
                 Ok(instance)
             }
@@ -430,10 +474,53 @@ impl InstanceMetadata {
             && !name.is_empty()
         {
             let doc = self.credentials_for(&instance, role, name.trim_end_matches('/')).await?;
-            return Ok(credentials_json(&doc));
+            return Ok(credentials_json(&doc, false));
+        }
+        // What newer SDKs ask first: the same, with AccountId.
+        if let Some(name) = path.strip_prefix("iam/security-credentials-extended/") {
+            if name.is_empty() {
+                return role.map(|(_, r)| r.role_name.clone()).ok_or_else(not_found);
+            }
+            let doc = self.credentials_for(&instance, role, name.trim_end_matches('/')).await?;
+            return Ok(credentials_json(&doc, true));
         }
         let tree = self.tree(&instance, role.as_ref().map(|(_, r)| r.role_name.as_str()));
         lookup(&tree, path).ok_or_else(not_found)
+    }
+
+    /// /latest/dynamic/instance-identity/document.
+    pub async fn identity_document(&self, caller: &Caller) -> Result<String> {
+        let instance = self.instance(caller).await?;
+        let settings = instance.catalog.settings();
+        Ok(serde_json::json!({
+            "accountId": settings.account_id,
+            "architecture": "x86_64",
+            "availabilityZone": instance.availability_zone,
+            "billingProducts": null,
+            "devpayProductCodes": null,
+            "marketplaceProductCodes": null,
+            "imageId": instance.image_id,
+            "instanceId": instance.instance_id,
+            "instanceType": instance.instance_type,
+            "kernelId": null,
+            "pendingTime": iso8601(instance.launch_time),
+            "privateIp": instance.private_ip_address,
+            "ramdiskId": null,
+            "region": settings.region,
+            "version": "2017-09-30",
+        })
+        .to_string())
+    }
+
+    /// /latest/user-data (NotFound where the instance has none).
+    pub async fn user_data(&self, caller: &Caller) -> Result<String> {
+        let instance = self.instance(caller).await?;
+        if instance.user_data.is_empty() {
+            return Err(not_found());
+        }
+        // RunInstances takes it base64-encoded; IMDS serves it decoded.
+        let decoded = data_encoding::BASE64.decode(instance.user_data.as_bytes()).ok();
+        Ok(decoded.and_then(|d| String::from_utf8(d).ok()).unwrap_or_else(|| instance.user_data.clone()))
     }
 
     /// The leaves of an instance's meta-data tree.
@@ -533,18 +620,25 @@ pub fn iam_info_json(info: &IamInfo) -> String {
 }
 
 /// The credentials document as AWS formats it.
-pub fn credentials_json(doc: &CredentialsDocument) -> String {
+/// The credentials document as AWS formats it (`extended`: with AccountId, as the
+/// `security-credentials-extended` path answers).
+pub fn credentials_json(doc: &CredentialsDocument, extended: bool) -> String {
     match doc {
-        CredentialsDocument::Success { credentials: c, .. } => serde_json::json!({
-            "Code": "Success",
-            "LastUpdated": c.last_updated(),
-            "Type": "AWS-HMAC",
-            "AccessKeyId": c.access_key_id(),
-            "SecretAccessKey": c.secret_access_key(),
-            "Token": c.session_token(),
-            "Expiration": c.expiration(),
-        })
-        .to_string(),
+        CredentialsDocument::Success { credentials: c, account_id } => {
+            let mut v = serde_json::json!({
+                "Code": "Success",
+                "LastUpdated": c.last_updated(),
+                "Type": "AWS-HMAC",
+                "AccessKeyId": c.access_key_id(),
+                "SecretAccessKey": c.secret_access_key(),
+                "Token": c.session_token(),
+                "Expiration": c.expiration(),
+            });
+            if extended {
+                v["AccountId"] = account_id.clone().into();
+            }
+            v.to_string()
+        }
         CredentialsDocument::Unauthorized { message, last_updated } => serde_json::json!({
             "Code": "AssumeRoleUnauthorizedAccess",
             "Message": message,

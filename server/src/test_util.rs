@@ -20,6 +20,8 @@ use crate::{
 pub struct TestServer {
     pub grpc_addr: SocketAddr,
     pub metrics_addr: SocketAddr,
+    /// The instance metadata service over HTTP: `http://{imds_addr}/INSTANCE-ID/latest/...`.
+    pub imds_addr: SocketAddr,
     pub channel: Channel,
     /// The clients' clock: the system's, moved with the server's by [`advance`](Self::advance).
     pub client_clock: Arc<SystemClock>,
@@ -45,13 +47,18 @@ impl TestServer {
         // Bound before the server starts: connecting below cannot race its start-up.
         let grpc = TcpListener::bind("127.0.0.1:0").await.expect("bind grpc");
         let metrics = TcpListener::bind("127.0.0.1:0").await.expect("bind metrics");
+        let imds = TcpListener::bind("127.0.0.1:0").await.expect("bind imds");
+        let imds_addr = imds.local_addr().expect("imds addr");
         let grpc_addr = grpc.local_addr().expect("grpc addr");
         let metrics_addr = metrics.local_addr().expect("metrics addr");
         let (stop, stopped) = oneshot::channel::<()>();
-        let handle =
-            tokio::spawn(crate::run(config, Listeners { grpc, metrics: Some(metrics) }, async move {
+        let handle = tokio::spawn(crate::run(
+            config,
+            Listeners { grpc, metrics: Some(metrics), imds: Some(imds) },
+            async move {
                 let _ = stopped.await;
-            }));
+            },
+        ));
         let channel = Endpoint::from_shared(format!("http://{grpc_addr}"))
             .expect("endpoint")
             .tcp_nodelay(true)
@@ -59,6 +66,7 @@ impl TestServer {
         Self {
             grpc_addr,
             metrics_addr,
+            imds_addr,
             channel,
             client_clock: Arc::new(SystemClock::default()),
             region,

@@ -7,6 +7,7 @@ mod accounts;
 mod cli;
 mod common;
 mod ec2;
+mod http_imds;
 mod iam;
 mod imds;
 mod server;

@@ -1,0 +1,120 @@
+//! The instance metadata service over HTTP, as the SDKs read it: status codes, headers and
+//! JSON shapes of EC2's, under the simulation's per-instance path prefix.
+
+use reqwest::{Client, Method, StatusCode};
+use rolecall_api as pb;
+
+use crate::common::*;
+
+struct Imds {
+    client: Client,
+    base: String,
+}
+
+impl Imds {
+    fn new(server: &TestServer, instance_id: &str) -> Self {
+        Self { client: Client::new(), base: format!("http://{}/{instance_id}/latest", server.imds_addr) }
+    }
+
+    async fn token(&self, ttl: Option<&str>) -> reqwest::Response {
+        let mut req = self.client.request(Method::PUT, format!("{}/api/token", self.base));
+        if let Some(ttl) = ttl {
+            req = req.header("X-aws-ec2-metadata-token-ttl-seconds", ttl);
+        }
+        req.send().await.unwrap()
+    }
+
+    async fn get(&self, path: &str, token: Option<&str>) -> (StatusCode, String) {
+        let mut req = self.client.get(format!("{}/{path}", self.base));
+        if let Some(t) = token {
+            req = req.header("X-aws-ec2-metadata-token", t);
+        }
+        let res = req.send().await.unwrap();
+        (res.status(), res.text().await.unwrap())
+    }
+}
+
+#[tokio::test]
+async fn imdsv2_over_http_answers_as_ec2_does() {
+    let server = TestServer::start().await;
+    role_in_profile(&server, "Web").await;
+    let (instance, _) = launch(&server, 1, Some("Web")).await.remove(0);
+    let imds = Imds::new(&server, &instance.instance_id);
+
+    // The token: TTL echoed; 400 without or outside 1-21600; 403 through a proxy.
+    let res = imds.token(Some("21600")).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(res.headers()["x-aws-ec2-metadata-token-ttl-seconds"], "21600");
+    let token = res.text().await.unwrap();
+    assert_eq!(imds.token(None).await.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(imds.token(Some("0")).await.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(imds.token(Some("21601")).await.status(), StatusCode::BAD_REQUEST);
+    let proxied = imds
+        .client
+        .put(format!("{}/api/token", imds.base))
+        .header("X-aws-ec2-metadata-token-ttl-seconds", "60")
+        .header("X-Forwarded-For", "10.0.0.9")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(proxied.status(), StatusCode::FORBIDDEN);
+
+    let t = Some(token.as_str());
+    assert_eq!(imds.get("meta-data/iam/security-credentials/", t).await, (StatusCode::OK, "Web".to_string()));
+    let (status, body) = imds.get("meta-data/iam/security-credentials/Web", t).await;
+    assert_eq!(status, StatusCode::OK);
+    let doc: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(doc["Code"], "Success");
+    assert_eq!(doc["Type"], "AWS-HMAC");
+    assert!(doc["AccessKeyId"].as_str().unwrap().starts_with("ASIA"));
+    assert!(doc["Expiration"].as_str().unwrap().ends_with('Z'));
+    assert!(doc.get("AccountId").is_none());
+    let (_, extended) = imds.get("meta-data/iam/security-credentials-extended/Web", t).await;
+    let extended: serde_json::Value = serde_json::from_str(&extended).unwrap();
+    assert_eq!(extended["AccountId"], "123456789012");
+    assert_eq!(extended["AccessKeyId"], doc["AccessKeyId"], "the same cached credentials");
+    let (_, info) = imds.get("meta-data/iam/info", t).await;
+    assert!(info.contains("instance-profile/Web"));
+    assert_eq!(imds.get("meta-data/instance-id", t).await.1, instance.instance_id);
+    let (_, root) = imds.get("meta-data/", t).await;
+    assert!(root.lines().any(|l| l == "iam/") && root.lines().any(|l| l == "placement/"), "{root}");
+    assert_eq!(imds.get("meta-data/iam/security-credentials/Other", t).await.0, StatusCode::NOT_FOUND);
+    let (_, identity) = imds.get("dynamic/instance-identity/document", t).await;
+    let identity: serde_json::Value = serde_json::from_str(&identity).unwrap();
+    assert_eq!(identity["instanceId"], instance.instance_id.as_str());
+    assert_eq!(identity["accountId"], "123456789012");
+    assert_eq!(identity["region"], "us-east-1");
+    assert_eq!(imds.get("user-data", t).await.0, StatusCode::NOT_FOUND);
+
+    // IMDSv1 (no token) works where HttpTokens is optional; a bad token is 401.
+    assert_eq!(imds.get("meta-data/instance-id", None).await.0, StatusCode::OK);
+    assert_eq!(imds.get("meta-data/instance-id", Some("not-a-token")).await.0, StatusCode::UNAUTHORIZED);
+    // Another instance's token is refused.
+    let (other, _) = launch(&server, 1, None).await.remove(0);
+    let other_imds = Imds::new(&server, &other.instance_id);
+    assert_eq!(other_imds.get("meta-data/instance-id", t).await.0, StatusCode::UNAUTHORIZED);
+    // An instance with no role: 404 on the credentials listing.
+    assert_eq!(other_imds.get("meta-data/iam/security-credentials/", None).await.0, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn imdsv2_required_refuses_tokenless_reads() {
+    let server = TestServer::start().await;
+    let (instance, _) = launch_with(&server, 1, None, "required").await.remove(0);
+    let imds = Imds::new(&server, &instance.instance_id);
+    assert_eq!(imds.get("meta-data/instance-id", None).await.0, StatusCode::UNAUTHORIZED);
+    let token = imds.token(Some("60")).await.text().await.unwrap();
+    assert_eq!(imds.get("meta-data/instance-id", Some(&token)).await.0, StatusCode::OK);
+    // The token expires with its TTL.
+    advance(&server, 61).await;
+    assert_eq!(imds.get("meta-data/instance-id", Some(&token)).await.0, StatusCode::UNAUTHORIZED);
+    // A terminated instance: nothing.
+    server
+        .ec2()
+        .terminate_instances(pb::TerminateInstancesRequest {
+            instance_ids: vec![instance.instance_id.clone()],
+        })
+        .await
+        .unwrap();
+    assert_eq!(imds.token(Some("60")).await.status(), StatusCode::UNAUTHORIZED);
+}
