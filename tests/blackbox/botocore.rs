@@ -1,0 +1,105 @@
+//! botocore (pinned, from PyPI: scripts/setup-test-env) reading instance credentials from
+//! rolecall's HTTP instance metadata service, with no credentials on disk.
+
+use std::{path::PathBuf, process::Stdio};
+
+use tokio::{
+    io::{AsyncBufReadExt, AsyncWriteExt, BufReader},
+    process::{Child, ChildStdin, Command},
+};
+
+use crate::common::*;
+
+fn workspace() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// The project's Python environment, which the test command installs.
+fn python() -> PathBuf {
+    let python = workspace().join("target/pyenv/bin/python");
+    assert!(python.exists(), "{} is missing: run scripts/test (or scripts/setup-test-env)", python.display());
+    python
+}
+
+/// botocore, as an agent on `instance_id` would run it.
+struct Agent {
+    child: Child,
+    stdin: ChildStdin,
+    lines: tokio::io::Lines<BufReader<tokio::process::ChildStdout>>,
+}
+
+impl Agent {
+    fn start(server: &TestServer, instance_id: &str) -> Self {
+        let home =
+            std::env::temp_dir().join(format!("rolecall-botocore-{}-{instance_id}", std::process::id()));
+        std::fs::create_dir_all(&home).unwrap();
+        let mut child = Command::new(python())
+            .arg(workspace().join("tests/python/imds_credentials.py"))
+            .env_clear()
+            .env("HOME", &home)
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("AWS_CONFIG_FILE", home.join("no-config"))
+            .env("AWS_SHARED_CREDENTIALS_FILE", home.join("no-credentials"))
+            .env("AWS_EC2_METADATA_SERVICE_ENDPOINT", format!("http://{}/{instance_id}/", server.imds_addr))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        let stdin = child.stdin.take().unwrap();
+        let lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        Self { child, stdin, lines }
+    }
+
+    async fn report(&mut self) -> serde_json::Value {
+        let line = self.lines.next_line().await.unwrap().expect("botocore printed nothing");
+        serde_json::from_str(&line).unwrap()
+    }
+
+    /// Moves botocore's clock as the server's was moved, and reads what it serves then.
+    async fn after(&mut self, seconds: i64) -> serde_json::Value {
+        self.stdin.write_all(format!("{seconds}\n").as_bytes()).await.unwrap();
+        self.stdin.flush().await.unwrap();
+        self.report().await
+    }
+
+    async fn finish(mut self) {
+        drop(self.stdin);
+        assert!(self.child.wait().await.unwrap().success());
+    }
+}
+
+#[tokio::test]
+async fn botocore_finds_instance_credentials_and_follows_their_rotation() {
+    let server = TestServer::start().await;
+    role_in_profile(&server, "Web").await;
+    for http_tokens in ["required", "optional"] {
+        let (instance, key) = launch_with(&server, 1, Some("Web"), http_tokens).await.remove(0);
+        let mut agent = Agent::start(&server, &instance.instance_id);
+        let first = agent.report().await;
+        assert_eq!(first["method"], "iam-role", "{http_tokens}: {first}");
+        assert_eq!(first["token"], true);
+        // What botocore holds is what the instance's metadata serves.
+        let t = token(&server, &instance.instance_id, &key).await;
+        let served = credentials(&server, &t, "Web").await.unwrap();
+        assert_eq!(first["access_key"], served.access_key_id.as_str());
+        if http_tokens == "required" {
+            // 5 h 50 min on, botocore is inside its refresh window and fetches again; the
+            // server has rotated the credentials meanwhile.
+            server.advance(21_000).await;
+            let later = agent.after(21_000).await;
+            assert_eq!(later["method"], "iam-role");
+            assert_ne!(later["access_key"], first["access_key"], "botocore saw the rotation");
+        }
+        agent.finish().await;
+    }
+}
+
+#[tokio::test]
+async fn botocore_finds_no_credentials_on_an_instance_without_a_role() {
+    let server = TestServer::start().await;
+    let (instance, _) = launch(&server, 1, None).await.remove(0);
+    let mut agent = Agent::start(&server, &instance.instance_id);
+    assert_eq!(agent.report().await["error"], "Unable to locate credentials");
+    agent.finish().await;
+}
