@@ -171,7 +171,8 @@ fn serve_child(args: ChildArgs, kind: servers::Kind) -> Result<(), String> {
                 let metrics = TcpListener::bind("127.0.0.1:0").await.map_err(|e| e.to_string())?;
                 let metrics_addr = metrics.local_addr().map_err(|e| e.to_string())?;
                 println!("{}", servers::ready_line(grpc_addr, Some(metrics_addr)));
-                let listeners = rolecall_server::Listeners { grpc, metrics: Some(metrics), imds: None };
+                let listeners =
+                    rolecall_server::Listeners { grpc, metrics: Some(metrics), imds: None, query: None };
                 rolecall_server::run(config, listeners, servers::stdin_closed())
                     .await
                     .map_err(|e| e.to_string())

@@ -71,7 +71,8 @@ impl ServerUnderTest {
             Kind::Rolecall => {
                 let listener = TcpListener::bind("127.0.0.1:0").await.map_err(|e| e.to_string())?;
                 let addr = listener.local_addr().map_err(|e| e.to_string())?;
-                let listeners = rolecall_server::Listeners { grpc, metrics: Some(listener), imds: None };
+                let listeners =
+                    rolecall_server::Listeners { grpc, metrics: Some(listener), imds: None, query: None };
                 tokio::spawn(rolecall_server::run(config, listeners, shutdown));
                 Some(addr)
             }

@@ -36,6 +36,9 @@ pub struct Config {
     pub auth: AuthSettings,
     pub audit: AuditSettings,
     pub imds: ImdsHttpSettings,
+    /// The AWS Query API (STS) over HTTP, for the aws CLI and the SDKs' `--endpoint-url`;
+    /// none: off.
+    pub query_listen: Option<SocketAddr>,
     pub simulation: Simulation,
 }
 
@@ -175,6 +178,7 @@ impl Default for Config {
             auth: AuthSettings::default(),
             audit: AuditSettings::default(),
             imds: ImdsHttpSettings::default(),
+            query_listen: None,
             simulation: Simulation::default(),
         }
     }

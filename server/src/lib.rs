@@ -55,6 +55,8 @@ pub struct Listeners {
     pub metrics: Option<TcpListener>,
     /// The instance metadata service over HTTP.
     pub imds: Option<TcpListener>,
+    /// The AWS Query API over HTTP.
+    pub query: Option<TcpListener>,
 }
 
 /// The assembled service: state, keys, caches and counters.
@@ -239,6 +241,21 @@ pub async fn serve(
             });
             if let Err(e) = served.await {
                 tracing::error!(error = %e, "instance metadata (HTTP) failed");
+            }
+        });
+    }
+
+    if let Some(listener) = listeners.query {
+        let mut stop = stop_rx.clone();
+        let addr = listener.local_addr().map_err(ServeError::Metrics)?;
+        tracing::info!(%addr, "AWS Query API (STS) listening: aws --endpoint-url http://{addr}");
+        let router = http::query::router(http::query::QueryApi { authn: app.authn.clone() });
+        tokio::spawn(async move {
+            let served = axum::serve(listener, router).with_graceful_shutdown(async move {
+                let _ = stop.wait_for(|s| *s).await;
+            });
+            if let Err(e) = served.await {
+                tracing::error!(error = %e, "AWS Query API failed");
             }
         });
     }

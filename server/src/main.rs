@@ -137,7 +137,11 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
         Some(addr) => Some(TcpListener::bind(addr).await.map_err(|e| format!("bind {addr}: {e}"))?),
         None => None,
     };
-    rolecall_server::run(config, Listeners { grpc, metrics, imds }, shutdown_signal())
+    let query = match config.query_listen {
+        Some(addr) => Some(TcpListener::bind(addr).await.map_err(|e| format!("bind {addr}: {e}"))?),
+        None => None,
+    };
+    rolecall_server::run(config, Listeners { grpc, metrics, imds, query }, shutdown_signal())
         .await
         .map_err(|e| e.to_string())
 }

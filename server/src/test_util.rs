@@ -22,6 +22,8 @@ pub struct TestServer {
     pub metrics_addr: SocketAddr,
     /// The instance metadata service over HTTP: `http://{imds_addr}/INSTANCE-ID/latest/...`.
     pub imds_addr: SocketAddr,
+    /// The AWS Query API: `aws --endpoint-url http://{query_addr}`.
+    pub query_addr: SocketAddr,
     pub channel: Channel,
     /// The clients' clock: the system's, moved with the server's by [`advance`](Self::advance).
     pub client_clock: Arc<SystemClock>,
@@ -49,12 +51,14 @@ impl TestServer {
         let metrics = TcpListener::bind("127.0.0.1:0").await.expect("bind metrics");
         let imds = TcpListener::bind("127.0.0.1:0").await.expect("bind imds");
         let imds_addr = imds.local_addr().expect("imds addr");
+        let query = TcpListener::bind("127.0.0.1:0").await.expect("bind query");
+        let query_addr = query.local_addr().expect("query addr");
         let grpc_addr = grpc.local_addr().expect("grpc addr");
         let metrics_addr = metrics.local_addr().expect("metrics addr");
         let (stop, stopped) = oneshot::channel::<()>();
         let handle = tokio::spawn(crate::run(
             config,
-            Listeners { grpc, metrics: Some(metrics), imds: Some(imds) },
+            Listeners { grpc, metrics: Some(metrics), imds: Some(imds), query: Some(query) },
             async move {
                 let _ = stopped.await;
             },
@@ -67,6 +71,7 @@ impl TestServer {
             grpc_addr,
             metrics_addr,
             imds_addr,
+            query_addr,
             channel,
             client_clock: Arc::new(SystemClock::default()),
             region,

@@ -1,7 +1,7 @@
 //! botocore (pinned, from PyPI: scripts/setup-test-env) reading instance credentials from
 //! rolecall's HTTP instance metadata service, with no credentials on disk.
 
-use std::{path::PathBuf, process::Stdio};
+use std::process::Stdio;
 
 use tokio::{
     io::{AsyncBufReadExt, AsyncWriteExt, BufReader},
@@ -9,17 +9,6 @@ use tokio::{
 };
 
 use crate::common::*;
-
-fn workspace() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-/// The project's Python environment, which the test command installs.
-fn python() -> PathBuf {
-    let python = workspace().join("target/pyenv/bin/python");
-    assert!(python.exists(), "{} is missing: run scripts/test (or scripts/setup-test-env)", python.display());
-    python
-}
 
 /// botocore, as an agent on `instance_id` would run it.
 struct Agent {
@@ -33,7 +22,7 @@ impl Agent {
         let home =
             std::env::temp_dir().join(format!("rolecall-botocore-{}-{instance_id}", std::process::id()));
         std::fs::create_dir_all(&home).unwrap();
-        let mut child = Command::new(python())
+        let mut child = Command::new(pyenv("python"))
             .arg(workspace().join("tests/python/imds_credentials.py"))
             .env_clear()
             .env("HOME", &home)

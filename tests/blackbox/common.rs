@@ -200,3 +200,16 @@ pub async fn associate(
         .iam_instance_profile_association
         .unwrap()
 }
+
+/// The repository's root.
+pub fn workspace() -> std::path::PathBuf {
+    std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// A program of the project's Python environment (the aws CLI, python), which the test
+/// command installs.
+pub fn pyenv(program: &str) -> std::path::PathBuf {
+    let path = workspace().join("target/pyenv/bin").join(program);
+    assert!(path.exists(), "{} is missing: run scripts/test (or scripts/setup-test-env)", path.display());
+    path
+}

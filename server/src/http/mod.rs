@@ -1,5 +1,7 @@
 //! AWS's own HTTP formats, on the same core as the gRPC services: the instance metadata
-//! service (`imds`), with the one table from domain errors to HTTP statuses (`error`).
+//! service (`imds`) and the AWS Query API (`query`), with the one table from domain errors
+//! to IMDS statuses (`error`; the Query API's is in `query`, beside its XML).
 
 pub mod error;
 pub mod imds;
+pub mod query;
