@@ -37,6 +37,13 @@ pub enum Caller {
         instance_id: String,
         instance_key: String,
     },
+    /// The container credentials endpoint: a workload on the instance presents the
+    /// instance key as its bearer token (AWS_CONTAINER_AUTHORIZATION_TOKEN). Not IMDSv1: it
+    /// works whatever the instance's HttpTokens.
+    Workload {
+        instance_id: String,
+        instance_key: String,
+    },
     /// Over HTTP, where the transport established which instance is asking (its source
     /// address, or a simulation's path prefix): IMDSv1 without a token (only where HttpTokens
     /// is optional), or IMDSv2 with a token, which must be this instance's.
@@ -219,6 +226,9 @@ impl InstanceMetadata {
                 }
                 Ok(instance)
             }
+            Caller::Workload { instance_id, instance_key } => {
+                self.authenticate(instance_id, instance_key).await
+            }
             Caller::Located { instance_id, token } => {
                 let (catalog, instance) =
                     self.accounts.find_instance(instance_id).await?.ok_or_else(unauthorized)?;
@@ -263,6 +273,15 @@ impl InstanceMetadata {
         let instance = self.instance(caller).await?;
         let (_, role) = self.role_of(&instance).await?.ok_or_else(not_found)?;
         Ok(role.role_name.clone())
+    }
+
+    /// The credentials of the instance's role, whatever its name (the container credentials
+    /// endpoint's answer).
+    pub async fn role_credentials(&self, caller: &Caller) -> Result<CredentialsDocument> {
+        let instance = self.instance(caller).await?;
+        let role = self.role_of(&instance).await?;
+        let name = role.as_ref().map(|(_, r)| r.role_name.clone()).ok_or_else(not_found)?;
+        self.credentials_for(&instance, role, &name).await
     }
 
     /// iam/security-credentials/ROLE: the current credentials, issued at most once per
@@ -620,6 +639,24 @@ pub fn iam_info_json(info: &IamInfo) -> String {
 }
 
 /// The credentials document as AWS formats it.
+/// The container credentials endpoint's document: the credentials and the account, or the
+/// reason there are none.
+pub fn container_credentials_json(doc: &CredentialsDocument) -> String {
+    match doc {
+        CredentialsDocument::Success { credentials: c, account_id } => serde_json::json!({
+            "AccessKeyId": c.access_key_id(),
+            "SecretAccessKey": c.secret_access_key(),
+            "Token": c.session_token(),
+            "Expiration": c.expiration(),
+            "AccountId": account_id,
+        })
+        .to_string(),
+        CredentialsDocument::Unauthorized { message, .. } => {
+            serde_json::json!({ "code": "AssumeRoleUnauthorizedAccess", "message": message }).to_string()
+        }
+    }
+}
+
 /// The credentials document as AWS formats it (`extended`: with AccountId, as the
 /// `security-credentials-extended` path answers).
 pub fn credentials_json(doc: &CredentialsDocument, extended: bool) -> String {

@@ -19,6 +19,12 @@ struct Agent {
 
 impl Agent {
     fn start(server: &TestServer, instance_id: &str) -> Self {
+        let imds = format!("http://{}/{instance_id}/", server.imds_addr);
+        Self::start_with(instance_id, &[("AWS_EC2_METADATA_SERVICE_ENDPOINT", &imds)])
+    }
+
+    /// botocore with only `env` to find credentials in.
+    fn start_with(instance_id: &str, env: &[(&str, &str)]) -> Self {
         let home =
             std::env::temp_dir().join(format!("rolecall-botocore-{}-{instance_id}", std::process::id()));
         std::fs::create_dir_all(&home).unwrap();
@@ -29,8 +35,9 @@ impl Agent {
             .env("PATH", std::env::var("PATH").unwrap_or_default())
             .env("AWS_CONFIG_FILE", home.join("no-config"))
             .env("AWS_SHARED_CREDENTIALS_FILE", home.join("no-credentials"))
-            .env("AWS_EC2_METADATA_SERVICE_ENDPOINT", format!("http://{}/{instance_id}/", server.imds_addr))
+            .envs(env.iter().copied())
             .stdin(Stdio::piped())
+            .stderr(Stdio::piped())
             .stdout(Stdio::piped())
             .kill_on_drop(true)
             .spawn()
@@ -91,4 +98,42 @@ async fn botocore_finds_no_credentials_on_an_instance_without_a_role() {
     let mut agent = Agent::start(&server, &instance.instance_id);
     assert_eq!(agent.report().await["error"], "Unable to locate credentials");
     agent.finish().await;
+}
+
+#[tokio::test]
+async fn botocore_gets_its_own_instances_credentials_from_the_container_endpoint() {
+    let server = TestServer::start().await;
+    role_in_profile(&server, "Web").await;
+    let (instance, key) = launch_with(&server, 1, Some("Web"), "required").await.remove(0);
+    let uri = format!("http://{}/{}/container-credentials", server.imds_addr, instance.instance_id);
+    // Instance metadata points nowhere: only the container endpoint can answer.
+    let nowhere = [("AWS_EC2_METADATA_SERVICE_ENDPOINT", "http://127.0.0.1:9/")];
+    let env = [
+        ("AWS_CONTAINER_CREDENTIALS_FULL_URI", uri.as_str()),
+        ("AWS_CONTAINER_AUTHORIZATION_TOKEN", key.as_str()),
+        nowhere[0],
+    ];
+    let mut agent = Agent::start_with(&instance.instance_id, &env);
+    let found = agent.report().await;
+    assert_eq!(found["method"], "container-role", "{found}");
+    let t = token(&server, &instance.instance_id, &key).await;
+    assert_eq!(found["access_key"], credentials(&server, &t, "Web").await.unwrap().access_key_id.as_str());
+    agent.finish().await;
+    // Another instance's key is not this instance's bearer token.
+    let (other, other_key) = launch(&server, 1, Some("Web")).await.remove(0);
+    assert_ne!(other.instance_id, instance.instance_id);
+    let wrong = [
+        ("AWS_CONTAINER_CREDENTIALS_FULL_URI", uri.as_str()),
+        ("AWS_CONTAINER_AUTHORIZATION_TOKEN", other_key.as_str()),
+        nowhere[0],
+    ];
+    let agent = Agent::start_with(&instance.instance_id, &wrong);
+    let out = agent.child.wait_with_output().await.unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("Error retrieving metadata")
+            || String::from_utf8_lossy(&out.stderr).contains("401"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

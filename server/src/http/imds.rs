@@ -31,6 +31,7 @@ pub fn router(imds: Arc<InstanceMetadata>) -> Router {
         .route("/{instance}/latest/meta-data/{*path}", get(meta))
         .route("/{instance}/latest/dynamic/instance-identity/document", get(identity_document))
         .route("/{instance}/latest/user-data", get(user_data))
+        .route("/{instance}/container-credentials", get(container_credentials))
         .with_state(imds)
 }
 
@@ -97,6 +98,35 @@ async fn identity_document(
     headers: HeaderMap,
 ) -> Response {
     answer(imds.identity_document(&caller(instance, &headers)).await)
+}
+
+/// The container credentials endpoint (AWS_CONTAINER_CREDENTIALS_FULL_URI): the instance's
+/// role credentials for a workload that presents the instance key as its bearer token
+/// (AWS_CONTAINER_AUTHORIZATION_TOKEN), so that an unmodified SDK on a shared host gets its
+/// own instance's credentials and no other's.
+async fn container_credentials(
+    State(imds): State<Arc<InstanceMetadata>>,
+    Path(instance): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    let key = headers.get("authorization").and_then(|v| v.to_str().ok()).unwrap_or_default();
+    let key = key.strip_prefix("Bearer ").unwrap_or(key).to_string();
+    let caller = Caller::Workload { instance_id: instance, instance_key: key };
+    match imds.role_credentials(&caller).await {
+        Ok(doc @ crate::metadata::CredentialsDocument::Success { .. }) => (
+            StatusCode::OK,
+            [("content-type", "application/json")],
+            crate::metadata::container_credentials_json(&doc),
+        )
+            .into_response(),
+        Ok(doc) => (
+            StatusCode::FORBIDDEN,
+            [("content-type", "application/json")],
+            crate::metadata::container_credentials_json(&doc),
+        )
+            .into_response(),
+        Err(e) => imds_error(&e),
+    }
 }
 
 async fn user_data(
