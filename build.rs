@@ -47,8 +47,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let fds = protox::compile(PROTOS, ["proto"])?;
     tonic_prost_build::configure()
         .emit_rerun_if_changed(false)
-        .type_attribute(".rolecall.v1", "#[derive(serde::Serialize)]")
+        .type_attribute(".rolecall.v1", "#[derive(serde::Serialize, serde::Deserialize)]")
         .type_attribute(".rolecall.v1", "#[serde(rename_all = \"PascalCase\")]")
+        // The AWS Query API reads requests from form parameters: absent ones take defaults.
+        .message_attribute(".rolecall.v1", "#[serde(default)]")
         .skip_debug(SECRET_MESSAGES.iter().copied())
         .compile_fds(fds)?;
     Ok(())

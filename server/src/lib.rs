@@ -249,7 +249,12 @@ pub async fn serve(
         let mut stop = stop_rx.clone();
         let addr = listener.local_addr().map_err(ServeError::Metrics)?;
         tracing::info!(%addr, "AWS Query API (STS) listening: aws --endpoint-url http://{addr}");
-        let router = http::query::router(http::query::QueryApi { authn: app.authn.clone() });
+        let router = http::query::router(http::query::QueryApi {
+            authn: app.authn.clone(),
+            accounts: app.accounts.clone(),
+            authz: app.authz.clone(),
+            metrics: app.metrics.clone(),
+        });
         tokio::spawn(async move {
             let served = axum::serve(listener, router).with_graceful_shutdown(async move {
                 let _ = stop.wait_for(|s| *s).await;

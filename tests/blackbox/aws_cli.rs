@@ -89,3 +89,139 @@ async fn aws_cli_with_a_users_keys_and_aws_error_shapes() {
     let out = aws(&server, None, &unknown, &["sts", "get-caller-identity"]).await;
     assert!(String::from_utf8_lossy(&out.stderr).contains("(InvalidClientTokenId)"), "{out:?}");
 }
+
+#[tokio::test]
+async fn aws_iam_with_iam_read_only_lists_but_cannot_create_until_detached() {
+    let server = TestServer::start().await;
+    role_in_profile(&server, "Web").await;
+    let read_only = "arn:aws:iam::aws:policy/IAMReadOnlyAccess";
+    let attach =
+        rolecall_api::AttachRolePolicyRequest { role_name: "Web".into(), policy_arn: read_only.into() };
+    server.iam().attach_role_policy(attach).await.unwrap();
+    let (instance, _) = launch_with(&server, 1, Some("Web"), "required").await.remove(0);
+    let on = Some(instance.instance_id.as_str());
+    let users = stdout_json(&aws(&server, on, &[], &["iam", "list-users"]).await);
+    assert!(users["Users"].is_array(), "{users}");
+    let roles = stdout_json(&aws(&server, on, &[], &["iam", "list-roles"]).await);
+    assert!(roles["Roles"].as_array().unwrap().iter().any(|r| r["RoleName"] == "Web"), "{roles}");
+    let out = aws(&server, on, &[], &["iam", "create-user", "--user-name", "mallory"]).await;
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&format!(
+            "An error occurred (AccessDenied) when calling the CreateUser operation: User: arn:aws:sts::123456789012:assumed-role/Web/{} is not authorized to perform: iam:CreateUser on resource: arn:aws:iam::123456789012:user/mallory",
+            instance.instance_id
+        )),
+        "{err}"
+    );
+    let detach =
+        rolecall_api::DetachRolePolicyRequest { role_name: "Web".into(), policy_arn: read_only.into() };
+    server.iam().detach_role_policy(detach).await.unwrap();
+    let out = aws(&server, on, &[], &["iam", "list-users"]).await;
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("(AccessDenied) when calling the ListUsers operation"),
+        "{out:?}"
+    );
+}
+
+#[tokio::test]
+async fn the_seeds_operator_quick_reference_through_the_aws_cli() {
+    let server = TestServer::start().await;
+    // An administrator, made through the operator's gRPC path, then everything through aws.
+    let mut iam = server.iam();
+    iam.create_user(rolecall_api::CreateUserRequest { user_name: "admin".into(), ..Default::default() })
+        .await
+        .unwrap();
+    let admin_policy = "arn:aws:iam::aws:policy/AdministratorAccess";
+    iam.attach_user_policy(rolecall_api::AttachUserPolicyRequest {
+        user_name: "admin".into(),
+        policy_arn: admin_policy.into(),
+    })
+    .await
+    .unwrap();
+    let key = iam
+        .create_access_key(rolecall_api::CreateAccessKeyRequest { user_name: "admin".into() })
+        .await
+        .unwrap()
+        .into_inner()
+        .access_key
+        .unwrap();
+    let env = [
+        ("AWS_ACCESS_KEY_ID", key.access_key_id.as_str()),
+        ("AWS_SECRET_ACCESS_KEY", key.secret_access_key.as_str()),
+    ];
+    let dir = std::env::temp_dir().join(format!("rolecall-seed-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let trust = dir.join("ec2-trust-policy.json");
+    std::fs::write(&trust, EC2_TRUST).unwrap();
+    let trust = format!("file://{}", trust.display());
+    let run = |args: Vec<&str>| {
+        let args: Vec<String> = args.into_iter().map(str::to_string).collect();
+        let server = &server;
+        let env = &env;
+        async move {
+            let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+            aws(server, None, env, &refs).await
+        }
+    };
+    let role = stdout_json(
+        &run(vec![
+            "iam",
+            "create-role",
+            "--role-name",
+            "EC2RoleForApp",
+            "--assume-role-policy-document",
+            &trust,
+        ])
+        .await,
+    );
+    assert_eq!(role["Role"]["Arn"], "arn:aws:iam::123456789012:role/EC2RoleForApp");
+    let out =
+        run(vec!["iam", "attach-role-policy", "--role-name", "EC2RoleForApp", "--policy-arn", S3_READ_ONLY])
+            .await;
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let profile = stdout_json(
+        &run(vec!["iam", "create-instance-profile", "--instance-profile-name", "EC2RoleForAppProfile"]).await,
+    );
+    assert_eq!(profile["InstanceProfile"]["InstanceProfileName"], "EC2RoleForAppProfile");
+    let out = run(vec![
+        "iam",
+        "add-role-to-instance-profile",
+        "--instance-profile-name",
+        "EC2RoleForAppProfile",
+        "--role-name",
+        "EC2RoleForApp",
+    ])
+    .await;
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let got = stdout_json(
+        &run(vec!["iam", "get-instance-profile", "--instance-profile-name", "EC2RoleForAppProfile"]).await,
+    );
+    assert_eq!(got["InstanceProfile"]["Roles"][0]["RoleName"], "EC2RoleForApp");
+    let user = stdout_json(&run(vec!["iam", "create-user", "--user-name", "test-user"]).await);
+    assert_eq!(user["User"]["UserName"], "test-user");
+    let created = stdout_json(&run(vec!["iam", "create-access-key", "--user-name", "test-user"]).await);
+    let new_key = created["AccessKey"]["AccessKeyId"].as_str().unwrap().to_string();
+    assert!(
+        new_key.starts_with("AKIA") && created["AccessKey"]["SecretAccessKey"].as_str().unwrap().len() == 40
+    );
+    let keys = stdout_json(&run(vec!["iam", "list-access-keys", "--user-name", "test-user"]).await);
+    assert_eq!(keys["AccessKeyMetadata"][0]["AccessKeyId"], new_key.as_str(), "{keys}");
+    let out =
+        run(vec!["iam", "delete-access-key", "--user-name", "test-user", "--access-key-id", &new_key]).await;
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let again = run(vec![
+        "iam",
+        "create-role",
+        "--role-name",
+        "EC2RoleForApp",
+        "--assume-role-policy-document",
+        &trust,
+    ])
+    .await;
+    assert!(
+        String::from_utf8_lossy(&again.stderr)
+            .contains("(EntityAlreadyExists) when calling the CreateRole operation"),
+        "{again:?}"
+    );
+}

@@ -6,7 +6,7 @@ mod audit;
 mod convert;
 mod ec2;
 pub mod error;
-mod iam;
+pub mod iam;
 mod imds;
 pub mod sigv4;
 mod sts;

@@ -1,7 +1,9 @@
-//! The AWS Query API (form-encoded POST, XML answers) for STS, as the aws CLI and the SDKs
-//! call it with `--endpoint-url`. Every request is SigV4-verified by the same
-//! [`Authenticator`] as the gRPC services; the answers are AWS's `…Response/…Result` shapes
-//! and `ErrorResponse` errors with request ids.
+//! The AWS Query API (form-encoded POST, XML answers) for STS and IAM, as the aws CLI and the
+//! SDKs call it with `--endpoint-url`. Every request is SigV4-verified by the same
+//! [`Authenticator`] as the gRPC services, and an IAM action is authorized and carried out by
+//! the same code as its gRPC call (the form parameters are the gRPC request's fields, in
+//! AWS's PascalCase); the answers are AWS's `…Response/…Result` shapes and `ErrorResponse`
+//! errors with request ids.
 
 use std::sync::Arc;
 
@@ -14,16 +16,29 @@ use axum::{
     routing::any,
 };
 
+use rolecall_api::{self as pb, iam_server::Iam};
+use serde_json::Value;
+use tonic_types::StatusExt;
+
 use crate::{
+    authz::{self, Authorizer},
+    catalog::Accounts,
     domain::{Error, ErrorCode, ids, sigv4::HttpRequest},
+    grpc::{iam::IamService, sigv4::Resources},
     sts::{Authenticator, GRPC_RULES, Principal},
+    telemetry::Metrics,
 };
 
 const STS_NAMESPACE: &str = "https://sts.amazonaws.com/doc/2011-06-15/";
+const IAM_NAMESPACE: &str = "https://iam.amazonaws.com/doc/2010-05-08/";
+const IAM_VERSION: &str = "2010-05-08";
 
 #[derive(Clone)]
 pub struct QueryApi {
     pub authn: Arc<Authenticator>,
+    pub accounts: Arc<Accounts>,
+    pub authz: Arc<Authorizer>,
+    pub metrics: Metrics,
 }
 
 /// POST / (and GET /, with the parameters in the query string).
@@ -72,9 +87,13 @@ fn status_of(code: ErrorCode) -> StatusCode {
 }
 
 fn error_response(e: &Error) -> Response {
+    error_in(STS_NAMESPACE, e)
+}
+
+fn error_in(namespace: &str, e: &Error) -> Response {
     let kind = if status_of(e.code).is_server_error() { "Receiver" } else { "Sender" };
     let body = format!(
-        "<ErrorResponse xmlns=\"{STS_NAMESPACE}\">\n  <Error>\n    <Type>{kind}</Type>\n    <Code>{}</Code>\n    <Message>{}</Message>\n  </Error>\n  <RequestId>{}</RequestId>\n</ErrorResponse>\n",
+        "<ErrorResponse xmlns=\"{namespace}\">\n  <Error>\n    <Type>{kind}</Type>\n    <Code>{}</Code>\n    <Message>{}</Message>\n  </Error>\n  <RequestId>{}</RequestId>\n</ErrorResponse>\n",
         e.code.as_str(),
         xml(&e.message),
         request_id()
@@ -115,10 +134,18 @@ async fn handle(
     params.dedup();
     let param = |name: &str| params.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str());
     let action = param("Action").unwrap_or_default().to_string();
-    let principal = match api.authn.authenticate(&request, "sts", &GRPC_RULES).await {
+    let iam = param("Version") == Some(IAM_VERSION);
+    let principal = match api.authn.authenticate(&request, if iam { "iam" } else { "sts" }, &GRPC_RULES).await
+    {
         Ok(p) => p,
-        Err(e) => return error_response(&e),
+        Err(e) => return error_in(if iam { IAM_NAMESPACE } else { STS_NAMESPACE }, &e),
     };
+    if iam {
+        return match iam_action(&api, &principal, &action, &params).await {
+            Ok(response) => response,
+            Err(e) => error_in(IAM_NAMESPACE, &e),
+        };
+    }
     match action.as_str() {
         "GetCallerIdentity" => get_caller_identity(&principal),
         "" => error_response(&Error::new(ErrorCode::InvalidInput, "Missing Action")),
@@ -138,6 +165,138 @@ fn get_caller_identity(p: &Principal) -> Response {
             xml(&p.user_id),
             xml(&p.account_id)
         ),
+    )
+}
+
+/// The form parameters as the gRPC request of `action`.
+fn request_of<T: serde::de::DeserializeOwned>(params: &[(String, String)]) -> Result<T, Error> {
+    let form = form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(params.iter().filter(|(k, _)| k != "Action" && k != "Version"))
+        .finish();
+    serde_urlencoded::from_str(&form)
+        .map_err(|e| Error::validation(format!("1 validation error detected: {e}")))
+}
+
+/// An AWS error from a gRPC status of the same code.
+fn error_of(status: &tonic::Status) -> Error {
+    let reason = status.get_details_error_info().map(|i| i.reason).unwrap_or_default();
+    let code =
+        ErrorCode::ALL.iter().copied().find(|c| c.as_str() == reason).unwrap_or(ErrorCode::ServiceFailure);
+    Error::new(code, status.message())
+}
+
+/// A response message as Query XML: fields as elements in PascalCase, lists as `member`s,
+/// empty strings left out (proto3 cannot tell them from absent).
+fn to_xml(value: &Value, indent: usize, out: &mut String) {
+    let Value::Object(fields) = value else { return };
+    for (name, v) in fields {
+        let pad = " ".repeat(indent);
+        match v {
+            Value::Null => {}
+            Value::String(s) if s.is_empty() => {}
+            // An empty list is still a list: `"Users": []`, not a missing key.
+            Value::Array(items) if items.is_empty() => out.push_str(&format!("{pad}<{name}/>\n")),
+            Value::Array(items) => {
+                out.push_str(&format!("{pad}<{name}>\n"));
+                for item in items {
+                    match item {
+                        Value::Object(_) => {
+                            out.push_str(&format!("{pad}  <member>\n"));
+                            to_xml(item, indent + 4, out);
+                            out.push_str(&format!("{pad}  </member>\n"));
+                        }
+                        Value::String(s) => out.push_str(&format!("{pad}  <member>{}</member>\n", xml(s))),
+                        other => out.push_str(&format!("{pad}  <member>{other}</member>\n")),
+                    }
+                }
+                out.push_str(&format!("{pad}</{name}>\n"));
+            }
+            Value::Object(_) => {
+                out.push_str(&format!("{pad}<{name}>\n"));
+                to_xml(v, indent + 2, out);
+                out.push_str(&format!("{pad}</{name}>\n"));
+            }
+            Value::String(s) => out.push_str(&format!("{pad}<{name}>{}</{name}>\n", xml(s))),
+            other => out.push_str(&format!("{pad}<{name}>{other}</{name}>\n")),
+        }
+    }
+}
+
+fn iam_result(action: &str, value: &Value) -> Response {
+    let mut inner = String::new();
+    to_xml(value, 4, &mut inner);
+    let result = if inner.is_empty() {
+        String::new()
+    } else {
+        format!("  <{action}Result>\n{inner}  </{action}Result>\n")
+    };
+    let body = format!(
+        "<{action}Response xmlns=\"{IAM_NAMESPACE}\">\n{result}  <ResponseMetadata>\n    <RequestId>{}</RequestId>\n  </ResponseMetadata>\n</{action}Response>\n",
+        request_id()
+    );
+    (StatusCode::OK, [("content-type", "text/xml")], body).into_response()
+}
+
+/// One IAM action: authorized like its gRPC call (same action, same resource), then carried
+/// out by the same handler.
+async fn iam_action(
+    api: &QueryApi,
+    principal: &Principal,
+    action: &str,
+    params: &[(String, String)],
+) -> Result<Response, Error> {
+    let catalog = api
+        .accounts
+        .get(&principal.account_id)
+        .ok_or_else(|| {
+            Error::new(
+                ErrorCode::InvalidClientTokenId,
+                "The security token included in the request is invalid.",
+            )
+        })?
+        .clone();
+    let service = IamService::new(catalog, api.authz.clone(), api.metrics.clone());
+    let resources = crate::grpc::iam::IamResources::new(api.accounts.clone());
+    macro_rules! actions {
+        ($($name:literal => $method:ident($req:ty)),* $(,)?) => {
+            match action {
+                $($name => {
+                    let req: $req = request_of(params)?;
+                    let resource = resources.resource(&principal.account_id, $name, &prost::Message::encode_to_vec(&req)).await?;
+                    let request = authz::Request { action: format!("iam:{}", $name), resource, ..authz::Request::default() };
+                    api.authz.authorize(principal, &request).await?;
+                    let response = service.$method(tonic::Request::new(req)).await.map_err(|s| error_of(&s))?;
+                    let value = serde_json::to_value(response.into_inner()).map_err(|e| Error::service_failure(e.to_string()))?;
+                    Ok(iam_result($name, &value))
+                })*
+                other => Err(Error::new(ErrorCode::InvalidInput, format!("Could not find operation {other} for version {IAM_VERSION}"))),
+            }
+        };
+    }
+    actions!(
+        "CreateRole" => create_role(pb::CreateRoleRequest),
+        "GetRole" => get_role(pb::GetRoleRequest),
+        "ListRoles" => list_roles(pb::ListRolesRequest),
+        "DeleteRole" => delete_role(pb::DeleteRoleRequest),
+        "AttachRolePolicy" => attach_role_policy(pb::AttachRolePolicyRequest),
+        "DetachRolePolicy" => detach_role_policy(pb::DetachRolePolicyRequest),
+        "ListAttachedRolePolicies" => list_attached_role_policies(pb::ListAttachedRolePoliciesRequest),
+        "PutRolePolicy" => put_role_policy(pb::PutRolePolicyRequest),
+        "CreateInstanceProfile" => create_instance_profile(pb::CreateInstanceProfileRequest),
+        "GetInstanceProfile" => get_instance_profile(pb::GetInstanceProfileRequest),
+        "AddRoleToInstanceProfile" => add_role_to_instance_profile(pb::AddRoleToInstanceProfileRequest),
+        "RemoveRoleFromInstanceProfile" => remove_role_from_instance_profile(pb::RemoveRoleFromInstanceProfileRequest),
+        "ListInstanceProfiles" => list_instance_profiles(pb::ListInstanceProfilesRequest),
+        "CreateUser" => create_user(pb::CreateUserRequest),
+        "GetUser" => get_user(pb::GetUserRequest),
+        "ListUsers" => list_users(pb::ListUsersRequest),
+        "DeleteUser" => delete_user(pb::DeleteUserRequest),
+        "CreateAccessKey" => create_access_key(pb::CreateAccessKeyRequest),
+        "ListAccessKeys" => list_access_keys(pb::ListAccessKeysRequest),
+        "UpdateAccessKey" => update_access_key(pb::UpdateAccessKeyRequest),
+        "DeleteAccessKey" => delete_access_key(pb::DeleteAccessKeyRequest),
+        "GetPolicy" => get_policy(pb::GetPolicyRequest),
+        "ListPolicies" => list_policies(pb::ListPoliciesRequest),
     )
 }
 
