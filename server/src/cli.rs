@@ -517,31 +517,31 @@ pub enum ImdsCommand {
         #[arg(long)]
         instance_id: String,
         /// The instance key RunInstances returned.
-        #[arg(long, env = "ROLECALL_INSTANCE_KEY")]
+        #[arg(long, env = "ROLECALL_INSTANCE_KEY", allow_hyphen_values = true)]
         instance_key: String,
         #[arg(long, default_value_t = 21600)]
         ttl_seconds: i32,
     },
     /// iam/security-credentials/: the role name.
     ListRoles {
-        #[arg(long, env = "ROLECALL_IMDS_TOKEN")]
+        #[arg(long, env = "ROLECALL_IMDS_TOKEN", allow_hyphen_values = true)]
         token: String,
     },
     /// iam/security-credentials/ROLE (the role attached, when --role-name is not given).
     GetCredentials {
-        #[arg(long, env = "ROLECALL_IMDS_TOKEN")]
+        #[arg(long, env = "ROLECALL_IMDS_TOKEN", allow_hyphen_values = true)]
         token: String,
         #[arg(long)]
         role_name: Option<String>,
     },
     /// iam/info.
     GetIamInfo {
-        #[arg(long, env = "ROLECALL_IMDS_TOKEN")]
+        #[arg(long, env = "ROLECALL_IMDS_TOKEN", allow_hyphen_values = true)]
         token: String,
     },
     /// Any meta-data path, e.g. instance-id or placement/region; "" lists the root.
     GetMetadata {
-        #[arg(long, env = "ROLECALL_IMDS_TOKEN")]
+        #[arg(long, env = "ROLECALL_IMDS_TOKEN", allow_hyphen_values = true)]
         token: String,
         #[arg(long, default_value = "")]
         path: String,

@@ -275,3 +275,19 @@ async fn signed_cli_calls_assume_roles_and_are_authorized() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("An error occurred (AccessDenied) when calling the ListUsers operation: User: arn:aws:iam::123456789012:user/dana is not authorized to perform: iam:ListUsers"), "{err}");
 }
+
+#[tokio::test]
+async fn keys_and_tokens_that_start_with_a_hyphen_are_values_not_flags() {
+    // Instance keys and tokens are base64url: one in 64 starts with '-'.
+    let server = TestServer::start().await;
+    let (ok, _, err) = rolecall(
+        &server,
+        &["imds", "get-token", "--instance-id", "i-0123456789abcdef0", "--instance-key", "-yAbCdEf"],
+    )
+    .await;
+    assert!(!ok);
+    assert!(err.contains("Unauthorized"), "the key was taken as a value and refused by the server: {err}");
+    let (ok, _, err) = rolecall(&server, &["imds", "get-credentials", "--token", "-abc"]).await;
+    assert!(!ok);
+    assert!(err.contains("Unauthorized"), "{err}");
+}
