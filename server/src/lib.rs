@@ -253,6 +253,7 @@ pub async fn serve(
             authn: app.authn.clone(),
             accounts: app.accounts.clone(),
             authz: app.authz.clone(),
+            sts: app.sts.clone(),
             metrics: app.metrics.clone(),
         });
         tokio::spawn(async move {

@@ -225,3 +225,82 @@ async fn the_seeds_operator_quick_reference_through_the_aws_cli() {
         "{again:?}"
     );
 }
+
+#[tokio::test]
+async fn aws_sts_assume_role_with_session_policies_and_tags_then_use_the_session() {
+    let server = TestServer::start().await;
+    let mut iam = server.iam();
+    iam.create_user(rolecall_api::CreateUserRequest { user_name: "alice".into(), ..Default::default() })
+        .await
+        .unwrap();
+    let key = iam
+        .create_access_key(rolecall_api::CreateAccessKeyRequest { user_name: "alice".into() })
+        .await
+        .unwrap()
+        .into_inner()
+        .access_key
+        .unwrap();
+    let trust = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::123456789012:user/alice"},"Action":["sts:AssumeRole","sts:TagSession"]}]}"#;
+    create_role(&server, "Deploy", trust).await;
+    let env = [
+        ("AWS_ACCESS_KEY_ID", key.access_key_id.as_str()),
+        ("AWS_SECRET_ACCESS_KEY", key.secret_access_key.as_str()),
+    ];
+    let assumed = stdout_json(
+        &aws(
+            &server,
+            None,
+            &env,
+            &[
+                "sts",
+                "assume-role",
+                "--role-arn",
+                "arn:aws:iam::123456789012:role/Deploy",
+                "--role-session-name",
+                "deploy-7",
+                "--duration-seconds",
+                "900",
+                "--policy-arns",
+                "arn=arn:aws:iam::aws:policy/IAMReadOnlyAccess",
+                "--tags",
+                "Key=team,Value=blue",
+            ],
+        )
+        .await,
+    );
+    assert_eq!(assumed["AssumedRoleUser"]["Arn"], "arn:aws:sts::123456789012:assumed-role/Deploy/deploy-7");
+    assert!(assumed["PackedPolicySize"].as_i64().unwrap() > 0);
+    let c = &assumed["Credentials"];
+    let session = [
+        ("AWS_ACCESS_KEY_ID", c["AccessKeyId"].as_str().unwrap()),
+        ("AWS_SECRET_ACCESS_KEY", c["SecretAccessKey"].as_str().unwrap()),
+        ("AWS_SESSION_TOKEN", c["SessionToken"].as_str().unwrap()),
+    ];
+    let me = stdout_json(&aws(&server, None, &session, &["sts", "get-caller-identity"]).await);
+    assert_eq!(me["Arn"], "arn:aws:sts::123456789012:assumed-role/Deploy/deploy-7");
+    let info = stdout_json(
+        &aws(&server, None, &env, &["sts", "get-access-key-info", "--access-key-id", &key.access_key_id])
+            .await,
+    );
+    assert_eq!(info["Account"], "123456789012");
+    // A session name AWS would refuse.
+    let out = aws(
+        &server,
+        None,
+        &env,
+        &[
+            "sts",
+            "assume-role",
+            "--role-arn",
+            "arn:aws:iam::123456789012:role/Deploy",
+            "--role-session-name",
+            "a b",
+        ],
+    )
+    .await;
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains("(ValidationError) when calling the AssumeRole operation"),
+        "{out:?}"
+    );
+}

@@ -25,7 +25,7 @@ use crate::{
     catalog::Accounts,
     domain::{Error, ErrorCode, ids, sigv4::HttpRequest},
     grpc::{iam::IamService, sigv4::Resources},
-    sts::{Authenticator, GRPC_RULES, Principal},
+    sts::{AssumeRoleInput, Authenticator, GRPC_RULES, Principal, SecurityTokenService},
     telemetry::Metrics,
 };
 
@@ -38,6 +38,7 @@ pub struct QueryApi {
     pub authn: Arc<Authenticator>,
     pub accounts: Arc<Accounts>,
     pub authz: Arc<Authorizer>,
+    pub sts: Arc<SecurityTokenService>,
     pub metrics: Metrics,
 }
 
@@ -148,12 +149,90 @@ async fn handle(
     }
     match action.as_str() {
         "GetCallerIdentity" => get_caller_identity(&principal),
+        "GetAccessKeyInfo" => {
+            match api.authn.access_key_account(param("AccessKeyId").unwrap_or_default()).await {
+                Ok(account) => {
+                    result("GetAccessKeyInfo", &format!("    <Account>{}</Account>\n", xml(&account)))
+                }
+                Err(e) => error_response(&e),
+            }
+        }
+        "AssumeRole" => match assume_role(&api, &principal, &params).await {
+            Ok(response) => response,
+            Err(e) => error_response(&e),
+        },
         "" => error_response(&Error::new(ErrorCode::InvalidInput, "Missing Action")),
         other => error_response(&Error::new(
             ErrorCode::InvalidInput,
             format!("Could not find operation {other} for version {}", param("Version").unwrap_or("")),
         )),
     }
+}
+
+/// `Name.member.N` (or, for tags, `Name.member.N.Key`/`.Value`) values, in N's order.
+fn members<'a>(params: &'a [(String, String)], name: &str, field: Option<&str>) -> Vec<(usize, &'a str)> {
+    let prefix = format!("{name}.member.");
+    let mut found: Vec<(usize, &str)> = params
+        .iter()
+        .filter_map(|(k, v)| {
+            let rest = k.strip_prefix(&prefix)?;
+            let (n, tail) = match rest.split_once('.') {
+                Some((n, tail)) => (n, Some(tail)),
+                None => (rest, None),
+            };
+            (tail == field).then(|| n.parse().ok().map(|n| (n, v.as_str())))?
+        })
+        .collect();
+    found.sort_by_key(|(n, _)| *n);
+    found
+}
+
+async fn assume_role(
+    api: &QueryApi,
+    caller: &Principal,
+    params: &[(String, String)],
+) -> Result<Response, Error> {
+    let param = |name: &str| params.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
+    let duration = match param("DurationSeconds") {
+        Some(d) => Some(d.parse::<i64>().map_err(|_| {
+            Error::validation(format!("1 validation error detected: Value '{d}' at 'durationSeconds' failed to satisfy constraint: Member must be a number"))
+        })?),
+        None => None,
+    };
+    let keys = members(params, "Tags", Some("Key"));
+    let values = members(params, "Tags", Some("Value"));
+    let tags = keys
+        .iter()
+        .map(|(n, k)| {
+            (k.to_string(), values.iter().find(|(m, _)| m == n).map_or(String::new(), |(_, v)| v.to_string()))
+        })
+        .collect();
+    let input = AssumeRoleInput {
+        role_arn: param("RoleArn").unwrap_or_default(),
+        role_session_name: param("RoleSessionName").unwrap_or_default(),
+        duration_seconds: duration,
+        policy: param("Policy").unwrap_or_default(),
+        policy_arns: members(params, "PolicyArns", Some("arn"))
+            .into_iter()
+            .map(|(_, v)| v.to_string())
+            .collect(),
+        external_id: param("ExternalId"),
+        tags,
+    };
+    let a = api.sts.assume_role(caller, input).await?;
+    Ok(result(
+        "AssumeRole",
+        &format!(
+            "    <Credentials>\n      <AccessKeyId>{}</AccessKeyId>\n      <SecretAccessKey>{}</SecretAccessKey>\n      <SessionToken>{}</SessionToken>\n      <Expiration>{}</Expiration>\n    </Credentials>\n    <AssumedRoleUser>\n      <AssumedRoleId>{}</AssumedRoleId>\n      <Arn>{}</Arn>\n    </AssumedRoleUser>\n    <PackedPolicySize>{}</PackedPolicySize>\n",
+            xml(&a.credentials.access_key_id),
+            xml(&a.credentials.secret_access_key.0),
+            xml(&a.credentials.session_token.0),
+            crate::domain::clock::iso8601(a.credentials.expires_at),
+            xml(&a.assumed_role_id),
+            xml(&a.arn),
+            a.packed_policy_size
+        ),
+    ))
 }
 
 fn get_caller_identity(p: &Principal) -> Response {
