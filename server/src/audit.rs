@@ -108,7 +108,7 @@ impl AuditLog {
             "userIdentity": self.identity(&event.actor),
             "requestParameters": event.request,
             "responseElements": event.response,
-            "eventID": uuid(),
+            "eventID": ids::uuid(),
             "readOnly": event.read_only,
             "eventType": "AwsApiCall",
             "recipientAccountId": self.account_id,
@@ -165,14 +165,4 @@ impl AuditLog {
             }),
         }
     }
-}
-
-/// A random RFC 4122 version 4 id.
-fn uuid() -> String {
-    let mut b = [0u8; 16];
-    ids::random_bytes(&mut b);
-    b[6] = (b[6] & 0x0f) | 0x40;
-    b[8] = (b[8] & 0x3f) | 0x80;
-    let h = data_encoding::HEXLOWER.encode(&b);
-    format!("{}-{}-{}-{}-{}", &h[..8], &h[8..12], &h[12..16], &h[16..20], &h[20..])
 }

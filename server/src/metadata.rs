@@ -131,6 +131,14 @@ fn unauthorized() -> Error {
     )
 }
 
+/// A token TTL must be 1-21600 s (400 otherwise, as IMDS answers).
+fn check_token_ttl(ttl_seconds: i64) -> Result<()> {
+    if imds_token::TTL_RANGE.contains(&ttl_seconds) {
+        return Ok(());
+    }
+    Err(Error::new(ErrorCode::BadRequest, "X-aws-ec2-metadata-token-ttl-seconds must be between 1 and 21600"))
+}
+
 fn not_found() -> Error {
     Error::new(ErrorCode::NotFound, "Not Found")
 }
@@ -167,30 +175,21 @@ impl InstanceMetadata {
 
     /// PUT /latest/api/token: a session token bound to this instance for `ttl_seconds`.
     pub async fn get_token(&self, instance_id: &str, instance_key: &str, ttl_seconds: i64) -> Result<String> {
-        if !imds_token::TTL_RANGE.contains(&ttl_seconds) {
-            return Err(Error::new(
-                ErrorCode::BadRequest,
-                "X-aws-ec2-metadata-token-ttl-seconds must be between 1 and 21600",
-            ));
-        }
+        check_token_ttl(ttl_seconds)?;
         let instance = self.authenticate(instance_id, instance_key).await?;
-        let now = self.clock.unix();
-        self.maintain_key_ring(now)?;
-        let token = imds_token::issue(&self.ring, &instance.instance_id, now + ttl_seconds)?;
-        self.metrics.imds_tokens_issued.inc();
-        Ok(token)
+        self.token_for(&instance, ttl_seconds)
     }
 
     /// PUT /latest/api/token over HTTP, for the instance the transport located.
     pub async fn get_token_at(&self, instance_id: &str, ttl_seconds: i64) -> Result<String> {
-        if !imds_token::TTL_RANGE.contains(&ttl_seconds) {
-            return Err(Error::new(
-                ErrorCode::BadRequest,
-                "X-aws-ec2-metadata-token-ttl-seconds must be between 1 and 21600",
-            ));
-        }
+        check_token_ttl(ttl_seconds)?;
         let (_, instance) = self.accounts.find_instance(instance_id).await?.ok_or_else(unauthorized)?;
         let instance = usable(instance)?;
+        self.token_for(&instance, ttl_seconds)
+    }
+
+    /// A session token for an instance whose identity is established.
+    fn token_for(&self, instance: &Instance, ttl_seconds: i64) -> Result<String> {
         let now = self.clock.unix();
         self.maintain_key_ring(now)?;
         let token = imds_token::issue(&self.ring, &instance.instance_id, now + ttl_seconds)?;

@@ -95,6 +95,16 @@ pub fn reservation_id() -> String {
 }
 
 /// A secret for an instance to prove who it is (256 bits, URL-safe).
+/// A random RFC 4122 version 4 UUID: request and event ids.
+pub fn uuid() -> String {
+    let mut b = [0u8; 16];
+    random_bytes(&mut b);
+    b[6] = (b[6] & 0x0f) | 0x40;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    let h = data_encoding::HEXLOWER.encode(&b);
+    format!("{}-{}-{}-{}-{}", &h[..8], &h[8..12], &h[12..16], &h[16..20], &h[20..])
+}
+
 pub fn instance_key() -> String {
     let mut buf = [0u8; 32];
     random_bytes(&mut buf);

@@ -9,16 +9,15 @@ use std::{
     task::{Context, Poll},
 };
 
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::Full;
 use rolecall_api as pb;
 use serde_json::Value;
 use tonic::{Status, body::Body, server::NamedService};
-use tonic_types::StatusExt;
 use tower::Service;
 
 use crate::{
     audit::{Actor, AuditLog, Event},
-    domain::{Error, ErrorCode, clock::Clock},
+    domain::clock::Clock,
     sts::Principal,
 };
 
@@ -80,35 +79,19 @@ where
         }
         Box::pin(async move {
             let (parts, body) = req.into_parts();
-            let body = match Limited::new(body, this.max_body).collect().await {
-                Ok(collected) => collected.to_bytes(),
-                Err(_) => {
-                    return Ok(
-                        Status::resource_exhausted("request body over the message size limit").into_http()
-                    );
-                }
+            let body = match super::sigv4::buffered(body, this.max_body).await {
+                Ok(body) => body,
+                Err(refused) => return Ok(refused),
             };
             let request =
                 (this.parameters)(&method, body.get(5..).unwrap_or_default()).unwrap_or(Value::Null);
             let principal = parts.extensions.get::<Principal>().cloned();
-            let source_ip = parts
-                .extensions
-                .get::<tonic::transport::server::TcpConnectInfo>()
-                .and_then(|i| i.remote_addr())
-                .map(|a| a.ip().to_string());
+            let (source_ip, _) = super::sigv4::transport_keys(&parts);
             let response = inner.call(http::Request::from_parts(parts, Body::new(Full::new(body)))).await?;
             // A unary error is a trailers-only response: its status is in the headers.
             let error = Status::from_header_map(response.headers())
                 .filter(|s| s.code() != tonic::Code::Ok)
-                .map(|s| {
-                    let code = s.get_details_error_info().map(|i| i.reason).unwrap_or_default();
-                    let code = ErrorCode::ALL
-                        .iter()
-                        .copied()
-                        .find(|c| c.as_str() == code)
-                        .unwrap_or(ErrorCode::ServiceFailure);
-                    Error::new(code, s.message())
-                });
+                .map(|s| super::error::from_status(&s));
             let actor = principal.as_ref().map_or(Actor::Operator, Actor::Principal);
             this.log.record(
                 this.clock.unix(),

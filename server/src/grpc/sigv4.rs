@@ -106,8 +106,16 @@ fn is_signed(parts: &http::request::Parts) -> bool {
         || parts.uri.query().is_some_and(|q| q.contains("X-Amz-Algorithm="))
 }
 
+/// The whole body of a request, up to `max` bytes; past it, the RESOURCE_EXHAUSTED answer.
+pub(super) async fn buffered(body: Body, max: usize) -> Result<Bytes, http::Response<Body>> {
+    match Limited::new(body, max).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(_) => Err(Status::resource_exhausted("request body over the message size limit").into_http()),
+    }
+}
+
 /// aws:SourceIp and aws:SecureTransport, from the connection.
-fn transport_keys(parts: &http::request::Parts) -> (Option<String>, bool) {
+pub(super) fn transport_keys(parts: &http::request::Parts) -> (Option<String>, bool) {
     use tonic::transport::server::{TcpConnectInfo, TlsConnectInfo};
     if let Some(tls) = parts.extensions.get::<TlsConnectInfo<TcpConnectInfo>>() {
         return (tls.get_ref().remote_addr().map(|a| a.ip().to_string()), true);
@@ -168,12 +176,9 @@ where
             if !is_signed(&parts) && guard.as_ref().is_some_and(|g| g.allow_unsigned) {
                 return inner.call(http::Request::from_parts(parts, body)).await;
             }
-            let body = match Limited::new(body, max_body).collect().await {
-                Ok(collected) => collected.to_bytes(),
-                Err(_) => {
-                    let status = Status::resource_exhausted("request body over the message size limit");
-                    return Ok(status.into_http());
-                }
+            let body = match buffered(body, max_body).await {
+                Ok(body) => body,
+                Err(refused) => return Ok(refused),
             };
             let headers = signed_view(&parts);
             let request = HttpRequest {

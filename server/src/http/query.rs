@@ -18,7 +18,6 @@ use axum::{
 
 use rolecall_api::{self as pb, iam_server::Iam};
 use serde_json::Value;
-use tonic_types::StatusExt;
 
 use crate::{
     authz::{self, Authorizer},
@@ -63,13 +62,6 @@ fn xml(text: &str) -> String {
     out
 }
 
-fn request_id() -> String {
-    let mut b = [0u8; 16];
-    ids::random_bytes(&mut b);
-    let h = data_encoding::HEXLOWER.encode(&b);
-    format!("{}-{}-{}-{}-{}", &h[..8], &h[8..12], &h[12..16], &h[16..20], &h[20..])
-}
-
 /// The HTTP status AWS's Query API answers an error code with.
 fn status_of(code: ErrorCode) -> StatusCode {
     use ErrorCode::*;
@@ -97,7 +89,7 @@ fn error_in(namespace: &str, e: &Error) -> Response {
         "<ErrorResponse xmlns=\"{namespace}\">\n  <Error>\n    <Type>{kind}</Type>\n    <Code>{}</Code>\n    <Message>{}</Message>\n  </Error>\n  <RequestId>{}</RequestId>\n</ErrorResponse>\n",
         e.code.as_str(),
         xml(&e.message),
-        request_id()
+        ids::uuid()
     );
     (status_of(e.code), [("content-type", "text/xml")], body).into_response()
 }
@@ -105,7 +97,7 @@ fn error_in(namespace: &str, e: &Error) -> Response {
 fn result(action: &str, inner: &str) -> Response {
     let body = format!(
         "<{action}Response xmlns=\"{STS_NAMESPACE}\">\n  <{action}Result>\n{inner}  </{action}Result>\n  <ResponseMetadata>\n    <RequestId>{}</RequestId>\n  </ResponseMetadata>\n</{action}Response>\n",
-        request_id()
+        ids::uuid()
     );
     (StatusCode::OK, [("content-type", "text/xml")], body).into_response()
 }
@@ -256,14 +248,6 @@ fn request_of<T: serde::de::DeserializeOwned>(params: &[(String, String)]) -> Re
         .map_err(|e| Error::validation(format!("1 validation error detected: {e}")))
 }
 
-/// An AWS error from a gRPC status of the same code.
-fn error_of(status: &tonic::Status) -> Error {
-    let reason = status.get_details_error_info().map(|i| i.reason).unwrap_or_default();
-    let code =
-        ErrorCode::ALL.iter().copied().find(|c| c.as_str() == reason).unwrap_or(ErrorCode::ServiceFailure);
-    Error::new(code, status.message())
-}
-
 /// A response message as Query XML: fields as elements in PascalCase, lists as `member`s,
 /// empty strings left out (proto3 cannot tell them from absent).
 fn to_xml(value: &Value, indent: usize, out: &mut String) {
@@ -311,7 +295,7 @@ fn iam_result(action: &str, value: &Value) -> Response {
     };
     let body = format!(
         "<{action}Response xmlns=\"{IAM_NAMESPACE}\">\n{result}  <ResponseMetadata>\n    <RequestId>{}</RequestId>\n  </ResponseMetadata>\n</{action}Response>\n",
-        request_id()
+        ids::uuid()
     );
     (StatusCode::OK, [("content-type", "text/xml")], body).into_response()
 }
@@ -344,7 +328,7 @@ async fn iam_action(
                     let resource = resources.resource(&principal.account_id, $name, &prost::Message::encode_to_vec(&req)).await?;
                     let request = authz::Request { action: format!("iam:{}", $name), resource, ..authz::Request::default() };
                     api.authz.authorize(principal, &request).await?;
-                    let response = service.$method(tonic::Request::new(req)).await.map_err(|s| error_of(&s))?;
+                    let response = service.$method(tonic::Request::new(req)).await.map_err(|s| crate::grpc::error::from_status(&s))?;
                     let value = serde_json::to_value(response.into_inner()).map_err(|e| Error::service_failure(e.to_string()))?;
                     Ok(iam_result($name, &value))
                 })*
