@@ -56,14 +56,7 @@ async fn cross_account_roles_need_both_sides_and_the_external_id() {
     expect_error(unknown, Code::InvalidArgument, "InvalidInput");
 
     // alice, in account A.
-    iam.create_user(pb::CreateUserRequest { user_name: "alice".into(), ..Default::default() }).await.unwrap();
-    let key = iam
-        .create_access_key(pb::CreateAccessKeyRequest { user_name: "alice".into() })
-        .await
-        .unwrap()
-        .into_inner()
-        .access_key
-        .unwrap();
+    let key = user_with_key(&server, "alice").await;
     let alice = ClientCredentials {
         access_key_id: key.access_key_id.clone(),
         secret_access_key: key.secret_access_key.clone(),

@@ -60,17 +60,7 @@ async fn aws_sts_get_caller_identity_on_an_instance_before_and_after_a_role() {
 #[tokio::test]
 async fn aws_cli_with_a_users_keys_and_aws_error_shapes() {
     let server = TestServer::start().await;
-    let mut iam = server.iam();
-    iam.create_user(rolecall_api::CreateUserRequest { user_name: "test-user".into(), ..Default::default() })
-        .await
-        .unwrap();
-    let key = iam
-        .create_access_key(rolecall_api::CreateAccessKeyRequest { user_name: "test-user".into() })
-        .await
-        .unwrap()
-        .into_inner()
-        .access_key
-        .unwrap();
+    let key = user_with_key(&server, "test-user").await;
     let env = [
         ("AWS_ACCESS_KEY_ID", key.access_key_id.as_str()),
         ("AWS_SECRET_ACCESS_KEY", key.secret_access_key.as_str()),
@@ -229,17 +219,7 @@ async fn the_seeds_operator_quick_reference_through_the_aws_cli() {
 #[tokio::test]
 async fn aws_sts_assume_role_with_session_policies_and_tags_then_use_the_session() {
     let server = TestServer::start().await;
-    let mut iam = server.iam();
-    iam.create_user(rolecall_api::CreateUserRequest { user_name: "alice".into(), ..Default::default() })
-        .await
-        .unwrap();
-    let key = iam
-        .create_access_key(rolecall_api::CreateAccessKeyRequest { user_name: "alice".into() })
-        .await
-        .unwrap()
-        .into_inner()
-        .access_key
-        .unwrap();
+    let key = user_with_key(&server, "alice").await;
     let trust = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::123456789012:user/alice"},"Action":["sts:AssumeRole","sts:TagSession"]}]}"#;
     create_role(&server, "Deploy", trust).await;
     let env = [

@@ -169,17 +169,7 @@ async fn serve_runs_until_sigterm_and_drains() {
 #[tokio::test]
 async fn sts_get_caller_identity_signs_with_the_aws_environment_variables() {
     let server = TestServer::start().await;
-    let mut iam = server.iam();
-    iam.create_user(rolecall_api::CreateUserRequest { user_name: "carol".into(), ..Default::default() })
-        .await
-        .unwrap();
-    let key = iam
-        .create_access_key(rolecall_api::CreateAccessKeyRequest { user_name: "carol".into() })
-        .await
-        .unwrap()
-        .into_inner()
-        .access_key
-        .unwrap();
+    let key = user_with_key(&server, "carol").await;
     let endpoint = format!("http://{}", server.grpc_addr);
     let run = move |env: Vec<(&'static str, String)>| {
         let endpoint = endpoint.clone();
@@ -226,17 +216,7 @@ async fn sts_get_caller_identity_signs_with_the_aws_environment_variables() {
 #[tokio::test]
 async fn signed_cli_calls_assume_roles_and_are_authorized() {
     let server = TestServer::start().await;
-    let mut iam = server.iam();
-    iam.create_user(rolecall_api::CreateUserRequest { user_name: "dana".into(), ..Default::default() })
-        .await
-        .unwrap();
-    let key = iam
-        .create_access_key(rolecall_api::CreateAccessKeyRequest { user_name: "dana".into() })
-        .await
-        .unwrap()
-        .into_inner()
-        .access_key
-        .unwrap();
+    let key = user_with_key(&server, "dana").await;
     let trust = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::123456789012:user/dana"},"Action":"sts:AssumeRole"}]}"#;
     create_role(&server, "Deploy", trust).await;
     let endpoint = format!("http://{}", server.grpc_addr);

@@ -213,3 +213,15 @@ pub fn pyenv(program: &str) -> std::path::PathBuf {
     assert!(path.exists(), "{} is missing: run scripts/test (or scripts/setup-test-env)", path.display());
     path
 }
+
+/// A new user and its access key (the secret shown this once).
+pub async fn user_with_key(server: &TestServer, name: &str) -> pb::AccessKey {
+    let mut iam = server.iam();
+    iam.create_user(pb::CreateUserRequest { user_name: name.into(), ..Default::default() }).await.unwrap();
+    iam.create_access_key(pb::CreateAccessKeyRequest { user_name: name.into() })
+        .await
+        .unwrap()
+        .into_inner()
+        .access_key
+        .unwrap()
+}

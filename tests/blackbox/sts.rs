@@ -7,17 +7,6 @@ use tonic::Code;
 
 use crate::common::*;
 
-async fn user_with_key(server: &TestServer, name: &str) -> pb::AccessKey {
-    let mut iam = server.iam();
-    iam.create_user(pb::CreateUserRequest { user_name: name.into(), ..Default::default() }).await.unwrap();
-    iam.create_access_key(pb::CreateAccessKeyRequest { user_name: name.into() })
-        .await
-        .unwrap()
-        .into_inner()
-        .access_key
-        .unwrap()
-}
-
 fn long_term(key: &pb::AccessKey) -> ClientCredentials {
     ClientCredentials {
         access_key_id: key.access_key_id.clone(),
