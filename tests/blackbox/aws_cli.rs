@@ -118,28 +118,8 @@ async fn aws_iam_with_iam_read_only_lists_but_cannot_create_until_detached() {
 async fn the_seeds_operator_quick_reference_through_the_aws_cli() {
     let server = TestServer::start().await;
     // An administrator, made through the operator's gRPC path, then everything through aws.
-    let mut iam = server.iam();
-    iam.create_user(rolecall_api::CreateUserRequest { user_name: "admin".into(), ..Default::default() })
-        .await
-        .unwrap();
-    let admin_policy = "arn:aws:iam::aws:policy/AdministratorAccess";
-    iam.attach_user_policy(rolecall_api::AttachUserPolicyRequest {
-        user_name: "admin".into(),
-        policy_arn: admin_policy.into(),
-    })
-    .await
-    .unwrap();
-    let key = iam
-        .create_access_key(rolecall_api::CreateAccessKeyRequest { user_name: "admin".into() })
-        .await
-        .unwrap()
-        .into_inner()
-        .access_key
-        .unwrap();
-    let env = [
-        ("AWS_ACCESS_KEY_ID", key.access_key_id.as_str()),
-        ("AWS_SECRET_ACCESS_KEY", key.secret_access_key.as_str()),
-    ];
+    let key = admin(&server).await;
+    let env = keys_env(&key);
     let dir = std::env::temp_dir().join(format!("rolecall-seed-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let trust = dir.join("ec2-trust-policy.json");
@@ -197,6 +177,40 @@ async fn the_seeds_operator_quick_reference_through_the_aws_cli() {
     );
     let keys = stdout_json(&run(vec!["iam", "list-access-keys", "--user-name", "test-user"]).await);
     assert_eq!(keys["AccessKeyMetadata"][0]["AccessKeyId"], new_key.as_str(), "{keys}");
+    // The seed's launch, literally (its placeholders are accepted and recorded).
+    let launched = stdout_json(
+        &run(vec![
+            "ec2",
+            "run-instances",
+            "--image-id",
+            "ami-xxxxxxxx",
+            "--count",
+            "1",
+            "--instance-type",
+            "t3.micro",
+            "--iam-instance-profile",
+            "Name=EC2RoleForAppProfile",
+            "--key-name",
+            "my-key",
+            "--security-group-ids",
+            "sg-xxxx",
+            "--subnet-id",
+            "subnet-xxxx",
+        ])
+        .await,
+    );
+    let instance = &launched["Instances"][0];
+    assert_eq!(
+        instance["IamInstanceProfile"]["Arn"],
+        "arn:aws:iam::123456789012:instance-profile/EC2RoleForAppProfile"
+    );
+    assert_eq!(
+        (instance["KeyName"].as_str(), instance["SubnetId"].as_str()),
+        (Some("my-key"), Some("subnet-xxxx"))
+    );
+    let id = instance["InstanceId"].as_str().unwrap();
+    let me = stdout_json(&aws(&server, Some(id), &[], &["sts", "get-caller-identity"]).await);
+    assert_eq!(me["Arn"], format!("arn:aws:sts::123456789012:assumed-role/EC2RoleForApp/{id}"));
     let out =
         run(vec!["iam", "delete-access-key", "--user-name", "test-user", "--access-key-id", &new_key]).await;
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
@@ -282,5 +296,240 @@ async fn aws_sts_assume_role_with_session_policies_and_tags_then_use_the_session
         String::from_utf8_lossy(&out.stderr)
             .contains("(ValidationError) when calling the AssumeRole operation"),
         "{out:?}"
+    );
+}
+
+/// A user with AdministratorAccess: the operator's credentials for the aws CLI.
+async fn admin(server: &TestServer) -> rolecall_api::AccessKey {
+    let key = user_with_key(server, "admin").await;
+    let attach = rolecall_api::AttachUserPolicyRequest {
+        user_name: "admin".into(),
+        policy_arn: "arn:aws:iam::aws:policy/AdministratorAccess".into(),
+    };
+    server.iam().attach_user_policy(attach).await.unwrap();
+    key
+}
+
+fn keys_env(key: &rolecall_api::AccessKey) -> [(&str, &str); 2] {
+    [
+        ("AWS_ACCESS_KEY_ID", key.access_key_id.as_str()),
+        ("AWS_SECRET_ACCESS_KEY", key.secret_access_key.as_str()),
+    ]
+}
+
+fn stderr_has(out: &Output, text: &str) {
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains(text), "expected {text:?} in: {err}");
+}
+
+#[tokio::test]
+async fn aws_ec2_launches_moves_and_terminates_an_instance_with_its_role() {
+    let server = TestServer::start().await;
+    let key = admin(&server).await;
+    let env = keys_env(&key);
+    role_in_profile(&server, "Web").await;
+    role_in_profile(&server, "Batch").await;
+    let ec2 = |args: &[&str]| {
+        let args: Vec<String> =
+            std::iter::once("ec2").chain(args.iter().copied()).map(str::to_string).collect();
+        let (server, env) = (&server, &env);
+        async move {
+            let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+            aws(server, None, env, &refs).await
+        }
+    };
+    let launched = stdout_json(
+        &ec2(&[
+            "run-instances",
+            "--image-id",
+            "ami-0abcdef1234567890",
+            "--count",
+            "2",
+            "--instance-type",
+            "t3.micro",
+            "--iam-instance-profile",
+            "Name=Web",
+            "--key-name",
+            "my-key",
+            "--security-group-ids",
+            "sg-0123456789abcdef0",
+            "--subnet-id",
+            "subnet-0123456789abcdef0",
+            "--metadata-options",
+            "HttpTokens=required",
+        ])
+        .await,
+    );
+    assert!(launched["ReservationId"].as_str().unwrap().starts_with("r-"), "{launched}");
+    assert_eq!(launched["OwnerId"], "123456789012");
+    let instances = launched["Instances"].as_array().unwrap();
+    assert_eq!(instances.len(), 2);
+    let first = &instances[0];
+    assert_eq!(first["IamInstanceProfile"]["Arn"], "arn:aws:iam::123456789012:instance-profile/Web");
+    assert_eq!(first["KeyName"], "my-key");
+    assert_eq!(first["SecurityGroups"][0]["GroupId"], "sg-0123456789abcdef0");
+    assert_eq!(first["SubnetId"], "subnet-0123456789abcdef0");
+    assert_eq!(first["MetadataOptions"]["HttpTokens"], "required");
+    assert_eq!(first["InstanceType"], "t3.micro");
+    assert_eq!(instances[1]["AmiLaunchIndex"], 1);
+    let id = first["InstanceId"].as_str().unwrap().to_string();
+
+    let described = stdout_json(&ec2(&["describe-instances", "--instance-ids", &id]).await);
+    let reservation = &described["Reservations"][0];
+    assert_eq!(reservation["ReservationId"], launched["ReservationId"]);
+    assert_eq!(reservation["Instances"].as_array().unwrap().len(), 1);
+    assert_eq!(reservation["Instances"][0]["InstanceId"], id.as_str());
+    let filtered = stdout_json(
+        &ec2(&[
+            "describe-instances",
+            "--filters",
+            "Name=iam-instance-profile.arn,Values=arn:aws:iam::123456789012:instance-profile/Web",
+        ])
+        .await,
+    );
+    assert_eq!(filtered["Reservations"][0]["Instances"].as_array().unwrap().len(), 2, "{filtered}");
+
+    // The instance's own view, through its metadata, follows every change of its profile.
+    let identity = || aws(&server, Some(&id), &[], &["sts", "get-caller-identity"]);
+    assert_eq!(
+        stdout_json(&identity().await)["Arn"],
+        format!("arn:aws:sts::123456789012:assumed-role/Web/{id}")
+    );
+    let associations = stdout_json(
+        &ec2(&[
+            "describe-iam-instance-profile-associations",
+            "--filters",
+            &format!("Name=instance-id,Values={id}"),
+        ])
+        .await,
+    );
+    let association = &associations["IamInstanceProfileAssociations"][0];
+    assert_eq!(association["State"], "associated");
+    let association_id = association["AssociationId"].as_str().unwrap().to_string();
+    let replaced = stdout_json(
+        &ec2(&[
+            "replace-iam-instance-profile-association",
+            "--association-id",
+            &association_id,
+            "--iam-instance-profile",
+            "Name=Batch",
+        ])
+        .await,
+    );
+    let replaced = &replaced["IamInstanceProfileAssociation"];
+    assert_eq!(replaced["IamInstanceProfile"]["Arn"], "arn:aws:iam::123456789012:instance-profile/Batch");
+    assert_eq!(
+        stdout_json(&identity().await)["Arn"],
+        format!("arn:aws:sts::123456789012:assumed-role/Batch/{id}")
+    );
+    let new_association = replaced["AssociationId"].as_str().unwrap();
+    let gone =
+        stdout_json(&ec2(&["disassociate-iam-instance-profile", "--association-id", new_association]).await);
+    assert_eq!(gone["IamInstanceProfileAssociation"]["State"], "disassociating");
+    stderr_has(&identity().await, "Unable to locate credentials");
+    let again = stdout_json(
+        &ec2(&["associate-iam-instance-profile", "--instance-id", &id, "--iam-instance-profile", "Name=Web"])
+            .await,
+    );
+    assert_eq!(again["IamInstanceProfileAssociation"]["InstanceId"], id.as_str());
+    assert_eq!(
+        stdout_json(&identity().await)["Arn"],
+        format!("arn:aws:sts::123456789012:assumed-role/Web/{id}")
+    );
+
+    let options = stdout_json(
+        &ec2(&[
+            "modify-instance-metadata-options",
+            "--instance-id",
+            &id,
+            "--http-tokens",
+            "optional",
+            "--http-put-response-hop-limit",
+            "2",
+        ])
+        .await,
+    );
+    assert_eq!(options["InstanceId"], id.as_str());
+    assert_eq!(options["InstanceMetadataOptions"]["HttpTokens"], "optional");
+    assert_eq!(options["InstanceMetadataOptions"]["HttpPutResponseHopLimit"], 2);
+
+    let terminated = stdout_json(&ec2(&["terminate-instances", "--instance-ids", &id]).await);
+    let change = &terminated["TerminatingInstances"][0];
+    assert_eq!(change["InstanceId"], id.as_str());
+    assert_eq!(change["CurrentState"]["Name"], "terminated", "{terminated}");
+    assert_eq!(change["PreviousState"]["Name"], "running");
+    stderr_has(&identity().await, "Unable to locate credentials");
+
+    // EC2's error shapes.
+    stderr_has(
+        &ec2(&["terminate-instances", "--instance-ids", "i-0123456789abcdef0"]).await,
+        "An error occurred (InvalidInstanceID.NotFound) when calling the TerminateInstances operation",
+    );
+    stderr_has(
+        &ec2(&["run-instances", "--image-id", "ami-0abcdef1234567890", "--count", "1", "--dry-run"]).await,
+        "An error occurred (DryRunOperation) when calling the RunInstances operation: Request would have succeeded, but DryRun flag is set.",
+    );
+    stderr_has(
+        &ec2(&[
+            "associate-iam-instance-profile",
+            "--instance-id",
+            instances[1]["InstanceId"].as_str().unwrap(),
+            "--iam-instance-profile",
+            "Name=Nope",
+        ])
+        .await,
+        "(InvalidParameterValue) when calling the AssociateIamInstanceProfile operation",
+    );
+}
+
+#[tokio::test]
+async fn aws_ec2_is_authorized_by_the_callers_policies_including_iam_pass_role() {
+    let server = TestServer::start().await;
+    role_in_profile(&server, "Web").await;
+    let key = user_with_key(&server, "dev").await;
+    let env = keys_env(&key);
+    let mut iam = server.iam();
+    let attach = rolecall_api::AttachUserPolicyRequest {
+        user_name: "dev".into(),
+        policy_arn: "arn:aws:iam::aws:policy/AmazonEC2ReadOnlyAccess".into(),
+    };
+    iam.attach_user_policy(attach).await.unwrap();
+    let described = stdout_json(&aws(&server, None, &env, &["ec2", "describe-instances"]).await);
+    assert_eq!(described["Reservations"], serde_json::json!([]));
+    let run = [
+        "ec2",
+        "run-instances",
+        "--image-id",
+        "ami-0abcdef1234567890",
+        "--count",
+        "1",
+        "--iam-instance-profile",
+        "Name=Web",
+    ];
+    stderr_has(
+        &aws(&server, None, &env, &run).await,
+        "An error occurred (UnauthorizedOperation) when calling the RunInstances operation: You are not authorized to perform this operation. User: arn:aws:iam::123456789012:user/dev is not authorized to perform: ec2:RunInstances on resource: arn:aws:ec2:us-east-1:123456789012:instance/*",
+    );
+    // ec2:RunInstances alone does not let the caller hand a role to an instance.
+    let put = rolecall_api::PutUserPolicyRequest {
+        user_name: "dev".into(),
+        policy_name: "launch".into(),
+        policy_document: r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"ec2:RunInstances","Resource":"*"}]}"#.into(),
+    };
+    iam.put_user_policy(put).await.unwrap();
+    stderr_has(
+        &aws(&server, None, &env, &run).await,
+        "is not authorized to perform: iam:PassRole on resource: arn:aws:iam::123456789012:role/Web",
+    );
+    let put = rolecall_api::PutUserPolicyRequest {
+        user_name: "dev".into(),
+        policy_name: "pass".into(),
+        policy_document: r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"iam:PassRole","Resource":"arn:aws:iam::123456789012:role/Web"}]}"#.into(),
+    };
+    iam.put_user_policy(put).await.unwrap();
+    let launched = stdout_json(&aws(&server, None, &env, &run).await);
+    assert_eq!(
+        launched["Instances"][0]["IamInstanceProfile"]["Arn"],
+        "arn:aws:iam::123456789012:instance-profile/Web"
     );
 }

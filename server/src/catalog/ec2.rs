@@ -99,6 +99,17 @@ fn private_address(n: u64) -> String {
 }
 
 impl Catalog {
+    /// The ARN of the role a profile would give an instance, on which EC2 asks the caller
+    /// for iam:PassRole; None where the profile does not resolve (the call itself then says
+    /// why) or holds no role.
+    pub async fn passed_role(&self, spec: &ProfileRef) -> Result<Option<String>> {
+        let Ok(profile) = self.resolve_profile(spec).await else { return Ok(None) };
+        match profile.roles.first() {
+            Some(name) => self.entity_arn(super::iam::EntityKind::Role, name).await,
+            None => Ok(None),
+        }
+    }
+
     /// Resolves a profile by ARN or name.
     async fn resolve_profile(&self, spec: &ProfileRef) -> Result<Arc<InstanceProfile>> {
         let (name, by_arn) = match (spec.arn.is_empty(), spec.name.is_empty()) {

@@ -24,6 +24,15 @@ pub enum ErrorCode {
     InvalidInstanceIdNotFound,
     InvalidInstanceIdMalformed,
     InvalidAssociationIdNotFound,
+    /// EC2's AccessDenied.
+    UnauthorizedOperation,
+    /// EC2's answer to a DryRun request that would have been allowed.
+    DryRunOperation,
+    // S3
+    NoSuchBucket,
+    BucketAlreadyExists,
+    BucketAlreadyOwnedByYou,
+    InvalidBucketName,
     // Instance metadata (AWS answers these as HTTP 401 / 403 / 404 / 400)
     /// The role does not trust ec2.amazonaws.com: a credentials document Code, not a failure
     /// of the request.
@@ -75,6 +84,12 @@ impl ErrorCode {
             Self::InvalidInstanceIdNotFound => "InvalidInstanceID.NotFound",
             Self::InvalidInstanceIdMalformed => "InvalidInstanceID.Malformed",
             Self::InvalidAssociationIdNotFound => "InvalidAssociationID.NotFound",
+            Self::UnauthorizedOperation => "UnauthorizedOperation",
+            Self::DryRunOperation => "DryRunOperation",
+            Self::NoSuchBucket => "NoSuchBucket",
+            Self::BucketAlreadyExists => "BucketAlreadyExists",
+            Self::BucketAlreadyOwnedByYou => "BucketAlreadyOwnedByYou",
+            Self::InvalidBucketName => "InvalidBucketName",
             Self::AssumeRoleUnauthorizedAccess => "AssumeRoleUnauthorizedAccess",
             Self::Unauthorized => "Unauthorized",
             Self::Forbidden => "Forbidden",
@@ -109,6 +124,12 @@ impl ErrorCode {
         Self::InvalidInstanceIdNotFound,
         Self::InvalidInstanceIdMalformed,
         Self::InvalidAssociationIdNotFound,
+        Self::UnauthorizedOperation,
+        Self::DryRunOperation,
+        Self::NoSuchBucket,
+        Self::BucketAlreadyExists,
+        Self::BucketAlreadyOwnedByYou,
+        Self::InvalidBucketName,
         Self::AssumeRoleUnauthorizedAccess,
         Self::Unauthorized,
         Self::Forbidden,

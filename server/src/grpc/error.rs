@@ -16,10 +16,12 @@ pub const ERROR_DOMAIN: &str = "rolecall.v1";
 pub fn grpc_code(code: ErrorCode) -> Code {
     use ErrorCode::*;
     match code {
-        NoSuchEntity | InvalidInstanceIdNotFound | InvalidAssociationIdNotFound | NotFound => Code::NotFound,
-        EntityAlreadyExists => Code::AlreadyExists,
+        NoSuchEntity | InvalidInstanceIdNotFound | InvalidAssociationIdNotFound | NotFound | NoSuchBucket => {
+            Code::NotFound
+        }
+        EntityAlreadyExists | BucketAlreadyExists | BucketAlreadyOwnedByYou => Code::AlreadyExists,
         LimitExceeded => Code::ResourceExhausted,
-        DeleteConflict | IncorrectState => Code::FailedPrecondition,
+        DeleteConflict | IncorrectState | DryRunOperation => Code::FailedPrecondition,
         MalformedPolicyDocument
         | InvalidInput
         | ValidationError
@@ -28,6 +30,7 @@ pub fn grpc_code(code: ErrorCode) -> Code {
         | MissingParameter
         | InvalidInstanceIdMalformed
         | PackedPolicyTooLarge
+        | InvalidBucketName
         | BadRequest => Code::InvalidArgument,
         ConcurrentModification => Code::Aborted,
         ServiceFailure => Code::Internal,
@@ -38,7 +41,9 @@ pub fn grpc_code(code: ErrorCode) -> Code {
         | AuthorizationQueryParametersError
         | InvalidClientTokenId
         | ExpiredToken => Code::Unauthenticated,
-        Forbidden | AssumeRoleUnauthorizedAccess | AccessDenied => Code::PermissionDenied,
+        Forbidden | AssumeRoleUnauthorizedAccess | AccessDenied | UnauthorizedOperation => {
+            Code::PermissionDenied
+        }
     }
 }
 

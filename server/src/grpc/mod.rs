@@ -4,7 +4,7 @@
 mod accounts;
 mod audit;
 mod convert;
-mod ec2;
+pub mod ec2;
 pub mod error;
 pub mod iam;
 mod imds;

@@ -7,15 +7,45 @@ use axum::{
 
 use crate::domain::{Error, ErrorCode};
 
-/// The HTTP status AWS answers each error code with.
+/// The HTTP status AWS answers each error code with, in IMDS, the Query API (IAM, STS),
+/// EC2's protocol and S3. EC2 answers every client error 400 but authorization (403) and
+/// DryRun (412).
 pub fn http_status(code: ErrorCode) -> StatusCode {
     use ErrorCode::*;
     match code {
-        BadRequest => StatusCode::BAD_REQUEST,
+        BadRequest
+        | MalformedPolicyDocument
+        | InvalidInput
+        | ValidationError
+        | InvalidParameterValue
+        | InvalidParameterCombination
+        | MissingParameter
+        | IncorrectState
+        | InvalidInstanceIdNotFound
+        | InvalidInstanceIdMalformed
+        | InvalidAssociationIdNotFound
+        | PackedPolicyTooLarge
+        | InvalidBucketName
+        | AuthorizationQueryParametersError => StatusCode::BAD_REQUEST,
         Unauthorized => StatusCode::UNAUTHORIZED,
-        Forbidden => StatusCode::FORBIDDEN,
-        NotFound => StatusCode::NOT_FOUND,
-        _ => StatusCode::INTERNAL_SERVER_ERROR,
+        Forbidden
+        | MissingAuthenticationToken
+        | IncompleteSignature
+        | SignatureDoesNotMatch
+        | InvalidClientTokenId
+        | ExpiredToken
+        | AccessDenied
+        | UnauthorizedOperation
+        | AssumeRoleUnauthorizedAccess => StatusCode::FORBIDDEN,
+        NotFound | NoSuchEntity | NoSuchBucket => StatusCode::NOT_FOUND,
+        EntityAlreadyExists
+        | LimitExceeded
+        | DeleteConflict
+        | ConcurrentModification
+        | BucketAlreadyExists
+        | BucketAlreadyOwnedByYou => StatusCode::CONFLICT,
+        DryRunOperation => StatusCode::PRECONDITION_FAILED,
+        ServiceFailure => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }
 
@@ -39,5 +69,9 @@ mod tests {
         assert_eq!(http_status(ErrorCode::NotFound), StatusCode::NOT_FOUND);
         assert_eq!(http_status(ErrorCode::BadRequest), StatusCode::BAD_REQUEST);
         assert_eq!(http_status(ErrorCode::Forbidden), StatusCode::FORBIDDEN);
+        assert_eq!(http_status(ErrorCode::SignatureDoesNotMatch), StatusCode::FORBIDDEN);
+        assert_eq!(http_status(ErrorCode::EntityAlreadyExists), StatusCode::CONFLICT);
+        assert_eq!(http_status(ErrorCode::ValidationError), StatusCode::BAD_REQUEST);
+        assert_eq!(http_status(ErrorCode::DryRunOperation), StatusCode::PRECONDITION_FAILED);
     }
 }

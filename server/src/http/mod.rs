@@ -2,6 +2,9 @@
 //! service (`imds`) and the AWS Query API (`query`), with the one table from domain errors
 //! to IMDS statuses (`error`; the Query API's is in `query`, beside its XML).
 
+pub mod ec2;
 pub mod error;
+pub mod form;
 pub mod imds;
 pub mod query;
+pub mod xml;

@@ -28,6 +28,8 @@ use crate::{
     telemetry::Metrics,
 };
 
+use super::{ec2, error::http_status, form::Params, xml::escape as xml};
+
 const STS_NAMESPACE: &str = "https://sts.amazonaws.com/doc/2011-06-15/";
 const IAM_NAMESPACE: &str = "https://iam.amazonaws.com/doc/2010-05-08/";
 const IAM_VERSION: &str = "2010-05-08";
@@ -41,42 +43,22 @@ pub struct QueryApi {
     pub metrics: Metrics,
 }
 
+impl QueryApi {
+    /// The catalog of the caller's account.
+    fn catalog_of(&self, principal: &Principal) -> Result<Arc<crate::catalog::Catalog>, Error> {
+        let catalog = self.accounts.get(&principal.account_id).ok_or_else(|| {
+            Error::new(
+                ErrorCode::InvalidClientTokenId,
+                "The security token included in the request is invalid.",
+            )
+        })?;
+        Ok(catalog.clone())
+    }
+}
+
 /// POST / (and GET /, with the parameters in the query string).
 pub fn router(api: QueryApi) -> Router {
     Router::new().route("/", any(handle)).with_state(api)
-}
-
-/// XML text, escaped.
-fn xml(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&apos;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
-
-/// The HTTP status AWS's Query API answers an error code with.
-fn status_of(code: ErrorCode) -> StatusCode {
-    use ErrorCode::*;
-    match code {
-        MissingAuthenticationToken
-        | IncompleteSignature
-        | SignatureDoesNotMatch
-        | InvalidClientTokenId
-        | ExpiredToken
-        | AccessDenied
-        | AuthorizationQueryParametersError => StatusCode::FORBIDDEN,
-        NoSuchEntity => StatusCode::NOT_FOUND,
-        ServiceFailure => StatusCode::INTERNAL_SERVER_ERROR,
-        _ => StatusCode::BAD_REQUEST,
-    }
 }
 
 fn error_response(e: &Error) -> Response {
@@ -84,14 +66,15 @@ fn error_response(e: &Error) -> Response {
 }
 
 fn error_in(namespace: &str, e: &Error) -> Response {
-    let kind = if status_of(e.code).is_server_error() { "Receiver" } else { "Sender" };
+    let status = http_status(e.code);
+    let kind = if status.is_server_error() { "Receiver" } else { "Sender" };
     let body = format!(
         "<ErrorResponse xmlns=\"{namespace}\">\n  <Error>\n    <Type>{kind}</Type>\n    <Code>{}</Code>\n    <Message>{}</Message>\n  </Error>\n  <RequestId>{}</RequestId>\n</ErrorResponse>\n",
         e.code.as_str(),
         xml(&e.message),
         ids::uuid()
     );
-    (status_of(e.code), [("content-type", "text/xml")], body).into_response()
+    (status, [("content-type", "text/xml")], body).into_response()
 }
 
 fn result(action: &str, inner: &str) -> Response {
@@ -120,14 +103,18 @@ async fn handle(
         headers: &view,
         body: &body,
     };
-    let mut params: Vec<(String, String)> = form_urlencoded::parse(uri.query().unwrap_or("").as_bytes())
-        .chain(form_urlencoded::parse(&body))
-        .map(|(k, v)| (k.into_owned(), v.into_owned()))
-        .collect();
-    params.dedup();
-    let param = |name: &str| params.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str());
-    let action = param("Action").unwrap_or_default().to_string();
+    let params = Params::parse(uri.query().unwrap_or(""), &body);
+    let param = |name: &str| params.get(name);
+    let action = params.str("Action");
     let iam = param("Version") == Some(IAM_VERSION);
+    if param("Version") == Some(ec2::VERSION) {
+        let answer = async {
+            let principal = api.authn.authenticate(&request, "ec2", &GRPC_RULES).await?;
+            let catalog = api.catalog_of(&principal)?;
+            ec2::action(&api, &principal, &catalog, api.metrics.clone(), &action, &params).await
+        };
+        return answer.await.unwrap_or_else(|e| ec2::error(&e));
+    }
     let principal = match api.authn.authenticate(&request, if iam { "iam" } else { "sts" }, &GRPC_RULES).await
     {
         Ok(p) => p,
@@ -161,50 +148,22 @@ async fn handle(
     }
 }
 
-/// `Name.member.N` (or, for tags, `Name.member.N.Key`/`.Value`) values, in N's order.
-fn members<'a>(params: &'a [(String, String)], name: &str, field: Option<&str>) -> Vec<(usize, &'a str)> {
-    let prefix = format!("{name}.member.");
-    let mut found: Vec<(usize, &str)> = params
-        .iter()
-        .filter_map(|(k, v)| {
-            let rest = k.strip_prefix(&prefix)?;
-            let (n, tail) = match rest.split_once('.') {
-                Some((n, tail)) => (n, Some(tail)),
-                None => (rest, None),
-            };
-            (tail == field).then(|| n.parse().ok().map(|n| (n, v.as_str())))?
-        })
-        .collect();
-    found.sort_by_key(|(n, _)| *n);
-    found
-}
-
-async fn assume_role(
-    api: &QueryApi,
-    caller: &Principal,
-    params: &[(String, String)],
-) -> Result<Response, Error> {
-    let param = |name: &str| params.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
+async fn assume_role(api: &QueryApi, caller: &Principal, params: &Params) -> Result<Response, Error> {
+    let param = |name: &str| params.get(name).map(str::to_string);
     let duration = match param("DurationSeconds") {
         Some(d) => Some(d.parse::<i64>().map_err(|_| {
             Error::validation(format!("1 validation error detected: Value '{d}' at 'durationSeconds' failed to satisfy constraint: Member must be a number"))
         })?),
         None => None,
     };
-    let keys = members(params, "Tags", Some("Key"));
-    let values = members(params, "Tags", Some("Value"));
-    let tags = keys
-        .iter()
-        .map(|(n, k)| {
-            (k.to_string(), values.iter().find(|(m, _)| m == n).map_or(String::new(), |(_, v)| v.to_string()))
-        })
-        .collect();
+    let tags = params.tag_members("Tags");
     let input = AssumeRoleInput {
         role_arn: param("RoleArn").unwrap_or_default(),
         role_session_name: param("RoleSessionName").unwrap_or_default(),
         duration_seconds: duration,
         policy: param("Policy").unwrap_or_default(),
-        policy_arns: members(params, "PolicyArns", Some("arn"))
+        policy_arns: params
+            .members("PolicyArns", Some("arn"))
             .into_iter()
             .map(|(_, v)| v.to_string())
             .collect(),
@@ -240,10 +199,8 @@ fn get_caller_identity(p: &Principal) -> Response {
 }
 
 /// The form parameters as the gRPC request of `action`.
-fn request_of<T: serde::de::DeserializeOwned>(params: &[(String, String)]) -> Result<T, Error> {
-    let form = form_urlencoded::Serializer::new(String::new())
-        .extend_pairs(params.iter().filter(|(k, _)| k != "Action" && k != "Version"))
-        .finish();
+fn request_of<T: serde::de::DeserializeOwned>(params: &Params) -> Result<T, Error> {
+    let form = form_urlencoded::Serializer::new(String::new()).extend_pairs(params.input()).finish();
     serde_urlencoded::from_str(&form)
         .map_err(|e| Error::validation(format!("1 validation error detected: {e}")))
 }
@@ -306,18 +263,9 @@ async fn iam_action(
     api: &QueryApi,
     principal: &Principal,
     action: &str,
-    params: &[(String, String)],
+    params: &Params,
 ) -> Result<Response, Error> {
-    let catalog = api
-        .accounts
-        .get(&principal.account_id)
-        .ok_or_else(|| {
-            Error::new(
-                ErrorCode::InvalidClientTokenId,
-                "The security token included in the request is invalid.",
-            )
-        })?
-        .clone();
+    let catalog = api.catalog_of(principal)?;
     let service = IamService::new(catalog, api.authz.clone(), api.metrics.clone());
     let resources = crate::grpc::iam::IamResources::new(api.accounts.clone());
     macro_rules! actions {
@@ -361,21 +309,4 @@ async fn iam_action(
         "GetPolicy" => get_policy(pb::GetPolicyRequest),
         "ListPolicies" => list_policies(pb::ListPoliciesRequest),
     )
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn xml_text_is_escaped() {
-        assert_eq!(xml("a<b>&\"c'"), "a&lt;b&gt;&amp;&quot;c&apos;");
-    }
-
-    #[test]
-    fn auth_errors_are_403_and_validation_400() {
-        assert_eq!(status_of(ErrorCode::SignatureDoesNotMatch), StatusCode::FORBIDDEN);
-        assert_eq!(status_of(ErrorCode::AccessDenied), StatusCode::FORBIDDEN);
-        assert_eq!(status_of(ErrorCode::ValidationError), StatusCode::BAD_REQUEST);
-    }
 }

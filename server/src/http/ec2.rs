@@ -1,0 +1,395 @@
+//! EC2's own `ec2` protocol (Version 2016-11-15), as `aws ec2` and the SDKs speak it: the
+//! Query API's form-encoded POST, but lists as `Name.N` (no `.member`), answers without a
+//! Result wrapper in lowerCamelCase with `…Set`/`item` lists, and errors as
+//! `<Response><Errors><Error>…</Errors><RequestID>`.
+//!
+//! Each action is authorized by the policy engine (`ec2:Action` on the instance's ARN,
+//! `iam:PassRole` on the role a profile passes), then carried out by the gRPC Ec2 service's
+//! handler, so that no rule is written twice.
+
+use std::sync::Arc;
+
+use axum::{
+    http::StatusCode,
+    response::{IntoResponse, Response},
+};
+use rolecall_api::{self as pb, ec2_server::Ec2};
+use tokio_stream::StreamExt;
+
+use super::{error::http_status, form::Params, xml::Writer};
+use crate::{
+    authz,
+    catalog::{Catalog, ProfileRef},
+    domain::{Error, ErrorCode, ids, ids::arn},
+    grpc::{ec2::Ec2Service, error::from_status},
+    sts::Principal,
+    telemetry::Metrics,
+};
+
+pub const VERSION: &str = "2016-11-15";
+const NAMESPACE: &str = "http://ec2.amazonaws.com/doc/2016-11-15/";
+
+/// An error as EC2 answers it. Authorization failures are EC2's UnauthorizedOperation.
+pub fn error(e: &Error) -> Response {
+    let (code, message) = match e.code {
+        ErrorCode::AccessDenied => (
+            ErrorCode::UnauthorizedOperation,
+            format!("You are not authorized to perform this operation. {}", e.message),
+        ),
+        code => (code, e.message.clone()),
+    };
+    let mut w = Writer::document("Response", "");
+    w.open("Errors")
+        .open("Error")
+        .leaf("Code", code.as_str())
+        .leaf("Message", &message)
+        .close("Error")
+        .close("Errors")
+        .leaf("RequestID", ids::uuid())
+        .close("Response");
+    (http_status(code), [("content-type", "text/xml;charset=UTF-8")], w.finish()).into_response()
+}
+
+/// `<ActionResponse>` with its request id, then `body`'s elements.
+fn answer(action: &str, body: impl FnOnce(&mut Writer)) -> Response {
+    let root = format!("{action}Response");
+    let mut w = Writer::document(&root, NAMESPACE);
+    w.leaf("requestId", ids::uuid());
+    body(&mut w);
+    w.close(&root);
+    (StatusCode::OK, [("content-type", "text/xml;charset=UTF-8")], w.finish()).into_response()
+}
+
+fn int(params: &Params, name: &str) -> Result<Option<i32>, Error> {
+    params
+        .get(name)
+        .map(|v| {
+            v.parse().map_err(|_| {
+                Error::invalid_parameter(format!("Invalid value '{v}' for {name}. Must be an integer."))
+            })
+        })
+        .transpose()
+}
+
+fn profile(params: &Params) -> Option<pb::IamInstanceProfileSpecification> {
+    let arn = params.str("IamInstanceProfile.Arn");
+    let name = params.str("IamInstanceProfile.Name");
+    (!arn.is_empty() || !name.is_empty()).then_some(pb::IamInstanceProfileSpecification { arn, name })
+}
+
+fn filters(params: &Params) -> Vec<pb::Filter> {
+    params.filters().into_iter().map(|(name, values)| pb::Filter { name, values }).collect()
+}
+
+/// Who is asking and what they may do: the policy engine's decisions for one request.
+struct Gate<'a> {
+    api: &'a super::query::QueryApi,
+    principal: &'a Principal,
+    catalog: &'a Catalog,
+    dry_run: bool,
+}
+
+impl Gate<'_> {
+    fn instance_arn(&self, instance_id: &str) -> String {
+        arn::instance(&self.catalog.settings().region, self.catalog.account_id(), instance_id)
+    }
+
+    async fn allow(&self, action: &str, resource: String) -> Result<(), Error> {
+        let request = authz::Request { action: action.to_string(), resource, ..authz::Request::default() };
+        self.api.authz.authorize(self.principal, &request).await
+    }
+
+    /// `ec2:ACTION` on each of `instances` (or on every instance: `*`), and iam:PassRole on
+    /// the role of `profile`; a DryRun stops here with EC2's answer.
+    async fn check(
+        &self,
+        action: &str,
+        instances: &[String],
+        profile: Option<&pb::IamInstanceProfileSpecification>,
+    ) -> Result<(), Error> {
+        let action = format!("ec2:{action}");
+        if instances.is_empty() {
+            self.allow(&action, self.instance_arn("*")).await?;
+        }
+        for id in instances {
+            self.allow(&action, self.instance_arn(id)).await?;
+        }
+        if let Some(p) = profile {
+            let spec = ProfileRef { arn: p.arn.clone(), name: p.name.clone() };
+            if let Some(role) = self.catalog.passed_role(&spec).await? {
+                self.allow("iam:PassRole", role).await?;
+            }
+        }
+        if self.dry_run {
+            return Err(Error::new(
+                ErrorCode::DryRunOperation,
+                "Request would have succeeded, but DryRun flag is set.",
+            ));
+        }
+        Ok(())
+    }
+
+    /// The instance an association belongs to (none: the call answers NotFound itself).
+    async fn association_instance(&self, service: &Ec2Service, association_id: &str) -> Vec<String> {
+        let request = pb::DescribeIamInstanceProfileAssociationsRequest {
+            association_ids: vec![association_id.to_string()],
+            ..Default::default()
+        };
+        match service.describe_iam_instance_profile_associations(tonic::Request::new(request)).await {
+            Ok(r) => {
+                r.into_inner().iam_instance_profile_associations.into_iter().map(|a| a.instance_id).collect()
+            }
+            Err(_) => Vec::new(),
+        }
+    }
+}
+
+/// One EC2 action, authorized and carried out.
+pub async fn action(
+    api: &super::query::QueryApi,
+    principal: &Principal,
+    catalog: &Arc<Catalog>,
+    metrics: Metrics,
+    action: &str,
+    params: &Params,
+) -> Result<Response, Error> {
+    let service = Ec2Service::new(catalog.clone(), metrics);
+    let gate = Gate { api, principal, catalog, dry_run: params.get("DryRun") == Some("true") };
+    let status = |s: tonic::Status| from_status(&s);
+    match action {
+        "RunInstances" => {
+            let request = pb::RunInstancesRequest {
+                image_id: params.str("ImageId"),
+                instance_type: params.str("InstanceType"),
+                min_count: int(params, "MinCount")?.unwrap_or(0),
+                max_count: int(params, "MaxCount")?.unwrap_or(0),
+                iam_instance_profile: profile(params),
+                key_name: params.str("KeyName"),
+                security_group_ids: [
+                    params.indexed_values("SecurityGroupId"),
+                    params.indexed_values("SecurityGroup"),
+                ]
+                .concat(),
+                subnet_id: params.str("SubnetId"),
+                metadata_options: Some(pb::InstanceMetadataOptionsRequest {
+                    http_tokens: params.str("MetadataOptions.HttpTokens"),
+                    http_put_response_hop_limit: int(params, "MetadataOptions.HttpPutResponseHopLimit")?,
+                    http_endpoint: params.str("MetadataOptions.HttpEndpoint"),
+                }),
+                user_data: params.str("UserData"),
+            };
+            gate.check(action, &[], request.iam_instance_profile.as_ref()).await?;
+            let mut pages =
+                service.run_instances(tonic::Request::new(request)).await.map_err(status)?.into_inner();
+            let mut reservation_id = String::new();
+            let mut instances = Vec::new();
+            while let Some(page) = pages.next().await {
+                let page = page.map_err(status)?;
+                reservation_id = page.reservation_id;
+                instances.extend(page.instances.into_iter().filter_map(|l| l.instance));
+            }
+            Ok(answer(action, |w| {
+                w.leaf("reservationId", &reservation_id).leaf("ownerId", catalog.account_id());
+                w.open("groupSet").close("groupSet");
+                instances_set(w, catalog, &instances);
+            }))
+        }
+        "DescribeInstances" => {
+            gate.check(action, &[], None).await?;
+            let request = pb::DescribeInstancesRequest {
+                instance_ids: params.indexed_values("InstanceId"),
+                filters: filters(params),
+                next_token: params.str("NextToken"),
+                max_results: int(params, "MaxResults")?,
+            };
+            let r =
+                service.describe_instances(tonic::Request::new(request)).await.map_err(status)?.into_inner();
+            Ok(answer(action, |w| {
+                w.open("reservationSet");
+                for reservation in r.instances.chunk_by(|a, b| a.reservation_id == b.reservation_id) {
+                    w.open("item")
+                        .leaf("reservationId", &reservation[0].reservation_id)
+                        .leaf("ownerId", catalog.account_id());
+                    w.open("groupSet").close("groupSet");
+                    instances_set(w, catalog, reservation);
+                    w.close("item");
+                }
+                w.close("reservationSet").leaf("nextToken", &r.next_token);
+            }))
+        }
+        "TerminateInstances" => {
+            let instance_ids = params.indexed_values("InstanceId");
+            gate.check(action, &instance_ids, None).await?;
+            let request = pb::TerminateInstancesRequest { instance_ids };
+            let r =
+                service.terminate_instances(tonic::Request::new(request)).await.map_err(status)?.into_inner();
+            Ok(answer(action, |w| {
+                w.open("instancesSet");
+                for change in &r.terminating_instances {
+                    w.open("item").leaf("instanceId", &change.instance_id);
+                    state(w, "currentState", change.current_state.as_ref());
+                    state(w, "previousState", change.previous_state.as_ref());
+                    w.close("item");
+                }
+                w.close("instancesSet");
+            }))
+        }
+        "AssociateIamInstanceProfile" => {
+            let request = pb::AssociateIamInstanceProfileRequest {
+                iam_instance_profile: profile(params),
+                instance_id: params.str("InstanceId"),
+            };
+            gate.check(
+                action,
+                std::slice::from_ref(&request.instance_id),
+                request.iam_instance_profile.as_ref(),
+            )
+            .await?;
+            let r =
+                service.associate_iam_instance_profile(tonic::Request::new(request)).await.map_err(status)?;
+            Ok(association_answer(action, r.into_inner().iam_instance_profile_association))
+        }
+        "ReplaceIamInstanceProfileAssociation" => {
+            let request = pb::ReplaceIamInstanceProfileAssociationRequest {
+                iam_instance_profile: profile(params),
+                association_id: params.str("AssociationId"),
+            };
+            let instances = gate.association_instance(&service, &request.association_id).await;
+            gate.check(action, &instances, request.iam_instance_profile.as_ref()).await?;
+            let r = service
+                .replace_iam_instance_profile_association(tonic::Request::new(request))
+                .await
+                .map_err(status)?;
+            Ok(association_answer(action, r.into_inner().iam_instance_profile_association))
+        }
+        "DisassociateIamInstanceProfile" => {
+            let request =
+                pb::DisassociateIamInstanceProfileRequest { association_id: params.str("AssociationId") };
+            let instances = gate.association_instance(&service, &request.association_id).await;
+            gate.check(action, &instances, None).await?;
+            let r = service
+                .disassociate_iam_instance_profile(tonic::Request::new(request))
+                .await
+                .map_err(status)?;
+            Ok(association_answer(action, r.into_inner().iam_instance_profile_association))
+        }
+        "DescribeIamInstanceProfileAssociations" => {
+            gate.check(action, &[], None).await?;
+            let request = pb::DescribeIamInstanceProfileAssociationsRequest {
+                association_ids: params.indexed_values("AssociationId"),
+                filters: filters(params),
+                next_token: params.str("NextToken"),
+                max_results: int(params, "MaxResults")?,
+            };
+            let r = service
+                .describe_iam_instance_profile_associations(tonic::Request::new(request))
+                .await
+                .map_err(status)?
+                .into_inner();
+            Ok(answer(action, |w| {
+                w.open("iamInstanceProfileAssociationSet");
+                for a in &r.iam_instance_profile_associations {
+                    association(w, "item", a);
+                }
+                w.close("iamInstanceProfileAssociationSet").leaf("nextToken", &r.next_token);
+            }))
+        }
+        "ModifyInstanceMetadataOptions" => {
+            let request = pb::ModifyInstanceMetadataOptionsRequest {
+                instance_id: params.str("InstanceId"),
+                http_tokens: params.str("HttpTokens"),
+                http_put_response_hop_limit: int(params, "HttpPutResponseHopLimit")?,
+                http_endpoint: params.str("HttpEndpoint"),
+            };
+            gate.check(action, std::slice::from_ref(&request.instance_id), None).await?;
+            let r = service
+                .modify_instance_metadata_options(tonic::Request::new(request))
+                .await
+                .map_err(status)?
+                .into_inner();
+            Ok(answer(action, |w| {
+                w.leaf("instanceId", &r.instance_id);
+                metadata_options(w, "instanceMetadataOptions", r.instance_metadata_options.as_ref());
+            }))
+        }
+        "" => Err(Error::new(ErrorCode::MissingParameter, "The request must contain the parameter Action")),
+        other => Err(Error::new(
+            ErrorCode::InvalidParameterValue,
+            format!("The action {other} is not valid for this web service."),
+        )),
+    }
+}
+
+fn association_answer(action: &str, a: Option<pb::IamInstanceProfileAssociation>) -> Response {
+    answer(action, |w| {
+        if let Some(a) = &a {
+            association(w, "iamInstanceProfileAssociation", a);
+        }
+    })
+}
+
+fn association(w: &mut Writer, tag: &str, a: &pb::IamInstanceProfileAssociation) {
+    w.open(tag).leaf("associationId", &a.association_id).leaf("instanceId", &a.instance_id);
+    profile_of(w, a.iam_instance_profile.as_ref());
+    w.leaf("state", &a.state).leaf("timestamp", &a.timestamp).close(tag);
+}
+
+fn profile_of(w: &mut Writer, p: Option<&pb::IamInstanceProfile>) {
+    if let Some(p) = p {
+        w.open("iamInstanceProfile").leaf("arn", &p.arn).leaf("id", &p.id).close("iamInstanceProfile");
+    }
+}
+
+fn state(w: &mut Writer, tag: &str, s: Option<&pb::InstanceState>) {
+    if let Some(s) = s {
+        w.open(tag).leaf("code", s.code).leaf("name", &s.name).close(tag);
+    }
+}
+
+fn metadata_options(w: &mut Writer, tag: &str, o: Option<&pb::InstanceMetadataOptions>) {
+    if let Some(o) = o {
+        w.open(tag)
+            .leaf("state", &o.state)
+            .leaf("httpTokens", &o.http_tokens)
+            .leaf("httpPutResponseHopLimit", o.http_put_response_hop_limit)
+            .leaf("httpEndpoint", &o.http_endpoint)
+            .close(tag);
+    }
+}
+
+/// EC2's private DNS name for a private address.
+fn private_dns_name(region: &str, ip: &str) -> String {
+    let host = format!("ip-{}", ip.replace('.', "-"));
+    if region == "us-east-1" {
+        format!("{host}.ec2.internal")
+    } else {
+        format!("{host}.{region}.compute.internal")
+    }
+}
+
+fn instances_set(w: &mut Writer, catalog: &Catalog, instances: &[pb::Instance]) {
+    w.open("instancesSet");
+    for (launch_index, i) in instances.iter().enumerate() {
+        w.open("item").leaf("instanceId", &i.instance_id).leaf("imageId", &i.image_id);
+        state(w, "instanceState", i.state.as_ref());
+        w.leaf("privateDnsName", private_dns_name(&catalog.settings().region, &i.private_ip_address))
+            .leaf("keyName", &i.key_name)
+            .leaf("amiLaunchIndex", launch_index)
+            .leaf("instanceType", &i.instance_type)
+            .leaf("launchTime", &i.launch_time);
+        w.open("placement")
+            .leaf("availabilityZone", &i.availability_zone)
+            .leaf("tenancy", "default")
+            .close("placement");
+        w.leaf("subnetId", &i.subnet_id).leaf("privateIpAddress", &i.private_ip_address);
+        w.open("groupSet");
+        for group in &i.security_group_ids {
+            w.open("item").leaf("groupId", group).close("item");
+        }
+        w.close("groupSet");
+        profile_of(w, i.iam_instance_profile.as_ref());
+        metadata_options(w, "metadataOptions", i.metadata_options.as_ref());
+        w.close("item");
+    }
+    w.close("instancesSet");
+}
