@@ -533,3 +533,56 @@ async fn aws_ec2_is_authorized_by_the_callers_policies_including_iam_pass_role()
         "arn:aws:iam::123456789012:instance-profile/Web"
     );
 }
+
+#[tokio::test]
+async fn the_seeds_instance_walkthrough_ends_with_aws_s3_ls() {
+    let server = TestServer::start().await;
+    let key = admin(&server).await;
+    let env = keys_env(&key);
+    for bucket in ["app-logs-123456789012", "app-assets-123456789012"] {
+        let out = aws(&server, None, &env, &["s3", "mb", &format!("s3://{bucket}")]).await;
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    }
+    // An instance with no role has nothing to sign with.
+    let (bare, _) = launch(&server, 1, None).await.remove(0);
+    let on = Some(bare.instance_id.as_str());
+    stderr_has(&aws(&server, on, &[], &["s3", "ls"]).await, "Unable to locate credentials");
+    stderr_has(&aws(&server, on, &[], &["sts", "get-caller-identity"]).await, "Unable to locate credentials");
+
+    // Attach the profile (AmazonS3ReadOnlyAccess) and the same commands work.
+    role_in_profile(&server, "EC2RoleForApp").await;
+    associate(&server, &bare.instance_id, "EC2RoleForApp").await;
+    let out = aws(&server, on, &[], &["s3", "ls"]).await;
+    let listed = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let names: Vec<&str> = listed.lines().filter_map(|l| l.split_whitespace().nth(2)).collect();
+    assert_eq!(names, ["app-assets-123456789012", "app-logs-123456789012"], "{listed}");
+    let me = stdout_json(&aws(&server, on, &[], &["sts", "get-caller-identity"]).await);
+    assert_eq!(
+        me["Arn"],
+        format!("arn:aws:sts::123456789012:assumed-role/EC2RoleForApp/{}", bare.instance_id)
+    );
+    let out = aws(&server, on, &[], &["s3", "ls", "s3://app-logs-123456789012"]).await;
+    assert!(out.status.success() && out.stdout.is_empty(), "{out:?}");
+
+    // Read-only: the role cannot make or remove buckets.
+    stderr_has(
+        &aws(&server, on, &[], &["s3api", "create-bucket", "--bucket", "mine-123456789012"]).await,
+        "An error occurred (AccessDenied) when calling the CreateBucket operation: User: arn:aws:sts::123456789012:assumed-role/EC2RoleForApp/",
+    );
+    stderr_has(&aws(&server, on, &[], &["s3", "rb", "s3://app-logs-123456789012"]).await, "AccessDenied");
+
+    // S3's own errors, through the operator's keys.
+    stderr_has(
+        &aws(&server, None, &env, &["s3api", "delete-bucket", "--bucket", "nowhere-123456789012"]).await,
+        "An error occurred (NoSuchBucket) when calling the DeleteBucket operation: The specified bucket does not exist",
+    );
+    stderr_has(
+        &aws(&server, None, &env, &["s3api", "create-bucket", "--bucket", "Bad_Name"]).await,
+        "(InvalidBucketName)",
+    );
+    let out = aws(&server, None, &env, &["s3", "rb", "s3://app-logs-123456789012"]).await;
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = aws(&server, on, &[], &["s3", "ls"]).await;
+    assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 1, "{out:?}");
+}

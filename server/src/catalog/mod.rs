@@ -7,6 +7,7 @@ mod accounts;
 mod ec2;
 mod iam;
 mod pages;
+mod s3;
 
 use std::{
     any::Any,
@@ -21,6 +22,7 @@ pub(crate) use ec2::instance_key_digest;
 pub use ec2::{InstanceFilter, Launch, ProfileRef};
 pub use iam::{EntityKind, GrantingPolicies, NewRole, PolicyScope, PolicyView, PrincipalKind};
 pub use pages::Page;
+pub use s3::Created as BucketCreated;
 
 /// Pages a list held in memory with IAM's MaxItems rules.
 pub fn page_of<T>(items: Vec<T>, marker: &str, max_items: Option<i32>) -> Result<Page<T>> {
@@ -259,6 +261,10 @@ mod keys {
     pub fn association(id: &str) -> String {
         format!("ec2/association/{id}")
     }
+    pub fn bucket(name: &str) -> String {
+        format!("s3/bucket/{name}")
+    }
+    pub const BUCKETS: &str = "s3/bucket/";
     pub const ROLES: &str = "iam/role/";
     pub const USERS: &str = "iam/user/";
     pub const INSTANCE_PROFILES: &str = "iam/instance-profile/";

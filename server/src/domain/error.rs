@@ -33,6 +33,8 @@ pub enum ErrorCode {
     BucketAlreadyExists,
     BucketAlreadyOwnedByYou,
     InvalidBucketName,
+    /// S3's answer to what rolecall does not implement (objects).
+    NotImplemented,
     // Instance metadata (AWS answers these as HTTP 401 / 403 / 404 / 400)
     /// The role does not trust ec2.amazonaws.com: a credentials document Code, not a failure
     /// of the request.
@@ -90,6 +92,7 @@ impl ErrorCode {
             Self::BucketAlreadyExists => "BucketAlreadyExists",
             Self::BucketAlreadyOwnedByYou => "BucketAlreadyOwnedByYou",
             Self::InvalidBucketName => "InvalidBucketName",
+            Self::NotImplemented => "NotImplemented",
             Self::AssumeRoleUnauthorizedAccess => "AssumeRoleUnauthorizedAccess",
             Self::Unauthorized => "Unauthorized",
             Self::Forbidden => "Forbidden",
@@ -130,6 +133,7 @@ impl ErrorCode {
         Self::BucketAlreadyExists,
         Self::BucketAlreadyOwnedByYou,
         Self::InvalidBucketName,
+        Self::NotImplemented,
         Self::AssumeRoleUnauthorizedAccess,
         Self::Unauthorized,
         Self::Forbidden,

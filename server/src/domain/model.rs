@@ -225,3 +225,11 @@ impl AccessKeyStatus {
         }
     }
 }
+
+/// An S3 bucket: a name and where it lives (rolecall stores no objects).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Bucket {
+    pub name: String,
+    pub region: String,
+    pub creation_date: i64,
+}

@@ -152,6 +152,27 @@ pub fn max_results(value: Option<i32>) -> Result<usize> {
     }
 }
 
+/// S3's general purpose bucket naming rules: 3-63 characters of lowercase letters, digits,
+/// dots and hyphens, starting and ending with a letter or digit, no two adjacent dots, not
+/// shaped like an IP address, none of S3's reserved prefixes and suffixes.
+pub fn bucket_name(name: &str) -> Result<()> {
+    let bytes = name.as_bytes();
+    let edge = |b: u8| b.is_ascii_lowercase() || b.is_ascii_digit();
+    let valid = (3..=63).contains(&bytes.len())
+        && bytes.iter().all(|&b| edge(b) || b == b'.' || b == b'-')
+        && edge(bytes[0])
+        && edge(bytes[bytes.len() - 1])
+        && !name.contains("..")
+        && name.parse::<std::net::Ipv4Addr>().is_err()
+        && !["xn--", "sthree-", "amzn-s3-demo-"].iter().any(|p| name.starts_with(p))
+        && !["-s3alias", "--ol-s3", ".mrap", "--x-s3", "--table-s3"].iter().any(|s| name.ends_with(s));
+    if valid {
+        Ok(())
+    } else {
+        Err(super::Error::new(super::ErrorCode::InvalidBucketName, "The specified bucket is not valid."))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -193,5 +214,26 @@ mod tests {
         assert!(max_items(Some(0)).is_err());
         assert_eq!(max_results(None).unwrap(), 1000);
         assert!(max_results(Some(4)).is_err());
+    }
+
+    #[test]
+    fn bucket_names_follow_s3s_rules() {
+        for ok in ["abc", "my-bucket.logs", "a1b2", &"a".repeat(63)] {
+            assert!(bucket_name(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "ab",
+            &"a".repeat(64),
+            "My-Bucket",
+            "-abc",
+            "abc-",
+            "a..b",
+            "192.168.5.4",
+            "xn--abc",
+            "a_b",
+            "abc-s3alias",
+        ] {
+            assert!(bucket_name(bad).is_err(), "{bad}");
+        }
     }
 }

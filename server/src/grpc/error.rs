@@ -34,6 +34,7 @@ pub fn grpc_code(code: ErrorCode) -> Code {
         | BadRequest => Code::InvalidArgument,
         ConcurrentModification => Code::Aborted,
         ServiceFailure => Code::Internal,
+        NotImplemented => Code::Unimplemented,
         Unauthorized
         | MissingAuthenticationToken
         | IncompleteSignature

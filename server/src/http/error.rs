@@ -46,6 +46,7 @@ pub fn http_status(code: ErrorCode) -> StatusCode {
         | BucketAlreadyOwnedByYou => StatusCode::CONFLICT,
         DryRunOperation => StatusCode::PRECONDITION_FAILED,
         ServiceFailure => StatusCode::INTERNAL_SERVER_ERROR,
+        NotImplemented => StatusCode::NOT_IMPLEMENTED,
     }
 }
 

@@ -7,4 +7,5 @@ pub mod error;
 pub mod form;
 pub mod imds;
 pub mod query;
+pub mod s3;
 pub mod xml;

@@ -28,7 +28,7 @@ use crate::{
     telemetry::Metrics,
 };
 
-use super::{ec2, error::http_status, form::Params, xml::escape as xml};
+use super::{ec2, error::http_status, form::Params, s3, xml::escape as xml};
 
 const STS_NAMESPACE: &str = "https://sts.amazonaws.com/doc/2011-06-15/";
 const IAM_NAMESPACE: &str = "https://iam.amazonaws.com/doc/2010-05-08/";
@@ -45,7 +45,7 @@ pub struct QueryApi {
 
 impl QueryApi {
     /// The catalog of the caller's account.
-    fn catalog_of(&self, principal: &Principal) -> Result<Arc<crate::catalog::Catalog>, Error> {
+    pub(super) fn catalog_of(&self, principal: &Principal) -> Result<Arc<crate::catalog::Catalog>, Error> {
         let catalog = self.accounts.get(&principal.account_id).ok_or_else(|| {
             Error::new(
                 ErrorCode::InvalidClientTokenId,
@@ -58,7 +58,8 @@ impl QueryApi {
 
 /// POST / (and GET /, with the parameters in the query string).
 pub fn router(api: QueryApi) -> Router {
-    Router::new().route("/", any(handle)).with_state(api)
+    // S3's bucket paths (`/BUCKET`, `/BUCKET/KEY`) share the port.
+    Router::new().route("/", any(handle)).fallback(handle).with_state(api)
 }
 
 fn error_response(e: &Error) -> Response {
@@ -106,6 +107,9 @@ async fn handle(
     let params = Params::parse(uri.query().unwrap_or(""), &body);
     let param = |name: &str| params.get(name);
     let action = params.str("Action");
+    if s3::is_s3(&method, uri.query().unwrap_or(""), &headers, param("Action").is_some()) {
+        return s3::handle(&api, &request).await;
+    }
     let iam = param("Version") == Some(IAM_VERSION);
     if param("Version") == Some(ec2::VERSION) {
         let answer = async {

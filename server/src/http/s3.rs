@@ -1,0 +1,199 @@
+//! A minimal S3 front (path-style, on the Query API's port): ListBuckets, CreateBucket,
+//! DeleteBucket, HeadBucket and an always-empty object listing, behind the same SigV4
+//! verification (S3's rules) and policy engine as every other call, because `aws s3 ls` is
+//! how every IAM-role walkthrough checks that an instance's role works. rolecall stores no
+//! objects: object calls answer NotImplemented.
+
+use axum::{
+    http::{HeaderMap, Method, StatusCode},
+    response::{IntoResponse, Response},
+};
+
+use super::{error::http_status, query::QueryApi, xml::Writer};
+use crate::{
+    authz,
+    catalog::BucketCreated,
+    domain::{Error, ErrorCode, clock::iso8601, ids, sigv4::HttpRequest},
+    sts::Principal,
+};
+
+const NAMESPACE: &str = "http://s3.amazonaws.com/doc/2006-03-01/";
+
+/// Whether a request on the Query port is meant for S3: signed for the `s3` service, or, if
+/// unsigned, anything but a Query API call.
+pub fn is_s3(method: &Method, query: &str, headers: &HeaderMap, has_action: bool) -> bool {
+    let authorization = headers.get("authorization").and_then(|v| v.to_str().ok()).unwrap_or("");
+    let scope = if authorization.is_empty() { query } else { authorization };
+    if scope.contains("/s3/aws4_request") || scope.contains("%2Fs3%2Faws4_request") {
+        return true;
+    }
+    authorization.is_empty() && !has_action && method != Method::POST
+}
+
+/// An error as S3 answers it. S3 names some of the authentication failures its own way.
+pub fn error(e: &Error, resource: &str) -> Response {
+    let (code, message) = match e.code {
+        ErrorCode::InvalidClientTokenId => (
+            "InvalidAccessKeyId",
+            "The AWS Access Key Id you provided does not exist in our records.".to_string(),
+        ),
+        ErrorCode::MissingAuthenticationToken => ("AccessDenied", "Access Denied".to_string()),
+        code => (code.as_str(), e.message.clone()),
+    };
+    let mut w = Writer::document("Error", "");
+    w.leaf("Code", code).leaf("Message", &message);
+    if e.code == ErrorCode::NoSuchBucket || e.code == ErrorCode::BucketAlreadyExists {
+        w.leaf("BucketName", resource);
+    } else {
+        w.leaf("Resource", resource);
+    }
+    w.leaf("RequestId", ids::uuid()).close("Error");
+    (http_status(e.code), [("content-type", "application/xml")], w.finish()).into_response()
+}
+
+fn xml(body: String) -> Response {
+    (StatusCode::OK, [("content-type", "application/xml")], body).into_response()
+}
+
+fn bucket_arn(bucket: &str) -> String {
+    format!("arn:aws:s3:::{bucket}")
+}
+
+/// One S3 request, authenticated, authorized and carried out.
+pub async fn handle(api: &QueryApi, request: &HttpRequest<'_>) -> Response {
+    let path = request.path.trim_start_matches('/');
+    let (bucket, key) = path.split_once('/').unwrap_or((path, ""));
+    match serve(api, request, bucket, key).await {
+        Ok(response) => response,
+        Err(e) => error(&e, request.path),
+    }
+}
+
+async fn serve(
+    api: &QueryApi,
+    request: &HttpRequest<'_>,
+    bucket: &str,
+    key: &str,
+) -> Result<Response, Error> {
+    let principal = api.authn.authenticate(request, "s3", &crate::domain::sigv4::Rules::S3).await?;
+    let allow = |action: &str, resource: String| {
+        let request = authz::Request { action: action.to_string(), resource, ..authz::Request::default() };
+        let principal = &principal;
+        async move { api.authz.authorize(principal, &request).await }
+    };
+    let catalog = api.catalog_of(&principal)?;
+    if !key.is_empty() {
+        return Err(Error::new(ErrorCode::NotImplemented, "rolecall's S3 stores no objects."));
+    }
+    match (request.method, bucket) {
+        ("GET", "") => {
+            allow("s3:ListAllMyBuckets", "*".to_string()).await?;
+            Ok(list_buckets(&principal, &catalog.list_buckets().await?))
+        }
+        (_, "") => Err(Error::new(ErrorCode::NotImplemented, "rolecall's S3 serves ListBuckets on /.")),
+        ("PUT", bucket) => {
+            allow("s3:CreateBucket", bucket_arn(bucket)).await?;
+            crate::domain::validate::bucket_name(bucket)?;
+            for other in api.accounts.ids().filter(|id| **id != principal.account_id) {
+                if let Some(catalog) = api.accounts.get(other)
+                    && catalog.find_bucket(bucket).await?.is_some()
+                {
+                    return Err(Error::new(
+                        ErrorCode::BucketAlreadyExists,
+                        "The requested bucket name is not available. The bucket namespace is shared by all users of the system. Please select a different name and try again.",
+                    ));
+                }
+            }
+            let region = location_constraint(request.body);
+            match catalog.create_bucket(bucket, &region).await? {
+                BucketCreated::New(b) | BucketCreated::AlreadyOwned(b) => {
+                    Ok((StatusCode::OK, [("location", format!("/{}", b.name))]).into_response())
+                }
+            }
+        }
+        ("DELETE", bucket) => {
+            allow("s3:DeleteBucket", bucket_arn(bucket)).await?;
+            catalog.delete_bucket(bucket).await?;
+            Ok(StatusCode::NO_CONTENT.into_response())
+        }
+        ("HEAD" | "GET", bucket) => {
+            allow("s3:ListBucket", bucket_arn(bucket)).await?;
+            let found = catalog
+                .find_bucket(bucket)
+                .await?
+                .ok_or_else(|| Error::new(ErrorCode::NoSuchBucket, "The specified bucket does not exist"))?;
+            if request.method == "HEAD" {
+                return Ok((StatusCode::OK, [("x-amz-bucket-region", found.region)]).into_response());
+            }
+            Ok(empty_listing(bucket, request.query))
+        }
+        _ => Err(Error::new(ErrorCode::NotImplemented, "rolecall's S3 does not implement this request.")),
+    }
+}
+
+/// CreateBucketConfiguration's LocationConstraint, if the body has one.
+fn location_constraint(body: &[u8]) -> String {
+    let body = String::from_utf8_lossy(body);
+    let Some((_, rest)) = body.split_once("<LocationConstraint>") else { return String::new() };
+    rest.split_once("</LocationConstraint>").map(|(v, _)| v.trim().to_string()).unwrap_or_default()
+}
+
+fn list_buckets(principal: &Principal, buckets: &[crate::domain::model::Bucket]) -> Response {
+    let mut w = Writer::document("ListAllMyBucketsResult", NAMESPACE);
+    w.open("Owner").leaf("ID", &principal.account_id).close("Owner").open("Buckets");
+    for b in buckets {
+        w.open("Bucket")
+            .leaf("Name", &b.name)
+            .leaf("CreationDate", iso8601(b.creation_date))
+            .leaf("BucketRegion", &b.region)
+            .close("Bucket");
+    }
+    w.close("Buckets").close("ListAllMyBucketsResult");
+    xml(w.finish())
+}
+
+/// ListObjects (v1 or v2) of a bucket that holds no objects.
+fn empty_listing(bucket: &str, query: &str) -> Response {
+    let params = super::form::Params::parse(query, b"");
+    let mut w = Writer::document("ListBucketResult", NAMESPACE);
+    w.leaf("Name", bucket).leaf("Prefix", params.str("prefix"));
+    if params.get("list-type") == Some("2") {
+        w.leaf("KeyCount", 0);
+    }
+    w.leaf("MaxKeys", params.get("max-keys").unwrap_or("1000")).leaf("IsTruncated", "false");
+    w.close("ListBucketResult");
+    xml(w.finish())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn s3_requests_are_told_from_query_calls() {
+        let signed = |scope: &str| {
+            let mut h = HeaderMap::new();
+            let value =
+                format!("AWS4-HMAC-SHA256 Credential=AKIA/20260101/us-east-1/{scope}/aws4_request, ...");
+            h.insert("authorization", value.parse().unwrap());
+            h
+        };
+        assert!(is_s3(&Method::GET, "", &signed("s3"), false));
+        assert!(!is_s3(&Method::POST, "", &signed("iam"), true));
+        assert!(is_s3(&Method::PUT, "", &HeaderMap::new(), false));
+        assert!(!is_s3(&Method::POST, "", &HeaderMap::new(), false));
+        assert!(is_s3(
+            &Method::GET,
+            "X-Amz-Credential=AKIA%2F20260101%2Fus-east-1%2Fs3%2Faws4_request",
+            &HeaderMap::new(),
+            false
+        ));
+    }
+
+    #[test]
+    fn location_constraint_is_read_from_the_configuration() {
+        let body = b"<CreateBucketConfiguration xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\"><LocationConstraint>eu-west-1</LocationConstraint></CreateBucketConfiguration>";
+        assert_eq!(location_constraint(body), "eu-west-1");
+        assert_eq!(location_constraint(b""), "");
+    }
+}
