@@ -170,8 +170,15 @@ impl Authorizer {
         if !tag_keys.is_empty() {
             ctx.set_all("aws:PrincipalTagKeys", tag_keys);
         }
+        // A key given more than once (aws:TagKeys) is multi-valued.
         for (k, v) in &request.keys {
-            ctx.set(k, v.clone());
+            let values: Vec<String> =
+                request.keys.iter().filter(|(other, _)| other == k).map(|(_, v)| v.clone()).collect();
+            if values.len() > 1 {
+                ctx.set_all(k, values);
+            } else {
+                ctx.set(k, v.clone());
+            }
         }
         ctx
     }
@@ -233,19 +240,16 @@ impl Authorizer {
         &self,
         principal: &Principal,
         role: &Role,
+        action: &str,
         keys: Vec<(String, String)>,
     ) -> Result<()> {
-        let request = Request {
-            action: "sts:AssumeRole".into(),
-            resource: role.arn.clone(),
-            keys,
-            ..Request::default()
-        };
+        let request =
+            Request { action: action.into(), resource: role.arn.clone(), keys, ..Request::default() };
         let denied = || {
             Error::new(
                 ErrorCode::AccessDenied,
                 format!(
-                    "User: {} is not authorized to perform: sts:AssumeRole on resource: {}",
+                    "User: {} is not authorized to perform: {action} on resource: {}",
                     principal.arn, role.arn
                 ),
             )

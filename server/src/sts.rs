@@ -376,7 +376,16 @@ impl SecurityTokenService {
         if let Some(external_id) = &input.external_id {
             keys.push(("sts:ExternalId".to_string(), external_id.clone()));
         }
-        self.authz.authorize_assume_role(caller, &role, keys).await?;
+        self.authz.authorize_assume_role(caller, &role, "sts:AssumeRole", keys.clone()).await?;
+        if !input.tags.is_empty() {
+            // Session tags need sts:TagSession from the trust policy (and the caller).
+            let mut keys = keys;
+            for (k, v) in &input.tags {
+                keys.push((format!("aws:RequestTag/{k}"), v.clone()));
+                keys.push(("aws:TagKeys".to_string(), k.clone()));
+            }
+            self.authz.authorize_assume_role(caller, &role, "sts:TagSession", keys).await?;
+        }
         if caller.is_role_session() && duration > 3600 {
             return Err(Error::validation(
                 "The requested DurationSeconds exceeds the 1 hour session limit for roles assumed by role chaining.",

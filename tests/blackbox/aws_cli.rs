@@ -586,3 +586,119 @@ async fn the_seeds_instance_walkthrough_ends_with_aws_s3_ls() {
     let out = aws(&server, on, &[], &["s3", "ls"]).await;
     assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 1, "{out:?}");
 }
+
+#[tokio::test]
+async fn aws_iam_covers_the_whole_iam_service_with_member_lists_and_encoded_documents() {
+    let server = TestServer::start().await;
+    let key = admin(&server).await;
+    let env = keys_env(&key);
+    let iam = |args: &[&str]| {
+        let args: Vec<String> =
+            std::iter::once("iam").chain(args.iter().copied()).map(str::to_string).collect();
+        let (server, env) = (&server, &env);
+        async move {
+            let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+            stdout_json(&aws(server, None, env, &refs).await)
+        }
+    };
+    let quiet = |args: &[&str]| {
+        let args: Vec<String> =
+            std::iter::once("iam").chain(args.iter().copied()).map(str::to_string).collect();
+        let (server, env) = (&server, &env);
+        async move {
+            let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+            let out = aws(server, None, env, &refs).await;
+            assert!(out.status.success(), "{refs:?}: {}", String::from_utf8_lossy(&out.stderr));
+        }
+    };
+    // Tags as Tags.member.N.Key/Value, on create and afterwards.
+    let role = iam(&[
+        "create-role",
+        "--role-name",
+        "Tagged",
+        "--assume-role-policy-document",
+        EC2_TRUST,
+        "--tags",
+        "Key=team,Value=blue",
+        "Key=env,Value=prod",
+    ])
+    .await;
+    assert_eq!(role["Role"]["Tags"].as_array().map(Vec::len), Some(2), "{role}");
+    // The trust policy comes back as a document (IAM URL-encodes it; the CLI decodes it).
+    let got = iam(&["get-role", "--role-name", "Tagged"]).await;
+    assert_eq!(
+        got["Role"]["AssumeRolePolicyDocument"]["Statement"][0]["Principal"]["Service"],
+        "ec2.amazonaws.com"
+    );
+    quiet(&["tag-role", "--role-name", "Tagged", "--tags", "Key=cost,Value=42"]).await;
+    quiet(&["untag-role", "--role-name", "Tagged", "--tag-keys", "env", "team"]).await;
+    let tags = iam(&["list-role-tags", "--role-name", "Tagged"]).await;
+    assert_eq!(tags["Tags"], serde_json::json!([{"Key": "cost", "Value": "42"}]));
+
+    // An inline policy with characters that need encoding survives the round trip.
+    let document = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"s3:GetObject","Resource":"arn:aws:s3:::b/100% & more+"}]}"#;
+    quiet(&[
+        "put-role-policy",
+        "--role-name",
+        "Tagged",
+        "--policy-name",
+        "inline",
+        "--policy-document",
+        document,
+    ])
+    .await;
+    let inline = iam(&["get-role-policy", "--role-name", "Tagged", "--policy-name", "inline"]).await;
+    assert_eq!(inline["PolicyDocument"]["Statement"][0]["Resource"], "arn:aws:s3:::b/100% & more+");
+    assert_eq!(
+        iam(&["list-role-policies", "--role-name", "Tagged"]).await["PolicyNames"],
+        serde_json::json!(["inline"])
+    );
+
+    // Customer managed policies and their versions.
+    let created = iam(&["create-policy", "--policy-name", "ReadLogs", "--policy-document", document]).await;
+    let arn = created["Policy"]["Arn"].as_str().unwrap().to_string();
+    quiet(&[
+        "create-policy-version",
+        "--policy-arn",
+        &arn,
+        "--policy-document",
+        document,
+        "--set-as-default",
+    ])
+    .await;
+    let versions = iam(&["list-policy-versions", "--policy-arn", &arn]).await;
+    assert_eq!(versions["Versions"].as_array().map(Vec::len), Some(2), "{versions}");
+    let v2 = iam(&["get-policy-version", "--policy-arn", &arn, "--version-id", "v2"]).await;
+    assert_eq!(v2["PolicyVersion"]["Document"]["Version"], "2012-10-17");
+    quiet(&["attach-user-policy", "--user-name", "admin", "--policy-arn", &arn]).await;
+    let attached = iam(&["list-attached-user-policies", "--user-name", "admin"]).await;
+    assert_eq!(attached["AttachedPolicies"].as_array().map(Vec::len), Some(2), "{attached}");
+
+    // The policy simulator with ActionNames.member.N and ContextEntries.
+    let simulated = iam(&[
+        "simulate-principal-policy",
+        "--policy-source-arn",
+        "arn:aws:iam::123456789012:role/Tagged",
+        "--action-names",
+        "s3:GetObject",
+        "s3:PutObject",
+        "--resource-arns",
+        "arn:aws:s3:::b/100% & more+",
+    ])
+    .await;
+    let decisions: Vec<&str> = simulated["EvaluationResults"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["EvalDecision"].as_str().unwrap())
+        .collect();
+    assert_eq!(decisions, ["allowed", "implicitDeny"], "{simulated}");
+
+    // Users, tagged, and their inline policies.
+    let user = iam(&["create-user", "--user-name", "bob", "--tags", "Key=team,Value=red"]).await;
+    assert_eq!(user["User"]["Tags"][0]["Value"], "red", "{user}");
+    quiet(&["put-user-policy", "--user-name", "bob", "--policy-name", "p", "--policy-document", document])
+        .await;
+    quiet(&["delete-user-policy", "--user-name", "bob", "--policy-name", "p"]).await;
+    quiet(&["delete-user", "--user-name", "bob"]).await;
+}

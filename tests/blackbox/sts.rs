@@ -600,3 +600,38 @@ async fn sessions_of_a_deleted_role_do_not_carry_over_to_a_new_role_of_the_same_
     let new = assume_as(&server, long_term(&key), assume(&again.arn, "s2")).await.unwrap();
     signed_iam(&server, session_creds(&new)).list_users(pb::ListUsersRequest::default()).await.unwrap();
 }
+
+#[tokio::test]
+async fn session_tags_need_sts_tag_session_and_meet_its_conditions() {
+    let server = TestServer::start().await;
+    let key = user_with_key(&server, "alice").await;
+    let alice = "arn:aws:iam::123456789012:user/alice";
+    let role = role_with_max(&server, "Deploy", &trust_of(alice, ""), 0).await;
+    let tagged = |arn: &str, team: &str| pb::AssumeRoleRequest {
+        tags: vec![pb::StsTag { key: "team".into(), value: team.into() }],
+        ..assume(arn, "tagged")
+    };
+    // The trust policy allows sts:AssumeRole only: untagged sessions, yes; tagged, no.
+    assume_as(&server, long_term(&key), assume(&role.arn, "plain")).await.unwrap();
+    let msg = expect_error(
+        assume_as(&server, long_term(&key), tagged(&role.arn, "blue")).await,
+        Code::PermissionDenied,
+        "AccessDenied",
+    );
+    assert_eq!(
+        msg,
+        format!("User: {alice} is not authorized to perform: sts:TagSession on resource: {}", role.arn)
+    );
+    // sts:TagSession with a condition on the tags requested.
+    let trust = format!(
+        r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow","Principal":{{"AWS":"{alice}"}},"Action":"sts:AssumeRole"}},{{"Effect":"Allow","Principal":{{"AWS":"{alice}"}},"Action":"sts:TagSession","Condition":{{"StringEquals":{{"aws:RequestTag/team":"blue"}},"ForAllValues:StringEquals":{{"aws:TagKeys":["team"]}}}}}}]}}"#
+    );
+    let conditional = role_with_max(&server, "Tagged", &trust, 0).await;
+    let blue = assume_as(&server, long_term(&key), tagged(&conditional.arn, "blue")).await.unwrap();
+    assert_eq!(blue.assumed_role_user.unwrap().arn, "arn:aws:sts::123456789012:assumed-role/Tagged/tagged");
+    expect_error(
+        assume_as(&server, long_term(&key), tagged(&conditional.arn, "red")).await,
+        Code::PermissionDenied,
+        "AccessDenied",
+    );
+}

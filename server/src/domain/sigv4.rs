@@ -28,7 +28,7 @@ const UNSIGNED_PAYLOAD: &str = "UNSIGNED-PAYLOAD";
 pub const MAX_PRESIGNED_SECS: i64 = 604_800;
 
 /// Everything but the unreserved characters (`A-Z a-z 0-9 - _ . ~`) is percent-encoded.
-const QUERY_SET: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.').remove(b'~');
+pub const QUERY_SET: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.').remove(b'~');
 /// In a path, `/` separates segments and stays.
 const PATH_SET: &AsciiSet = &QUERY_SET.remove(b'/');
 /// A path encoded once: escapes as sent stay as they are.

@@ -202,12 +202,118 @@ fn get_caller_identity(p: &Principal) -> Response {
     )
 }
 
-/// The form parameters as the gRPC request of `action`.
-fn request_of<T: serde::de::DeserializeOwned>(params: &Params) -> Result<T, Error> {
-    let form = form_urlencoded::Serializer::new(String::new()).extend_pairs(params.input()).finish();
-    serde_urlencoded::from_str(&form)
-        .map_err(|e| Error::validation(format!("1 validation error detected: {e}")))
+/// An IAM action's gRPC request read from form parameters: its scalar fields by name (in
+/// AWS's PascalCase), then the lists it takes as `Name.member.N`, which plain form
+/// deserialization cannot read.
+trait QueryInput: serde::de::DeserializeOwned {
+    fn member_lists(&mut self, _params: &Params) {}
 }
+
+fn tags(params: &Params) -> Vec<pb::Tag> {
+    params.tag_members("Tags").into_iter().map(|(key, value)| pb::Tag { key, value }).collect()
+}
+
+fn strings(params: &Params, name: &str) -> Vec<String> {
+    params.members(name, None).into_iter().map(|(_, v)| v.to_string()).collect()
+}
+
+macro_rules! tagged {
+    ($($t:ty),*) => { $(impl QueryInput for $t { fn member_lists(&mut self, p: &Params) { self.tags = tags(p); } })* };
+}
+macro_rules! untagged {
+    ($($t:ty),*) => { $(impl QueryInput for $t { fn member_lists(&mut self, p: &Params) { self.tag_keys = strings(p, "TagKeys"); } })* };
+}
+macro_rules! scalar_only {
+    ($($t:ty),* $(,)?) => { $(impl QueryInput for $t {})* };
+}
+
+tagged!(
+    pb::CreateRoleRequest,
+    pb::TagRoleRequest,
+    pb::CreatePolicyRequest,
+    pb::CreateInstanceProfileRequest,
+    pb::CreateUserRequest,
+    pb::TagUserRequest
+);
+untagged!(pb::UntagRoleRequest, pb::UntagUserRequest);
+scalar_only!(
+    pb::GetRoleRequest,
+    pb::ListRolesRequest,
+    pb::UpdateRoleRequest,
+    pb::DeleteRoleRequest,
+    pb::UpdateAssumeRolePolicyRequest,
+    pb::PutRolePolicyRequest,
+    pb::GetRolePolicyRequest,
+    pb::ListRolePoliciesRequest,
+    pb::DeleteRolePolicyRequest,
+    pb::AttachRolePolicyRequest,
+    pb::DetachRolePolicyRequest,
+    pb::ListAttachedRolePoliciesRequest,
+    pb::PutRolePermissionsBoundaryRequest,
+    pb::DeleteRolePermissionsBoundaryRequest,
+    pb::ListRoleTagsRequest,
+    pb::GetPolicyRequest,
+    pb::ListPoliciesRequest,
+    pb::DeletePolicyRequest,
+    pb::CreatePolicyVersionRequest,
+    pb::GetPolicyVersionRequest,
+    pb::ListPolicyVersionsRequest,
+    pb::SetDefaultPolicyVersionRequest,
+    pb::DeletePolicyVersionRequest,
+    pb::GetInstanceProfileRequest,
+    pb::ListInstanceProfilesRequest,
+    pb::ListInstanceProfilesForRoleRequest,
+    pb::DeleteInstanceProfileRequest,
+    pb::AddRoleToInstanceProfileRequest,
+    pb::RemoveRoleFromInstanceProfileRequest,
+    pb::GetUserRequest,
+    pb::ListUsersRequest,
+    pb::DeleteUserRequest,
+    pb::PutUserPolicyRequest,
+    pb::GetUserPolicyRequest,
+    pb::ListUserPoliciesRequest,
+    pb::DeleteUserPolicyRequest,
+    pb::AttachUserPolicyRequest,
+    pb::DetachUserPolicyRequest,
+    pb::ListAttachedUserPoliciesRequest,
+    pb::PutUserPermissionsBoundaryRequest,
+    pb::DeleteUserPermissionsBoundaryRequest,
+    pb::CreateAccessKeyRequest,
+    pb::ListAccessKeysRequest,
+    pb::UpdateAccessKeyRequest,
+    pb::DeleteAccessKeyRequest,
+    pb::RevokeRoleSessionsRequest,
+);
+
+impl QueryInput for pb::SimulatePrincipalPolicyRequest {
+    fn member_lists(&mut self, p: &Params) {
+        self.action_names = strings(p, "ActionNames");
+        self.resource_arns = strings(p, "ResourceArns");
+        self.context_entries = p
+            .members("ContextEntries", Some("ContextKeyName"))
+            .into_iter()
+            .map(|(n, name)| pb::ContextEntry {
+                context_key_name: name.to_string(),
+                context_key_values: strings(p, &format!("ContextEntries.member.{n}.ContextKeyValues")),
+                context_key_type: p.str(&format!("ContextEntries.member.{n}.ContextKeyType")),
+            })
+            .collect();
+    }
+}
+
+/// The form parameters as the gRPC request of `action`.
+fn request_of<T: QueryInput>(params: &Params) -> Result<T, Error> {
+    let form = form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(params.input().filter(|(k, _)| !k.contains(".member.")))
+        .finish();
+    let mut request: T = serde_urlencoded::from_str(&form)
+        .map_err(|e| Error::validation(format!("1 validation error detected: {e}")))?;
+    request.member_lists(params);
+    Ok(request)
+}
+
+/// The fields IAM's answers carry policy documents in.
+const POLICY_DOCUMENTS: &[&str] = &["AssumeRolePolicyDocument", "PolicyDocument", "Document"];
 
 /// A response message as Query XML: fields as elements in PascalCase, lists as `member`s,
 /// empty strings left out (proto3 cannot tell them from absent).
@@ -218,6 +324,11 @@ fn to_xml(value: &Value, indent: usize, out: &mut String) {
         match v {
             Value::Null => {}
             Value::String(s) if s.is_empty() => {}
+            // IAM sends policy documents URL-encoded (the SDKs decode them).
+            Value::String(s) if POLICY_DOCUMENTS.contains(&name.as_str()) => {
+                let encoded = percent_encoding::utf8_percent_encode(s, crate::domain::sigv4::QUERY_SET);
+                out.push_str(&format!("{pad}<{name}>{encoded}</{name}>\n"));
+            }
             // An empty list is still a list: `"Users": []`, not a missing key.
             Value::Array(items) if items.is_empty() => out.push_str(&format!("{pad}<{name}/>\n")),
             Value::Array(items) => {
@@ -292,25 +403,57 @@ async fn iam_action(
         "CreateRole" => create_role(pb::CreateRoleRequest),
         "GetRole" => get_role(pb::GetRoleRequest),
         "ListRoles" => list_roles(pb::ListRolesRequest),
+        "UpdateRole" => update_role(pb::UpdateRoleRequest),
         "DeleteRole" => delete_role(pb::DeleteRoleRequest),
+        "UpdateAssumeRolePolicy" => update_assume_role_policy(pb::UpdateAssumeRolePolicyRequest),
+        "PutRolePolicy" => put_role_policy(pb::PutRolePolicyRequest),
+        "GetRolePolicy" => get_role_policy(pb::GetRolePolicyRequest),
+        "ListRolePolicies" => list_role_policies(pb::ListRolePoliciesRequest),
+        "DeleteRolePolicy" => delete_role_policy(pb::DeleteRolePolicyRequest),
         "AttachRolePolicy" => attach_role_policy(pb::AttachRolePolicyRequest),
         "DetachRolePolicy" => detach_role_policy(pb::DetachRolePolicyRequest),
         "ListAttachedRolePolicies" => list_attached_role_policies(pb::ListAttachedRolePoliciesRequest),
-        "PutRolePolicy" => put_role_policy(pb::PutRolePolicyRequest),
+        "PutRolePermissionsBoundary" => put_role_permissions_boundary(pb::PutRolePermissionsBoundaryRequest),
+        "DeleteRolePermissionsBoundary" => delete_role_permissions_boundary(pb::DeleteRolePermissionsBoundaryRequest),
+        "TagRole" => tag_role(pb::TagRoleRequest),
+        "UntagRole" => untag_role(pb::UntagRoleRequest),
+        "ListRoleTags" => list_role_tags(pb::ListRoleTagsRequest),
+        "CreatePolicy" => create_policy(pb::CreatePolicyRequest),
+        "GetPolicy" => get_policy(pb::GetPolicyRequest),
+        "ListPolicies" => list_policies(pb::ListPoliciesRequest),
+        "DeletePolicy" => delete_policy(pb::DeletePolicyRequest),
+        "CreatePolicyVersion" => create_policy_version(pb::CreatePolicyVersionRequest),
+        "GetPolicyVersion" => get_policy_version(pb::GetPolicyVersionRequest),
+        "ListPolicyVersions" => list_policy_versions(pb::ListPolicyVersionsRequest),
+        "SetDefaultPolicyVersion" => set_default_policy_version(pb::SetDefaultPolicyVersionRequest),
+        "DeletePolicyVersion" => delete_policy_version(pb::DeletePolicyVersionRequest),
         "CreateInstanceProfile" => create_instance_profile(pb::CreateInstanceProfileRequest),
         "GetInstanceProfile" => get_instance_profile(pb::GetInstanceProfileRequest),
+        "ListInstanceProfiles" => list_instance_profiles(pb::ListInstanceProfilesRequest),
+        "ListInstanceProfilesForRole" => list_instance_profiles_for_role(pb::ListInstanceProfilesForRoleRequest),
+        "DeleteInstanceProfile" => delete_instance_profile(pb::DeleteInstanceProfileRequest),
         "AddRoleToInstanceProfile" => add_role_to_instance_profile(pb::AddRoleToInstanceProfileRequest),
         "RemoveRoleFromInstanceProfile" => remove_role_from_instance_profile(pb::RemoveRoleFromInstanceProfileRequest),
-        "ListInstanceProfiles" => list_instance_profiles(pb::ListInstanceProfilesRequest),
         "CreateUser" => create_user(pb::CreateUserRequest),
         "GetUser" => get_user(pb::GetUserRequest),
         "ListUsers" => list_users(pb::ListUsersRequest),
         "DeleteUser" => delete_user(pb::DeleteUserRequest),
+        "TagUser" => tag_user(pb::TagUserRequest),
+        "UntagUser" => untag_user(pb::UntagUserRequest),
+        "PutUserPolicy" => put_user_policy(pb::PutUserPolicyRequest),
+        "GetUserPolicy" => get_user_policy(pb::GetUserPolicyRequest),
+        "ListUserPolicies" => list_user_policies(pb::ListUserPoliciesRequest),
+        "DeleteUserPolicy" => delete_user_policy(pb::DeleteUserPolicyRequest),
+        "AttachUserPolicy" => attach_user_policy(pb::AttachUserPolicyRequest),
+        "DetachUserPolicy" => detach_user_policy(pb::DetachUserPolicyRequest),
+        "ListAttachedUserPolicies" => list_attached_user_policies(pb::ListAttachedUserPoliciesRequest),
+        "PutUserPermissionsBoundary" => put_user_permissions_boundary(pb::PutUserPermissionsBoundaryRequest),
+        "DeleteUserPermissionsBoundary" => delete_user_permissions_boundary(pb::DeleteUserPermissionsBoundaryRequest),
         "CreateAccessKey" => create_access_key(pb::CreateAccessKeyRequest),
         "ListAccessKeys" => list_access_keys(pb::ListAccessKeysRequest),
         "UpdateAccessKey" => update_access_key(pb::UpdateAccessKeyRequest),
         "DeleteAccessKey" => delete_access_key(pb::DeleteAccessKeyRequest),
-        "GetPolicy" => get_policy(pb::GetPolicyRequest),
-        "ListPolicies" => list_policies(pb::ListPoliciesRequest),
+        "SimulatePrincipalPolicy" => simulate_principal_policy(pb::SimulatePrincipalPolicyRequest),
+        "RevokeRoleSessions" => revoke_role_sessions(pb::RevokeRoleSessionsRequest),
     )
 }
