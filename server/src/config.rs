@@ -49,10 +49,15 @@ pub struct Config {
 pub struct ImdsHttpSettings {
     /// Where to serve it; none: off.
     pub listen: Option<SocketAddr>,
-    /// How it knows which instance asks. "path_prefix" (a simulation of one shared host):
-    /// `http://HOST:PORT/INSTANCE-ID/latest/...`, which AWS_EC2_METADATA_SERVICE_ENDPOINT
-    /// accepts, and which anyone on the host can claim. ("source_address", AWS's way, comes
-    /// with instances in their own network namespaces.)
+    /// How it knows which instance asks:
+    /// - "source_address", AWS's way: the connection's source address is the instance's
+    ///   private address, which holds where each instance has its own network (a network
+    ///   namespace, a VM) routed to this listener;
+    /// - "loopback" (a simulation): the same, with `instances.private_network` inside
+    ///   127.0.0.0/8, so that processes on one host can each bind an instance's address;
+    /// - "path_prefix" (a simulation of one shared host):
+    ///   `http://HOST:PORT/INSTANCE-ID/latest/...`, which AWS_EC2_METADATA_SERVICE_ENDPOINT
+    ///   accepts, and which anyone on the host can claim.
     pub instance_identity: String,
 }
 
@@ -139,6 +144,10 @@ pub struct InstanceDefaults {
     /// "optional" (AWS's default) or "required" (IMDSv2 only).
     pub http_tokens: String,
     pub http_put_response_hop_limit: i32,
+    /// The IPv4 block instances' private addresses come from, in launch order (each account
+    /// has its own; with `imds.instance_identity = "source_address"`, addresses must not
+    /// repeat across accounts, so give each account's fleet its own host).
+    pub private_network: String,
 }
 
 /// Settings that make rolecall less like AWS, for simulations and tests. The server
@@ -235,11 +244,27 @@ impl Config {
         if self.simulation.manual_clock && !cfg!(debug_assertions) {
             return invalid("simulation.manual_clock is only available in debug builds".into());
         }
-        if self.imds.instance_identity != "path_prefix" {
-            return invalid(format!(
-                "imds.instance_identity {:?} is not supported: path_prefix is (source_address needs per-instance network namespaces, not yet built)",
-                self.imds.instance_identity
-            ));
+        let network = crate::catalog::PrivateNetwork::parse(&self.instances.private_network)
+            .map_err(|e| ConfigError::Invalid(format!("instances.private_network: {e}")))?;
+        match self.imds.instance_identity.as_str() {
+            "path_prefix" => {}
+            "source_address" if network.is_loopback() => {
+                return invalid(
+                    "imds.instance_identity = source_address needs a private_network outside 127.0.0.0/8 (or name the loopback simulation)".into(),
+                );
+            }
+            "source_address" => {}
+            "loopback" if !network.is_loopback() => {
+                return invalid(
+                    "imds.instance_identity = loopback needs instances.private_network inside 127.0.0.0/8".into(),
+                );
+            }
+            "loopback" => {}
+            other => {
+                return invalid(format!(
+                    "imds.instance_identity must be source_address, loopback or path_prefix, got {other:?}"
+                ));
+            }
         }
         if self.server.concurrency_limit == 0 || self.server.request_timeout_ms == 0 {
             return invalid("server.concurrency_limit and server.request_timeout_ms must be positive".into());
@@ -279,8 +304,12 @@ impl Config {
                 "trust_claimed_instance_id (GetToken does not check instance keys)",
             ),
             (
-                self.imds.listen.is_some(),
+                self.imds.listen.is_some() && self.imds.instance_identity == "path_prefix",
                 "imds.instance_identity = path_prefix (HTTP IMDS believes the instance id in the path)",
+            ),
+            (
+                self.imds.listen.is_some() && self.imds.instance_identity == "loopback",
+                "imds.instance_identity = loopback (any process on the host can bind an instance's address)",
             ),
         ]
         .into_iter()
@@ -323,7 +352,11 @@ impl Default for KeyRingSettings {
 
 impl Default for InstanceDefaults {
     fn default() -> Self {
-        Self { http_tokens: "optional".into(), http_put_response_hop_limit: 1 }
+        Self {
+            http_tokens: "optional".into(),
+            http_put_response_hop_limit: 1,
+            private_network: "10.0.0.0/8".into(),
+        }
     }
 }
 

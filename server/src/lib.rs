@@ -107,6 +107,8 @@ impl App {
             limits: config.limits.clone(),
             default_http_tokens_required: config.instances.http_tokens == "required",
             default_hop_limit: config.instances.http_put_response_hop_limit,
+            private_network: catalog::PrivateNetwork::parse(&config.instances.private_network)
+                .map_err(config::ConfigError::Invalid)?,
         };
         let audit = audit::AuditLog::open(
             &audit::Sink::parse(&config.audit.output),
@@ -234,7 +236,9 @@ pub async fn serve(
         let mut stop = stop_rx.clone();
         let addr = listener.local_addr().map_err(ServeError::Metrics)?;
         tracing::info!(%addr, "instance metadata (HTTP) listening: http://{addr}/INSTANCE-ID/latest/...");
-        let router = http::imds::router(app.imds.clone());
+        let identity = http::imds::Identity::from_config(&config.imds.instance_identity);
+        let router = http::imds::router(app.imds.clone(), identity)
+            .into_make_service_with_connect_info::<http::imds::Peer>();
         tokio::spawn(async move {
             let served = axum::serve(listener, router).with_graceful_shutdown(async move {
                 let _ = stop.wait_for(|s| *s).await;

@@ -180,12 +180,22 @@ impl InstanceMetadata {
         self.token_for(&instance, ttl_seconds)
     }
 
-    /// PUT /latest/api/token over HTTP, for the instance the transport located.
-    pub async fn get_token_at(&self, instance_id: &str, ttl_seconds: i64) -> Result<String> {
+    /// PUT /latest/api/token over HTTP, for the instance the transport located: the token
+    /// and the instance's hop limit (the IP TTL the answer is sent with).
+    pub async fn get_token_at(&self, instance_id: &str, ttl_seconds: i64) -> Result<(String, i32)> {
         check_token_ttl(ttl_seconds)?;
         let (_, instance) = self.accounts.find_instance(instance_id).await?.ok_or_else(unauthorized)?;
         let instance = usable(instance)?;
-        self.token_for(&instance, ttl_seconds)
+        let hop_limit = instance.metadata_options.http_put_response_hop_limit;
+        Ok((self.token_for(&instance, ttl_seconds)?, hop_limit))
+    }
+
+    /// The running instance whose private address this is (the transport's word for who
+    /// is asking, where each instance has its own network).
+    pub async fn instance_at(&self, address: &str) -> Result<String> {
+        self.accounts.find_instance_at(address).await?.ok_or_else(|| {
+            Error::new(ErrorCode::NotFound, format!("no running instance has the address {address}"))
+        })
     }
 
     /// A session token for an instance whose identity is established.

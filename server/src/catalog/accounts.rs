@@ -64,6 +64,23 @@ impl Accounts {
         Ok(None)
     }
 
+    /// The running instance with this private address. Each account has its own network:
+    /// where two accounts' instances share an address, it names neither (None, and a
+    /// warning), since believing either would hand one instance the other's role.
+    pub async fn find_instance_at(&self, address: &str) -> Result<Option<String>> {
+        let mut found = None;
+        for catalog in self.in_search_order() {
+            if let Some(id) = catalog.instance_at(address).await? {
+                if found.is_some() {
+                    tracing::warn!(address, "instances of two accounts share this private address; neither is served");
+                    return Ok(None);
+                }
+                found = Some(id);
+            }
+        }
+        Ok(found)
+    }
+
     /// The account, user and key of a long-term access key id.
     pub async fn find_access_key(
         &self,

@@ -92,10 +92,47 @@ fn validate_hop_limit(limit: i32) -> Result<i32> {
     }
 }
 
-/// The n-th private address of the simulated VPC (10.0.0.0/8, skipping AWS's reserved .0-.3).
-fn private_address(n: u64) -> String {
-    let n = n + 4;
-    format!("10.{}.{}.{}", (n >> 16) & 0xff, (n >> 8) & 0xff, n & 0xff)
+/// The simulated VPC's IPv4 block, from which instances get their private addresses in
+/// launch order (as a subnet hands them out), skipping AWS's reserved first four and last.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PrivateNetwork {
+    base: u32,
+    prefix: u8,
+}
+
+impl PrivateNetwork {
+    /// `a.b.c.d/n`, with n from 8 to 28 (AWS's VPC sizes allow /16../28; /8 fits fleets
+    /// of millions), the address on the block's boundary.
+    pub fn parse(cidr: &str) -> std::result::Result<Self, String> {
+        let (ip, prefix) = cidr.split_once('/').ok_or_else(|| format!("{cidr:?} is not a CIDR block"))?;
+        let ip: std::net::Ipv4Addr = ip.parse().map_err(|_| format!("{cidr:?} is not an IPv4 CIDR block"))?;
+        let prefix: u8 = prefix.parse().map_err(|_| format!("{cidr:?} has no prefix length"))?;
+        if !(8..=28).contains(&prefix) {
+            return Err(format!("{cidr:?}: the prefix length must be 8 to 28"));
+        }
+        let base = u32::from(ip);
+        if base & !(u32::MAX << (32 - prefix)) != 0 {
+            return Err(format!("{cidr:?} is not on a /{prefix} boundary"));
+        }
+        Ok(Self { base, prefix })
+    }
+
+    /// The n-th address handed out; None past the end of the block.
+    pub fn address(&self, n: u64) -> Option<String> {
+        let size = 1u64 << (32 - self.prefix);
+        let offset = n.checked_add(4).filter(|o| *o < size - 1)?;
+        Some(std::net::Ipv4Addr::from(self.base + offset as u32).to_string())
+    }
+
+    pub fn is_loopback(&self) -> bool {
+        std::net::Ipv4Addr::from(self.base).is_loopback()
+    }
+}
+
+impl Default for PrivateNetwork {
+    fn default() -> Self {
+        Self { base: u32::from(std::net::Ipv4Addr::new(10, 0, 0, 0)), prefix: 8 }
+    }
 }
 
 impl Catalog {
@@ -201,6 +238,13 @@ impl Catalog {
                 None => (0, Txn::new().require_absent(keys::NEXT_ADDRESS)),
             };
             txn = txn.put(keys::NEXT_ADDRESS, encode(&(first + count as u64))?);
+            let vpc = self.settings.private_network;
+            if vpc.address(first + count as u64 - 1).is_none() {
+                return Err(Error::new(
+                    ErrorCode::InsufficientFreeAddressesInSubnet,
+                    format!("There are not enough free addresses in the private network to satisfy the requested number of instances ({count})."),
+                ));
+            }
             let now = self.now();
             let mut launched = Vec::with_capacity(count);
             for n in 0..count as u64 {
@@ -212,7 +256,7 @@ impl Catalog {
                     instance_type: instance_type.clone(),
                     state: InstanceState::Running,
                     launch_time: now,
-                    private_ip_address: private_address(first + n),
+                    private_ip_address: vpc.address(first + n).unwrap_or_default(),
                     availability_zone: az.clone(),
                     reservation_id: reservation_id.clone(),
                     key_name: launch.key_name.clone(),
@@ -225,6 +269,7 @@ impl Catalog {
                 };
                 let key = keys::instance(&instance.instance_id);
                 txn = txn.require_absent(&key).put(key, encode(&instance)?);
+                txn = txn.put(keys::address(&instance.private_ip_address), encode(&instance.instance_id)?);
                 if let Some(a) = &instance.association {
                     txn = txn.put(keys::association(&a.association_id), encode(&instance.instance_id)?);
                 }
@@ -241,6 +286,11 @@ impl Catalog {
             return Err(Error::new(ErrorCode::InvalidInstanceIdMalformed, format!("Invalid id: \"{id}\"")));
         }
         self.load::<Instance>(&keys::instance(id)).await?.ok_or_else(|| instance_not_found(id))
+    }
+
+    /// The running instance with this private address.
+    pub async fn instance_at(&self, address: &str) -> Result<Option<String>> {
+        Ok(self.load::<String>(&keys::address(address)).await?.map(|(id, _)| id))
     }
 
     /// The instance with this id (None where it does not exist).
@@ -289,6 +339,9 @@ impl Catalog {
             for id in ids {
                 let (mut instance, rev) = self.instance_record(id).await?;
                 let previous = instance.state;
+                if instance.state != InstanceState::Terminated {
+                    txn = txn.delete(keys::address(&instance.private_ip_address));
+                }
                 instance.state = InstanceState::Terminated;
                 if let Some(a) = instance.association.take() {
                     txn = txn.delete(keys::association(&a.association_id));
@@ -455,8 +508,16 @@ mod tests {
 
     #[test]
     fn private_addresses_are_unique_and_skip_reserved() {
-        assert_eq!(private_address(0), "10.0.0.4");
-        assert_eq!(private_address(252), "10.0.1.0");
-        assert_ne!(private_address(100_000), private_address(100_001));
+        let vpc = PrivateNetwork::default();
+        assert_eq!(vpc.address(0).unwrap(), "10.0.0.4");
+        assert_eq!(vpc.address(252).unwrap(), "10.0.1.0");
+        assert_ne!(vpc.address(100_000), vpc.address(100_001));
+        let small = PrivateNetwork::parse("172.31.16.0/28").unwrap();
+        assert_eq!(small.address(10).unwrap(), "172.31.16.14");
+        assert_eq!(small.address(11), None, "the last address is the broadcast");
+        assert!(PrivateNetwork::parse("10.0.0.1/8").is_err());
+        assert!(PrivateNetwork::parse("10.0.0.0/30").is_err());
+        assert!(PrivateNetwork::parse("10.0.0.0").is_err());
+        assert!(PrivateNetwork::parse("127.16.0.0/12").unwrap().is_loopback());
     }
 }

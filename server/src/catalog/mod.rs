@@ -19,7 +19,7 @@ use serde::{Serialize, de::DeserializeOwned};
 
 pub use accounts::Accounts;
 pub(crate) use ec2::instance_key_digest;
-pub use ec2::{InstanceFilter, Launch, ProfileRef};
+pub use ec2::{InstanceFilter, Launch, PrivateNetwork, ProfileRef};
 pub use iam::{EntityKind, GrantingPolicies, NewRole, PolicyScope, PolicyView, PrincipalKind};
 pub use pages::Page;
 pub use s3::Created as BucketCreated;
@@ -80,6 +80,8 @@ pub struct Settings {
     /// ask for "required".
     pub default_http_tokens_required: bool,
     pub default_hop_limit: i32,
+    /// Where instances' private addresses come from.
+    pub private_network: PrivateNetwork,
 }
 
 /// IAM and EC2 state.
@@ -260,6 +262,9 @@ mod keys {
     }
     pub fn association(id: &str) -> String {
         format!("ec2/association/{id}")
+    }
+    pub fn address(ip: &str) -> String {
+        format!("ec2/address/{ip}")
     }
     pub fn bucket(name: &str) -> String {
         format!("s3/bucket/{name}")

@@ -22,6 +22,7 @@ fn settings() -> Settings {
         limits: Limits::default(),
         default_http_tokens_required: false,
         default_hop_limit: 1,
+        private_network: super::PrivateNetwork::default(),
     }
 }
 

@@ -24,6 +24,7 @@ pub enum ErrorCode {
     InvalidInstanceIdNotFound,
     InvalidInstanceIdMalformed,
     InvalidAssociationIdNotFound,
+    InsufficientFreeAddressesInSubnet,
     /// EC2's AccessDenied.
     UnauthorizedOperation,
     /// EC2's answer to a DryRun request that would have been allowed.
@@ -86,6 +87,7 @@ impl ErrorCode {
             Self::InvalidInstanceIdNotFound => "InvalidInstanceID.NotFound",
             Self::InvalidInstanceIdMalformed => "InvalidInstanceID.Malformed",
             Self::InvalidAssociationIdNotFound => "InvalidAssociationID.NotFound",
+            Self::InsufficientFreeAddressesInSubnet => "InsufficientFreeAddressesInSubnet",
             Self::UnauthorizedOperation => "UnauthorizedOperation",
             Self::DryRunOperation => "DryRunOperation",
             Self::NoSuchBucket => "NoSuchBucket",
@@ -127,6 +129,7 @@ impl ErrorCode {
         Self::InvalidInstanceIdNotFound,
         Self::InvalidInstanceIdMalformed,
         Self::InvalidAssociationIdNotFound,
+        Self::InsufficientFreeAddressesInSubnet,
         Self::UnauthorizedOperation,
         Self::DryRunOperation,
         Self::NoSuchBucket,

@@ -20,7 +20,7 @@ pub fn grpc_code(code: ErrorCode) -> Code {
             Code::NotFound
         }
         EntityAlreadyExists | BucketAlreadyExists | BucketAlreadyOwnedByYou => Code::AlreadyExists,
-        LimitExceeded => Code::ResourceExhausted,
+        LimitExceeded | InsufficientFreeAddressesInSubnet => Code::ResourceExhausted,
         DeleteConflict | IncorrectState | DryRunOperation => Code::FailedPrecondition,
         MalformedPolicyDocument
         | InvalidInput

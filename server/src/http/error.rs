@@ -24,6 +24,7 @@ pub fn http_status(code: ErrorCode) -> StatusCode {
         | InvalidInstanceIdNotFound
         | InvalidInstanceIdMalformed
         | InvalidAssociationIdNotFound
+        | InsufficientFreeAddressesInSubnet
         | PackedPolicyTooLarge
         | InvalidBucketName
         | AuthorizationQueryParametersError => StatusCode::BAD_REQUEST,

@@ -1,17 +1,27 @@
-//! The instance metadata service over HTTP, as EC2 serves it at 169.254.169.254, under a
-//! per-instance path prefix (`/INSTANCE-ID/latest/...`: the simulation of a shared host,
-//! see `imds.instance_identity`). What each path answers is decided by
-//! [`InstanceMetadata`], as for the gRPC service.
+//! The instance metadata service over HTTP, as EC2 serves it at 169.254.169.254. Which
+//! instance asks is the transport's to say (`imds.instance_identity`): the connection's
+//! source address (AWS's way, and the loopback simulation), or a per-instance path prefix
+//! (`/INSTANCE-ID/latest/...`: the simulation of one shared host). What each path answers is
+//! decided by [`InstanceMetadata`], as for the gRPC service.
 
-use std::sync::Arc;
+use std::{
+    net::SocketAddr,
+    os::fd::{AsFd, OwnedFd},
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+};
 
 use axum::{
     Router,
-    extract::{Path, State},
-    http::{HeaderMap, StatusCode},
+    extract::{ConnectInfo, FromRequestParts, OriginalUri, State, connect_info::Connected},
+    http::{HeaderMap, StatusCode, request::Parts},
     response::{IntoResponse, Response},
     routing::{get, put},
+    serve::IncomingStream,
 };
+use tokio::net::TcpListener;
 
 use super::error::imds_error;
 use crate::{
@@ -21,18 +31,123 @@ use crate::{
 
 const TOKEN: &str = "x-aws-ec2-metadata-token";
 const TOKEN_TTL: &str = "x-aws-ec2-metadata-token-ttl-seconds";
+/// Linux's default IP TTL, restored after a token answer lowered it.
+const DEFAULT_TTL: u32 = 64;
 
-/// The routes, under `/{instance_id}/latest/`.
-pub fn router(imds: Arc<InstanceMetadata>) -> Router {
-    Router::new()
-        .route("/{instance}/latest/api/token", put(token))
-        .route("/{instance}/latest/meta-data", get(meta_root))
-        .route("/{instance}/latest/meta-data/", get(meta_root))
-        .route("/{instance}/latest/meta-data/{*path}", get(meta))
-        .route("/{instance}/latest/dynamic/instance-identity/document", get(identity_document))
-        .route("/{instance}/latest/user-data", get(user_data))
-        .route("/{instance}/container-credentials", get(container_credentials))
-        .with_state(imds)
+/// How the HTTP IMDS knows which instance asks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Identity {
+    /// The connection's source address is the instance's private address.
+    SourceAddress,
+    /// The first path segment names the instance.
+    PathPrefix,
+}
+
+impl Identity {
+    /// `imds.instance_identity`: "source_address" and "loopback" (the same, over 127/8)
+    /// identify by address.
+    pub fn from_config(name: &str) -> Self {
+        if name == "path_prefix" { Self::PathPrefix } else { Self::SourceAddress }
+    }
+}
+
+#[derive(Clone)]
+pub struct ImdsHttp {
+    pub imds: Arc<InstanceMetadata>,
+    pub identity: Identity,
+}
+
+/// The connection a request came on: its peer, and its socket, whose IP TTL the token
+/// answer sets to the instance's hop limit (as EC2 does, so that a token does not reach
+/// further than the hop limit allows: containers behind a bridge, a proxy on the host).
+#[derive(Clone)]
+pub struct Peer {
+    addr: SocketAddr,
+    socket: Option<Arc<OwnedFd>>,
+    lowered: Arc<AtomicBool>,
+}
+
+impl Connected<IncomingStream<'_, TcpListener>> for Peer {
+    fn connect_info(stream: IncomingStream<'_, TcpListener>) -> Self {
+        Self {
+            addr: *stream.remote_addr(),
+            socket: stream.io().as_fd().try_clone_to_owned().ok().map(Arc::new),
+            lowered: Arc::new(AtomicBool::new(false)),
+        }
+    }
+}
+
+impl Peer {
+    /// Sends what follows on this connection with this IP TTL.
+    fn set_ttl(&self, ttl: u32) {
+        if let Some(socket) = &self.socket
+            && let Err(e) = socket2::SockRef::from(socket.as_ref()).set_ttl_v4(ttl)
+        {
+            tracing::warn!(error = %e, "cannot set the IP TTL of an instance metadata answer");
+        }
+    }
+
+    /// Before any answer but a token's: the default TTL again, if a token answer lowered it.
+    fn restore_ttl(&self) {
+        if self.lowered.swap(false, Ordering::Relaxed) {
+            self.set_ttl(DEFAULT_TTL);
+        }
+    }
+}
+
+/// Which instance asks, as the transport says, and on which connection.
+struct Asker(String, Option<Peer>);
+
+impl FromRequestParts<ImdsHttp> for Asker {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &ImdsHttp) -> Result<Self, Response> {
+        let peer = parts.extensions.get::<ConnectInfo<Peer>>().map(|c| c.0.clone());
+        if let Some(peer) = &peer
+            && !(parts.method == axum::http::Method::PUT && parts.uri.path().ends_with("/api/token"))
+        {
+            peer.restore_ttl();
+        }
+        match state.identity {
+            Identity::PathPrefix => Ok(Self(first_segment(parts), peer)),
+            Identity::SourceAddress => {
+                let Some(ip) = peer.as_ref().map(|p| p.addr.ip().to_canonical()) else {
+                    return Err(imds_error(&Error::service_failure("no connection info")));
+                };
+                match state.imds.instance_at(&ip.to_string()).await {
+                    Ok(instance) => Ok(Self(instance, peer)),
+                    Err(e) => Err(imds_error(&e)),
+                }
+            }
+        }
+    }
+}
+
+/// The first segment of the path as requested (before any nesting stripped it).
+fn first_segment(parts: &Parts) -> String {
+    let path = parts.extensions.get::<OriginalUri>().map_or(parts.uri.path(), |u| u.0.path());
+    path.trim_start_matches('/').split('/').next().unwrap_or_default().to_string()
+}
+
+/// The routes under `/latest/` (at the root, or under `/INSTANCE-ID/` with a path prefix),
+/// and the container credentials endpoint at `/INSTANCE-ID/container-credentials`.
+pub fn router(imds: Arc<InstanceMetadata>, identity: Identity) -> Router {
+    let state = ImdsHttp { imds, identity };
+    let latest = Router::new()
+        .route("/latest/api/token", put(token))
+        .route("/latest/meta-data", get(meta_root))
+        .route("/latest/meta-data/", get(meta_root))
+        .route("/latest/meta-data/{*path}", get(meta))
+        .route("/latest/dynamic/instance-identity/document", get(identity_document))
+        .route("/latest/user-data", get(user_data));
+    match identity {
+        Identity::PathPrefix => Router::new()
+            .nest("/{instance}", latest.route("/container-credentials", get(container_credentials)))
+            .with_state(state),
+        Identity::SourceAddress => latest
+            .route("/{instance}/container-credentials", get(container_credentials))
+            .with_state(state),
+    }
 }
 
 fn text(status: StatusCode, body: String) -> Response {
@@ -46,8 +161,8 @@ fn answer(result: Result<String>) -> Response {
     }
 }
 
-/// Who asks: the instance of the path, with the token it sent, if any.
-fn caller(instance: String, headers: &HeaderMap) -> Caller {
+/// Who asks: the instance located, with the token it sent, if any.
+fn caller(Asker(instance, _): Asker, headers: &HeaderMap) -> Caller {
     let token = headers.get(TOKEN).and_then(|v| v.to_str().ok()).map(str::to_string);
     Caller::Located { instance_id: instance, token }
 }
@@ -55,8 +170,8 @@ fn caller(instance: String, headers: &HeaderMap) -> Caller {
 /// PUT /latest/api/token: 400 without a TTL in 1-21600, 403 through a proxy
 /// (X-Forwarded-For), else the token, the TTL echoed.
 async fn token(
-    State(imds): State<Arc<InstanceMetadata>>,
-    Path(instance): Path<String>,
+    State(state): State<ImdsHttp>,
+    Asker(instance, peer): Asker,
     headers: HeaderMap,
 ) -> Response {
     if headers.contains_key("x-forwarded-for") {
@@ -69,35 +184,42 @@ async fn token(
             "missing or malformed X-aws-ec2-metadata-token-ttl-seconds",
         ));
     };
-    match imds.get_token_at(&instance, ttl).await {
-        Ok(token) => (StatusCode::OK, [("content-type", "text/plain"), (TOKEN_TTL, &ttl.to_string())], token)
-            .into_response(),
+    match state.imds.get_token_at(&instance, ttl).await {
+        Ok((token, hop_limit)) => {
+            if let Some(peer) = peer {
+                peer.set_ttl(u32::try_from(hop_limit).unwrap_or(1));
+                peer.lowered.store(true, Ordering::Relaxed);
+            }
+            (StatusCode::OK, [("content-type", "text/plain"), (TOKEN_TTL, &ttl.to_string())], token).into_response()
+        }
         Err(e) => imds_error(&e),
     }
 }
 
 async fn meta_root(
-    State(imds): State<Arc<InstanceMetadata>>,
-    Path(instance): Path<String>,
+    State(state): State<ImdsHttp>,
+    asker: Asker,
     headers: HeaderMap,
 ) -> Response {
-    answer(imds.metadata(&caller(instance, &headers), "").await)
+    answer(state.imds.metadata(&caller(asker, &headers), "").await)
 }
 
 async fn meta(
-    State(imds): State<Arc<InstanceMetadata>>,
-    Path((instance, path)): Path<(String, String)>,
+    State(state): State<ImdsHttp>,
+    asker: Asker,
+    uri: OriginalUri,
     headers: HeaderMap,
 ) -> Response {
-    answer(imds.metadata(&caller(instance, &headers), &path).await)
+    let path = uri.0.path().split_once("/latest/meta-data/").map_or("", |(_, p)| p);
+    answer(state.imds.metadata(&caller(asker, &headers), path).await)
 }
 
 async fn identity_document(
-    State(imds): State<Arc<InstanceMetadata>>,
-    Path(instance): Path<String>,
+    State(state): State<ImdsHttp>,
+    asker: Asker,
     headers: HeaderMap,
 ) -> Response {
-    answer(imds.identity_document(&caller(instance, &headers)).await)
+    answer(state.imds.identity_document(&caller(asker, &headers)).await)
 }
 
 /// The container credentials endpoint (AWS_CONTAINER_CREDENTIALS_FULL_URI): the instance's
@@ -105,14 +227,15 @@ async fn identity_document(
 /// (AWS_CONTAINER_AUTHORIZATION_TOKEN), so that an unmodified SDK on a shared host gets its
 /// own instance's credentials and no other's.
 async fn container_credentials(
-    State(imds): State<Arc<InstanceMetadata>>,
-    Path(instance): Path<String>,
+    State(state): State<ImdsHttp>,
+    uri: OriginalUri,
     headers: HeaderMap,
 ) -> Response {
+    let instance = uri.0.path().trim_start_matches('/').split('/').next().unwrap_or_default().to_string();
     let key = headers.get("authorization").and_then(|v| v.to_str().ok()).unwrap_or_default();
     let key = key.strip_prefix("Bearer ").unwrap_or(key).to_string();
     let caller = Caller::Workload { instance_id: instance, instance_key: key };
-    match imds.role_credentials(&caller).await {
+    match state.imds.role_credentials(&caller).await {
         Ok(doc @ crate::metadata::CredentialsDocument::Success { .. }) => (
             StatusCode::OK,
             [("content-type", "application/json")],
@@ -130,9 +253,9 @@ async fn container_credentials(
 }
 
 async fn user_data(
-    State(imds): State<Arc<InstanceMetadata>>,
-    Path(instance): Path<String>,
+    State(state): State<ImdsHttp>,
+    asker: Asker,
     headers: HeaderMap,
 ) -> Response {
-    answer(imds.user_data(&caller(instance, &headers)).await)
+    answer(state.imds.user_data(&caller(asker, &headers)).await)
 }
