@@ -256,7 +256,8 @@ impl Config {
             "source_address" => {}
             "loopback" if !network.is_loopback() => {
                 return invalid(
-                    "imds.instance_identity = loopback needs instances.private_network inside 127.0.0.0/8".into(),
+                    "imds.instance_identity = loopback needs instances.private_network inside 127.0.0.0/8"
+                        .into(),
                 );
             }
             "loopback" => {}

@@ -49,7 +49,9 @@ impl TestServer {
         // Bound before the server starts: connecting below cannot race its start-up.
         let grpc = TcpListener::bind("127.0.0.1:0").await.expect("bind grpc");
         let metrics = TcpListener::bind("127.0.0.1:0").await.expect("bind metrics");
-        let imds = TcpListener::bind("127.0.0.1:0").await.expect("bind imds");
+        // Where the test asks for an address of its own (instances in network namespaces).
+        let imds_at = config.imds.listen.unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 0)));
+        let imds = TcpListener::bind(imds_at).await.expect("bind imds");
         let imds_addr = imds.local_addr().expect("imds addr");
         let query = TcpListener::bind("127.0.0.1:0").await.expect("bind query");
         let query_addr = query.local_addr().expect("query addr");

@@ -11,8 +11,8 @@ use tokio::{
 use crate::common::*;
 
 /// botocore, as an agent on `instance_id` would run it.
-struct Agent {
-    child: Child,
+pub struct Agent {
+    pub child: Child,
     stdin: ChildStdin,
     lines: tokio::io::Lines<BufReader<tokio::process::ChildStdout>>,
 }
@@ -25,10 +25,23 @@ impl Agent {
 
     /// botocore with only `env` to find credentials in.
     fn start_with(instance_id: &str, env: &[(&str, &str)]) -> Self {
+        Self::start_in(None, instance_id, env)
+    }
+
+    /// The same, run in the network namespace `netns` (as on an instance of its own).
+    pub fn start_in(netns: Option<&str>, instance_id: &str, env: &[(&str, &str)]) -> Self {
         let home =
             std::env::temp_dir().join(format!("rolecall-botocore-{}-{instance_id}", std::process::id()));
         std::fs::create_dir_all(&home).unwrap();
-        let mut child = Command::new(pyenv("python"))
+        let mut command = match netns {
+            Some(ns) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", ns]).arg(pyenv("python"));
+                c
+            }
+            None => Command::new(pyenv("python")),
+        };
+        let mut child = command
             .arg(workspace().join("tests/python/imds_credentials.py"))
             .env_clear()
             .env("HOME", &home)
@@ -47,7 +60,7 @@ impl Agent {
         Self { child, stdin, lines }
     }
 
-    async fn report(&mut self) -> serde_json::Value {
+    pub async fn report(&mut self) -> serde_json::Value {
         let line = self.lines.next_line().await.unwrap().expect("botocore printed nothing");
         serde_json::from_str(&line).unwrap()
     }
@@ -59,7 +72,7 @@ impl Agent {
         self.report().await
     }
 
-    async fn finish(mut self) {
+    pub async fn finish(mut self) {
         drop(self.stdin);
         assert!(self.child.wait().await.unwrap().success());
     }

@@ -12,6 +12,7 @@ mod ec2;
 mod http_imds;
 mod iam;
 mod imds;
+mod netns;
 mod server;
 mod sts;
 mod tls;

@@ -72,7 +72,10 @@ impl Accounts {
         for catalog in self.in_search_order() {
             if let Some(id) = catalog.instance_at(address).await? {
                 if found.is_some() {
-                    tracing::warn!(address, "instances of two accounts share this private address; neither is served");
+                    tracing::warn!(
+                        address,
+                        "instances of two accounts share this private address; neither is served"
+                    );
                     return Ok(None);
                 }
                 found = Some(id);
