@@ -90,6 +90,8 @@ pub enum ServeError {
     Metrics(std::io::Error),
     #[error("audit.output: {0}")]
     Audit(std::io::Error),
+    #[error("keys: {0}")]
+    Keys(domain::Error),
 }
 
 // === impl App ===
@@ -135,7 +137,8 @@ impl App {
                 cache_capacity: config.credentials.cache_capacity,
                 trust_claimed_instance_id: config.simulation.trust_claimed_instance_id,
             },
-        );
+        )
+        .map_err(ServeError::Keys)?;
         let authn = Arc::new(sts::Authenticator::new(accounts.clone(), key_ring.clone(), dyn_clock.clone()));
         let authz = Arc::new(authz::Authorizer::new(accounts.clone(), dyn_clock.clone()));
         let sts = Arc::new(sts::SecurityTokenService::new(

@@ -19,6 +19,7 @@ use crate::{
         Error, ErrorCode, Result,
         clock::{Clock, iso8601},
         credentials::{RotationSchedule, SessionClaims, TemporaryCredentials},
+        identity::IdentitySigner,
         imds_token,
         keyring::KeyRing,
         model::{Association, HttpTokens, Instance, InstanceState, Role},
@@ -97,6 +98,8 @@ pub struct InstanceMetadata {
     /// the first (which holds only a weak reference, and stops when this is dropped).
     prefetches: OnceLock<mpsc::Sender<Prefetch>>,
     me: Weak<InstanceMetadata>,
+    /// Signs instance identity documents.
+    identity: IdentitySigner,
 }
 
 /// An instance and the account (catalog) that holds it.
@@ -153,10 +156,11 @@ impl InstanceMetadata {
         metrics: Metrics,
         audit: AuditLog,
         settings: MetadataSettings,
-    ) -> Arc<Self> {
+    ) -> Result<Arc<Self>> {
+        let identity = IdentitySigner::generate()?;
         let ttl = Duration::from_secs(settings.schedule.lifetime_secs.max(1) as u64);
         let cache = CredentialCache::new(settings.cache_capacity, ttl);
-        Arc::new_cyclic(|me| Self {
+        Ok(Arc::new_cyclic(|me| Self {
             accounts,
             ring,
             clock,
@@ -166,7 +170,8 @@ impl InstanceMetadata {
             settings,
             prefetches: OnceLock::new(),
             me: me.clone(),
-        })
+            identity,
+        }))
     }
 
     pub fn cache(&self) -> &CredentialCache {
@@ -538,6 +543,17 @@ impl InstanceMetadata {
             "version": "2017-09-30",
         })
         .to_string())
+    }
+
+    /// /latest/dynamic/instance-identity/signature: the document's, base64.
+    pub async fn identity_signature(&self, caller: &Caller) -> Result<String> {
+        let document = self.identity_document(caller).await?;
+        self.identity.sign(document.as_bytes())
+    }
+
+    /// The public key that checks identity document signatures (PEM).
+    pub fn identity_public_key(&self) -> String {
+        self.identity.public_key_pem()
     }
 
     /// /latest/user-data (NotFound where the instance has none).

@@ -118,3 +118,39 @@ async fn imdsv2_required_refuses_tokenless_reads() {
         .unwrap();
     assert_eq!(imds.token(Some("60")).await.status(), StatusCode::UNAUTHORIZED);
 }
+
+#[tokio::test]
+async fn identity_documents_are_signed_with_the_published_key() {
+    use ring::signature::{ECDSA_P256_SHA256_ASN1, UnparsedPublicKey};
+
+    let server = TestServer::start().await;
+    let (instance, _) = launch(&server, 1, None).await.remove(0);
+    let imds = Imds::new(&server, &instance.instance_id);
+    let token = imds.token(Some("60")).await.text().await.unwrap();
+    let t = Some(token.as_str());
+    assert_eq!(imds.get("dynamic/", t).await, (StatusCode::OK, "instance-identity/\n".to_string()));
+    assert_eq!(imds.get("dynamic/instance-identity/", t).await.1, "document\nsignature\n");
+    let (_, document) = imds.get("dynamic/instance-identity/document", t).await;
+    let (status, signature) = imds.get("dynamic/instance-identity/signature", t).await;
+    assert_eq!(status, StatusCode::OK);
+    let signature = data_encoding::BASE64.decode(signature.as_bytes()).unwrap();
+    // The key anyone can fetch (no instance, no token), as PEM SubjectPublicKeyInfo.
+    let pem = reqwest::get(format!("http://{}/rolecall/instance-identity-public-key.pem", server.imds_addr))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(pem.starts_with("-----BEGIN PUBLIC KEY-----\n"), "{pem}");
+    let der: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
+    let der = data_encoding::BASE64.decode(der.as_bytes()).unwrap();
+    // The uncompressed P-256 point is the last 65 bytes of the SubjectPublicKeyInfo.
+    let key = UnparsedPublicKey::new(&ECDSA_P256_SHA256_ASN1, &der[der.len() - 65..]);
+    assert!(key.verify(document.as_bytes(), &signature).is_ok());
+    let forged = document.replace(&instance.instance_id, "i-0123456789abcdef0");
+    assert!(key.verify(forged.as_bytes(), &signature).is_err());
+    // Without the instance's identity (another instance's token), no signature.
+    let (other, _) = launch(&server, 1, None).await.remove(0);
+    let other_imds = Imds::new(&server, &other.instance_id);
+    assert_eq!(other_imds.get("dynamic/instance-identity/signature", t).await.0, StatusCode::UNAUTHORIZED);
+}

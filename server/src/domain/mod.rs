@@ -11,12 +11,14 @@
 //! - [`keyring`]: the rotating key ring that seals credentials and MACs IMDS tokens.
 //! - [`credentials`]: sealed temporary credentials and their rotation schedule.
 //! - [`imds_token`]: stateless IMDSv2 session tokens.
+//! - [`identity`]: the signature of instance identity documents.
 //! - [`sigv4`]: AWS Signature Version 4, verified and signed.
 
 pub mod clock;
 pub mod credentials;
 pub mod error;
 pub mod evaluation;
+pub mod identity;
 pub mod ids;
 pub mod imds_token;
 pub mod keyring;

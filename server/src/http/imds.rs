@@ -31,6 +31,8 @@ use crate::{
 
 const TOKEN: &str = "x-aws-ec2-metadata-token";
 const TOKEN_TTL: &str = "x-aws-ec2-metadata-token-ttl-seconds";
+/// Where the identity documents' public key is served (PEM).
+pub const IDENTITY_PUBLIC_KEY: &str = "/rolecall/instance-identity-public-key.pem";
 /// Linux's default IP TTL, restored after a token answer lowered it.
 const DEFAULT_TTL: u32 = 64;
 
@@ -138,16 +140,21 @@ pub fn router(imds: Arc<InstanceMetadata>, identity: Identity) -> Router {
         .route("/latest/meta-data", get(meta_root))
         .route("/latest/meta-data/", get(meta_root))
         .route("/latest/meta-data/{*path}", get(meta))
+        .route("/latest/dynamic", get(dynamic_root))
+        .route("/latest/dynamic/", get(dynamic_root))
+        .route("/latest/dynamic/instance-identity", get(identity_root))
+        .route("/latest/dynamic/instance-identity/", get(identity_root))
         .route("/latest/dynamic/instance-identity/document", get(identity_document))
+        .route("/latest/dynamic/instance-identity/signature", get(identity_signature))
         .route("/latest/user-data", get(user_data));
-    match identity {
+    let router = match identity {
         Identity::PathPrefix => Router::new()
-            .nest("/{instance}", latest.route("/container-credentials", get(container_credentials)))
-            .with_state(state),
-        Identity::SourceAddress => latest
-            .route("/{instance}/container-credentials", get(container_credentials))
-            .with_state(state),
-    }
+            .nest("/{instance}", latest.route("/container-credentials", get(container_credentials))),
+        Identity::SourceAddress => {
+            latest.route("/{instance}/container-credentials", get(container_credentials))
+        }
+    };
+    router.route(IDENTITY_PUBLIC_KEY, get(identity_public_key)).with_state(state)
 }
 
 fn text(status: StatusCode, body: String) -> Response {
@@ -169,11 +176,7 @@ fn caller(Asker(instance, _): Asker, headers: &HeaderMap) -> Caller {
 
 /// PUT /latest/api/token: 400 without a TTL in 1-21600, 403 through a proxy
 /// (X-Forwarded-For), else the token, the TTL echoed.
-async fn token(
-    State(state): State<ImdsHttp>,
-    Asker(instance, peer): Asker,
-    headers: HeaderMap,
-) -> Response {
+async fn token(State(state): State<ImdsHttp>, Asker(instance, peer): Asker, headers: HeaderMap) -> Response {
     if headers.contains_key("x-forwarded-for") {
         return imds_error(&Error::new(ErrorCode::Forbidden, "a token request may not pass through a proxy"));
     }
@@ -190,35 +193,45 @@ async fn token(
                 peer.set_ttl(u32::try_from(hop_limit).unwrap_or(1));
                 peer.lowered.store(true, Ordering::Relaxed);
             }
-            (StatusCode::OK, [("content-type", "text/plain"), (TOKEN_TTL, &ttl.to_string())], token).into_response()
+            (StatusCode::OK, [("content-type", "text/plain"), (TOKEN_TTL, &ttl.to_string())], token)
+                .into_response()
         }
         Err(e) => imds_error(&e),
     }
 }
 
-async fn meta_root(
-    State(state): State<ImdsHttp>,
-    asker: Asker,
-    headers: HeaderMap,
-) -> Response {
+async fn meta_root(State(state): State<ImdsHttp>, asker: Asker, headers: HeaderMap) -> Response {
     answer(state.imds.metadata(&caller(asker, &headers), "").await)
 }
 
-async fn meta(
-    State(state): State<ImdsHttp>,
-    asker: Asker,
-    uri: OriginalUri,
-    headers: HeaderMap,
-) -> Response {
+async fn meta(State(state): State<ImdsHttp>, asker: Asker, uri: OriginalUri, headers: HeaderMap) -> Response {
     let path = uri.0.path().split_once("/latest/meta-data/").map_or("", |(_, p)| p);
     answer(state.imds.metadata(&caller(asker, &headers), path).await)
 }
 
-async fn identity_document(
-    State(state): State<ImdsHttp>,
-    asker: Asker,
-    headers: HeaderMap,
-) -> Response {
+/// `/latest/dynamic/`: what is there, for the instance that asks.
+async fn dynamic_root(State(state): State<ImdsHttp>, asker: Asker, headers: HeaderMap) -> Response {
+    answer(
+        state.imds.identity_document(&caller(asker, &headers)).await.map(|_| "instance-identity/\n".into()),
+    )
+}
+
+async fn identity_root(State(state): State<ImdsHttp>, asker: Asker, headers: HeaderMap) -> Response {
+    answer(
+        state.imds.identity_document(&caller(asker, &headers)).await.map(|_| "document\nsignature\n".into()),
+    )
+}
+
+async fn identity_signature(State(state): State<ImdsHttp>, asker: Asker, headers: HeaderMap) -> Response {
+    answer(state.imds.identity_signature(&caller(asker, &headers)).await)
+}
+
+/// The public key that checks identity document signatures: anyone may read it.
+async fn identity_public_key(State(state): State<ImdsHttp>) -> Response {
+    text(StatusCode::OK, state.imds.identity_public_key())
+}
+
+async fn identity_document(State(state): State<ImdsHttp>, asker: Asker, headers: HeaderMap) -> Response {
     answer(state.imds.identity_document(&caller(asker, &headers)).await)
 }
 
@@ -252,10 +265,6 @@ async fn container_credentials(
     }
 }
 
-async fn user_data(
-    State(state): State<ImdsHttp>,
-    asker: Asker,
-    headers: HeaderMap,
-) -> Response {
+async fn user_data(State(state): State<ImdsHttp>, asker: Asker, headers: HeaderMap) -> Response {
     answer(state.imds.user_data(&caller(asker, &headers)).await)
 }
