@@ -60,6 +60,22 @@ pub enum Actor<'a> {
     },
 }
 
+/// CloudTrail's eventSource of a service.
+pub fn event_source(service: &str) -> &'static str {
+    match service {
+        "sts" => "sts.amazonaws.com",
+        "iam" => "iam.amazonaws.com",
+        "ec2" => "ec2.amazonaws.com",
+        "s3" => "s3.amazonaws.com",
+        _ => "rolecall",
+    }
+}
+
+/// The access key id a request claims (for logs: never the secret or the token).
+pub fn claimed_access_key(req: &crate::domain::sigv4::HttpRequest<'_>) -> Option<String> {
+    crate::domain::sigv4::Authorization::parse(req).ok().map(|a| a.access_key_id)
+}
+
 /// One event.
 pub struct Event<'a> {
     pub source: &'static str,

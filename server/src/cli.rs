@@ -160,6 +160,18 @@ pub enum IamCommand {
         #[arg(long)]
         user_name: String,
     },
+    AttachUserPolicy {
+        #[arg(long)]
+        user_name: String,
+        #[arg(long)]
+        policy_arn: String,
+    },
+    DetachUserPolicy {
+        #[arg(long)]
+        user_name: String,
+        #[arg(long)]
+        policy_arn: String,
+    },
     DeleteUser {
         #[arg(long)]
         user_name: String,
@@ -305,6 +317,14 @@ pub async fn iam(args: ClientArgs<IamCommand>) -> Result<(), String> {
                 role_name,
             })
             .await,
+        ),
+        AttachUserPolicy { user_name, policy_arn } => print(
+            "AttachUserPolicy",
+            c.attach_user_policy(pb::AttachUserPolicyRequest { user_name, policy_arn }).await,
+        ),
+        DetachUserPolicy { user_name, policy_arn } => print(
+            "DetachUserPolicy",
+            c.detach_user_policy(pb::DetachUserPolicyRequest { user_name, policy_arn }).await,
         ),
         CreateUser { user_name } => print(
             "CreateUser",

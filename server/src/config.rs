@@ -232,6 +232,16 @@ impl Config {
                 self.listen
             ));
         }
+        // The Query API answers with secrets (AssumeRole, CreateAccessKey) and has no TLS of
+        // its own: only behind something that encrypts for us.
+        if let Some(addr) = self.query_listen
+            && !addr.ip().is_loopback()
+            && !self.allow_insecure_plaintext
+        {
+            return invalid(format!(
+                "refusing the plaintext Query API on non-loopback address {addr}: put TLS in front and set allow_insecure_plaintext"
+            ));
+        }
         self.rotation_schedule()
             .validate(self.simulation.short_credentials)
             .or_else(|e| invalid(e.message))?;
@@ -380,6 +390,30 @@ mod tests {
         assert!(c.validate().unwrap_err().to_string().contains("plaintext"));
         let c = Config { allow_insecure_plaintext: true, ..c };
         c.validate().unwrap();
+        let c = Config { query_listen: Some("0.0.0.0:8080".parse().unwrap()), ..Config::default() };
+        assert!(c.validate().unwrap_err().to_string().contains("Query API"));
+    }
+
+    #[test]
+    fn imds_identity_modes_match_the_private_network() {
+        let mut c = Config::default();
+        for (mode, network, ok) in [
+            ("source_address", "10.0.0.0/8", true),
+            ("source_address", "127.16.0.0/12", false),
+            ("loopback", "127.16.0.0/12", true),
+            ("loopback", "10.0.0.0/8", false),
+            ("path_prefix", "172.31.0.0/16", true),
+            ("guess", "10.0.0.0/8", false),
+            ("path_prefix", "10.0.0.0/33", false),
+        ] {
+            c.imds.instance_identity = mode.into();
+            c.instances.private_network = network.into();
+            assert_eq!(c.validate().is_ok(), ok, "{mode} {network}");
+        }
+        c.imds.listen = Some("127.0.0.1:1338".parse().unwrap());
+        c.imds.instance_identity = "source_address".into();
+        c.instances.private_network = "10.0.0.0/8".into();
+        assert!(c.simulation_settings().is_empty(), "source addresses are AWS's way, not a simulation");
     }
 
     #[test]

@@ -238,8 +238,15 @@ pub async fn serve(
     if let Some(listener) = listeners.imds {
         let mut stop = stop_rx.clone();
         let addr = listener.local_addr().map_err(ServeError::Metrics)?;
-        tracing::info!(%addr, "instance metadata (HTTP) listening: http://{addr}/INSTANCE-ID/latest/...");
         let identity = http::imds::Identity::from_config(&config.imds.instance_identity);
+        match identity {
+            http::imds::Identity::PathPrefix => {
+                tracing::info!(%addr, "instance metadata (HTTP) listening: AWS_EC2_METADATA_SERVICE_ENDPOINT=http://{addr}/INSTANCE-ID/")
+            }
+            http::imds::Identity::SourceAddress => {
+                tracing::info!(%addr, "instance metadata (HTTP) listening; instances are known by source address")
+            }
+        }
         let router = http::imds::router(app.imds.clone(), identity)
             .into_make_service_with_connect_info::<http::imds::Peer>();
         tokio::spawn(async move {
@@ -255,13 +262,15 @@ pub async fn serve(
     if let Some(listener) = listeners.query {
         let mut stop = stop_rx.clone();
         let addr = listener.local_addr().map_err(ServeError::Metrics)?;
-        tracing::info!(%addr, "AWS Query API (STS) listening: aws --endpoint-url http://{addr}");
-        let router = http::query::router(http::query::QueryApi {
+        tracing::info!(%addr, "AWS APIs (STS, IAM, EC2, S3) listening: AWS_ENDPOINT_URL=http://{addr}");
+        let router = http::query::service(http::query::QueryApi {
             authn: app.authn.clone(),
             accounts: app.accounts.clone(),
             authz: app.authz.clone(),
             sts: app.sts.clone(),
             metrics: app.metrics.clone(),
+            audit: app.audit.clone(),
+            clock: app.clock.clone(),
         });
         tokio::spawn(async move {
             let served = axum::serve(listener, router).with_graceful_shutdown(async move {

@@ -69,6 +69,18 @@ struct ServeArgs {
     /// Age in seconds at which instance credentials rotate [default: 3600].
     #[arg(long, env = "ROLECALL_CREDENTIAL_ROTATE_AFTER_SECS")]
     credential_rotate_after_secs: Option<i64>,
+    /// The AWS Query API (STS, IAM, EC2, S3) for `aws --endpoint-url` and the SDKs.
+    #[arg(long, env = "ROLECALL_QUERY_LISTEN")]
+    query_listen: Option<SocketAddr>,
+    /// The instance metadata service over HTTP.
+    #[arg(long, env = "ROLECALL_IMDS_LISTEN")]
+    imds_listen: Option<SocketAddr>,
+    /// How HTTP IMDS knows the instance: source_address, loopback or path_prefix.
+    #[arg(long, env = "ROLECALL_IMDS_INSTANCE_IDENTITY")]
+    imds_instance_identity: Option<String>,
+    /// The IPv4 block instances' private addresses come from [default: 10.0.0.0/8].
+    #[arg(long, env = "ROLECALL_PRIVATE_NETWORK")]
+    private_network: Option<String>,
     /// Simulation: allow credential lifetimes below the SDKs' refresh windows.
     #[arg(long, env = "ROLECALL_SIMULATION_SHORT_CREDENTIALS")]
     simulation_short_credentials: bool,
@@ -112,6 +124,18 @@ impl ServeArgs {
         }
         if let Some(v) = self.credential_rotate_after_secs {
             c.credentials.rotate_after_secs = v;
+        }
+        if let Some(v) = self.query_listen {
+            c.query_listen = Some(v);
+        }
+        if let Some(v) = self.imds_listen {
+            c.imds.listen = Some(v);
+        }
+        if let Some(v) = self.imds_instance_identity {
+            c.imds.instance_identity = v;
+        }
+        if let Some(v) = self.private_network {
+            c.instances.private_network = v;
         }
         c.simulation.short_credentials |= self.simulation_short_credentials;
         c.simulation.trust_claimed_instance_id |= self.simulation_trust_claimed_instance_id;

@@ -702,3 +702,84 @@ async fn aws_iam_covers_the_whole_iam_service_with_member_lists_and_encoded_docu
     quiet(&["delete-user-policy", "--user-name", "bob", "--policy-name", "p"]).await;
     quiet(&["delete-user", "--user-name", "bob"]).await;
 }
+
+#[tokio::test]
+async fn query_api_calls_see_the_source_address_and_leave_an_audit_trail() {
+    let path = std::env::temp_dir().join(format!("rolecall-audit-{}-{}.jsonl", std::process::id(), line!()));
+    let _ = std::fs::remove_file(&path);
+    let output = path.display().to_string();
+    let server = TestServer::start_with(move |c| c.audit.output = output).await;
+    let admin_key = admin(&server).await;
+    let admin_env = keys_env(&admin_key);
+    let ops_key = user_with_key(&server, "ops").await;
+    let ops = keys_env(&ops_key);
+    // ListUsers, but only from 10.0.0.0/8: the aws CLI here calls from 127.0.0.1.
+    let only_from = |cidr: &str| rolecall_api::PutUserPolicyRequest {
+        user_name: "ops".into(),
+        policy_name: "list".into(),
+        policy_document: format!(
+            r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow","Action":"iam:ListUsers","Resource":"*","Condition":{{"IpAddress":{{"aws:SourceIp":"{cidr}"}},"Bool":{{"aws:SecureTransport":"false"}}}}}}]}}"#
+        ),
+    };
+    server.iam().put_user_policy(only_from("10.0.0.0/8")).await.unwrap();
+    stderr_has(
+        &aws(&server, None, &ops, &["iam", "list-users"]).await,
+        "(AccessDenied) when calling the ListUsers operation",
+    );
+    server.iam().put_user_policy(only_from("127.0.0.0/8")).await.unwrap();
+    assert!(stdout_json(&aws(&server, None, &ops, &["iam", "list-users"]).await)["Users"].is_array());
+
+    // State changes through every protocol, a refusal and a forged signature.
+    assert!(
+        aws(&server, None, &admin_env, &["iam", "create-user", "--user-name", "audited"])
+            .await
+            .status
+            .success()
+    );
+    let out = aws(
+        &server,
+        None,
+        &admin_env,
+        &[
+            "ec2",
+            "run-instances",
+            "--image-id",
+            "ami-0abcdef1234567890",
+            "--count",
+            "1",
+            "--user-data",
+            "secret-bootstrap",
+        ],
+    )
+    .await;
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(aws(&server, None, &admin_env, &["s3", "mb", "s3://audited-bucket"]).await.status.success());
+    stderr_has(
+        &aws(&server, None, &ops, &["iam", "create-user", "--user-name", "sneaky"]).await,
+        "AccessDenied",
+    );
+    let forged = [("AWS_ACCESS_KEY_ID", ops_key.access_key_id.as_str()), ("AWS_SECRET_ACCESS_KEY", "x")];
+    stderr_has(&aws(&server, None, &forged, &["ec2", "describe-instances"]).await, "SignatureDoesNotMatch");
+
+    let trail = std::fs::read_to_string(&path).unwrap();
+    let events: Vec<serde_json::Value> = trail.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let find = |source: &str, name: &str| {
+        events
+            .iter()
+            .find(|e| e["eventSource"] == source && e["eventName"] == name)
+            .unwrap_or_else(|| panic!("no {source} {name} in {trail}"))
+    };
+    let created = events.iter().find(|e| e["requestParameters"]["UserName"] == "audited").unwrap();
+    assert_eq!(created["eventName"], "CreateUser");
+    assert_eq!(created["sourceIPAddress"], "127.0.0.1");
+    assert_eq!(created["userIdentity"]["arn"], "arn:aws:iam::123456789012:user/admin");
+    let launched = find("ec2.amazonaws.com", "RunInstances");
+    assert!(launched["requestParameters"].get("UserData").is_none(), "{launched}");
+    assert_eq!(find("s3.amazonaws.com", "CreateBucket")["requestParameters"]["bucketName"], "audited-bucket");
+    let denied =
+        events.iter().find(|e| e["errorCode"] == "AccessDenied" && e["eventName"] == "CreateUser").unwrap();
+    assert_eq!(denied["userIdentity"]["arn"], "arn:aws:iam::123456789012:user/ops");
+    let forged = find("ec2.amazonaws.com", "DescribeInstances");
+    assert_eq!(forged["errorCode"], "SignatureDoesNotMatch");
+    assert!(!trail.contains(&admin_key.secret_access_key) && !trail.contains("secret-bootstrap"));
+}

@@ -2,7 +2,7 @@
 //! the routes with health and reflection.
 
 mod accounts;
-mod audit;
+pub(crate) mod audit;
 mod convert;
 pub mod ec2;
 pub mod error;

@@ -199,7 +199,7 @@ where
                 Err(e) => Err((None, e)),
             };
             if let (Err((principal, e)), Some((log, clock))) = (&verdict, &audit) {
-                let access_key_id = access_key_of(&request);
+                let access_key_id = crate::audit::claimed_access_key(&request);
                 let actor = match principal {
                     Some(p) => Actor::Principal(p),
                     None => Actor::Unauthenticated { access_key_id },
@@ -207,7 +207,7 @@ where
                 log.record(
                     clock.unix(),
                     Event {
-                        source: event_source(service),
+                        source: crate::audit::event_source(service),
                         name: parts.uri.path().rsplit('/').next().unwrap_or_default(),
                         actor,
                         source_ip: transport_keys(&parts).0,
@@ -225,7 +225,7 @@ where
                     inner.call(http::Request::from_parts(parts, Body::new(Full::new(body)))).await
                 }
                 Err(e) => {
-                    tracing::info!(code = e.code.as_str(), access_key_id = ?access_key_of(&request), "request refused: {}", e.message);
+                    tracing::info!(code = e.code.as_str(), access_key_id = ?crate::audit::claimed_access_key(&request), "request refused: {}", e.message);
                     metrics.error(e.code.as_str());
                     Ok(to_status(&e).into_http())
                 }
@@ -259,20 +259,6 @@ async fn authorize(
 }
 
 /// CloudTrail's eventSource of a signing name.
-fn event_source(service: &str) -> &'static str {
-    match service {
-        "sts" => "sts.amazonaws.com",
-        "iam" => "iam.amazonaws.com",
-        "ec2" => "ec2.amazonaws.com",
-        _ => "rolecall",
-    }
-}
-
-/// The access key id a request claims (for logs: never the secret or the token).
-fn access_key_of(req: &HttpRequest<'_>) -> Option<String> {
-    sigv4::Authorization::parse(req).ok().map(|a| a.access_key_id)
-}
-
 /// The principal a [`Verified`] service put in the request.
 pub fn principal<T>(req: &tonic::Request<T>) -> Result<Principal, Status> {
     req.extensions().get::<Principal>().cloned().ok_or_else(|| Status::internal("request was not verified"))

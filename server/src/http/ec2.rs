@@ -16,14 +16,12 @@ use axum::{
 use rolecall_api::{self as pb, ec2_server::Ec2};
 use tokio_stream::StreamExt;
 
-use super::{error::http_status, form::Params, xml::Writer};
+use super::{error::http_status, form::Params, query::Origin, xml::Writer};
 use crate::{
-    authz,
     catalog::{Catalog, ProfileRef},
     domain::{Error, ErrorCode, ids, ids::arn},
     grpc::{ec2::Ec2Service, error::from_status},
     sts::Principal,
-    telemetry::Metrics,
 };
 
 pub const VERSION: &str = "2016-11-15";
@@ -86,6 +84,7 @@ struct Gate<'a> {
     api: &'a super::query::QueryApi,
     principal: &'a Principal,
     catalog: &'a Catalog,
+    origin: &'a Origin,
     dry_run: bool,
 }
 
@@ -95,8 +94,7 @@ impl Gate<'_> {
     }
 
     async fn allow(&self, action: &str, resource: String) -> Result<(), Error> {
-        let request = authz::Request { action: action.to_string(), resource, ..authz::Request::default() };
-        self.api.authz.authorize(self.principal, &request).await
+        self.api.authz.authorize(self.principal, &self.origin.request(action, resource)).await
     }
 
     /// `ec2:ACTION` on each of `instances` (or on every instance: `*`), and iam:PassRole on
@@ -149,12 +147,12 @@ pub async fn action(
     api: &super::query::QueryApi,
     principal: &Principal,
     catalog: &Arc<Catalog>,
-    metrics: Metrics,
+    origin: &Origin,
     action: &str,
     params: &Params,
 ) -> Result<Response, Error> {
-    let service = Ec2Service::new(catalog.clone(), metrics);
-    let gate = Gate { api, principal, catalog, dry_run: params.get("DryRun") == Some("true") };
+    let service = Ec2Service::new(catalog.clone(), api.metrics.clone());
+    let gate = Gate { api, principal, catalog, origin, dry_run: params.get("DryRun") == Some("true") };
     let status = |s: tonic::Status| from_status(&s);
     match action {
         "RunInstances" => {

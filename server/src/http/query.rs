@@ -5,12 +5,12 @@
 //! AWS's PascalCase); the answers are AWS's `…Response/…Result` shapes and `ErrorResponse`
 //! errors with request ids.
 
-use std::sync::Arc;
+use std::{net::SocketAddr, sync::Arc};
 
 use axum::{
     Router,
     body::Bytes,
-    extract::State,
+    extract::{ConnectInfo, State},
     http::{HeaderMap, Method, StatusCode, Uri},
     response::{IntoResponse, Response},
     routing::any,
@@ -20,9 +20,10 @@ use rolecall_api::{self as pb, iam_server::Iam};
 use serde_json::Value;
 
 use crate::{
+    audit::{Actor, AuditLog, Event},
     authz::{self, Authorizer},
     catalog::Accounts,
-    domain::{Error, ErrorCode, ids, sigv4::HttpRequest},
+    domain::{Error, ErrorCode, clock::Clock, ids, sigv4::HttpRequest},
     grpc::{iam::IamService, sigv4::Resources},
     sts::{AssumeRoleInput, Authenticator, GRPC_RULES, Principal, SecurityTokenService},
     telemetry::Metrics,
@@ -41,9 +42,84 @@ pub struct QueryApi {
     pub authz: Arc<Authorizer>,
     pub sts: Arc<SecurityTokenService>,
     pub metrics: Metrics,
+    pub audit: AuditLog,
+    pub clock: Arc<dyn Clock>,
+}
+
+/// One call, as the audit trail names it.
+pub(super) struct Call<'a> {
+    pub service: &'a str,
+    pub action: &'a str,
+    pub origin: &'a Origin,
+    pub params: &'a Params,
+}
+
+/// Where a request came from: aws:SourceIp for the policy engine, sourceIPAddress for the
+/// audit trail. The Query port is plaintext, so aws:SecureTransport is false.
+#[derive(Clone, Debug, Default)]
+pub struct Origin {
+    pub source_ip: Option<String>,
+}
+
+impl Origin {
+    /// A request to the policy engine for `action` on `resource`, from here.
+    pub fn request(&self, action: &str, resource: String) -> authz::Request {
+        authz::Request {
+            action: action.to_string(),
+            resource,
+            source_ip: self.source_ip.clone(),
+            secure_transport: false,
+            keys: Vec::new(),
+        }
+    }
 }
 
 impl QueryApi {
+    /// Records a call in the audit trail, as the gRPC path's layers do: state changes and
+    /// refusals, with the form parameters (but UserData) as requestParameters.
+    fn record(&self, call: &Call<'_>, actor: Actor<'_>, error: Option<&Error>) {
+        if !self.audit.enabled() {
+            return;
+        }
+        let request: serde_json::Map<String, Value> = call
+            .params
+            .input()
+            .filter(|(k, _)| k != "UserData")
+            .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+            .collect();
+        let event = Event {
+            source: crate::audit::event_source(call.service),
+            name: call.action,
+            actor,
+            source_ip: call.origin.source_ip.clone(),
+            read_only: false,
+            request: Value::Object(request),
+            response: Value::Null,
+            error,
+        };
+        self.audit.record(self.clock.unix(), event);
+    }
+
+    /// Audits a signed call: every state change, and every refusal.
+    pub(super) fn audited<T>(
+        &self,
+        call: &Call<'_>,
+        changes_state: bool,
+        principal: &Principal,
+        result: &Result<T, Error>,
+    ) {
+        let error = result.as_ref().err();
+        if changes_state || error.is_some_and(|e| e.code == ErrorCode::AccessDenied) {
+            self.record(call, Actor::Principal(principal), error);
+        }
+    }
+
+    /// Audits a request whose signature proved no one.
+    pub(super) fn refused(&self, call: &Call<'_>, request: &HttpRequest<'_>, e: &Error) {
+        let actor = Actor::Unauthenticated { access_key_id: crate::audit::claimed_access_key(request) };
+        self.record(call, actor, Some(e));
+    }
+
     /// The catalog of the caller's account.
     pub(super) fn catalog_of(&self, principal: &Principal) -> Result<Arc<crate::catalog::Catalog>, Error> {
         let catalog = self.accounts.get(&principal.account_id).ok_or_else(|| {
@@ -60,6 +136,13 @@ impl QueryApi {
 pub fn router(api: QueryApi) -> Router {
     // S3's bucket paths (`/BUCKET`, `/BUCKET/KEY`) share the port.
     Router::new().route("/", any(handle)).fallback(handle).with_state(api)
+}
+
+/// The router as a service that knows each connection's peer (aws:SourceIp).
+pub fn service(
+    api: QueryApi,
+) -> axum::extract::connect_info::IntoMakeServiceWithConnectInfo<Router, SocketAddr> {
+    router(api).into_make_service_with_connect_info::<SocketAddr>()
 }
 
 fn error_response(e: &Error) -> Response {
@@ -88,6 +171,7 @@ fn result(action: &str, inner: &str) -> Response {
 
 async fn handle(
     State(api): State<QueryApi>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     method: Method,
     uri: Uri,
     headers: HeaderMap,
@@ -104,31 +188,45 @@ async fn handle(
         headers: &view,
         body: &body,
     };
+    let origin = Origin { source_ip: Some(peer.ip().to_canonical().to_string()) };
     let params = Params::parse(uri.query().unwrap_or(""), &body);
     let param = |name: &str| params.get(name);
     let action = params.str("Action");
     if s3::is_s3(&method, uri.query().unwrap_or(""), &headers, param("Action").is_some()) {
-        return s3::handle(&api, &request).await;
+        return s3::handle(&api, &request, &origin).await;
     }
-    let iam = param("Version") == Some(IAM_VERSION);
-    if param("Version") == Some(ec2::VERSION) {
-        let answer = async {
-            let principal = api.authn.authenticate(&request, "ec2", &GRPC_RULES).await?;
-            let catalog = api.catalog_of(&principal)?;
-            ec2::action(&api, &principal, &catalog, api.metrics.clone(), &action, &params).await
-        };
-        return answer.await.unwrap_or_else(|e| ec2::error(&e));
-    }
-    let principal = match api.authn.authenticate(&request, if iam { "iam" } else { "sts" }, &GRPC_RULES).await
-    {
-        Ok(p) => p,
-        Err(e) => return error_in(if iam { IAM_NAMESPACE } else { STS_NAMESPACE }, &e),
+    let service = match param("Version") {
+        Some(IAM_VERSION) => "iam",
+        Some(ec2::VERSION) => "ec2",
+        _ => "sts",
     };
-    if iam {
-        return match iam_action(&api, &principal, &action, &params).await {
-            Ok(response) => response,
-            Err(e) => error_in(IAM_NAMESPACE, &e),
+    let principal = match api.authn.authenticate(&request, service, &GRPC_RULES).await {
+        Ok(p) => p,
+        Err(e) => {
+            api.refused(&Call { service, action: &action, origin: &origin, params: &params }, &request, &e);
+            return match service {
+                "ec2" => ec2::error(&e),
+                "iam" => error_in(IAM_NAMESPACE, &e),
+                _ => error_in(STS_NAMESPACE, &e),
+            };
+        }
+    };
+    if service == "ec2" {
+        let result = match api.catalog_of(&principal) {
+            Ok(catalog) => ec2::action(&api, &principal, &catalog, &origin, &action, &params).await,
+            Err(e) => Err(e),
         };
+        let changes_state = crate::grpc::audit::ec2_mutations(&action, &[]).is_some();
+        let call = Call { service, action: &action, origin: &origin, params: &params };
+        api.audited(&call, changes_state, &principal, &result);
+        return result.unwrap_or_else(|e| ec2::error(&e));
+    }
+    if service == "iam" {
+        let result = iam_action(&api, &principal, &action, &params, &origin).await;
+        let changes_state = crate::grpc::audit::iam_mutations(&action, &[]).is_some();
+        let call = Call { service, action: &action, origin: &origin, params: &params };
+        api.audited(&call, changes_state, &principal, &result);
+        return result.unwrap_or_else(|e| error_in(IAM_NAMESPACE, &e));
     }
     match action.as_str() {
         "GetCallerIdentity" => get_caller_identity(&principal),
@@ -379,6 +477,7 @@ async fn iam_action(
     principal: &Principal,
     action: &str,
     params: &Params,
+    origin: &Origin,
 ) -> Result<Response, Error> {
     let catalog = api.catalog_of(principal)?;
     let service = IamService::new(catalog, api.authz.clone(), api.metrics.clone());
@@ -389,7 +488,7 @@ async fn iam_action(
                 $($name => {
                     let req: $req = request_of(params)?;
                     let resource = resources.resource(&principal.account_id, $name, &prost::Message::encode_to_vec(&req)).await?;
-                    let request = authz::Request { action: format!("iam:{}", $name), resource, ..authz::Request::default() };
+                    let request = origin.request(&format!("iam:{}", $name), resource);
                     api.authz.authorize(principal, &request).await?;
                     let response = service.$method(tonic::Request::new(req)).await.map_err(|s| crate::grpc::error::from_status(&s))?;
                     let value = serde_json::to_value(response.into_inner()).map_err(|e| Error::service_failure(e.to_string()))?;

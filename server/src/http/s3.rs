@@ -9,9 +9,13 @@ use axum::{
     response::{IntoResponse, Response},
 };
 
-use super::{error::http_status, query::QueryApi, xml::Writer};
+use super::{
+    error::http_status,
+    form::Params,
+    query::{Call, Origin, QueryApi},
+    xml::Writer,
+};
 use crate::{
-    authz,
     catalog::BucketCreated,
     domain::{Error, ErrorCode, clock::iso8601, ids, sigv4::HttpRequest},
     sts::Principal,
@@ -59,36 +63,52 @@ fn bucket_arn(bucket: &str) -> String {
     format!("arn:aws:s3:::{bucket}")
 }
 
-/// One S3 request, authenticated, authorized and carried out.
-pub async fn handle(api: &QueryApi, request: &HttpRequest<'_>) -> Response {
+/// One S3 request, authenticated, authorized, carried out and audited.
+pub async fn handle(api: &QueryApi, request: &HttpRequest<'_>, origin: &Origin) -> Response {
     let path = request.path.trim_start_matches('/');
     let (bucket, key) = path.split_once('/').unwrap_or((path, ""));
-    match serve(api, request, bucket, key).await {
-        Ok(response) => response,
-        Err(e) => error(&e, request.path),
-    }
+    let name = match (request.method, bucket) {
+        ("GET", "") => "ListBuckets",
+        ("PUT", _) => "CreateBucket",
+        ("DELETE", _) => "DeleteBucket",
+        ("HEAD", _) => "HeadBucket",
+        _ => "ListObjects",
+    };
+    let params = Params::parse("", format!("bucketName={bucket}").as_bytes());
+    let call = Call { service: "s3", action: name, origin, params: &params };
+    let principal = match api.authn.authenticate(request, "s3", &crate::domain::sigv4::Rules::S3).await {
+        Ok(p) => p,
+        Err(e) => {
+            api.refused(&call, request, &e);
+            return error(&e, request.path);
+        }
+    };
+    let result = serve(api, &principal, origin, request, bucket, key).await;
+    let changes_state = matches!(request.method, "PUT" | "DELETE");
+    api.audited(&call, changes_state, &principal, &result);
+    result.unwrap_or_else(|e| error(&e, request.path))
 }
 
 async fn serve(
     api: &QueryApi,
+    principal: &Principal,
+    origin: &Origin,
     request: &HttpRequest<'_>,
     bucket: &str,
     key: &str,
 ) -> Result<Response, Error> {
-    let principal = api.authn.authenticate(request, "s3", &crate::domain::sigv4::Rules::S3).await?;
     let allow = |action: &str, resource: String| {
-        let request = authz::Request { action: action.to_string(), resource, ..authz::Request::default() };
-        let principal = &principal;
+        let request = origin.request(action, resource);
         async move { api.authz.authorize(principal, &request).await }
     };
-    let catalog = api.catalog_of(&principal)?;
+    let catalog = api.catalog_of(principal)?;
     if !key.is_empty() {
         return Err(Error::new(ErrorCode::NotImplemented, "rolecall's S3 stores no objects."));
     }
     match (request.method, bucket) {
         ("GET", "") => {
             allow("s3:ListAllMyBuckets", "*".to_string()).await?;
-            Ok(list_buckets(&principal, &catalog.list_buckets().await?))
+            Ok(list_buckets(principal, &catalog.list_buckets().await?))
         }
         (_, "") => Err(Error::new(ErrorCode::NotImplemented, "rolecall's S3 serves ListBuckets on /.")),
         ("PUT", bucket) => {
@@ -154,7 +174,7 @@ fn list_buckets(principal: &Principal, buckets: &[crate::domain::model::Bucket])
 
 /// ListObjects (v1 or v2) of a bucket that holds no objects.
 fn empty_listing(bucket: &str, query: &str) -> Response {
-    let params = super::form::Params::parse(query, b"");
+    let params = Params::parse(query, b"");
     let mut w = Writer::document("ListBucketResult", NAMESPACE);
     w.leaf("Name", bucket).leaf("Prefix", params.str("prefix"));
     if params.get("list-type") == Some("2") {
