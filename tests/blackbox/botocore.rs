@@ -1,4 +1,4 @@
-//! botocore (pinned, from PyPI: scripts/setup-test-env) reading instance credentials from
+//! boto3 (pinned, from PyPI: scripts/setup-test-env) reading instance credentials from
 //! rolecall's HTTP instance metadata service, with no credentials on disk.
 
 use std::process::Stdio;
@@ -20,7 +20,11 @@ pub struct Agent {
 impl Agent {
     fn start(server: &TestServer, instance_id: &str) -> Self {
         let imds = format!("http://{}/{instance_id}/", server.imds_addr);
-        Self::start_with(instance_id, &[("AWS_EC2_METADATA_SERVICE_ENDPOINT", &imds)])
+        let sts = format!("http://{}", server.query_addr);
+        Self::start_with(
+            instance_id,
+            &[("AWS_EC2_METADATA_SERVICE_ENDPOINT", &imds), ("ROLECALL_STS_ENDPOINT", &sts)],
+        )
     }
 
     /// botocore with only `env` to find credentials in.
@@ -61,7 +65,13 @@ impl Agent {
     }
 
     pub async fn report(&mut self) -> serde_json::Value {
-        let line = self.lines.next_line().await.unwrap().expect("botocore printed nothing");
+        let Some(line) = self.lines.next_line().await.unwrap() else {
+            let mut stderr = String::new();
+            if let Some(mut err) = self.child.stderr.take() {
+                let _ = tokio::io::AsyncReadExt::read_to_string(&mut err, &mut stderr).await;
+            }
+            panic!("boto3 printed nothing: {stderr}");
+        };
         serde_json::from_str(&line).unwrap()
     }
 
@@ -82,12 +92,15 @@ impl Agent {
 async fn botocore_finds_instance_credentials_and_follows_their_rotation() {
     let server = TestServer::start().await;
     role_in_profile(&server, "Web").await;
-    for http_tokens in ["required", "optional"] {
+    // "required" last: its rotation moves the server's clock, which STS signatures then trail.
+    for http_tokens in ["optional", "required"] {
         let (instance, key) = launch_with(&server, 1, Some("Web"), http_tokens).await.remove(0);
         let mut agent = Agent::start(&server, &instance.instance_id);
         let first = agent.report().await;
         assert_eq!(first["method"], "iam-role", "{http_tokens}: {first}");
         assert_eq!(first["token"], true);
+        let arn = format!("arn:aws:sts::123456789012:assumed-role/Web/{}", instance.instance_id);
+        assert_eq!(first["arn"], arn.as_str(), "boto3 signs STS with them");
         // What botocore holds is what the instance's metadata serves.
         let t = token(&server, &instance.instance_id, &key).await;
         let served = credentials(&server, &t, "Web").await.unwrap();
@@ -98,7 +111,7 @@ async fn botocore_finds_instance_credentials_and_follows_their_rotation() {
             server.advance(21_000).await;
             let later = agent.after(21_000).await;
             assert_eq!(later["method"], "iam-role");
-            assert_ne!(later["access_key"], first["access_key"], "botocore saw the rotation");
+            assert_ne!(later["access_key"], first["access_key"], "boto3 saw the rotation");
         }
         agent.finish().await;
     }
