@@ -783,3 +783,33 @@ async fn query_api_calls_see_the_source_address_and_leave_an_audit_trail() {
     assert_eq!(forged["errorCode"], "SignatureDoesNotMatch");
     assert!(!trail.contains(&admin_key.secret_access_key) && !trail.contains("secret-bootstrap"));
 }
+
+#[tokio::test]
+async fn aws_ec2_describe_pages_with_max_results_and_next_token() {
+    let server = TestServer::start().await;
+    let key = admin(&server).await;
+    let env = keys_env(&key);
+    launch(&server, 7, None).await;
+    let page = stdout_json(
+        &aws(&server, None, &env, &["ec2", "describe-instances", "--max-results", "5", "--no-paginate"])
+            .await,
+    );
+    let count = |v: &serde_json::Value| {
+        v["Reservations"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["Instances"].as_array().unwrap().len())
+            .sum::<usize>()
+    };
+    assert_eq!(count(&page), 5, "{page}");
+    assert!(page["NextToken"].as_str().is_some_and(|t| !t.is_empty()), "{page}");
+    // The CLI's own paginator follows NextToken to the end.
+    let all =
+        stdout_json(&aws(&server, None, &env, &["ec2", "describe-instances", "--page-size", "5"]).await);
+    assert_eq!(count(&all), 7, "{all}");
+    stderr_has(
+        &aws(&server, None, &env, &["ec2", "describe-instances", "--max-results", "3"]).await,
+        "(InvalidParameterValue)",
+    );
+}

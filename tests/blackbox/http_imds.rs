@@ -154,3 +154,29 @@ async fn identity_documents_are_signed_with_the_published_key() {
     let other_imds = Imds::new(&server, &other.instance_id);
     assert_eq!(other_imds.get("dynamic/instance-identity/signature", t).await.0, StatusCode::UNAUTHORIZED);
 }
+
+#[tokio::test]
+async fn the_loopback_simulation_tells_instances_apart_by_their_127_addresses() {
+    let server = TestServer::start_with(|c| {
+        c.imds.instance_identity = "loopback".into();
+        c.instances.private_network = "127.77.0.0/16".into();
+    })
+    .await;
+    let fleet = launch(&server, 2, None).await;
+    let from = |address: &str| {
+        let local: std::net::IpAddr = address.parse().unwrap();
+        Client::builder().local_address(local).build().unwrap()
+    };
+    let url = format!("http://{}/latest/meta-data/instance-id", server.imds_addr);
+    for (instance, _) in &fleet {
+        assert!(instance.private_ip_address.starts_with("127.77.0."), "{}", instance.private_ip_address);
+        let res = from(&instance.private_ip_address).get(&url).send().await.unwrap();
+        assert_eq!(res.status(), StatusCode::OK);
+        assert_eq!(res.text().await.unwrap(), instance.instance_id);
+    }
+    // An address that is no instance's gets nothing; nor does a path prefix in this mode.
+    assert_eq!(from("127.0.0.1").get(&url).send().await.unwrap().status(), StatusCode::NOT_FOUND);
+    let prefixed =
+        format!("http://{}/{}/latest/meta-data/instance-id", server.imds_addr, fleet[0].0.instance_id);
+    assert_eq!(from("127.0.0.1").get(&prefixed).send().await.unwrap().status(), StatusCode::NOT_FOUND);
+}
