@@ -56,6 +56,9 @@ pub struct Options {
 /// The rolecall configuration each scenario needs.
 pub fn server_config(scenario: Scenario, instances: usize, storm_period: i64) -> Config {
     let mut c = Config { metrics_listen: None, ..Config::default() };
+    // The figures are of the credential path, which reads no store; a bootstrap into a
+    // durable store would only add fsyncs to the set-up.
+    c.storage.backend = "memory".into();
     c.server.concurrency_limit = 100_000;
     c.credentials.cache_capacity = (instances as u64 * 2).max(1000);
     match scenario {

@@ -39,7 +39,29 @@ pub struct Config {
     /// The AWS Query API (STS) over HTTP, for the aws CLI and the SDKs' `--endpoint-url`;
     /// none: off.
     pub query_listen: Option<SocketAddr>,
+    pub storage: StorageSettings,
     pub simulation: Simulation,
+}
+
+/// Where state lives.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StorageSettings {
+    /// "redb" (durable, embedded: the default) or "memory" (gone at exit: tests, benchmarks).
+    pub backend: String,
+    /// redb's directory (created if absent).
+    pub data_dir: PathBuf,
+    /// A file holding the master key (32 bytes, base64 or hex) that seals the store's
+    /// contents at rest. ROLECALL_MASTER_KEY (the key itself) takes precedence. With
+    /// neither, one is made in `data_dir/master.key` on first start, with a warning: the
+    /// key then sits beside what it protects.
+    pub master_key_file: Option<PathBuf>,
+}
+
+impl Default for StorageSettings {
+    fn default() -> Self {
+        Self { backend: "redb".into(), data_dir: PathBuf::from("rolecall-data"), master_key_file: None }
+    }
 }
 
 /// The instance metadata service over HTTP, in AWS's own formats (what the SDKs and the
@@ -188,6 +210,7 @@ impl Default for Config {
             audit: AuditSettings::default(),
             imds: ImdsHttpSettings::default(),
             query_listen: None,
+            storage: StorageSettings::default(),
             simulation: Simulation::default(),
         }
     }
@@ -276,6 +299,12 @@ impl Config {
                     "imds.instance_identity must be source_address, loopback or path_prefix, got {other:?}"
                 ));
             }
+        }
+        if !["redb", "memory"].contains(&self.storage.backend.as_str()) {
+            return invalid(format!(
+                "storage.backend must be redb or memory, got {:?}",
+                self.storage.backend
+            ));
         }
         if self.server.concurrency_limit == 0 || self.server.request_timeout_ms == 0 {
             return invalid("server.concurrency_limit and server.request_timeout_ms must be positive".into());

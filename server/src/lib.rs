@@ -21,6 +21,7 @@ pub mod authz;
 pub mod cache;
 pub mod catalog;
 pub mod config;
+pub mod custody;
 pub mod domain;
 pub mod grpc;
 pub mod http;
@@ -45,7 +46,6 @@ use crate::{
         keyring::KeyRing,
     },
     metadata::{InstanceMetadata, MetadataSettings},
-    store::MemoryStore,
     telemetry::Metrics,
 };
 
@@ -73,6 +73,8 @@ pub struct App {
     pub sts: Arc<sts::SecurityTokenService>,
     pub audit: audit::AuditLog,
     pub key_ring: Arc<KeyRing>,
+    /// Rotates the key ring (persist, then install).
+    pub key_keeper: Arc<custody::KeyKeeper>,
     pub metrics: Metrics,
 }
 
@@ -92,13 +94,16 @@ pub enum ServeError {
     Audit(std::io::Error),
     #[error("keys: {0}")]
     Keys(domain::Error),
+    #[error("storage: {0}")]
+    Store(String),
 }
 
 // === impl App ===
 
 impl App {
-    /// Builds the service from a validated configuration, with the in-memory store.
-    pub fn new(config: Config) -> Result<Self, ServeError> {
+    /// Builds the service from a validated configuration: opens the store, and loads (or
+    /// makes) the key ring and the identity signing key from it.
+    pub async fn new(config: Config) -> Result<Self, ServeError> {
         config.validate()?;
         let clock = Arc::new(SystemClock::default());
         let dyn_clock: Arc<dyn Clock> = clock.clone();
@@ -118,14 +123,22 @@ impl App {
             &config.region,
         )
         .map_err(ServeError::Audit)?;
-        let accounts = Arc::new(catalog::Accounts::new(
-            Arc::new(MemoryStore::default()),
+        let store = custody::open_store(&config).map_err(ServeError::Store)?;
+        let (key_ring, ring_revision) =
+            custody::load_key_ring(&store, config.key_ring_policy(), clock.unix())
+                .await
+                .map_err(ServeError::Keys)?;
+        let key_keeper = custody::KeyKeeper::new(
+            store.clone(),
+            key_ring.clone(),
+            ring_revision,
             dyn_clock.clone(),
-            settings,
-            &config.accounts,
-        ));
+            metrics.clone(),
+        );
+        key_keeper.spawn();
+        let identity = custody::load_identity_signer(&store).await.map_err(ServeError::Keys)?;
+        let accounts = Arc::new(catalog::Accounts::new(store, dyn_clock.clone(), settings, &config.accounts));
         let catalog = accounts.default_catalog().clone();
-        let key_ring = Arc::new(KeyRing::new(config.key_ring_policy(), clock.unix()));
         let imds = InstanceMetadata::new(
             accounts.clone(),
             key_ring.clone(),
@@ -137,8 +150,8 @@ impl App {
                 cache_capacity: config.credentials.cache_capacity,
                 trust_claimed_instance_id: config.simulation.trust_claimed_instance_id,
             },
-        )
-        .map_err(ServeError::Keys)?;
+            identity,
+        );
         let authn = Arc::new(sts::Authenticator::new(accounts.clone(), key_ring.clone(), dyn_clock.clone()));
         let authz = Arc::new(authz::Authorizer::new(accounts.clone(), dyn_clock.clone()));
         let sts = Arc::new(sts::SecurityTokenService::new(
@@ -148,7 +161,20 @@ impl App {
             authz.clone(),
             audit.clone(),
         ));
-        Ok(Self { config, clock, accounts, catalog, imds, authn, authz, sts, audit, key_ring, metrics })
+        Ok(Self {
+            config,
+            clock,
+            accounts,
+            catalog,
+            imds,
+            authn,
+            authz,
+            sts,
+            audit,
+            key_ring,
+            key_keeper,
+            metrics,
+        })
     }
 }
 
@@ -167,7 +193,7 @@ pub async fn run(
     listeners: Listeners,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
-    let app = App::new(config)?;
+    let app = App::new(config).await?;
     serve(app, listeners, shutdown).await
 }
 

@@ -25,7 +25,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the service.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// IAM operations (roles, policies, instance profiles, users, access keys).
     Iam(cli::ClientArgs<cli::IamCommand>),
     /// EC2 operations (instances and their instance profile).
@@ -69,6 +69,16 @@ struct ServeArgs {
     /// Age in seconds at which instance credentials rotate [default: 3600].
     #[arg(long, env = "ROLECALL_CREDENTIAL_ROTATE_AFTER_SECS")]
     credential_rotate_after_secs: Option<i64>,
+    /// Where state lives: redb (durable, the default) or memory.
+    #[arg(long, env = "ROLECALL_STORAGE")]
+    storage: Option<String>,
+    /// redb's data directory [default: rolecall-data].
+    #[arg(long, env = "ROLECALL_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    /// A file holding the master key that seals state at rest (ROLECALL_MASTER_KEY, the key
+    /// itself, takes precedence).
+    #[arg(long, env = "ROLECALL_MASTER_KEY_FILE")]
+    master_key_file: Option<PathBuf>,
     /// The AWS Query API (STS, IAM, EC2, S3) for `aws --endpoint-url` and the SDKs.
     #[arg(long, env = "ROLECALL_QUERY_LISTEN")]
     query_listen: Option<SocketAddr>,
@@ -124,6 +134,15 @@ impl ServeArgs {
         }
         if let Some(v) = self.credential_rotate_after_secs {
             c.credentials.rotate_after_secs = v;
+        }
+        if let Some(v) = self.storage {
+            c.storage.backend = v;
+        }
+        if let Some(v) = self.data_dir {
+            c.storage.data_dir = v;
+        }
+        if let Some(v) = self.master_key_file {
+            c.storage.master_key_file = Some(v);
         }
         if let Some(v) = self.query_listen {
             c.query_listen = Some(v);
@@ -199,7 +218,7 @@ async fn main() -> ExitCode {
     let result = match cli.command {
         Command::Serve(args) => {
             telemetry::init_logging();
-            serve(args).await
+            serve(*args).await
         }
         Command::Iam(args) => cli::iam(args).await,
         Command::Ec2(args) => cli::ec2(args).await,

@@ -156,11 +156,11 @@ impl InstanceMetadata {
         metrics: Metrics,
         audit: AuditLog,
         settings: MetadataSettings,
-    ) -> Result<Arc<Self>> {
-        let identity = IdentitySigner::generate()?;
+        identity: IdentitySigner,
+    ) -> Arc<Self> {
         let ttl = Duration::from_secs(settings.schedule.lifetime_secs.max(1) as u64);
         let cache = CredentialCache::new(settings.cache_capacity, ttl);
-        Ok(Arc::new_cyclic(|me| Self {
+        Arc::new_cyclic(|me| Self {
             accounts,
             ring,
             clock,
@@ -171,7 +171,7 @@ impl InstanceMetadata {
             prefetches: OnceLock::new(),
             me: me.clone(),
             identity,
-        }))
+        })
     }
 
     pub fn cache(&self) -> &CredentialCache {
@@ -481,11 +481,9 @@ impl InstanceMetadata {
     }
 
     /// Rotates the key ring when due (checked whenever something is sealed or signed).
+    /// Forgets keys past retention (rotation is the key keeper's: see `custody`).
     fn maintain_key_ring(&self, now: i64) -> Result<()> {
-        if self.ring.maintain(now)? {
-            self.metrics.key_ring_rotations.inc();
-        }
-        Ok(())
+        self.ring.maintain(now).map(drop)
     }
 
     /// iam/info (NotFound without a role).
@@ -741,7 +739,8 @@ mod tests {
         config.credentials.rotation_jitter_secs = 0;
         config.credentials.min_remaining_secs = 0;
         config.credentials.prefetch_secs = 10;
-        let app = crate::App::new(config).unwrap();
+        config.storage.backend = "memory".into();
+        let app = crate::App::new(config).await.unwrap();
         let trust = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"ec2.amazonaws.com"},"Action":"sts:AssumeRole"}]}"#;
         let role = crate::catalog::NewRole {
             role_name: "Web".into(),

@@ -43,6 +43,8 @@ impl TestServer {
     pub async fn start_with(adjust: impl FnOnce(&mut Config)) -> Self {
         crate::install_crypto_provider();
         let mut config = Config { metrics_listen: None, ..Config::default() };
+        // Each test server starts empty; a test that wants durability names a data dir.
+        config.storage.backend = "memory".into();
         config.simulation.manual_clock = true;
         adjust(&mut config);
         let region = config.region.clone();

@@ -1,10 +1,7 @@
 //! The `rolecall` binary: `serve` as a process stopped by SIGTERM, and the operator
 //! subcommands walking the README's workflow.
 
-use std::{
-    io::{BufRead, BufReader},
-    process::{Command, Stdio},
-};
+use std::process::Command;
 
 use crate::common::*;
 
@@ -124,46 +121,13 @@ async fn readme_walkthrough_with_the_cli() {
 
 #[tokio::test]
 async fn serve_runs_until_sigterm_and_drains() {
-    let mut child = Command::new(BIN)
-        .args(["serve", "--listen", "127.0.0.1:0", "--metrics-listen", "none"])
-        .env("RUST_LOG", "info")
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    // The server logs its bound address once listening: read until then (no sleeping).
-    let (addr, reader) = tokio::task::spawn_blocking(move || {
-        let mut reader = BufReader::new(stderr);
-        let mut line = String::new();
-        loop {
-            line.clear();
-            assert!(reader.read_line(&mut line).unwrap() > 0, "server exited before listening");
-            if line.contains("rolecall gRPC listening") {
-                let addr = line.split("addr=").nth(1).unwrap().split_whitespace().next().unwrap().to_string();
-                return (addr, reader);
-            }
-        }
-    })
-    .await
-    .unwrap();
-    let channel =
-        tonic::transport::Endpoint::from_shared(format!("http://{addr}")).unwrap().connect().await.unwrap();
-    let mut iam = rolecall_api::iam_client::IamClient::new(channel);
+    let served = serve_binary(&["--storage", "memory"], &[]).await;
+    let mut iam = rolecall_api::iam_client::IamClient::new(served.channel().await);
     let roles = iam.list_roles(rolecall_api::ListRolesRequest::default()).await.unwrap().into_inner().roles;
     assert!(roles.is_empty());
-
-    let killed = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
-    assert!(killed.success());
-    let status = tokio::task::spawn_blocking(move || {
-        let mut rest = String::new();
-        let mut reader = reader;
-        let _ = std::io::Read::read_to_string(&mut reader, &mut rest);
-        (child.wait().unwrap(), rest)
-    })
-    .await
-    .unwrap();
-    assert!(status.0.success(), "exit: {:?}\n{}", status.0, status.1);
-    assert!(status.1.contains("draining"), "{}", status.1);
+    let (status, log) = served.stop("TERM").await;
+    assert!(status.success(), "exit: {status:?}\n{log}");
+    assert!(log.contains("draining"), "{log}");
 }
 
 #[tokio::test]

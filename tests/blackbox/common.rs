@@ -225,3 +225,71 @@ pub async fn user_with_key(server: &TestServer, name: &str) -> pb::AccessKey {
         .access_key
         .unwrap()
 }
+
+/// The real `rolecall serve` as a child process, up and listening.
+pub struct Served {
+    pub child: std::process::Child,
+    /// The gRPC address it logged.
+    pub addr: String,
+    /// The rest of its log.
+    pub log: std::io::BufReader<std::process::ChildStderr>,
+}
+
+/// Starts `rolecall serve --listen 127.0.0.1:0 --metrics-listen none ARGS` with `env`, and
+/// reads its log until it says where it listens (no sleeping).
+pub async fn serve_binary(args: &[&str], env: &[(&str, &str)]) -> Served {
+    use std::io::BufRead;
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_rolecall"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--metrics-listen", "none"])
+        .args(args)
+        .env("RUST_LOG", "info")
+        .envs(env.iter().copied())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (addr, log) = tokio::task::spawn_blocking(move || {
+        let mut reader = std::io::BufReader::new(stderr);
+        let mut line = String::new();
+        let mut seen = String::new();
+        loop {
+            line.clear();
+            assert!(reader.read_line(&mut line).unwrap() > 0, "server exited before listening:\n{seen}");
+            seen.push_str(&line);
+            if line.contains("rolecall gRPC listening") {
+                let addr = line.split("addr=").nth(1).unwrap().split_whitespace().next().unwrap().to_string();
+                return (addr, reader);
+            }
+        }
+    })
+    .await
+    .unwrap();
+    Served { child, addr, log }
+}
+
+impl Served {
+    pub async fn channel(&self) -> tonic::transport::Channel {
+        tonic::transport::Endpoint::from_shared(format!("http://{}", self.addr))
+            .unwrap()
+            .connect()
+            .await
+            .unwrap()
+    }
+
+    /// Sends `signal` (TERM, KILL) and waits for the exit: (status, the rest of the log).
+    pub async fn stop(self, signal: &str) -> (std::process::ExitStatus, String) {
+        let Served { mut child, log, .. } = self;
+        let sent = std::process::Command::new("kill")
+            .args([&format!("-{signal}"), &child.id().to_string()])
+            .status();
+        assert!(sent.unwrap().success());
+        tokio::task::spawn_blocking(move || {
+            let mut rest = String::new();
+            let mut log = log;
+            let _ = std::io::Read::read_to_string(&mut log, &mut rest);
+            (child.wait().unwrap(), rest)
+        })
+        .await
+        .unwrap()
+    }
+}

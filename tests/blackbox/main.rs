@@ -8,6 +8,7 @@ mod aws_cli;
 mod botocore;
 mod cli;
 mod common;
+mod durability;
 mod ec2;
 mod http_imds;
 mod iam;

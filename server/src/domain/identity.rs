@@ -27,14 +27,24 @@ impl std::fmt::Debug for IdentitySigner {
 }
 
 impl IdentitySigner {
-    /// A new key pair (kept in memory: a restart makes a new one).
-    pub fn generate() -> Result<Self> {
+    /// A new key pair, as PKCS#8 (what the store keeps, sealed).
+    pub fn generate_pkcs8() -> Result<Vec<u8>> {
+        EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, &SystemRandom::new())
+            .map(|d| d.as_ref().to_vec())
+            .map_err(|_| Error::service_failure("cannot make the identity signing key"))
+    }
+
+    /// The signer of a PKCS#8 key pair.
+    pub fn from_pkcs8(pkcs8: &[u8]) -> Result<Self> {
         let rng = SystemRandom::new();
-        let failed = |_| Error::service_failure("cannot make the identity signing key");
-        let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, &rng).map_err(failed)?;
-        let key = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, pkcs8.as_ref(), &rng)
+        let key = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, pkcs8, &rng)
             .map_err(|_| Error::service_failure("cannot load the identity signing key"))?;
         Ok(Self { key, rng })
+    }
+
+    /// A new key pair, kept only in memory.
+    pub fn generate() -> Result<Self> {
+        Self::from_pkcs8(&Self::generate_pkcs8()?)
     }
 
     /// The base64 (DER, ASN.1) signature of `document`.

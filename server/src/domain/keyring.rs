@@ -14,7 +14,9 @@ use std::{
 
 use ring::{aead, hmac};
 
-use super::{Error, Result, ids::random_bytes};
+use serde::{Deserialize, Serialize};
+
+use super::{Error, Result, ids::random_bytes, model::Secret};
 
 /// When the active key is replaced, and how long retired keys are kept.
 #[derive(Clone, Copy, Debug)]
@@ -40,6 +42,32 @@ struct RingKey {
     seal: aead::LessSafeKey,
     mac: hmac::Key,
     seals: AtomicU64,
+    /// The key material, for [`KeyRing::snapshot`] (the store seals it at rest).
+    material: Secret,
+}
+
+/// The ring as the store keeps it: every key with its material (base64). `Debug` is
+/// redacted.
+#[derive(Clone, Serialize, Deserialize)]
+pub struct RingSnapshot {
+    pub active: u32,
+    pub keys: Vec<KeySnapshot>,
+}
+
+#[derive(Clone, Serialize, Deserialize)]
+pub struct KeySnapshot {
+    pub id: u32,
+    pub created_at: i64,
+    pub retired_at: Option<i64>,
+    /// The AES-256-GCM key then the HMAC-SHA256 key, 64 bytes, base64.
+    pub material: Secret,
+}
+
+impl fmt::Debug for RingSnapshot {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let ids: Vec<u32> = self.keys.iter().map(|k| k.id).collect();
+        f.debug_struct("RingSnapshot").field("active", &self.active).field("key_ids", &ids).finish()
+    }
 }
 
 struct RingState {
@@ -51,6 +79,9 @@ struct RingState {
 pub struct KeyRing {
     policy: KeyRingPolicy,
     state: RwLock<RingState>,
+    /// Rotation is done by whoever keeps the ring in the store (persist, then install), not
+    /// by [`maintain`](KeyRing::maintain).
+    kept: std::sync::atomic::AtomicBool,
 }
 
 /// Where a sealed payload's key is found again.
@@ -63,7 +94,75 @@ impl KeyRing {
     pub fn new(policy: KeyRingPolicy, now: i64) -> Self {
         let mut keys = BTreeMap::new();
         keys.insert(1, RingKey::generate(now));
-        Self { policy, state: RwLock::new(RingState { active: 1, keys }) }
+        Self { policy, state: RwLock::new(RingState { active: 1, keys }), kept: Default::default() }
+    }
+
+    /// The ring a snapshot describes, rotated by its keeper from now on.
+    pub fn restore(policy: KeyRingPolicy, snapshot: &RingSnapshot) -> Result<Self> {
+        let ring = Self::new(policy, 0);
+        ring.install(snapshot)?;
+        ring.kept.store(true, Ordering::Relaxed);
+        Ok(ring)
+    }
+
+    /// Replaces the ring's keys with the snapshot's.
+    pub fn install(&self, snapshot: &RingSnapshot) -> Result<()> {
+        let mut keys = BTreeMap::new();
+        for k in &snapshot.keys {
+            keys.insert(k.id, RingKey::from_snapshot(k)?);
+        }
+        if !keys.contains_key(&snapshot.active) {
+            return Err(Error::service_failure("stored key ring has no active key"));
+        }
+        *self.write()? = RingState { active: snapshot.active, keys };
+        Ok(())
+    }
+
+    /// The ring as it is.
+    pub fn snapshot(&self) -> Result<RingSnapshot> {
+        let state = self.read()?;
+        Ok(RingSnapshot {
+            active: state.active,
+            keys: state
+                .keys
+                .iter()
+                .map(|(id, k)| KeySnapshot {
+                    id: *id,
+                    created_at: k.created_at,
+                    retired_at: k.retired_at,
+                    material: k.material.clone(),
+                })
+                .collect(),
+        })
+    }
+
+    /// What the ring would be after a rotation now (a fresh active key, the old one retired,
+    /// keys past retention gone), for the keeper to persist before installing it.
+    pub fn rotated(&self, now: i64) -> Result<RingSnapshot> {
+        let mut next = self.snapshot()?;
+        let old = next.active;
+        for k in &mut next.keys {
+            if k.id == old {
+                k.retired_at = Some(now);
+            }
+        }
+        let retain = self.policy.retain_secs;
+        next.keys.retain(|k| k.retired_at.is_none_or(|r| now - r <= retain));
+        let id = next.keys.iter().map(|k| k.id).max().unwrap_or(0).wrapping_add(1).max(1);
+        next.keys.push(KeySnapshot {
+            id,
+            created_at: now,
+            retired_at: None,
+            material: RingKey::fresh_material(),
+        });
+        next.active = id;
+        Ok(next)
+    }
+
+    /// Whether the active key has lived or sealed enough to be replaced.
+    pub fn rotation_due_at(&self, now: i64) -> Result<bool> {
+        let state = self.read()?;
+        Ok(self.rotation_due(&state, now))
     }
 
     fn read(&self) -> Result<std::sync::RwLockReadGuard<'_, RingState>> {
@@ -86,9 +185,10 @@ impl KeyRing {
     /// Whether it rotated.
     pub fn maintain(&self, now: i64) -> Result<bool> {
         let retain = self.policy.retain_secs;
+        let kept = self.kept.load(Ordering::Relaxed);
         let due = {
             let state = self.read()?;
-            self.rotation_due(&state, now)
+            (!kept && self.rotation_due(&state, now))
                 || state.keys.values().any(|k| k.retired_at.is_some_and(|r| now - r > retain))
         };
         if !due {
@@ -96,7 +196,7 @@ impl KeyRing {
         }
         let mut state = self.write()?;
         // Another caller may have rotated between the two locks.
-        let rotated = self.rotation_due(&state, now);
+        let rotated = !kept && self.rotation_due(&state, now);
         if rotated {
             state.rotate(now);
         }
@@ -215,21 +315,37 @@ impl RingState {
 // === impl RingKey ===
 
 impl RingKey {
+    fn fresh_material() -> Secret {
+        let mut material = [0u8; 64];
+        random_bytes(&mut material);
+        Secret(data_encoding::BASE64.encode(&material))
+    }
+
     fn generate(now: i64) -> Self {
-        let mut seal = [0u8; 32];
-        let mut mac = [0u8; 32];
-        random_bytes(&mut seal);
-        random_bytes(&mut mac);
-        // A 32-byte key is always valid for AES-256-GCM.
+        let snapshot =
+            KeySnapshot { id: 0, created_at: now, retired_at: None, material: Self::fresh_material() };
+        // Fresh material is always 64 bytes.
         #[allow(clippy::expect_used)]
-        let unbound = aead::UnboundKey::new(&aead::AES_256_GCM, &seal).expect("32-byte AES-256 key");
-        Self {
-            created_at: now,
-            retired_at: None,
+        Self::from_snapshot(&snapshot).expect("fresh key material")
+    }
+
+    fn from_snapshot(k: &KeySnapshot) -> Result<Self> {
+        let bytes = data_encoding::BASE64
+            .decode(k.material.0.as_bytes())
+            .ok()
+            .filter(|b| b.len() == 64)
+            .ok_or_else(|| Error::service_failure("stored key ring material is malformed"))?;
+        let (seal, mac) = bytes.split_at(32);
+        let unbound = aead::UnboundKey::new(&aead::AES_256_GCM, seal)
+            .map_err(|_| Error::service_failure("stored key ring material is malformed"))?;
+        Ok(Self {
+            created_at: k.created_at,
+            retired_at: k.retired_at,
             seal: aead::LessSafeKey::new(unbound),
-            mac: hmac::Key::new(hmac::HMAC_SHA256, &mac),
+            mac: hmac::Key::new(hmac::HMAC_SHA256, mac),
             seals: AtomicU64::new(0),
-        }
+            material: k.material.clone(),
+        })
     }
 }
 
@@ -280,6 +396,26 @@ mod tests {
             .unwrap();
         assert!(ring.verify(signed_id, &data, tag.as_ref()).unwrap());
         assert!(!ring.verify(signed_id, b"datb", tag.as_ref()).unwrap());
+    }
+
+    #[test]
+    fn a_restored_ring_opens_what_the_old_one_sealed_and_rotates_only_when_told() {
+        let policy = KeyRingPolicy { rotate_after_secs: 100, max_seals_per_key: 1 << 30, retain_secs: 50 };
+        let ring = KeyRing::new(policy, 0);
+        let (id, sealed) = ring.seal(b"t", b"hello").unwrap();
+        let snapshot = ring.snapshot().unwrap();
+        let json = serde_json::to_string(&snapshot).unwrap();
+        let restored = KeyRing::restore(policy, &serde_json::from_str(&json).unwrap()).unwrap();
+        assert_eq!(restored.open(b"t", id, &sealed).unwrap().as_deref(), Some(&b"hello"[..]));
+        // Kept rings do not rotate by themselves, even when due.
+        assert!(restored.rotation_due_at(100).unwrap());
+        assert!(!restored.maintain(100).unwrap());
+        let next = restored.rotated(100).unwrap();
+        assert_ne!(next.active, id);
+        restored.install(&next).unwrap();
+        assert_eq!(restored.active_key_id().unwrap(), next.active);
+        assert!(restored.open(b"t", id, &sealed).unwrap().is_some(), "the retired key stays");
+        assert!(!format!("{next:?}").contains(&next.keys[0].material.0));
     }
 
     #[test]

@@ -8,6 +8,7 @@
 //! - [`evaluation`]: the policy engine: conditions, variables, and AWS's decision logic.
 //! - [`managed`]: the AWS managed policies shipped with the service.
 //! - [`model`]: the catalog's records (roles, policies, profiles, users, instances).
+//! - [`master_key`]: what seals the store's contents at rest.
 //! - [`keyring`]: the rotating key ring that seals credentials and MACs IMDS tokens.
 //! - [`credentials`]: sealed temporary credentials and their rotation schedule.
 //! - [`imds_token`]: stateless IMDSv2 session tokens.
@@ -23,6 +24,7 @@ pub mod ids;
 pub mod imds_token;
 pub mod keyring;
 pub mod managed;
+pub mod master_key;
 pub mod model;
 pub mod policy;
 pub mod sigv4;

@@ -100,7 +100,7 @@ pub async fn routes(app: &App) -> Result<Routes, tonic_reflection::server::Error
 fn with_test_control(app: &App, routes: Routes) -> Routes {
     if app.config.simulation.manual_clock {
         routes.add_service(rolecall_api::test_control_server::TestControlServer::new(
-            test_control::TestControlService::new(app.clock.clone()),
+            test_control::TestControlService::new(app.clock.clone(), app.key_keeper.clone()),
         ))
     } else {
         routes

@@ -7,15 +7,19 @@ use std::sync::Arc;
 use rolecall_api::{self as pb, test_control_server};
 use tonic::{Request, Response, Status};
 
-use crate::domain::clock::{Clock, SystemClock, iso8601};
+use crate::{
+    custody::KeyKeeper,
+    domain::clock::{Clock, SystemClock, iso8601},
+};
 
 pub struct TestControlService {
     clock: Arc<SystemClock>,
+    keeper: Arc<KeyKeeper>,
 }
 
 impl TestControlService {
-    pub fn new(clock: Arc<SystemClock>) -> Self {
-        Self { clock }
+    pub fn new(clock: Arc<SystemClock>, keeper: Arc<KeyKeeper>) -> Self {
+        Self { clock, keeper }
     }
 }
 
@@ -28,6 +32,8 @@ impl test_control_server::TestControl for TestControlService {
         let seconds = req.into_inner().seconds;
         self.clock.advance(time::Duration::seconds(seconds));
         tracing::warn!(seconds, "test clock advanced");
+        // What is due at the new time happens before the answer, as if time had passed.
+        self.keeper.tick().await.map_err(|e| crate::grpc::error::to_status(&e))?;
         Ok(Response::new(pb::AdvanceClockResponse { now: iso8601(self.clock.unix()) }))
     }
 }

@@ -8,11 +8,15 @@
 
 mod memory;
 mod prefixed;
+mod redb;
+mod sealed;
 
 use std::sync::Arc;
 
 pub use memory::MemoryStore;
 pub use prefixed::PrefixedStore;
+pub use redb::{FORMAT_VERSION, OpenError, RedbStore};
+pub use sealed::SealedStore;
 
 /// A stored value and the revision of the commit that last wrote it.
 #[derive(Clone, Debug)]

@@ -1,0 +1,108 @@
+//! The master key: what seals the store's contents at rest (AES-256-GCM, a random nonce per
+//! value, the value's store key as associated data so that a sealed value cannot be moved
+//! to another key). It comes from the operator (a file, or the environment) and is never
+//! stored beside what it seals, unless the operator lets the server make one.
+
+use std::fmt;
+
+use ring::aead;
+
+use super::{Error, Result, ids::random_bytes};
+
+const MAGIC: &[u8; 4] = b"RCS1";
+
+pub struct MasterKey {
+    key: aead::LessSafeKey,
+}
+
+impl fmt::Debug for MasterKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("MasterKey(** redacted **)")
+    }
+}
+
+impl MasterKey {
+    /// A key from its text form: 32 bytes, base64 (standard, padded) or hex.
+    pub fn parse(text: &str) -> Result<Self> {
+        let text = text.trim();
+        let bytes = data_encoding::BASE64
+            .decode(text.as_bytes())
+            .ok()
+            .filter(|b| b.len() == 32)
+            .or_else(|| data_encoding::HEXLOWER_PERMISSIVE.decode(text.as_bytes()).ok())
+            .filter(|b| b.len() == 32)
+            .ok_or_else(|| Error::validation("the master key must be 32 bytes, base64 or hex"))?;
+        Self::from_bytes(&bytes)
+    }
+
+    fn from_bytes(bytes: &[u8]) -> Result<Self> {
+        let unbound = aead::UnboundKey::new(&aead::AES_256_GCM, bytes)
+            .map_err(|_| Error::validation("the master key must be 32 bytes"))?;
+        Ok(Self { key: aead::LessSafeKey::new(unbound) })
+    }
+
+    /// A new random key, in its text form (base64).
+    pub fn generate() -> String {
+        let mut bytes = [0u8; 32];
+        random_bytes(&mut bytes);
+        data_encoding::BASE64.encode(&bytes)
+    }
+
+    /// `MAGIC || nonce || ciphertext || tag`, bound to `label`.
+    pub fn seal(&self, label: &str, plaintext: &[u8]) -> Result<Vec<u8>> {
+        let mut nonce = [0u8; aead::NONCE_LEN];
+        random_bytes(&mut nonce);
+        let mut out = Vec::with_capacity(MAGIC.len() + nonce.len() + plaintext.len() + 16);
+        out.extend_from_slice(MAGIC);
+        out.extend_from_slice(&nonce);
+        let start = out.len();
+        out.extend_from_slice(plaintext);
+        let tag = self
+            .key
+            .seal_in_place_separate_tag(
+                aead::Nonce::assume_unique_for_key(nonce),
+                aead::Aad::from(label.as_bytes()),
+                &mut out[start..],
+            )
+            .map_err(|_| Error::service_failure("sealing at rest failed"))?;
+        out.extend_from_slice(tag.as_ref());
+        Ok(out)
+    }
+
+    /// What [`seal`](Self::seal) sealed under `label`; None if this key did not seal it for
+    /// that label (another key, another label, tampering).
+    pub fn open(&self, label: &str, sealed: &[u8]) -> Option<Vec<u8>> {
+        let rest = sealed.strip_prefix(MAGIC.as_slice())?;
+        if rest.len() < aead::NONCE_LEN + 16 {
+            return None;
+        }
+        let (nonce, body) = rest.split_at(aead::NONCE_LEN);
+        let nonce = aead::Nonce::try_assume_unique_for_key(nonce).ok()?;
+        let mut body = body.to_vec();
+        let plain = self.key.open_in_place(nonce, aead::Aad::from(label.as_bytes()), &mut body).ok()?;
+        Some(plain.to_vec())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sealed_values_open_only_with_their_key_and_label() {
+        let key = MasterKey::parse(&MasterKey::generate()).unwrap();
+        let other = MasterKey::parse(&MasterKey::generate()).unwrap();
+        let sealed = key.seal("iam/user/alice", b"secret").unwrap();
+        assert!(!sealed.windows(6).any(|w| w == b"secret"));
+        assert_eq!(key.open("iam/user/alice", &sealed).unwrap(), b"secret");
+        assert!(key.open("iam/user/bob", &sealed).is_none(), "bound to its store key");
+        assert!(other.open("iam/user/alice", &sealed).is_none());
+        let mut tampered = sealed.clone();
+        let last = tampered.len() - 1;
+        tampered[last] ^= 1;
+        assert!(key.open("iam/user/alice", &tampered).is_none());
+        assert!(MasterKey::parse("too short").is_err());
+        assert!(MasterKey::parse(&"ab".repeat(32)).is_ok(), "hex");
+        assert!(!format!("{key:?}").contains('='));
+    }
+}

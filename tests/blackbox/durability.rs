@@ -1,0 +1,244 @@
+//! State that survives: the real binary on its default embedded store (redb), killed with
+//! SIGKILL in the middle of a stream of writes, then restarted on the same directory.
+
+use std::sync::{Arc, Mutex};
+
+use rolecall_api::{self as pb, ec2_client::Ec2Client, iam_client::IamClient};
+use rolecall_server::grpc::sigv4::ClientCredentials;
+
+use crate::common::*;
+
+const MASTER_KEY: &str = "MTIzNDU2Nzg5MDEyMzQ1Njc4OTAxMjM0NTY3ODkwMTI=";
+
+fn data_dir(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("rolecall-data-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+async fn serve_on(dir: &std::path::Path, master_key: &str) -> Served {
+    serve_binary(&["--data-dir", &dir.display().to_string()], &[("ROLECALL_MASTER_KEY", master_key)]).await
+}
+
+/// What the stream of writes had acknowledged when the server died.
+#[derive(Default)]
+struct Acknowledged {
+    users: Vec<String>,
+    /// Reservation id and instance count of each acknowledged launch.
+    launches: Vec<(String, usize)>,
+}
+
+#[tokio::test]
+async fn a_killed_server_keeps_every_acknowledged_write_and_every_credential_it_issued() {
+    let dir = data_dir("sigkill");
+    let served = serve_on(&dir, MASTER_KEY).await;
+    let channel = served.channel().await;
+    let mut iam = IamClient::new(channel.clone());
+    let mut ec2 = Ec2Client::new(channel.clone());
+
+    // Before the crash: a role on an instance, its credentials, a user's long-term key.
+    let trust = EC2_TRUST.to_string();
+    iam.create_role(pb::CreateRoleRequest {
+        role_name: "Web".into(),
+        assume_role_policy_document: trust,
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    iam.create_instance_profile(pb::CreateInstanceProfileRequest {
+        instance_profile_name: "Web".into(),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    iam.add_role_to_instance_profile(pb::AddRoleToInstanceProfileRequest {
+        instance_profile_name: "Web".into(),
+        role_name: "Web".into(),
+    })
+    .await
+    .unwrap();
+    let launch = |count: i32, profile: Option<&str>| pb::RunInstancesRequest {
+        image_id: "ami-0abcdef1234567890".into(),
+        max_count: count,
+        iam_instance_profile: profile
+            .map(|p| pb::IamInstanceProfileSpecification { name: p.into(), ..Default::default() }),
+        ..Default::default()
+    };
+    let mut pages = ec2.run_instances(launch(1, Some("Web"))).await.unwrap().into_inner();
+    let launched = pages.message().await.unwrap().unwrap().instances.remove(0);
+    let instance_id = launched.instance.unwrap().instance_id;
+    let mut imds = rolecall_api::instance_metadata_client::InstanceMetadataClient::new(channel.clone());
+    let token = imds
+        .get_token(pb::GetTokenRequest {
+            instance_id: instance_id.clone(),
+            instance_key: launched.instance_key.clone(),
+            ttl_seconds: 21_600,
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .token;
+    let creds = imds
+        .get_security_credentials(pb::GetSecurityCredentialsRequest {
+            caller: caller(&token),
+            role_name: "Web".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let session = ClientCredentials {
+        access_key_id: creds.access_key_id.clone(),
+        secret_access_key: creds.secret_access_key.clone(),
+        session_token: Some(creds.token.clone()),
+    };
+    iam.create_user(pb::CreateUserRequest { user_name: "alice".into(), ..Default::default() }).await.unwrap();
+    let key = iam
+        .create_access_key(pb::CreateAccessKeyRequest { user_name: "alice".into() })
+        .await
+        .unwrap()
+        .into_inner()
+        .access_key
+        .unwrap();
+
+    // A stream of writes (users, and 20-instance launches: one commit of 40 keys each),
+    // killed once 40 have been acknowledged, with the next one in flight.
+    let acknowledged = Arc::new(Mutex::new(Acknowledged::default()));
+    let writer = {
+        let acknowledged = acknowledged.clone();
+        let (mut iam, mut ec2) = (iam.clone(), ec2.clone());
+        tokio::spawn(async move {
+            for n in 0.. {
+                if n % 2 == 0 {
+                    let name = format!("user-{n}");
+                    let request = pb::CreateUserRequest { user_name: name.clone(), ..Default::default() };
+                    if iam.create_user(request).await.is_err() {
+                        return;
+                    }
+                    acknowledged.lock().unwrap().users.push(name);
+                } else {
+                    let Ok(response) = ec2.run_instances(launch(20, None)).await else { return };
+                    let mut pages = response.into_inner();
+                    let (mut reservation, mut count) = (String::new(), 0);
+                    loop {
+                        match pages.message().await {
+                            Ok(Some(page)) => {
+                                reservation = page.reservation_id;
+                                count += page.instances.len();
+                            }
+                            Ok(None) => break,
+                            Err(_) => return,
+                        }
+                    }
+                    acknowledged.lock().unwrap().launches.push((reservation, count));
+                }
+            }
+        })
+    };
+    let mut watched = tokio::time::interval(std::time::Duration::from_millis(1));
+    loop {
+        watched.tick().await;
+        let done = {
+            let a = acknowledged.lock().unwrap();
+            a.users.len() + a.launches.len()
+        };
+        if done >= 40 {
+            break;
+        }
+    }
+    let (status, _) = served.stop("KILL").await;
+    assert!(!status.success(), "killed, not exited");
+    writer.await.unwrap();
+    let acknowledged = std::mem::take(&mut *acknowledged.lock().unwrap());
+
+    // The same directory, a new process.
+    let served = serve_on(&dir, MASTER_KEY).await;
+    let channel = served.channel().await;
+    let mut iam = IamClient::new(channel.clone());
+    let mut ec2 = Ec2Client::new(channel.clone());
+    let users: Vec<String> = iam
+        .list_users(pb::ListUsersRequest { max_items: Some(1000), ..Default::default() })
+        .await
+        .unwrap()
+        .into_inner()
+        .users
+        .into_iter()
+        .map(|u| u.user_name)
+        .collect();
+    for name in &acknowledged.users {
+        assert!(users.contains(name), "acknowledged {name} was lost");
+    }
+    // At most the one write in flight may have landed without its acknowledgement.
+    let unacknowledged =
+        users.iter().filter(|u| u.starts_with("user-") && !acknowledged.users.contains(u)).count();
+    assert!(unacknowledged <= 1, "{unacknowledged} users appeared that were never acknowledged");
+    // Every launch is whole or absent: no reservation with some of its instances.
+    let instances = ec2
+        .describe_instances(pb::DescribeInstancesRequest { max_results: Some(1000), ..Default::default() })
+        .await
+        .unwrap()
+        .into_inner()
+        .instances;
+    let mut per_reservation = std::collections::BTreeMap::<String, usize>::new();
+    for i in &instances {
+        *per_reservation.entry(i.reservation_id.clone()).or_default() += 1;
+    }
+    for (reservation, count) in &acknowledged.launches {
+        assert_eq!(per_reservation.get(reservation), Some(count), "acknowledged launch {reservation}");
+    }
+    for (reservation, count) in &per_reservation {
+        assert!(*count == 20 || *count == 1, "reservation {reservation} is half there: {count} instances");
+    }
+
+    // Credentials issued before the crash still verify (the key ring survived), the IMDS
+    // token still names its instance, and the user's key still signs.
+    let sts = |creds: ClientCredentials| {
+        let clock = Arc::new(rolecall_server::domain::clock::SystemClock::default());
+        let signing = rolecall_server::grpc::sigv4::Signing::new(
+            channel.clone(),
+            creds,
+            served.addr.clone(),
+            "us-east-1",
+            "sts",
+            clock,
+        );
+        rolecall_api::sts_client::StsClient::new(signing)
+    };
+    let me = sts(session).get_caller_identity(pb::GetCallerIdentityRequest {}).await.unwrap().into_inner();
+    assert_eq!(me.arn, format!("arn:aws:sts::123456789012:assumed-role/Web/{instance_id}"));
+    let long_term = ClientCredentials {
+        access_key_id: key.access_key_id.clone(),
+        secret_access_key: key.secret_access_key.clone(),
+        session_token: None,
+    };
+    let me = sts(long_term).get_caller_identity(pb::GetCallerIdentityRequest {}).await.unwrap().into_inner();
+    assert_eq!(me.arn, "arn:aws:iam::123456789012:user/alice");
+    let mut imds = rolecall_api::instance_metadata_client::InstanceMetadataClient::new(channel.clone());
+    let again = imds
+        .get_security_credentials(pb::GetSecurityCredentialsRequest {
+            caller: caller(&token),
+            role_name: "Web".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(again.code, "Success");
+    let (status, _) = served.stop("TERM").await;
+    assert!(status.success());
+
+    // At rest, nothing is in clear: not the user's secret, not the role's name.
+    let file = std::fs::read(dir.join("rolecall.redb")).unwrap();
+    for secret in [key.secret_access_key.as_bytes(), b"arn:aws:iam::123456789012:role/Web".as_slice()] {
+        assert!(!file.windows(secret.len()).any(|w| w == secret), "found in clear on disk");
+    }
+    // Another master key cannot read the directory, and says so.
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_rolecall"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--metrics-listen", "none", "--data-dir"])
+        .arg(&dir)
+        .env("ROLECALL_MASTER_KEY", "OTk5OTk5OTk5OTk5OTk5OTk5OTk5OTk5OTk5OTk5OTk=")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let status = tokio::task::spawn_blocking(move || child.wait().unwrap()).await.unwrap();
+    assert!(!status.success(), "a wrong master key must not start");
+    let _ = std::fs::remove_dir_all(&dir);
+}
