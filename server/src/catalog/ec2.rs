@@ -135,6 +135,25 @@ impl Default for PrivateNetwork {
     }
 }
 
+/// What every instance of one launch shares.
+struct Shape<'a> {
+    launch: &'a Launch,
+    instance_type: &'a str,
+    options: MetadataOptions,
+    profile: Option<&'a InstanceProfile>,
+}
+
+/// `txn` with a new instance's record, its address and its association written.
+fn written(txn: Txn, instance: &Instance) -> Result<Txn> {
+    let key = keys::instance(&instance.instance_id);
+    let mut txn = txn.require_absent(&key).put(key, encode(instance)?);
+    txn = txn.put(keys::address(&instance.private_ip_address), encode(&instance.instance_id)?);
+    if let Some(a) = &instance.association {
+        txn = txn.put(keys::association(&a.association_id), encode(&instance.instance_id)?);
+    }
+    Ok(txn)
+}
+
 impl Catalog {
     /// The ARN of the role a profile would give an instance, on which EC2 asks the caller
     /// for iam:PassRole; None where the profile does not resolve (the call itself then says
@@ -231,6 +250,13 @@ impl Catalog {
         };
         let reservation_id = ids::reservation_id();
         let az = format!("{}a", self.settings.region);
+        // Writes per instance: the record, its address, its association.
+        let per_commit = (self.store.max_writes_per_commit().saturating_sub(1) / 3).max(1);
+        if count > per_commit {
+            return self
+                .run_instances_in_chunks(launch, count, per_commit, options, profile, instance_type)
+                .await;
+        }
         retrying(|| async {
             let next = self.load::<u64>(keys::NEXT_ADDRESS).await?;
             let (first, mut txn) = match next {
@@ -248,37 +274,102 @@ impl Catalog {
             let now = self.now();
             let mut launched = Vec::with_capacity(count);
             for n in 0..count as u64 {
-                let instance_key = ids::instance_key();
-                let association = profile.as_ref().map(|p| self.new_association(p));
-                let instance = Instance {
-                    instance_id: ids::instance_id(),
-                    image_id: launch.image_id.clone(),
-                    instance_type: instance_type.clone(),
-                    state: InstanceState::Running,
-                    launch_time: now,
-                    private_ip_address: vpc.address(first + n).unwrap_or_default(),
-                    availability_zone: az.clone(),
-                    reservation_id: reservation_id.clone(),
-                    key_name: launch.key_name.clone(),
-                    security_group_ids: launch.security_group_ids.clone(),
-                    subnet_id: launch.subnet_id.clone(),
-                    user_data: launch.user_data.clone(),
-                    metadata_options: options,
-                    instance_key_sha256: instance_key_digest(&instance_key),
-                    association,
-                };
-                let key = keys::instance(&instance.instance_id);
-                txn = txn.require_absent(&key).put(key, encode(&instance)?);
-                txn = txn.put(keys::address(&instance.private_ip_address), encode(&instance.instance_id)?);
-                if let Some(a) = &instance.association {
-                    txn = txn.put(keys::association(&a.association_id), encode(&instance.instance_id)?);
-                }
+                let shape = Shape { launch: &launch, instance_type: &instance_type, options, profile: profile.as_deref() };
+                let address = vpc.address(first + n).unwrap_or_default();
+                let (instance, instance_key) = self.new_instance(&shape, address, &reservation_id, &az, now);
+                txn = written(txn, &instance)?;
                 launched.push((instance, instance_key));
             }
             self.commit(txn).await?;
             Ok((reservation_id.clone(), launched))
         })
         .await
+    }
+
+    /// One new instance of a launch, with its instance key.
+    fn new_instance(
+        &self,
+        shape: &Shape<'_>,
+        address: String,
+        reservation_id: &str,
+        az: &str,
+        now: i64,
+    ) -> (Instance, String) {
+        let instance_key = ids::instance_key();
+        let launch = shape.launch;
+        let instance = Instance {
+            instance_id: ids::instance_id(),
+            image_id: launch.image_id.clone(),
+            instance_type: shape.instance_type.to_string(),
+            state: InstanceState::Running,
+            launch_time: now,
+            private_ip_address: address,
+            availability_zone: az.to_string(),
+            reservation_id: reservation_id.to_string(),
+            key_name: launch.key_name.clone(),
+            security_group_ids: launch.security_group_ids.clone(),
+            subnet_id: launch.subnet_id.clone(),
+            user_data: launch.user_data.clone(),
+            metadata_options: shape.options,
+            instance_key_sha256: instance_key_digest(&instance_key),
+            association: shape.profile.map(|p| self.new_association(p)),
+        };
+        (instance, instance_key)
+    }
+
+    /// A launch larger than one commit may carry (etcd's 128 operations): the addresses are
+    /// reserved in one commit, then the instances written in commits of `per_commit`. Each
+    /// commit is atomic; a crash between them leaves the launch's first chunks (the
+    /// addresses of the rest stay reserved, unused).
+    async fn run_instances_in_chunks(
+        &self,
+        launch: Launch,
+        count: usize,
+        per_commit: usize,
+        options: MetadataOptions,
+        profile: Option<Arc<InstanceProfile>>,
+        instance_type: String,
+    ) -> Result<(String, Vec<(Instance, String)>)> {
+        let vpc = self.settings.private_network;
+        let first = retrying(|| async {
+            let next = self.load::<u64>(keys::NEXT_ADDRESS).await?;
+            let (first, txn) = match next {
+                Some((n, rev)) => (n, Txn::new().require_revision(keys::NEXT_ADDRESS, rev)),
+                None => (0, Txn::new().require_absent(keys::NEXT_ADDRESS)),
+            };
+            if vpc.address(first + count as u64 - 1).is_none() {
+                return Err(Error::new(
+                    ErrorCode::InsufficientFreeAddressesInSubnet,
+                    format!("There are not enough free addresses in the private network to satisfy the requested number of instances ({count})."),
+                ));
+            }
+            self.commit(txn.put(keys::NEXT_ADDRESS, encode(&(first + count as u64))?)).await?;
+            Ok(first)
+        })
+        .await?;
+        let reservation_id = ids::reservation_id();
+        let az = format!("{}a", self.settings.region);
+        let now = self.now();
+        let mut launched = Vec::with_capacity(count);
+        for start in (0..count).step_by(per_commit) {
+            let mut txn = Txn::new();
+            let mut chunk = Vec::with_capacity(per_commit);
+            for n in start..(start + per_commit).min(count) {
+                let shape = Shape {
+                    launch: &launch,
+                    instance_type: &instance_type,
+                    options,
+                    profile: profile.as_deref(),
+                };
+                let address = vpc.address(first + n as u64).unwrap_or_default();
+                let (instance, instance_key) = self.new_instance(&shape, address, &reservation_id, &az, now);
+                txn = written(txn, &instance)?;
+                chunk.push((instance, instance_key));
+            }
+            self.commit(txn).await?;
+            launched.extend(chunk);
+        }
+        Ok((reservation_id, launched))
     }
 
     async fn instance_record(&self, id: &str) -> Result<(Instance, u64)> {

@@ -151,3 +151,52 @@ async fn instance_addresses_stay_unique_across_launches() {
     assert_eq!(addresses.len(), 5);
     assert_eq!(first[0].0.instance_type, "m1.small", "EC2's default instance type");
 }
+
+/// A store that takes at most `max` writes per commit, as etcd takes 128 operations.
+struct Limited {
+    inner: MemoryStore,
+    max: usize,
+}
+
+#[async_trait::async_trait]
+impl Store for Limited {
+    async fn get(&self, key: &str) -> Result<Option<Versioned>, crate::store::StoreError> {
+        self.inner.get(key).await
+    }
+    async fn list(
+        &self,
+        prefix: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<Versioned>, crate::store::StoreError> {
+        self.inner.list(prefix, after, limit).await
+    }
+    async fn commit(&self, txn: Txn) -> Result<u64, crate::store::StoreError> {
+        assert!(txn.writes.len() <= self.max, "{} writes in one commit", txn.writes.len());
+        self.inner.commit(txn).await
+    }
+    fn max_writes_per_commit(&self) -> usize {
+        self.max
+    }
+}
+
+#[tokio::test]
+async fn launches_larger_than_a_commit_are_written_in_chunks() {
+    let catalog = catalog_on(Arc::new(Limited { inner: MemoryStore::default(), max: 10 }));
+    let launch = Launch { image_id: "ami-1".into(), min_count: 7, max_count: 7, ..Launch::default() };
+    let (reservation, launched) = catalog.run_instances(launch).await.unwrap();
+    assert_eq!(launched.len(), 7);
+    let mut addresses: Vec<&str> = launched.iter().map(|(i, _)| i.private_ip_address.as_str()).collect();
+    addresses.dedup();
+    assert_eq!(addresses.len(), 7);
+    for (instance, _) in &launched {
+        assert_eq!(instance.reservation_id, reservation);
+        assert!(catalog.find_instance(&instance.instance_id).await.unwrap().is_some());
+        let at = catalog.instance_at(&instance.private_ip_address).await.unwrap();
+        assert_eq!(at.as_deref(), Some(instance.instance_id.as_str()));
+    }
+    // The next launch goes on from the reserved addresses.
+    let one = Launch { image_id: "ami-1".into(), ..Launch::default() };
+    let (_, next) = catalog.run_instances(one).await.unwrap();
+    assert_eq!(next[0].0.private_ip_address, "10.0.0.11");
+}

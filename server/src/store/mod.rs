@@ -6,6 +6,8 @@
 //! revision): the catalog reads, decides, and commits only if nothing it read has changed,
 //! retrying on [`StoreError::Conflict`]. Revisions are global and increase with each commit.
 
+#[cfg(feature = "etcd")]
+pub mod etcd;
 mod memory;
 mod prefixed;
 mod redb;
@@ -76,6 +78,12 @@ pub trait Store: Send + Sync + 'static {
 
     /// Applies `txn` atomically; the revision of the commit.
     async fn commit(&self, txn: Txn) -> Result<u64, StoreError>;
+
+    /// The most writes one commit may carry (etcd: 128 operations per transaction); bulk
+    /// operations split into commits of at most this many.
+    fn max_writes_per_commit(&self) -> usize {
+        usize::MAX
+    }
 }
 
 // === impl Txn ===

@@ -60,6 +60,10 @@ impl Store for PrefixedStore {
             .collect();
         self.inner.commit(Txn { conditions, writes }).await
     }
+
+    fn max_writes_per_commit(&self) -> usize {
+        self.inner.max_writes_per_commit()
+    }
 }
 
 #[cfg(test)]

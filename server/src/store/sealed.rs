@@ -59,6 +59,10 @@ impl Store for SealedStore {
         }
         self.inner.commit(Txn { conditions: txn.conditions, writes }).await
     }
+
+    fn max_writes_per_commit(&self) -> usize {
+        self.inner.max_writes_per_commit()
+    }
 }
 
 #[cfg(test)]

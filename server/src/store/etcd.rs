@@ -1,0 +1,214 @@
+//! The etcd backend (feature `etcd`), so that several rolecall replicas serve one fleet.
+//!
+//! - A revision is etcd's `mod_revision` of the key. Conditions are etcd compares (`version
+//!   == 0` for absent, `mod_revision == r` for "unchanged"), and a commit is one etcd `Txn`:
+//!   atomic and linearizable.
+//! - etcd takes at most 128 operations per transaction (and 1.5 MiB per request) by default.
+//!   [`Store::max_writes_per_commit`] says so, and callers split bulk writes to fit.
+//! - [`EtcdStore::changes`] streams the keys other writers change, from a revision on. Replicas
+//!   invalidate their caches with it.
+
+use etcd_client::{Client, Compare, CompareOp, GetOptions, Txn as EtcdTxn, TxnOp, WatchOptions};
+use tokio::sync::mpsc;
+
+use super::{Condition, Store, StoreError, Txn, Versioned, Write};
+
+/// etcd's default `--max-txn-ops`, less room for the conditions that guard the writes.
+pub const MAX_WRITES: usize = 96;
+
+#[derive(Clone)]
+pub struct EtcdStore {
+    client: Client,
+    /// Every key of this deployment is under it (several deployments can share an etcd).
+    prefix: String,
+}
+
+fn unavailable(e: etcd_client::Error) -> StoreError {
+    StoreError::Unavailable(format!("etcd: {e}"))
+}
+
+/// The key just after every key that starts with `prefix`.
+fn prefix_end(prefix: &[u8]) -> Vec<u8> {
+    let mut end = prefix.to_vec();
+    while let Some(last) = end.pop() {
+        if last < 0xff {
+            end.push(last + 1);
+            return end;
+        }
+    }
+    vec![0]
+}
+
+/// What a replica hears from the watch.
+#[derive(Debug)]
+pub enum Change {
+    /// These keys (without the deployment prefix) changed at this revision.
+    Keys(Vec<String>, u64),
+    /// The watch lost history (compaction, or a gap it cannot replay): forget every cache.
+    Everything,
+}
+
+impl EtcdStore {
+    pub async fn connect(endpoints: &[String], prefix: &str) -> Result<Self, String> {
+        let client =
+            Client::connect(endpoints, None).await.map_err(|e| format!("etcd {endpoints:?}: {e}"))?;
+        Ok(Self { client, prefix: prefix.to_string() })
+    }
+
+    fn full(&self, key: &str) -> String {
+        format!("{}{key}", self.prefix)
+    }
+
+    fn versioned(&self, kv: &etcd_client::KeyValue) -> Result<Versioned, StoreError> {
+        let key = String::from_utf8_lossy(kv.key());
+        let key = key.strip_prefix(&self.prefix).unwrap_or(&key).to_string();
+        Ok(Versioned {
+            key,
+            value: kv.value().into(),
+            revision: u64::try_from(kv.mod_revision()).unwrap_or(0),
+        })
+    }
+
+    /// The store's current revision.
+    pub async fn revision(&self) -> Result<u64, StoreError> {
+        let mut kv = self.client.kv_client();
+        let response =
+            kv.get(self.full(""), Some(GetOptions::new().with_limit(1))).await.map_err(unavailable)?;
+        Ok(response.header().map_or(0, |h| u64::try_from(h.revision()).unwrap_or(0)))
+    }
+
+    /// Every change under the prefix after revision `after`, for as long as the receiver
+    /// lives. The watch is re-established after etcd restarts, from the last revision seen;
+    /// where that history is gone, [`Change::Everything`] says so.
+    pub fn changes(&self, after: u64) -> mpsc::Receiver<Change> {
+        let (tx, rx) = mpsc::channel(1024);
+        let store = self.clone();
+        tokio::spawn(async move {
+            let mut next = after + 1;
+            let mut backoff = std::time::Duration::from_millis(50);
+            loop {
+                if tx.is_closed() {
+                    return;
+                }
+                let options = WatchOptions::new()
+                    .with_prefix()
+                    .with_start_revision(i64::try_from(next).unwrap_or(i64::MAX));
+                let mut client = store.client.clone();
+                match client.watch(store.prefix.clone(), Some(options)).await {
+                    Ok(mut stream) => loop {
+                        match stream.message().await {
+                            Ok(Some(response)) => {
+                                backoff = std::time::Duration::from_millis(50);
+                                if response.compact_revision() > 0 || response.canceled() {
+                                    // History gone: start over from now, forgetting everything.
+                                    if tx.send(Change::Everything).await.is_err() {
+                                        return;
+                                    }
+                                    next = store.revision().await.unwrap_or(next) + 1;
+                                    break;
+                                }
+                                let mut keys = Vec::new();
+                                let mut revision = next;
+                                for event in response.events() {
+                                    if let Some(kv) = event.kv() {
+                                        let key = String::from_utf8_lossy(kv.key()).into_owned();
+                                        keys.push(
+                                            key.strip_prefix(&store.prefix).unwrap_or(&key).to_string(),
+                                        );
+                                        revision =
+                                            revision.max(u64::try_from(kv.mod_revision()).unwrap_or(0));
+                                    }
+                                }
+                                if !keys.is_empty() {
+                                    next = revision + 1;
+                                    if tx.send(Change::Keys(keys, revision)).await.is_err() {
+                                        return;
+                                    }
+                                }
+                            }
+                            Ok(None) | Err(_) => break,
+                        }
+                    },
+                    Err(e) => tracing::warn!(error = %e, "etcd watch failed; retrying"),
+                }
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(std::time::Duration::from_secs(2));
+            }
+        });
+        rx
+    }
+}
+
+#[async_trait::async_trait]
+impl Store for EtcdStore {
+    async fn get(&self, key: &str) -> Result<Option<Versioned>, StoreError> {
+        let mut kv = self.client.kv_client();
+        let response = kv.get(self.full(key), None).await.map_err(unavailable)?;
+        response.kvs().first().map(|kv| self.versioned(kv)).transpose()
+    }
+
+    async fn list(
+        &self,
+        prefix: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<Versioned>, StoreError> {
+        let full_prefix = self.full(prefix);
+        let start = match after {
+            Some(after) if after >= prefix => {
+                let mut start = self.full(after).into_bytes();
+                start.push(0);
+                start
+            }
+            _ => full_prefix.clone().into_bytes(),
+        };
+        let options = GetOptions::new()
+            .with_range(prefix_end(full_prefix.as_bytes()))
+            .with_limit(i64::try_from(limit).unwrap_or(i64::MAX));
+        let mut kv = self.client.kv_client();
+        let response = kv.get(start, Some(options)).await.map_err(unavailable)?;
+        response.kvs().iter().map(|kv| self.versioned(kv)).collect()
+    }
+
+    async fn commit(&self, txn: Txn) -> Result<u64, StoreError> {
+        let compares: Vec<Compare> = txn
+            .conditions
+            .iter()
+            .map(|c| match c {
+                Condition::Absent(key) => Compare::version(self.full(key), CompareOp::Equal, 0),
+                Condition::AtRevision(key, revision) => Compare::mod_revision(
+                    self.full(key),
+                    CompareOp::Equal,
+                    i64::try_from(*revision).unwrap_or(i64::MAX),
+                ),
+            })
+            .collect();
+        let ops: Vec<TxnOp> = txn
+            .writes
+            .into_iter()
+            .map(|w| match w {
+                Write::Put(key, value) => TxnOp::put(self.full(&key), value, None),
+                Write::Delete(key) => TxnOp::delete(self.full(&key), None),
+            })
+            .collect();
+        let mut kv = self.client.kv_client();
+        let response = kv.txn(EtcdTxn::new().when(compares).and_then(ops)).await.map_err(unavailable)?;
+        if !response.succeeded() {
+            return Err(StoreError::Conflict);
+        }
+        Ok(response.header().map_or(0, |h| u64::try_from(h.revision()).unwrap_or(0)))
+    }
+
+    fn max_writes_per_commit(&self) -> usize {
+        MAX_WRITES
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn prefix_ends_bound_exactly_the_prefix() {
+        assert_eq!(super::prefix_end(b"rolecall/"), b"rolecall0");
+        assert_eq!(super::prefix_end(b"a\xff"), b"b");
+    }
+}
