@@ -56,11 +56,21 @@ pub struct StorageSettings {
     /// neither, one is made in `data_dir/master.key` on first start, with a warning: the
     /// key then sits beside what it protects.
     pub master_key_file: Option<PathBuf>,
+    /// backend = "etcd" (builds with the `etcd` feature): the cluster's client URLs.
+    pub etcd_endpoints: Vec<String>,
+    /// Every key of this deployment is under it in etcd.
+    pub etcd_prefix: String,
 }
 
 impl Default for StorageSettings {
     fn default() -> Self {
-        Self { backend: "redb".into(), data_dir: PathBuf::from("rolecall-data"), master_key_file: None }
+        Self {
+            backend: "redb".into(),
+            data_dir: PathBuf::from("rolecall-data"),
+            master_key_file: None,
+            etcd_endpoints: Vec::new(),
+            etcd_prefix: "rolecall/".into(),
+        }
     }
 }
 
@@ -157,6 +167,9 @@ pub struct CredentialSettings {
 pub struct KeyRingSettings {
     pub rotate_after_secs: i64,
     pub max_seals_per_key: u64,
+    /// How long a new key waits, stored but unused, before it seals anything: longer than
+    /// the other replicas take to hear of it (with etcd, at least 2 s is used).
+    pub activation_delay_secs: i64,
 }
 
 /// Defaults for new instances' metadata options.
@@ -300,11 +313,16 @@ impl Config {
                 ));
             }
         }
-        if !["redb", "memory"].contains(&self.storage.backend.as_str()) {
-            return invalid(format!(
-                "storage.backend must be redb or memory, got {:?}",
-                self.storage.backend
-            ));
+        match self.storage.backend.as_str() {
+            "redb" | "memory" => {}
+            "etcd" if !cfg!(feature = "etcd") => {
+                return invalid("storage.backend = etcd needs a build with `--features etcd`".into());
+            }
+            "etcd" if self.storage.etcd_endpoints.is_empty() => {
+                return invalid("storage.backend = etcd needs storage.etcd_endpoints".into());
+            }
+            "etcd" => {}
+            other => return invalid(format!("storage.backend must be redb, etcd or memory, got {other:?}")),
         }
         if self.server.concurrency_limit == 0 || self.server.request_timeout_ms == 0 {
             return invalid("server.concurrency_limit and server.request_timeout_ms must be positive".into());
@@ -321,6 +339,12 @@ impl Config {
             prefetch_secs: self.credentials.prefetch_secs,
             synchronized: self.simulation.synchronized_rotation,
         }
+    }
+
+    /// How long a staged key waits before it is used (replicas must all hold it first).
+    pub fn key_activation_delay_secs(&self) -> i64 {
+        let delay = self.key_ring.activation_delay_secs.max(0);
+        if self.storage.backend == "etcd" { delay.max(2) } else { delay }
     }
 
     pub fn key_ring_policy(&self) -> KeyRingPolicy {
@@ -386,7 +410,11 @@ impl Default for CredentialSettings {
 impl Default for KeyRingSettings {
     fn default() -> Self {
         let p = KeyRingPolicy::default();
-        Self { rotate_after_secs: p.rotate_after_secs, max_seals_per_key: p.max_seals_per_key }
+        Self {
+            rotate_after_secs: p.rotate_after_secs,
+            max_seals_per_key: p.max_seals_per_key,
+            activation_delay_secs: 0,
+        }
     }
 }
 

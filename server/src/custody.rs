@@ -87,9 +87,9 @@ pub fn open_store(config: &Config) -> std::result::Result<Arc<dyn Store>, String
     }
 }
 
-/// The stored key ring, rotated now (so that every process seals with a key of its own,
-/// and seal counts start from zero), or a new one. With the store revision it was written
-/// at, for the keeper.
+/// The stored key ring with a new key of this process's staged in it (to be activated by
+/// the keeper, so that every process seals with a key of its own and seal counts start at
+/// zero), or a new ring. With the store revision it was written at, for the keeper.
 pub async fn load_key_ring(
     store: &Arc<dyn Store>,
     policy: KeyRingPolicy,
@@ -98,15 +98,12 @@ pub async fn load_key_ring(
     for _ in 0..8 {
         let (next, txn) = match store.get(KEY_RING).await.map_err(store_failure)? {
             Some(stored) => {
-                let snapshot: RingSnapshot = serde_json::from_slice(&stored.value)
-                    .map_err(|e| Error::service_failure(format!("stored key ring: {e}")))?;
-                let ring = KeyRing::restore(policy, &snapshot)?;
-                (ring.rotated(now)?, Txn::new().require_revision(KEY_RING, stored.revision))
+                let ring = KeyRing::restore(policy, &parse_ring(&stored.value)?)?;
+                (ring.with_new_key(now)?, Txn::new().require_revision(KEY_RING, stored.revision))
             }
             None => (KeyRing::new(policy, now).snapshot()?, Txn::new().require_absent(KEY_RING)),
         };
-        let bytes = serde_json::to_vec(&next).map_err(|e| Error::service_failure(e.to_string()))?;
-        match store.commit(txn.put(KEY_RING, bytes)).await {
+        match store.commit(txn.put(KEY_RING, ring_bytes(&next)?)).await {
             Ok(revision) => return Ok((Arc::new(KeyRing::restore(policy, &next)?), revision)),
             Err(StoreError::Conflict) => continue,
             Err(e) => return Err(store_failure(e)),
@@ -115,15 +112,27 @@ pub async fn load_key_ring(
     Err(Error::service_failure("the stored key ring kept changing under us"))
 }
 
-/// Rotates the key ring on its schedule, persist-then-install. The rotated ring is written
-/// first, conditional on the revision this process last saw, and only then installed. If
-/// the write loses to another writer, the stored ring is installed instead.
+fn parse_ring(bytes: &[u8]) -> Result<RingSnapshot> {
+    serde_json::from_slice(bytes).map_err(|e| Error::service_failure(format!("stored key ring: {e}")))
+}
+
+fn ring_bytes(ring: &RingSnapshot) -> Result<Vec<u8>> {
+    serde_json::to_vec(ring).map_err(|e| Error::service_failure(e.to_string()))
+}
+
+/// Rotates the key ring on its schedule, in two persisted steps: a new key is staged (written
+/// to the store, known to every replica that reads it, used by none), then after
+/// `activation_delay_secs` made active. Each step is a write conditional on the revision this
+/// process last saw, installed only once written. A lost race installs the stored ring
+/// instead. So a key never seals anything the store does not hold, and, with a delay longer
+/// than the replicas' change feed takes, nothing any replica cannot open.
 pub struct KeyKeeper {
     store: Arc<dyn Store>,
     ring: Arc<KeyRing>,
     revision: tokio::sync::Mutex<u64>,
     clock: Arc<dyn Clock>,
     metrics: Metrics,
+    activation_delay_secs: i64,
 }
 
 impl KeyKeeper {
@@ -133,39 +142,66 @@ impl KeyKeeper {
         revision: u64,
         clock: Arc<dyn Clock>,
         metrics: Metrics,
+        activation_delay_secs: i64,
     ) -> Arc<Self> {
-        Arc::new(Self { store, ring, revision: tokio::sync::Mutex::new(revision), clock, metrics })
+        Arc::new(Self {
+            store,
+            ring,
+            revision: tokio::sync::Mutex::new(revision),
+            clock,
+            metrics,
+            activation_delay_secs,
+        })
     }
 
-    /// Rotates if due; whether it did.
+    /// Does what is due (stage a key, activate a staged one); whether a key was activated.
     pub async fn tick(&self) -> Result<bool> {
         let mut revision = self.revision.lock().await;
         let now = self.clock.unix();
-        if !self.ring.rotation_due_at(now)? {
-            return Ok(false);
-        }
-        let next = self.ring.rotated(now)?;
-        let bytes = serde_json::to_vec(&next).map_err(|e| Error::service_failure(e.to_string()))?;
-        let txn = Txn::new().require_revision(KEY_RING, *revision).put(KEY_RING, bytes);
-        match self.store.commit(txn).await {
-            Ok(r) => {
-                *revision = r;
-                self.ring.install(&next)?;
-                self.metrics.key_ring_rotations.inc();
-                tracing::info!(key_id = next.active, "key ring rotated");
-                Ok(true)
+        let mut activated = false;
+        for _ in 0..2 {
+            let next = match self.ring.pending()? {
+                Some((id, made)) if now - made >= self.activation_delay_secs => {
+                    self.ring.activated(id, now)?
+                }
+                Some(_) => break,
+                None if self.ring.rotation_due_at(now)? => self.ring.with_new_key(now)?,
+                None => break,
+            };
+            let txn = Txn::new().require_revision(KEY_RING, *revision).put(KEY_RING, ring_bytes(&next)?);
+            match self.store.commit(txn).await {
+                Ok(r) => {
+                    *revision = r;
+                    let activating = next.active != self.ring.active_key_id()?;
+                    self.ring.install(&next)?;
+                    if activating {
+                        activated = true;
+                        self.metrics.key_ring_rotations.inc();
+                        tracing::info!(key_id = next.active, "key ring rotated");
+                    }
+                }
+                Err(StoreError::Conflict) => {
+                    self.reload(&mut revision).await?;
+                    break;
+                }
+                Err(e) => return Err(store_failure(e)),
             }
-            Err(StoreError::Conflict) => {
-                let stored = self.store.get(KEY_RING).await.map_err(store_failure)?;
-                let stored = stored.ok_or_else(|| Error::service_failure("the stored key ring is gone"))?;
-                let snapshot: RingSnapshot = serde_json::from_slice(&stored.value)
-                    .map_err(|e| Error::service_failure(format!("stored key ring: {e}")))?;
-                *revision = stored.revision;
-                self.ring.install(&snapshot)?;
-                Ok(false)
-            }
-            Err(e) => Err(store_failure(e)),
         }
+        Ok(activated)
+    }
+
+    /// Installs the ring as stored (another replica changed it).
+    pub async fn refresh(&self) -> Result<()> {
+        let mut revision = self.revision.lock().await;
+        self.reload(&mut revision).await
+    }
+
+    async fn reload(&self, revision: &mut u64) -> Result<()> {
+        let stored = self.store.get(KEY_RING).await.map_err(store_failure)?;
+        let stored = stored.ok_or_else(|| Error::service_failure("the stored key ring is gone"))?;
+        self.ring.install(&parse_ring(&stored.value)?)?;
+        *revision = stored.revision;
+        Ok(())
     }
 
     /// Checks every second, for as long as the ring is in use.

@@ -134,6 +134,7 @@ impl App {
             ring_revision,
             dyn_clock.clone(),
             metrics.clone(),
+            config.key_activation_delay_secs(),
         );
         key_keeper.spawn();
         let identity = custody::load_identity_signer(&store).await.map_err(ServeError::Keys)?;

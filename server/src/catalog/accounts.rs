@@ -54,6 +54,26 @@ impl Accounts {
         self.catalogs.keys()
     }
 
+    /// Another writer (a replica) changed `key` of the shared store: forget what any
+    /// account's caches hold of it.
+    pub fn invalidate(&self, key: &str) {
+        if let Some(rest) = key.strip_prefix("acct/")
+            && let Some((account, key)) = rest.split_once('/')
+            && let Some(catalog) = self.catalogs.get(account)
+        {
+            catalog.invalidate(key);
+            return;
+        }
+        self.default_catalog().invalidate(key);
+    }
+
+    /// Forget every cached record (the change feed lost history).
+    pub fn invalidate_all(&self) {
+        for catalog in self.catalogs.values() {
+            catalog.invalidate_all();
+        }
+    }
+
     /// The account holding an instance, and the instance (the default account first).
     pub async fn find_instance(&self, instance_id: &str) -> Result<Option<(Arc<Catalog>, Arc<Instance>)>> {
         for catalog in self.in_search_order() {

@@ -126,6 +126,27 @@ impl Catalog {
         self.iam_generation.load(std::sync::atomic::Ordering::SeqCst)
     }
 
+    /// Another writer changed `key`: drop its cached record, and move the IAM generation if
+    /// it is an IAM record (compiled policies are rebuilt).
+    pub fn invalidate(&self, key: &str) {
+        if key.starts_with("iam/") {
+            self.iam_generation.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+        if let Ok(mut generation) = self.records.generation.lock() {
+            *generation += 1;
+            self.records.records.remove(key);
+        }
+    }
+
+    /// Drops every cached record and moves the IAM generation.
+    pub fn invalidate_all(&self) {
+        self.iam_generation.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        if let Ok(mut generation) = self.records.generation.lock() {
+            *generation += 1;
+            self.records.records.clear();
+        }
+    }
+
     pub fn account_id(&self) -> &str {
         &self.settings.account_id
     }

@@ -136,16 +136,10 @@ impl KeyRing {
         })
     }
 
-    /// What the ring would be after a rotation now (a fresh active key, the old one retired,
-    /// keys past retention gone), for the keeper to persist before installing it.
-    pub fn rotated(&self, now: i64) -> Result<RingSnapshot> {
+    /// The first half of a rotation: the ring with a fresh key that is not active yet (so
+    /// that every replica holds it before anyone seals with it), keys past retention gone.
+    pub fn with_new_key(&self, now: i64) -> Result<RingSnapshot> {
         let mut next = self.snapshot()?;
-        let old = next.active;
-        for k in &mut next.keys {
-            if k.id == old {
-                k.retired_at = Some(now);
-            }
-        }
         let retain = self.policy.retain_secs;
         next.keys.retain(|k| k.retired_at.is_none_or(|r| now - r <= retain));
         let id = next.keys.iter().map(|k| k.id).max().unwrap_or(0).wrapping_add(1).max(1);
@@ -155,6 +149,31 @@ impl KeyRing {
             retired_at: None,
             material: RingKey::fresh_material(),
         });
+        Ok(next)
+    }
+
+    /// The key made by [`with_new_key`](Self::with_new_key) and not active yet, if any:
+    /// (id, made at).
+    pub fn pending(&self) -> Result<Option<(u32, i64)>> {
+        let state = self.read()?;
+        let active = state.active;
+        Ok(state
+            .keys
+            .iter()
+            .filter(|(id, k)| **id > active && k.retired_at.is_none())
+            .map(|(id, k)| (*id, k.created_at))
+            .max())
+    }
+
+    /// The second half: `id` active, the old active key retired now.
+    pub fn activated(&self, id: u32, now: i64) -> Result<RingSnapshot> {
+        let mut next = self.snapshot()?;
+        let old = next.active;
+        for k in &mut next.keys {
+            if k.id == old {
+                k.retired_at = Some(now);
+            }
+        }
         next.active = id;
         Ok(next)
     }
@@ -410,10 +429,14 @@ mod tests {
         // Kept rings do not rotate by themselves, even when due.
         assert!(restored.rotation_due_at(100).unwrap());
         assert!(!restored.maintain(100).unwrap());
-        let next = restored.rotated(100).unwrap();
-        assert_ne!(next.active, id);
+        let staged = restored.with_new_key(100).unwrap();
+        restored.install(&staged).unwrap();
+        assert_eq!(restored.active_key_id().unwrap(), id, "a new key is not used before it is activated");
+        let (pending, _) = restored.pending().unwrap().unwrap();
+        let next = restored.activated(pending, 101).unwrap();
         restored.install(&next).unwrap();
-        assert_eq!(restored.active_key_id().unwrap(), next.active);
+        assert_eq!(restored.active_key_id().unwrap(), pending);
+        assert_eq!(restored.pending().unwrap(), None);
         assert!(restored.open(b"t", id, &sealed).unwrap().is_some(), "the retired key stays");
         assert!(!format!("{next:?}").contains(&next.keys[0].material.0));
     }

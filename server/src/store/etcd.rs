@@ -95,9 +95,9 @@ impl EtcdStore {
                     .with_start_revision(i64::try_from(next).unwrap_or(i64::MAX));
                 let mut client = store.client.clone();
                 match client.watch(store.prefix.clone(), Some(options)).await {
-                    Ok(mut stream) => loop {
-                        match stream.message().await {
-                            Ok(Some(response)) => {
+                    Ok(mut stream) => {
+                        while let Ok(Some(response)) = stream.message().await {
+                            {
                                 backoff = std::time::Duration::from_millis(50);
                                 if response.compact_revision() > 0 || response.canceled() {
                                     // History gone: start over from now, forgetting everything.
@@ -126,9 +126,8 @@ impl EtcdStore {
                                     }
                                 }
                             }
-                            Ok(None) | Err(_) => break,
                         }
-                    },
+                    }
                     Err(e) => tracing::warn!(error = %e, "etcd watch failed; retrying"),
                 }
                 tokio::time::sleep(backoff).await;
