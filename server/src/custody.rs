@@ -74,17 +74,79 @@ fn make_key_file(path: &Path) -> std::result::Result<(), String> {
     writeln!(file, "{}", MasterKey::generate()).map_err(|e| format!("{}: {e}", path.display()))
 }
 
-/// The configured store: memory, or redb sealed under the master key.
-pub fn open_store(config: &Config) -> std::result::Result<Arc<dyn Store>, String> {
-    match config.storage.backend.as_str() {
-        "memory" => Ok(Arc::new(MemoryStore::default())),
+/// The opened store, and where other replicas' changes arrive (etcd).
+pub struct Opened {
+    pub store: Arc<dyn Store>,
+    #[cfg(feature = "etcd")]
+    pub changes: Option<tokio::sync::mpsc::Receiver<crate::store::etcd::Change>>,
+}
+
+/// The configured store: memory, redb or etcd, the durable ones sealed under the master key.
+pub async fn open_store(config: &Config) -> std::result::Result<Opened, String> {
+    let store: Arc<dyn Store> = match config.storage.backend.as_str() {
+        "memory" => Arc::new(MemoryStore::default()),
+        #[cfg(feature = "etcd")]
+        "etcd" => {
+            if std::env::var_os("ROLECALL_MASTER_KEY").is_none() && config.storage.master_key_file.is_none() {
+                return Err("storage.backend = etcd needs the master key every replica shares: ROLECALL_MASTER_KEY or storage.master_key_file".into());
+            }
+            let key = master_key(config)?;
+            let etcd = crate::store::etcd::EtcdStore::connect(
+                &config.storage.etcd_endpoints,
+                &config.storage.etcd_prefix,
+            )
+            .await?;
+            // Changes from here on invalidate this replica's caches (which start empty).
+            let from = etcd.revision().await.map_err(|e| e.to_string())?;
+            let changes = etcd.changes(from);
+            tracing::info!(endpoints = ?config.storage.etcd_endpoints, prefix = %config.storage.etcd_prefix, "state in etcd, sealed at rest");
+            return Ok(Opened {
+                store: Arc::new(SealedStore::new(Arc::new(etcd), key)),
+                changes: Some(changes),
+            });
+        }
         _ => {
             let key = master_key(config)?;
             let redb = RedbStore::open(&config.storage.data_dir).map_err(|e| e.to_string())?;
             tracing::info!(dir = %config.storage.data_dir.display(), "state in redb, sealed at rest");
-            Ok(Arc::new(SealedStore::new(Arc::new(redb), key)))
+            Arc::new(SealedStore::new(Arc::new(redb), key))
         }
-    }
+    };
+    Ok(Opened {
+        store,
+        #[cfg(feature = "etcd")]
+        changes: None,
+    })
+}
+
+/// Applies other replicas' changes to this one's caches: a changed record is forgotten
+/// (and compiled policies rebuilt for IAM records); a changed key ring is installed.
+#[cfg(feature = "etcd")]
+pub fn follow(
+    mut changes: tokio::sync::mpsc::Receiver<crate::store::etcd::Change>,
+    accounts: Arc<crate::catalog::Accounts>,
+    keeper: Arc<KeyKeeper>,
+) {
+    use crate::store::etcd::Change;
+    tokio::spawn(async move {
+        while let Some(change) = changes.recv().await {
+            let ring_changed = match change {
+                Change::Keys(keys, _) => {
+                    for key in &keys {
+                        accounts.invalidate(key);
+                    }
+                    keys.iter().any(|k| k == KEY_RING)
+                }
+                Change::Everything => {
+                    accounts.invalidate_all();
+                    true
+                }
+            };
+            if ring_changed && let Err(e) = keeper.refresh().await {
+                tracing::error!(error = %e, "cannot reload the key ring another replica changed");
+            }
+        }
+    });
 }
 
 /// The stored key ring with a new key of this process's staged in it (to be activated by

@@ -123,7 +123,8 @@ impl App {
             &config.region,
         )
         .map_err(ServeError::Audit)?;
-        let store = custody::open_store(&config).map_err(ServeError::Store)?;
+        let opened = custody::open_store(&config).await.map_err(ServeError::Store)?;
+        let store = opened.store;
         let (key_ring, ring_revision) =
             custody::load_key_ring(&store, config.key_ring_policy(), clock.unix())
                 .await
@@ -139,6 +140,10 @@ impl App {
         key_keeper.spawn();
         let identity = custody::load_identity_signer(&store).await.map_err(ServeError::Keys)?;
         let accounts = Arc::new(catalog::Accounts::new(store, dyn_clock.clone(), settings, &config.accounts));
+        #[cfg(feature = "etcd")]
+        if let Some(changes) = opened.changes {
+            custody::follow(changes, accounts.clone(), key_keeper.clone());
+        }
         let catalog = accounts.default_catalog().clone();
         let imds = InstanceMetadata::new(
             accounts.clone(),

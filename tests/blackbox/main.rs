@@ -10,6 +10,8 @@ mod cli;
 mod common;
 mod durability;
 mod ec2;
+#[cfg(feature = "etcd")]
+mod etcd;
 mod http_imds;
 mod iam;
 mod imds;

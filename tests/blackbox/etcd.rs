@@ -1,0 +1,245 @@
+//! Several replicas on one etcd (feature `etcd`; scripts/setup-test-env installs Debian's
+//! etcd-server and each test starts its own on loopback).
+
+use std::{
+    io::BufRead,
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use rolecall_api as pb;
+
+use crate::common::*;
+
+/// An etcd of the test's own, on free loopback ports, stopped on drop.
+struct Etcd {
+    child: Option<Child>,
+    dir: std::path::PathBuf,
+    client_url: String,
+    peer_url: String,
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+impl Etcd {
+    async fn start(name: &str) -> Self {
+        let dir = std::env::temp_dir().join(format!("rolecall-etcd-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let mut etcd = Self {
+            child: None,
+            dir,
+            client_url: format!("http://127.0.0.1:{}", free_port()),
+            peer_url: format!("http://127.0.0.1:{}", free_port()),
+        };
+        etcd.run().await;
+        etcd
+    }
+
+    /// Starts etcd on its directory and waits until it says it serves clients.
+    async fn run(&mut self) {
+        let mut child = Command::new("etcd")
+            .args(["--name", "test", "--data-dir"])
+            .arg(&self.dir)
+            .args(["--listen-client-urls", &self.client_url, "--advertise-client-urls", &self.client_url])
+            .args(["--listen-peer-urls", &self.peer_url, "--initial-advertise-peer-urls", &self.peer_url])
+            .args(["--initial-cluster", &format!("test={}", self.peer_url)])
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("etcd (scripts/setup-test-env installs etcd-server)");
+        let stderr = child.stderr.take().unwrap();
+        tokio::task::spawn_blocking(move || {
+            let mut lines = std::io::BufReader::new(stderr).lines();
+            for line in lines.by_ref() {
+                if line.unwrap().contains("ready to serve client requests") {
+                    // Keep draining, so that etcd never blocks on a full pipe.
+                    std::thread::spawn(move || lines.for_each(drop));
+                    return;
+                }
+            }
+            panic!("etcd exited before serving");
+        })
+        .await
+        .unwrap();
+        self.child = Some(child);
+    }
+
+    fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for Etcd {
+    fn drop(&mut self) {
+        self.stop();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A replica: an in-process server whose state is in `etcd`, under `prefix`.
+async fn replica(etcd: &Etcd, prefix: &str) -> TestServer {
+    let key_file = std::env::temp_dir().join(format!("rolecall-master-{}.key", std::process::id()));
+    if !key_file.exists() {
+        std::fs::write(&key_file, "MTIzNDU2Nzg5MDEyMzQ1Njc4OTAxMjM0NTY3ODkwMTI=").unwrap();
+    }
+    let (url, prefix) = (etcd.client_url.clone(), prefix.to_string());
+    TestServer::start_with(move |c| {
+        c.storage.backend = "etcd".into();
+        c.storage.etcd_endpoints = vec![url];
+        c.storage.etcd_prefix = prefix;
+        c.storage.master_key_file = Some(key_file);
+    })
+    .await
+}
+
+/// Waits (yielding, polling every 5 ms, for at most 10 s) until `check` holds; how long it took.
+async fn until<F, Fut>(what: &str, mut check: F) -> Duration
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let start = Instant::now();
+    let mut poll = tokio::time::interval(Duration::from_millis(5));
+    while start.elapsed() < Duration::from_secs(10) {
+        poll.tick().await;
+        if check().await {
+            return start.elapsed();
+        }
+    }
+    panic!("{what}: not within 10 s");
+}
+
+async fn role_names_on(server: &TestServer, instance_id: &str, key: &str) -> Vec<String> {
+    let t = token(server, instance_id, key).await;
+    role_names(server, &t).await
+}
+
+#[tokio::test]
+async fn three_replicas_serve_one_fleet_and_see_each_others_changes() {
+    let etcd = Etcd::start("three").await;
+    let a = replica(&etcd, "three/").await;
+    let b = replica(&etcd, "three/").await;
+    let c = replica(&etcd, "three/").await;
+    role_in_profile(&a, "Web").await;
+    role_in_profile(&a, "Batch").await;
+    // Launched through A (a 200-instance launch: more writes than one etcd transaction).
+    let fleet = launch(&a, 200, Some("Web")).await;
+    let (instance, key) = &fleet[0];
+    // B and C know the instance and its role at once (reads go to etcd)...
+    assert_eq!(role_names_on(&b, &instance.instance_id, key).await, ["Web"]);
+    assert_eq!(role_names_on(&c, &instance.instance_id, key).await, ["Web"]);
+    // ...and credentials any replica issues verify on every other.
+    let t = token(&b, &instance.instance_id, key).await;
+    let issued_by_b = credentials(&b, &t, "Web").await.unwrap();
+    let session = rolecall_server::grpc::sigv4::ClientCredentials {
+        access_key_id: issued_by_b.access_key_id.clone(),
+        secret_access_key: issued_by_b.secret_access_key.clone(),
+        session_token: Some(issued_by_b.token.clone()),
+    };
+    let me = c.sts(session).get_caller_identity(pb::GetCallerIdentityRequest {}).await.unwrap().into_inner();
+    assert_eq!(me.arn, format!("arn:aws:sts::123456789012:assumed-role/Web/{}", instance.instance_id));
+
+    // The role moves through A; B and C, which have it cached, follow through the watch.
+    let association = associations_of(&a, &instance.instance_id).await;
+    a.ec2()
+        .replace_iam_instance_profile_association(pb::ReplaceIamInstanceProfileAssociationRequest {
+            association_id: association,
+            iam_instance_profile: Some(pb::IamInstanceProfileSpecification {
+                name: "Batch".into(),
+                ..Default::default()
+            }),
+        })
+        .await
+        .unwrap();
+    assert_eq!(role_names_on(&a, &instance.instance_id, key).await, ["Batch"], "at once through A");
+    for (name, replica) in [("B", &b), ("C", &c)] {
+        let took = until(&format!("{name} sees the new role"), || async {
+            role_names_on(replica, &instance.instance_id, key).await == ["Batch"]
+        })
+        .await;
+        eprintln!("propagation to {name}: {took:?}");
+    }
+    // A policy change through B reaches A's compiled policies.
+    let attach = pb::AttachRolePolicyRequest {
+        role_name: "Batch".into(),
+        policy_arn: "arn:aws:iam::aws:policy/IAMReadOnlyAccess".into(),
+    };
+    b.iam().attach_role_policy(attach).await.unwrap();
+    let t = token(&a, &instance.instance_id, key).await;
+    let creds = credentials(&a, &t, "Batch").await.unwrap();
+    let session = rolecall_server::grpc::sigv4::ClientCredentials {
+        access_key_id: creds.access_key_id,
+        secret_access_key: creds.secret_access_key,
+        session_token: Some(creds.token),
+    };
+    let signed = rolecall_api::iam_client::IamClient::new(a.signing(session, "iam"));
+    until("A allows what B attached", || {
+        let mut signed = signed.clone();
+        async move { signed.list_roles(pb::ListRolesRequest::default()).await.is_ok() }
+    })
+    .await;
+}
+
+async fn associations_of(server: &TestServer, instance_id: &str) -> String {
+    let filter = pb::Filter { name: "instance-id".into(), values: vec![instance_id.into()] };
+    let found = server
+        .ec2()
+        .describe_iam_instance_profile_associations(pb::DescribeIamInstanceProfileAssociationsRequest {
+            filters: vec![filter],
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    found.iam_instance_profile_associations[0].association_id.clone()
+}
+
+#[tokio::test]
+async fn replicas_ride_out_an_etcd_restart_without_losing_acknowledged_writes() {
+    let mut etcd = Etcd::start("restart").await;
+    let a = replica(&etcd, "restart/").await;
+    let b = replica(&etcd, "restart/").await;
+    let mut acknowledged = Vec::new();
+    for n in 0..10 {
+        let name = format!("before-{n}");
+        a.iam()
+            .create_user(pb::CreateUserRequest { user_name: name.clone(), ..Default::default() })
+            .await
+            .unwrap();
+        acknowledged.push(name);
+    }
+    etcd.stop();
+    // While etcd is down, writes fail cleanly (an error, not a hang or a lie).
+    let down =
+        a.iam().create_user(pb::CreateUserRequest { user_name: "during".into(), ..Default::default() }).await;
+    assert!(down.is_err());
+    etcd.run().await;
+    // Back: both replicas serve every acknowledged write, and take new ones.
+    until("A writes again", || {
+        let a = &a;
+        async move {
+            a.iam()
+                .create_user(pb::CreateUserRequest { user_name: "after".into(), ..Default::default() })
+                .await
+                .is_ok()
+        }
+    })
+    .await;
+    let users: Vec<String> = b
+        .iam()
+        .list_users(pb::ListUsersRequest::default())
+        .await
+        .unwrap()
+        .into_inner()
+        .users
+        .into_iter()
+        .map(|u| u.user_name)
+        .collect();
+    for name in acknowledged.iter().chain([&"after".to_string()]) {
+        assert!(users.contains(name), "{name} lost: {users:?}");
+    }
+}
