@@ -206,14 +206,16 @@ impl KeyKeeper {
         metrics: Metrics,
         activation_delay_secs: i64,
     ) -> Arc<Self> {
-        Arc::new(Self {
+        let keeper = Arc::new(Self {
             store,
             ring,
             revision: tokio::sync::Mutex::new(revision),
             clock,
             metrics,
             activation_delay_secs,
-        })
+        });
+        keeper.count_keys();
+        keeper
     }
 
     /// Does what is due (stage a key, activate a staged one); whether a key was activated.
@@ -236,6 +238,7 @@ impl KeyKeeper {
                     *revision = r;
                     let activating = next.active != self.ring.active_key_id()?;
                     self.ring.install(&next)?;
+                    self.count_keys();
                     if activating {
                         activated = true;
                         self.metrics.key_ring_rotations.inc();
@@ -263,7 +266,14 @@ impl KeyKeeper {
         let stored = stored.ok_or_else(|| Error::service_failure("the stored key ring is gone"))?;
         self.ring.install(&parse_ring(&stored.value)?)?;
         *revision = stored.revision;
+        self.count_keys();
         Ok(())
+    }
+
+    fn count_keys(&self) {
+        if let Ok(n) = self.ring.key_count() {
+            self.metrics.key_ring_keys.set(i64::try_from(n).unwrap_or(i64::MAX));
+        }
     }
 
     /// Checks every second, for as long as the ring is in use.

@@ -34,6 +34,9 @@ pub struct Metrics {
     pub imds_tokens_issued: Counter,
     pub instances_launched: Counter,
     pub key_ring_rotations: Counter,
+    /// Keys this process holds (active, staged, retired): a replica that heard of a staged
+    /// key shows one more.
+    pub key_ring_keys: prometheus_client::metrics::gauge::Gauge,
     pub errors: Family<ErrorLabels, Counter>,
 }
 
@@ -79,6 +82,11 @@ impl Metrics {
             "key_ring_rotations",
             "Times the key ring made a new active key",
             self.key_ring_rotations.clone(),
+        );
+        registry.register(
+            "key_ring_keys",
+            "Keys the key ring holds (active, staged for activation, retired until expiry)",
+            self.key_ring_keys.clone(),
         );
         registry.register(
             "errors",

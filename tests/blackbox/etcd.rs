@@ -82,6 +82,14 @@ impl Drop for Etcd {
 
 /// A replica: an in-process server whose state is in `etcd`, under `prefix`.
 async fn replica(etcd: &Etcd, prefix: &str) -> TestServer {
+    replica_with(etcd, prefix, |_| {}).await
+}
+
+async fn replica_with(
+    etcd: &Etcd,
+    prefix: &str,
+    adjust: impl FnOnce(&mut rolecall_server::config::Config) + Send + 'static,
+) -> TestServer {
     let key_file = std::env::temp_dir().join(format!("rolecall-master-{}.key", std::process::id()));
     if !key_file.exists() {
         std::fs::write(&key_file, "MTIzNDU2Nzg5MDEyMzQ1Njc4OTAxMjM0NTY3ODkwMTI=").unwrap();
@@ -92,6 +100,7 @@ async fn replica(etcd: &Etcd, prefix: &str) -> TestServer {
         c.storage.etcd_endpoints = vec![url];
         c.storage.etcd_prefix = prefix;
         c.storage.master_key_file = Some(key_file);
+        adjust(c);
     })
     .await
 }
@@ -242,4 +251,141 @@ async fn replicas_ride_out_an_etcd_restart_without_losing_acknowledged_writes() 
     for name in acknowledged.iter().chain([&"after".to_string()]) {
         assert!(users.contains(name), "{name} lost: {users:?}");
     }
+}
+
+/// The keys a replica's ring holds (its gauge).
+async fn keys(server: &TestServer) -> u64 {
+    rolecall_server::telemetry::counter_in(&server.metrics_text().await, "rolecall_key_ring_keys")
+}
+
+#[tokio::test]
+async fn a_key_rotated_on_one_replica_verifies_on_the_others_at_once() {
+    let etcd = Etcd::start("rotation").await;
+    let a = replica_with(&etcd, "rotation/", |c| c.key_ring.rotate_after_secs = 60).await;
+    let b = replica_with(&etcd, "rotation/", |c| c.key_ring.rotate_after_secs = 60).await;
+    role_in_profile(&a, "Web").await;
+    let (instance, key) = launch(&a, 1, Some("Web")).await.remove(0);
+    // A stages a new key (and activates the one it staged at start)...
+    a.advance(60).await;
+    // ...B hears of it through the watch before anything is sealed with it...
+    let staged = keys(&a).await;
+    until("B holds A's staged key", || async { keys(&b).await >= staged }).await;
+    // ...A activates it, and what A seals with it opens on B on the first try.
+    a.advance(3).await;
+    let rotations = a.counter("rolecall_key_ring_rotations_total").await;
+    assert!(rotations >= 1, "A rotated");
+    let t = token(&a, &instance.instance_id, &key).await;
+    let creds = credentials(&a, &t, "Web").await.unwrap();
+    let session = rolecall_server::grpc::sigv4::ClientCredentials {
+        access_key_id: creds.access_key_id,
+        secret_access_key: creds.secret_access_key,
+        session_token: Some(creds.token),
+    };
+    let me = b.sts(session).get_caller_identity(pb::GetCallerIdentityRequest {}).await.unwrap().into_inner();
+    assert!(me.arn.ends_with(&instance.instance_id));
+    // B also takes A's IMDS token.
+    assert_eq!(role_names(&b, &t).await, ["Web"]);
+}
+
+#[tokio::test]
+async fn an_agent_carries_on_against_the_other_replicas_when_one_stops() {
+    let etcd = Etcd::start("failover").await;
+    let replicas = vec![
+        replica(&etcd, "failover/").await,
+        replica(&etcd, "failover/").await,
+        replica(&etcd, "failover/").await,
+    ];
+    role_in_profile(&replicas[0], "Web").await;
+    let (instance, key) = launch(&replicas[0], 1, Some("Web")).await.remove(0);
+    // The agent: its own clients of every replica, round-robin, on to the next replica when
+    // a call fails.
+    let clients: Vec<_> = replicas.iter().map(|r| r.imds()).collect();
+    let mut replicas: Vec<Option<TestServer>> = replicas.into_iter().map(Some).collect();
+    let mut next = 0;
+    let mut failovers = 0;
+    for fetch in 0..60 {
+        if fetch == 20 {
+            // Stopped in the middle of the run; the agent does not know.
+            replicas[1].take().unwrap().stop().await.unwrap();
+        }
+        let mut served = false;
+        for attempt in 0..3 {
+            let mut imds = clients[(next + attempt) % 3].clone();
+            let result = async {
+                let token = imds
+                    .get_token(pb::GetTokenRequest {
+                        instance_id: instance.instance_id.clone(),
+                        instance_key: key.clone(),
+                        ttl_seconds: 60,
+                    })
+                    .await?
+                    .into_inner()
+                    .token;
+                let request =
+                    pb::GetSecurityCredentialsRequest { caller: caller(&token), role_name: "Web".into() };
+                imds.get_security_credentials(request).await
+            }
+            .await;
+            if result.is_ok_and(|c| c.into_inner().code == "Success") {
+                served = true;
+                break;
+            }
+            failovers += 1;
+        }
+        assert!(served, "fetch {fetch} failed on every replica");
+        next = (next + 1) % 3;
+    }
+    // Every third fetch after the stop started on the stopped replica and moved on.
+    assert!(failovers >= 10, "{failovers} failovers");
+}
+
+#[tokio::test]
+async fn two_replicas_racing_on_one_role_never_pass_its_quota() {
+    let etcd = Etcd::start("race").await;
+    let a = replica(&etcd, "race/").await;
+    let b = replica(&etcd, "race/").await;
+    create_role(&a, "Busy", EC2_TRUST).await;
+    let document =
+        r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"s3:GetObject","Resource":"*"}]}"#;
+    let mut arns = Vec::new();
+    for n in 0..16 {
+        let created = a
+            .iam()
+            .create_policy(pb::CreatePolicyRequest {
+                policy_name: format!("p{n}"),
+                policy_document: document.into(),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        arns.push(created.into_inner().policy.unwrap().arn);
+    }
+    // 16 attachments at once, half through each replica, against a quota of 10.
+    let mut racing = Vec::new();
+    for (n, arn) in arns.into_iter().enumerate() {
+        let mut iam = if n % 2 == 0 { a.iam() } else { b.iam() };
+        racing.push(tokio::spawn(async move {
+            iam.attach_role_policy(pb::AttachRolePolicyRequest { role_name: "Busy".into(), policy_arn: arn })
+                .await
+        }));
+    }
+    let mut attached = 0;
+    for task in racing {
+        match task.await.unwrap() {
+            Ok(_) => attached += 1,
+            Err(status) => assert_eq!(reason(&status), "LimitExceeded", "{status:?}"),
+        }
+    }
+    assert_eq!(attached, 10);
+    let listed = b
+        .iam()
+        .list_attached_role_policies(pb::ListAttachedRolePoliciesRequest {
+            role_name: "Busy".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .attached_policies;
+    assert_eq!(listed.len(), 10);
 }

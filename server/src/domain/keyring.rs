@@ -228,6 +228,11 @@ impl KeyRing {
         Ok(self.write()?.rotate(now))
     }
 
+    /// How many keys the ring holds.
+    pub fn key_count(&self) -> Result<usize> {
+        Ok(self.read()?.keys.len())
+    }
+
     /// The active key id.
     pub fn active_key_id(&self) -> Result<u32> {
         Ok(self.read()?.active)
