@@ -8,10 +8,18 @@
 //! - [`EtcdStore::changes`] streams the keys other writers change, from a revision on. Replicas
 //!   invalidate their caches with it.
 
-use etcd_client::{Client, Compare, CompareOp, GetOptions, Txn as EtcdTxn, TxnOp, WatchOptions};
+use std::time::Duration;
+
+use etcd_client::{
+    Client, Compare, CompareOp, ConnectOptions, GetOptions, Txn as EtcdTxn, TxnOp, WatchOptions,
+};
 use tokio::sync::mpsc;
 
 use super::{Condition, Store, StoreError, Txn, Versioned, Write};
+
+const KEEPALIVE: Duration = Duration::from_secs(2);
+const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(2);
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// etcd's default `--max-txn-ops`, less room for the conditions that guard the writes.
 pub const MAX_WRITES: usize = 96;
@@ -50,8 +58,17 @@ pub enum Change {
 
 impl EtcdStore {
     pub async fn connect(endpoints: &[String], prefix: &str) -> Result<Self, String> {
-        let client =
-            Client::connect(endpoints, None).await.map_err(|e| format!("etcd {endpoints:?}: {e}"))?;
+        // HTTP/2 keepalives notice a silent partition within KEEPALIVE + KEEPALIVE_TIMEOUT;
+        // a request waits at most REQUEST_TIMEOUT: a replica cut off from etcd answers
+        // errors soon, not stale data forever.
+        let options = ConnectOptions::new()
+            .with_keep_alive(KEEPALIVE, KEEPALIVE_TIMEOUT)
+            .with_keep_alive_while_idle(true)
+            .with_connect_timeout(REQUEST_TIMEOUT)
+            .with_timeout(REQUEST_TIMEOUT);
+        let client = Client::connect(endpoints, Some(options))
+            .await
+            .map_err(|e| format!("etcd {endpoints:?}: {e}"))?;
         Ok(Self { client, prefix: prefix.to_string() })
     }
 
@@ -129,6 +146,11 @@ impl EtcdStore {
                         }
                     }
                     Err(e) => tracing::warn!(error = %e, "etcd watch failed; retrying"),
+                }
+                // Whatever happens while the watch is down is unknown until it is back:
+                // caches must not serve it meanwhile.
+                if tx.send(Change::Everything).await.is_err() {
+                    return;
                 }
                 tokio::time::sleep(backoff).await;
                 backoff = (backoff * 2).min(std::time::Duration::from_secs(2));
