@@ -75,6 +75,9 @@ struct ServeArgs {
     /// redb's data directory [default: rolecall-data].
     #[arg(long, env = "ROLECALL_DATA_DIR")]
     data_dir: Option<PathBuf>,
+    /// etcd client URLs (repeat the flag for several), with --storage etcd.
+    #[arg(long = "etcd-endpoint", env = "ROLECALL_ETCD_ENDPOINTS", value_delimiter = ',')]
+    etcd_endpoints: Vec<String>,
     /// A file holding the master key that seals state at rest (ROLECALL_MASTER_KEY, the key
     /// itself, takes precedence).
     #[arg(long, env = "ROLECALL_MASTER_KEY_FILE")]
@@ -140,6 +143,9 @@ impl ServeArgs {
         }
         if let Some(v) = self.data_dir {
             c.storage.data_dir = v;
+        }
+        if !self.etcd_endpoints.is_empty() {
+            c.storage.etcd_endpoints = self.etcd_endpoints;
         }
         if let Some(v) = self.master_key_file {
             c.storage.master_key_file = Some(v);
