@@ -46,6 +46,8 @@ pub struct Options {
     pub pin: bool,
     /// Run servers in this process (tests): no CPU accounting of the server.
     pub in_process: bool,
+    /// Rolecall replicas on one etcd (1: a single server on the in-memory store).
+    pub replicas: usize,
     /// The storm's rotation period: the whole fleet must warm up within it.
     pub storm_period_secs: i64,
     /// Pause between two role replacements in churn.
@@ -97,12 +99,30 @@ async fn start_server(opts: &Options, scenario: Scenario) -> Result<ServerUnderT
         return Ok(ServerUnderTest::remote(host.clone(), opts.metrics));
     }
     let config = server_config(scenario, opts.instances, opts.storm_period_secs);
+    if opts.replicas > 1 && kind == Kind::Rolecall {
+        return start_replicas(opts, config);
+    }
     if opts.in_process {
         ServerUnderTest::in_process(kind, config).await
     } else {
         let json = config_json(&config)?;
         ServerUnderTest::spawn_child(kind, &json, opts.pin.then_some(0))
     }
+}
+
+/// `opts.replicas` children on an etcd of their own, all pinned to the server core: on two
+/// cores this shows what a replica costs, not scaling.
+fn start_replicas(opts: &Options, mut config: Config) -> Result<ServerUnderTest, String> {
+    let etcd = crate::servers::Etcd::start(opts.out.join("etcd"))?;
+    let key = opts.out.join("master.key");
+    std::fs::write(&key, rolecall_server::domain::master_key::MasterKey::generate())
+        .map_err(|e| e.to_string())?;
+    config.storage.backend = "etcd".into();
+    config.storage.etcd_endpoints = vec![etcd.client_url.clone()];
+    config.storage.master_key_file = Some(key);
+    let json = config_json(&config)?;
+    let configs = vec![json; opts.replicas];
+    ServerUnderTest::spawn_replicas(&configs, opts.pin.then_some(0), etcd)
 }
 
 fn config_json(config: &Config) -> Result<String, String> {
@@ -145,7 +165,12 @@ pub async fn run(opts: &Options) -> Result<Report, String> {
     for scenario in scenarios {
         eprintln!("== {scenario:?}");
         let server = start_server(opts, scenario).await?;
-        let channels = connect(&server.grpc_url, opts.channels).await?;
+        // Client-side balancing: each user keeps one channel, the channels spread over the
+        // replicas.
+        let mut channels = Vec::new();
+        for url in server.grpc_urls() {
+            channels.extend(connect(&url, opts.channels).await?);
+        }
         let passes = match scenario {
             Scenario::Baseline => {
                 let fleet = fleet::synthetic(opts.instances);
@@ -162,7 +187,8 @@ pub async fn run(opts: &Options) -> Result<Report, String> {
                 fleet::warm(&channels, &mut fleet).await?;
                 let mut closed =
                     pass(opts, &server, &channels, scenario, Load::Closed, &fleet, None, None).await?;
-                let mut details = serde_json::json!({ "server_rss_bytes": server.rss_bytes() });
+                let mut details =
+                    serde_json::json!({ "server_rss_bytes": server.rss_bytes(), "replicas": server.replicas() });
                 if !opts.in_process {
                     details["memory_per_cached_credential_bytes"] =
                         crate::memory::measure_in_child(opts.instances.max(100_000))?.into();
@@ -180,6 +206,7 @@ pub async fn run(opts: &Options) -> Result<Report, String> {
                 if let Some(issued) = closed.credentials_issued {
                     closed.details = serde_json::json!({
                         "issued_per_request": issued as f64 / closed.requests.max(1) as f64,
+                        "replicas": server.replicas(),
                     });
                 }
                 vec![closed]
@@ -490,6 +517,7 @@ mod smoke {
             metrics: None,
             pin: false,
             in_process: true,
+            replicas: 1,
             storm_period_secs: 6,
             churn_interval: Duration::from_millis(2),
             command: vec!["smoke".into()],

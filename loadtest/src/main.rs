@@ -79,6 +79,10 @@ struct RunArgs {
     /// Do not pin the server and the harness to separate cores.
     #[arg(long)]
     no_pin: bool,
+    /// Rolecall replicas on one etcd of the load test's own (build with --features etcd;
+    /// etcd from PATH).
+    #[arg(long, default_value_t = 1)]
+    replicas: usize,
     /// The storm's rotation period in seconds (the fleet must warm up within it).
     #[arg(long, default_value_t = 30)]
     storm_period: i64,
@@ -138,6 +142,7 @@ fn run(args: RunArgs) -> Result<(), String> {
         host: args.host,
         metrics: args.metrics,
         pin: pinned,
+        replicas: args.replicas,
         in_process: false,
         storm_period_secs: args.storm_period,
         churn_interval: Duration::from_millis(args.churn_interval_ms),

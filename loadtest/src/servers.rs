@@ -29,6 +29,57 @@ pub struct ServerUnderTest {
     pub metrics: Option<SocketAddr>,
     child: Option<Child>,
     stop: Option<oneshot::Sender<()>>,
+    /// Further replicas on one etcd (`--replicas`): CPU, memory and counters are summed.
+    others: Vec<ServerUnderTest>,
+    etcd: Option<Etcd>,
+}
+
+/// An etcd of the load test's own (for `--replicas`), on free loopback ports.
+pub struct Etcd {
+    child: Child,
+    dir: std::path::PathBuf,
+    pub client_url: String,
+}
+
+impl Etcd {
+    /// Starts `etcd` (from PATH: Debian's etcd-server) and waits until it serves clients.
+    pub fn start(dir: std::path::PathBuf) -> Result<Self, String> {
+        let port = || -> Result<u16, String> {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
+            Ok(l.local_addr().map_err(|e| e.to_string())?.port())
+        };
+        let (client_url, peer_url) =
+            (format!("http://127.0.0.1:{}", port()?), format!("http://127.0.0.1:{}", port()?));
+        let _ = std::fs::remove_dir_all(&dir);
+        let mut child = Command::new("etcd")
+            .args(["--name", "loadtest", "--data-dir"])
+            .arg(&dir)
+            .args(["--listen-client-urls", &client_url, "--advertise-client-urls", &client_url])
+            .args(["--listen-peer-urls", &peer_url, "--initial-advertise-peer-urls", &peer_url])
+            .args(["--initial-cluster", &format!("loadtest={peer_url}")])
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|e| format!("etcd (apt-get install etcd-server): {e}"))?;
+        let stderr = child.stderr.take().ok_or("no etcd stderr")?;
+        let mut lines = BufReader::new(stderr).lines();
+        loop {
+            match lines.next() {
+                Some(Ok(line)) if line.contains("ready to serve client requests") => break,
+                Some(Ok(_)) => {}
+                _ => return Err("etcd exited before serving".into()),
+            }
+        }
+        std::thread::spawn(move || lines.for_each(drop));
+        Ok(Self { child, dir, client_url })
+    }
+}
+
+impl Drop for Etcd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
 }
 
 impl ServerUnderTest {
@@ -56,7 +107,29 @@ impl ServerUnderTest {
         let mut line = String::new();
         BufReader::new(stdout).read_line(&mut line).map_err(|e| format!("read child: {e}"))?;
         let (grpc, metrics) = parse_ready(&line).ok_or_else(|| format!("server did not start: {line:?}"))?;
-        Ok(Self { kind, grpc_url: format!("http://{grpc}"), metrics, child: Some(child), stop: None })
+        Ok(Self {
+            kind,
+            grpc_url: format!("http://{grpc}"),
+            metrics,
+            child: Some(child),
+            stop: None,
+            others: Vec::new(),
+            etcd: None,
+        })
+    }
+
+    /// `configs.len()` rolecall replicas as children, sharing `etcd` (kept alive with them).
+    pub fn spawn_replicas(configs: &[String], core: Option<usize>, etcd: Etcd) -> Result<Self, String> {
+        let mut replicas = configs.iter().map(|c| Self::spawn_child(Kind::Rolecall, c, core));
+        let mut first = replicas.next().ok_or("no replicas")??;
+        first.others = replicas.collect::<Result<_, _>>()?;
+        first.etcd = Some(etcd);
+        Ok(first)
+    }
+
+    /// Every replica's gRPC URL (one without `--replicas`).
+    pub fn grpc_urls(&self) -> Vec<String> {
+        std::iter::once(self.grpc_url.clone()).chain(self.others.iter().map(|o| o.grpc_url.clone())).collect()
     }
 
     /// Runs the server inside this process (no separate CPU accounting).
@@ -81,35 +154,65 @@ impl ServerUnderTest {
                 None
             }
         };
-        Ok(Self { kind, grpc_url: format!("http://{grpc_addr}"), metrics, child: None, stop: Some(stop) })
+        Ok(Self {
+            kind,
+            grpc_url: format!("http://{grpc_addr}"),
+            metrics,
+            child: None,
+            stop: Some(stop),
+            others: Vec::new(),
+            etcd: None,
+        })
     }
 
     /// A server someone else runs.
     pub fn remote(grpc_url: String, metrics: Option<SocketAddr>) -> Self {
-        Self { kind: Kind::Rolecall, grpc_url, metrics, child: None, stop: None }
+        Self {
+            kind: Kind::Rolecall,
+            grpc_url,
+            metrics,
+            child: None,
+            stop: None,
+            others: Vec::new(),
+            etcd: None,
+        }
     }
 
     pub fn pid(&self) -> Option<u32> {
         self.child.as_ref().map(Child::id)
     }
 
-    /// CPU time the server has used (child processes only).
+    /// CPU time the server (every replica) has used (child processes only).
     pub fn cpu_time(&self) -> Option<Duration> {
-        self.pid().and_then(procfs::cpu_time)
+        let mine = self.pid().and_then(procfs::cpu_time)?;
+        self.others.iter().try_fold(mine, |sum, o| Some(sum + o.cpu_time()?))
     }
 
     pub fn rss_bytes(&self) -> Option<u64> {
-        self.pid().and_then(procfs::rss_bytes)
+        let mine = self.pid().and_then(procfs::rss_bytes)?;
+        self.others.iter().try_fold(mine, |sum, o| Some(sum + o.rss_bytes()?))
     }
 
-    /// A counter from the server's /metrics.
+    /// A counter from the server's /metrics (summed over the replicas).
     pub async fn counter(&self, name: &str) -> Option<u64> {
         let text = rolecall_server::telemetry::scrape(self.metrics?).await.ok()?;
-        Some(rolecall_server::telemetry::counter_in(&text, name))
+        let mut sum = rolecall_server::telemetry::counter_in(&text, name);
+        for other in &self.others {
+            sum += Box::pin(other.counter(name)).await?;
+        }
+        Some(sum)
     }
 
-    /// Stops the server and waits for it.
+    /// How many replicas serve.
+    pub fn replicas(&self) -> usize {
+        1 + self.others.len()
+    }
+
+    /// Stops the server (every replica) and waits for it.
     pub fn stop(mut self) {
+        for other in std::mem::take(&mut self.others) {
+            other.stop();
+        }
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
