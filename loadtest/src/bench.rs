@@ -46,8 +46,8 @@ pub struct Options {
     pub pin: bool,
     /// Run servers in this process (tests): no CPU accounting of the server.
     pub in_process: bool,
-    /// Rolecall replicas on one etcd (1: a single server on the in-memory store).
-    pub replicas: usize,
+    /// Rolecall replicas on one etcd (None: a single server on the in-memory store).
+    pub replicas: Option<usize>,
     /// The storm's rotation period: the whole fleet must warm up within it.
     pub storm_period_secs: i64,
     /// Pause between two role replacements in churn.
@@ -99,8 +99,10 @@ async fn start_server(opts: &Options, scenario: Scenario) -> Result<ServerUnderT
         return Ok(ServerUnderTest::remote(host.clone(), opts.metrics));
     }
     let config = server_config(scenario, opts.instances, opts.storm_period_secs);
-    if opts.replicas > 1 && kind == Kind::Rolecall {
-        return start_replicas(opts, config);
+    if let Some(n) = opts.replicas
+        && kind == Kind::Rolecall
+    {
+        return start_replicas(opts, config, n);
     }
     if opts.in_process {
         ServerUnderTest::in_process(kind, config).await
@@ -112,8 +114,8 @@ async fn start_server(opts: &Options, scenario: Scenario) -> Result<ServerUnderT
 
 /// `opts.replicas` children on an etcd of their own, all pinned to the server core: on two
 /// cores this shows what a replica costs, not scaling.
-fn start_replicas(opts: &Options, mut config: Config) -> Result<ServerUnderTest, String> {
-    let etcd = crate::servers::Etcd::start(opts.out.join("etcd"))?;
+fn start_replicas(opts: &Options, mut config: Config, replicas: usize) -> Result<ServerUnderTest, String> {
+    let etcd = crate::servers::Etcd::start(opts.out.join("etcd"), opts.pin.then_some(0))?;
     let key = opts.out.join("master.key");
     std::fs::write(&key, rolecall_server::domain::master_key::MasterKey::generate())
         .map_err(|e| e.to_string())?;
@@ -121,7 +123,7 @@ fn start_replicas(opts: &Options, mut config: Config) -> Result<ServerUnderTest,
     config.storage.etcd_endpoints = vec![etcd.client_url.clone()];
     config.storage.master_key_file = Some(key);
     let json = config_json(&config)?;
-    let configs = vec![json; opts.replicas];
+    let configs = vec![json; replicas.max(1)];
     ServerUnderTest::spawn_replicas(&configs, opts.pin.then_some(0), etcd)
 }
 
@@ -187,8 +189,7 @@ pub async fn run(opts: &Options) -> Result<Report, String> {
                 fleet::warm(&channels, &mut fleet).await?;
                 let mut closed =
                     pass(opts, &server, &channels, scenario, Load::Closed, &fleet, None, None).await?;
-                let mut details =
-                    serde_json::json!({ "server_rss_bytes": server.rss_bytes(), "replicas": server.replicas() });
+                let mut details = serde_json::json!({ "server_rss_bytes": server.rss_bytes(), "replicas": server.replicas() });
                 if !opts.in_process {
                     details["memory_per_cached_credential_bytes"] =
                         crate::memory::measure_in_child(opts.instances.max(100_000))?.into();
@@ -517,7 +518,7 @@ mod smoke {
             metrics: None,
             pin: false,
             in_process: true,
-            replicas: 1,
+            replicas: None,
             storm_period_secs: 6,
             churn_interval: Duration::from_millis(2),
             command: vec!["smoke".into()],

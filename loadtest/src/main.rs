@@ -81,8 +81,8 @@ struct RunArgs {
     no_pin: bool,
     /// Rolecall replicas on one etcd of the load test's own (build with --features etcd;
     /// etcd from PATH).
-    #[arg(long, default_value_t = 1)]
-    replicas: usize,
+    #[arg(long)]
+    replicas: Option<usize>,
     /// The storm's rotation period in seconds (the fleet must warm up within it).
     #[arg(long, default_value_t = 30)]
     storm_period: i64,

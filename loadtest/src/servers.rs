@@ -42,8 +42,9 @@ pub struct Etcd {
 }
 
 impl Etcd {
-    /// Starts `etcd` (from PATH: Debian's etcd-server) and waits until it serves clients.
-    pub fn start(dir: std::path::PathBuf) -> Result<Self, String> {
+    /// Starts `etcd` (from PATH: Debian's etcd-server) and waits until it serves clients;
+    /// on `core` where given (with taskset), beside the servers and away from the harness.
+    pub fn start(dir: std::path::PathBuf, core: Option<usize>) -> Result<Self, String> {
         let port = || -> Result<u16, String> {
             let l = std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
             Ok(l.local_addr().map_err(|e| e.to_string())?.port())
@@ -51,7 +52,15 @@ impl Etcd {
         let (client_url, peer_url) =
             (format!("http://127.0.0.1:{}", port()?), format!("http://127.0.0.1:{}", port()?));
         let _ = std::fs::remove_dir_all(&dir);
-        let mut child = Command::new("etcd")
+        let mut command = match core {
+            Some(core) => {
+                let mut c = Command::new("taskset");
+                c.args(["-c", &core.to_string(), "etcd"]);
+                c
+            }
+            None => Command::new("etcd"),
+        };
+        let mut child = command
             .args(["--name", "loadtest", "--data-dir"])
             .arg(&dir)
             .args(["--listen-client-urls", &client_url, "--advertise-client-urls", &client_url])

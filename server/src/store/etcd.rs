@@ -35,6 +35,16 @@ fn unavailable(e: etcd_client::Error) -> StoreError {
     StoreError::Unavailable(format!("etcd: {e}"))
 }
 
+/// A KV request, given up after REQUEST_TIMEOUT.
+async fn bounded<T>(
+    request: impl std::future::Future<Output = Result<T, etcd_client::Error>>,
+) -> Result<T, StoreError> {
+    match tokio::time::timeout(REQUEST_TIMEOUT, request).await {
+        Ok(result) => result.map_err(unavailable),
+        Err(_) => Err(StoreError::Unavailable(format!("etcd: no answer within {REQUEST_TIMEOUT:?}"))),
+    }
+}
+
 /// The key just after every key that starts with `prefix`.
 fn prefix_end(prefix: &[u8]) -> Vec<u8> {
     let mut end = prefix.to_vec();
@@ -59,13 +69,13 @@ pub enum Change {
 impl EtcdStore {
     pub async fn connect(endpoints: &[String], prefix: &str) -> Result<Self, String> {
         // HTTP/2 keepalives notice a silent partition within KEEPALIVE + KEEPALIVE_TIMEOUT;
-        // a request waits at most REQUEST_TIMEOUT: a replica cut off from etcd answers
-        // errors soon, not stale data forever.
+        // a KV request waits at most REQUEST_TIMEOUT (not the channel's timeout, which
+        // would also cut the long-lived watch): a replica cut off from etcd answers errors
+        // soon, not stale data forever.
         let options = ConnectOptions::new()
             .with_keep_alive(KEEPALIVE, KEEPALIVE_TIMEOUT)
             .with_keep_alive_while_idle(true)
-            .with_connect_timeout(REQUEST_TIMEOUT)
-            .with_timeout(REQUEST_TIMEOUT);
+            .with_connect_timeout(REQUEST_TIMEOUT);
         let client = Client::connect(endpoints, Some(options))
             .await
             .map_err(|e| format!("etcd {endpoints:?}: {e}"))?;
@@ -164,7 +174,7 @@ impl EtcdStore {
 impl Store for EtcdStore {
     async fn get(&self, key: &str) -> Result<Option<Versioned>, StoreError> {
         let mut kv = self.client.kv_client();
-        let response = kv.get(self.full(key), None).await.map_err(unavailable)?;
+        let response = bounded(kv.get(self.full(key), None)).await?;
         response.kvs().first().map(|kv| self.versioned(kv)).transpose()
     }
 
@@ -187,7 +197,7 @@ impl Store for EtcdStore {
             .with_range(prefix_end(full_prefix.as_bytes()))
             .with_limit(i64::try_from(limit).unwrap_or(i64::MAX));
         let mut kv = self.client.kv_client();
-        let response = kv.get(start, Some(options)).await.map_err(unavailable)?;
+        let response = bounded(kv.get(start, Some(options))).await?;
         response.kvs().iter().map(|kv| self.versioned(kv)).collect()
     }
 
@@ -213,7 +223,7 @@ impl Store for EtcdStore {
             })
             .collect();
         let mut kv = self.client.kv_client();
-        let response = kv.txn(EtcdTxn::new().when(compares).and_then(ops)).await.map_err(unavailable)?;
+        let response = bounded(kv.txn(EtcdTxn::new().when(compares).and_then(ops))).await?;
         if !response.succeeded() {
             return Err(StoreError::Conflict);
         }
