@@ -17,8 +17,12 @@ use tokio::sync::mpsc;
 
 use super::{Condition, Store, StoreError, Txn, Versioned, Write};
 
-const KEEPALIVE: Duration = Duration::from_secs(2);
-const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(2);
+const KEEPALIVE: Duration = Duration::from_secs(5);
+const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a broken watch may take to come back (replaying what it missed from the last
+/// revision seen) before the caches are dropped: a busy replica's watch can break and
+/// resume within it, and dropping every cache each time would stall it.
+const WATCH_GRACE: Duration = Duration::from_secs(5);
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// etcd's default `--max-txn-ops`, less room for the conditions that guard the writes.
@@ -113,6 +117,8 @@ impl EtcdStore {
         tokio::spawn(async move {
             let mut next = after + 1;
             let mut backoff = std::time::Duration::from_millis(50);
+            // Since when the watch has been down, and whether the caches were told.
+            let mut down: Option<(tokio::time::Instant, bool)> = None;
             loop {
                 if tx.is_closed() {
                     return;
@@ -126,6 +132,7 @@ impl EtcdStore {
                         while let Ok(Some(response)) = stream.message().await {
                             {
                                 backoff = std::time::Duration::from_millis(50);
+                                down = None;
                                 if response.compact_revision() > 0 || response.canceled() {
                                     // History gone: start over from now, forgetting everything.
                                     if tx.send(Change::Everything).await.is_err() {
@@ -157,10 +164,16 @@ impl EtcdStore {
                     }
                     Err(e) => tracing::warn!(error = %e, "etcd watch failed; retrying"),
                 }
-                // Whatever happens while the watch is down is unknown until it is back:
-                // caches must not serve it meanwhile.
-                if tx.send(Change::Everything).await.is_err() {
-                    return;
+                // The watch resumes from the last revision seen, so nothing is missed if it
+                // comes back; if it stays down past the grace period, what happens meanwhile
+                // is unknown, and the caches must not serve it.
+                let (since, told) = down.get_or_insert((tokio::time::Instant::now(), false));
+                if !*told && since.elapsed() >= WATCH_GRACE {
+                    tracing::warn!("etcd watch down for {WATCH_GRACE:?}: caches dropped until it is back");
+                    *told = true;
+                    if tx.send(Change::Everything).await.is_err() {
+                        return;
+                    }
                 }
                 tokio::time::sleep(backoff).await;
                 backoff = (backoff * 2).min(std::time::Duration::from_secs(2));
