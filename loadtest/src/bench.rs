@@ -262,6 +262,7 @@ async fn pass_for(
     let me = std::process::id();
     let issued_before = server.counter("rolecall_credentials_issued_total").await;
     let server_cpu_before = server.cpu_time();
+    let etcd_cpu_before = server.etcd_cpu_time();
     let generator_cpu_before = procfs::cpu_time(me);
     let started = Instant::now();
     let goose = |e: GooseError| format!("goose: {e}");
@@ -289,6 +290,10 @@ async fn pass_for(
         .map_err(goose)?;
     let wall = started.elapsed().as_secs_f64();
     let server_cpu = match (server_cpu_before, server.cpu_time()) {
+        (Some(b), Some(a)) => Some(a.saturating_sub(b).as_secs_f64()),
+        _ => None,
+    };
+    let etcd_cpu = match (etcd_cpu_before, server.etcd_cpu_time()) {
         (Some(b), Some(a)) => Some(a.saturating_sub(b).as_secs_f64()),
         _ => None,
     };
@@ -356,6 +361,7 @@ async fn pass_for(
         latency,
         server_cpu_us_per_request: server_cpu.map(|c| c * 1e6 / requests.max(1) as f64),
         server_cpu_utilization: server_util,
+        etcd_cpu_us_per_request: etcd_cpu.map(|c| c * 1e6 / requests.max(1) as f64),
         generator_cpu_utilization: generator_util,
         saturated: report::saturation(server_util, generator_util),
         credentials_issued: issued,

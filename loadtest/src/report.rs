@@ -54,6 +54,9 @@ pub struct Pass {
     pub server_cpu_us_per_request: Option<f64>,
     /// Fraction of one core the server used over the pass.
     pub server_cpu_utilization: Option<f64>,
+    /// etcd's CPU time per request (µs), with `--replicas`: not in the server's figure.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub etcd_cpu_us_per_request: Option<f64>,
     /// Fraction of one core the load generator used over the pass.
     pub generator_cpu_utilization: f64,
     /// "server", "load generator", "both" or "neither" (at 85% of a core).
@@ -315,6 +318,7 @@ mod tests {
             latency: Latency::default(),
             server_cpu_us_per_request: Some(10.0),
             server_cpu_utilization: Some(server),
+            etcd_cpu_us_per_request: None,
             generator_cpu_utilization: generator,
             saturated: saturation(Some(server), generator),
             credentials_issued: None,

@@ -212,6 +212,11 @@ impl ServerUnderTest {
         Some(sum)
     }
 
+    /// CPU time etcd has used (with `--replicas`).
+    pub fn etcd_cpu_time(&self) -> Option<Duration> {
+        self.etcd.as_ref().and_then(|e| procfs::cpu_time(e.child.id()))
+    }
+
     /// How many replicas serve.
     pub fn replicas(&self) -> usize {
         1 + self.others.len()
