@@ -33,6 +33,31 @@ pub struct EtcdStore {
     client: Client,
     /// Every key of this deployment is under it (several deployments can share an etcd).
     prefix: String,
+    /// Revisions of this process's own recent commits: their echo in the watch changes
+    /// nothing this process does not already know (its commits invalidate its caches).
+    own: std::sync::Arc<std::sync::Mutex<OwnRevisions>>,
+}
+
+/// A bounded set of recent revisions.
+#[derive(Default)]
+struct OwnRevisions {
+    order: std::collections::VecDeque<u64>,
+    set: std::collections::HashSet<u64>,
+}
+
+impl OwnRevisions {
+    const KEEP: usize = 65_536;
+
+    fn insert(&mut self, revision: u64) {
+        if self.set.insert(revision) {
+            self.order.push_back(revision);
+            if self.order.len() > Self::KEEP
+                && let Some(old) = self.order.pop_front()
+            {
+                self.set.remove(&old);
+            }
+        }
+    }
 }
 
 fn unavailable(e: etcd_client::Error) -> StoreError {
@@ -83,7 +108,7 @@ impl EtcdStore {
         let client = Client::connect(endpoints, Some(options))
             .await
             .map_err(|e| format!("etcd {endpoints:?}: {e}"))?;
-        Ok(Self { client, prefix: prefix.to_string() })
+        Ok(Self { client, prefix: prefix.to_string(), own: Default::default() })
     }
 
     fn full(&self, key: &str) -> String {
@@ -143,18 +168,25 @@ impl EtcdStore {
                                 }
                                 let mut keys = Vec::new();
                                 let mut revision = next;
+                                let mut seen = false;
                                 for event in response.events() {
                                     if let Some(kv) = event.kv() {
+                                        let at = u64::try_from(kv.mod_revision()).unwrap_or(0);
+                                        revision = revision.max(at);
+                                        seen = true;
+                                        if store.own.lock().is_ok_and(|own| own.set.contains(&at)) {
+                                            continue;
+                                        }
                                         let key = String::from_utf8_lossy(kv.key()).into_owned();
                                         keys.push(
                                             key.strip_prefix(&store.prefix).unwrap_or(&key).to_string(),
                                         );
-                                        revision =
-                                            revision.max(u64::try_from(kv.mod_revision()).unwrap_or(0));
                                     }
                                 }
-                                if !keys.is_empty() {
+                                if seen {
                                     next = revision + 1;
+                                }
+                                if !keys.is_empty() {
                                     if tx.send(Change::Keys(keys, revision)).await.is_err() {
                                         return;
                                     }
@@ -240,7 +272,11 @@ impl Store for EtcdStore {
         if !response.succeeded() {
             return Err(StoreError::Conflict);
         }
-        Ok(response.header().map_or(0, |h| u64::try_from(h.revision()).unwrap_or(0)))
+        let revision = response.header().map_or(0, |h| u64::try_from(h.revision()).unwrap_or(0));
+        if let Ok(mut own) = self.own.lock() {
+            own.insert(revision);
+        }
+        Ok(revision)
     }
 
     fn max_writes_per_commit(&self) -> usize {
