@@ -186,10 +186,8 @@ impl EtcdStore {
                                 if seen {
                                     next = revision + 1;
                                 }
-                                if !keys.is_empty() {
-                                    if tx.send(Change::Keys(keys, revision)).await.is_err() {
-                                        return;
-                                    }
+                                if !keys.is_empty() && tx.send(Change::Keys(keys, revision)).await.is_err() {
+                                    return;
                                 }
                             }
                         }
