@@ -111,9 +111,9 @@ pub struct AuditSettings {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct AuthSettings {
-    /// Iam calls without a SigV4 signature act as the account's operator (how an
-    /// administrator bootstraps users, roles and keys); false: every Iam call must be signed
-    /// and is authorized by the policy engine. Signed calls are always authorized.
+    /// Iam and Ec2 calls without a SigV4 signature act as the account's operator (how an
+    /// administrator bootstraps users, roles and keys); false: every one must be signed and
+    /// is authorized by the policy engine. Signed calls are always authorized.
     pub allow_unsigned: bool,
 }
 

@@ -449,6 +449,53 @@ async fn unsigned_control_plane_calls_can_be_refused() {
     let server = TestServer::start_with(|c| c.auth.allow_unsigned = false).await;
     let unsigned = server.iam().list_users(pb::ListUsersRequest::default()).await;
     expect_error(unsigned, Code::Unauthenticated, "MissingAuthenticationToken");
+    // Ec2 too: launching with someone's profile is no back door around IAM.
+    let unsigned = server.ec2().describe_instances(pb::DescribeInstancesRequest::default()).await;
+    expect_error(unsigned, Code::Unauthenticated, "MissingAuthenticationToken");
+}
+
+#[tokio::test]
+async fn signed_ec2_calls_need_ec2_permissions_and_pass_role_for_a_profile() {
+    let server = TestServer::start().await;
+    role_in_profile(&server, "Web").await;
+    let key = user_with_key(&server, "dev").await;
+    let ec2 = || rolecall_api::ec2_client::Ec2Client::new(server.signing(long_term(&key), "ec2"));
+    let describe = || pb::DescribeInstancesRequest::default();
+    let msg =
+        expect_error(ec2().describe_instances(describe()).await, Code::PermissionDenied, "AccessDenied");
+    assert!(
+        msg.contains("ec2:DescribeInstances on resource: arn:aws:ec2:us-east-1:123456789012:instance/*"),
+        "{msg}"
+    );
+    put_inline(
+        &server,
+        "dev",
+        r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":["ec2:Describe*","ec2:RunInstances","ec2:TerminateInstances"],"Resource":"*"}]}"#,
+    )
+    .await;
+    ec2().describe_instances(describe()).await.unwrap();
+    let launch = |profile: Option<&str>| pb::RunInstancesRequest {
+        image_id: "ami-0abcdef1234567890".into(),
+        iam_instance_profile: profile
+            .map(|p| pb::IamInstanceProfileSpecification { name: p.into(), ..Default::default() }),
+        ..Default::default()
+    };
+    ec2().run_instances(launch(None)).await.unwrap();
+    let msg =
+        expect_error(ec2().run_instances(launch(Some("Web"))).await, Code::PermissionDenied, "AccessDenied");
+    assert!(msg.contains("iam:PassRole on resource: arn:aws:iam::123456789012:role/Web"), "{msg}");
+    // Termination is checked per instance: an instance ARN the policy does not cover is refused.
+    let (other, _) = launch_with(&server, 1, None, "optional").await.remove(0);
+    put_inline(
+        &server,
+        "dev",
+        r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"ec2:TerminateInstances","Resource":"arn:aws:ec2:us-east-1:123456789012:instance/i-0000000000000000f"}]}"#,
+    )
+    .await;
+    let terminate = pb::TerminateInstancesRequest { instance_ids: vec![other.instance_id.clone()] };
+    let msg =
+        expect_error(ec2().terminate_instances(terminate).await, Code::PermissionDenied, "AccessDenied");
+    assert!(msg.contains(&other.instance_id), "{msg}");
 }
 
 #[tokio::test]

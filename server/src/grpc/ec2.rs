@@ -33,6 +33,90 @@ impl Ec2Service {
 
 type Answer<T> = Result<Response<T>, Status>;
 
+/// What each Ec2 call acts on, as EC2 authorizes it: `ec2:Method` on every instance it names
+/// (`instance/*` where it names none yet), and iam:PassRole on the role of a profile it hands
+/// to an instance. The gRPC and the HTTP (ec2 protocol) paths both use it.
+pub struct Ec2Resources {
+    accounts: Arc<crate::catalog::Accounts>,
+}
+
+impl Ec2Resources {
+    pub fn new(accounts: Arc<crate::catalog::Accounts>) -> Self {
+        Self { accounts }
+    }
+
+    /// The instances a call names and the profile it hands over.
+    async fn named(
+        &self,
+        catalog: &Catalog,
+        method: &str,
+        message: &[u8],
+    ) -> Result<(Vec<String>, Option<ProfileRef>)> {
+        use prost::Message;
+        let association_instance = |id: String| async move {
+            let page = catalog.describe_iam_instance_profile_associations(&[id], &[], "", None).await;
+            Ok::<_, Error>(page.map(|p| p.items.into_iter().map(|(i, _)| i).collect()).unwrap_or_default())
+        };
+        Ok(match method {
+            "RunInstances" => {
+                let r = pb::RunInstancesRequest::decode(message).unwrap_or_default();
+                (Vec::new(), profile_ref(r.iam_instance_profile))
+            }
+            "TerminateInstances" => {
+                (pb::TerminateInstancesRequest::decode(message).unwrap_or_default().instance_ids, None)
+            }
+            "AssociateIamInstanceProfile" => {
+                let r = pb::AssociateIamInstanceProfileRequest::decode(message).unwrap_or_default();
+                (vec![r.instance_id], profile_ref(r.iam_instance_profile))
+            }
+            "ReplaceIamInstanceProfileAssociation" => {
+                let r = pb::ReplaceIamInstanceProfileAssociationRequest::decode(message).unwrap_or_default();
+                (association_instance(r.association_id).await?, profile_ref(r.iam_instance_profile))
+            }
+            "DisassociateIamInstanceProfile" => {
+                let r = pb::DisassociateIamInstanceProfileRequest::decode(message).unwrap_or_default();
+                (association_instance(r.association_id).await?, None)
+            }
+            "ModifyInstanceMetadataOptions" => (
+                vec![
+                    pb::ModifyInstanceMetadataOptionsRequest::decode(message).unwrap_or_default().instance_id,
+                ],
+                None,
+            ),
+            _ => (Vec::new(), None),
+        })
+    }
+
+    fn instance_arn(catalog: &Catalog, id: &str) -> String {
+        crate::domain::ids::arn::instance(&catalog.settings().region, catalog.account_id(), id)
+    }
+}
+
+#[tonic::async_trait]
+impl super::sigv4::Resources for Ec2Resources {
+    async fn resource(&self, account: &str, method: &str, message: &[u8]) -> Result<String> {
+        let Some(catalog) = self.accounts.get(account) else { return Ok("*".to_string()) };
+        let (instances, _) = self.named(catalog, method, message).await?;
+        Ok(Self::instance_arn(catalog, instances.first().map_or("*", String::as_str)))
+    }
+
+    async fn also(&self, account: &str, method: &str, message: &[u8]) -> Result<Vec<(String, String)>> {
+        let Some(catalog) = self.accounts.get(account) else { return Ok(Vec::new()) };
+        let (instances, profile) = self.named(catalog, method, message).await?;
+        let mut also: Vec<(String, String)> = instances
+            .iter()
+            .skip(1)
+            .map(|id| (format!("ec2:{method}"), Self::instance_arn(catalog, id)))
+            .collect();
+        if let Some(profile) = profile
+            && let Some(role) = catalog.passed_role(&profile).await?
+        {
+            also.push(("iam:PassRole".to_string(), role));
+        }
+        Ok(also)
+    }
+}
+
 fn profile_ref(spec: Option<pb::IamInstanceProfileSpecification>) -> Option<ProfileRef> {
     spec.map(|s| ProfileRef { arn: s.arn, name: s.name })
 }

@@ -80,6 +80,15 @@ pub async fn routes(app: &App) -> Result<Routes, tonic_reflection::server::Error
         audit::ec2_mutations,
         limit,
     );
+    // Signed Ec2 calls are authorized like the HTTP ec2 protocol's (ec2:Action, iam:PassRole);
+    // unsigned ones are the operator's where auth.allow_unsigned says so.
+    let ec2 = sigv4::Verified::new(ec2, app.authn.clone(), app.metrics.clone(), "ec2", limit)
+        .guarded(sigv4::Guard {
+            authz: app.authz.clone(),
+            resources: Arc::new(ec2::Ec2Resources::new(app.accounts.clone())),
+            allow_unsigned: app.config.auth.allow_unsigned,
+        })
+        .audited(app.audit.clone(), clock.clone());
     let sts = StsServer::new(sts::StsService::new(app.authn.clone(), app.sts.clone(), app.metrics.clone()))
         .max_decoding_message_size(limit);
     let sts = sigv4::Verified::new(sts, app.authn.clone(), app.metrics.clone(), "sts", limit)

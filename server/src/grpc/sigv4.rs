@@ -49,6 +49,12 @@ pub trait Resources: Send + Sync + 'static {
     /// The resource ARN of a call to `method` with this (encoded protobuf) request, by a
     /// principal of `account`.
     async fn resource(&self, account: &str, method: &str, message: &[u8]) -> Result<String>;
+
+    /// Further (action, resource) pairs the call needs (EC2: the other instances it names,
+    /// iam:PassRole on the role a profile hands over).
+    async fn also(&self, _account: &str, _method: &str, _message: &[u8]) -> Result<Vec<(String, String)>> {
+        Ok(Vec::new())
+    }
 }
 
 /// Authorization of a service's calls.
@@ -246,15 +252,18 @@ async fn authorize(
     // The gRPC frame: a compression flag and a 4-byte length before the message.
     let message = body.get(5..).unwrap_or_default();
     let resource = guard.resources.resource(&principal.account_id, method, message).await?;
+    let also = guard.resources.also(&principal.account_id, method, message).await?;
     let (source_ip, secure_transport) = transport_keys(parts);
-    let request = authz::Request {
-        action: format!("{service}:{method}"),
-        resource,
-        source_ip,
-        secure_transport,
-        keys: Vec::new(),
-    };
-    guard.authz.authorize(&principal, &request).await?;
+    for (action, resource) in std::iter::once((format!("{service}:{method}"), resource)).chain(also) {
+        let request = authz::Request {
+            action,
+            resource,
+            source_ip: source_ip.clone(),
+            secure_transport,
+            keys: Vec::new(),
+        };
+        guard.authz.authorize(&principal, &request).await?;
+    }
     Ok(principal)
 }
 

@@ -18,9 +18,12 @@ use tokio_stream::StreamExt;
 
 use super::{error::http_status, form::Params, query::Origin, xml::Writer};
 use crate::{
-    catalog::{Catalog, ProfileRef},
-    domain::{Error, ErrorCode, ids, ids::arn},
-    grpc::{ec2::Ec2Service, error::from_status},
+    catalog::Catalog,
+    domain::{Error, ErrorCode, ids},
+    grpc::{
+        ec2::{Ec2Resources, Ec2Service},
+        error::from_status,
+    },
     sts::Principal,
 };
 
@@ -79,44 +82,27 @@ fn filters(params: &Params) -> Vec<pb::Filter> {
     params.filters().into_iter().map(|(name, values)| pb::Filter { name, values }).collect()
 }
 
-/// Who is asking and what they may do: the policy engine's decisions for one request.
+/// Who is asking: each call is authorized exactly as its gRPC twin ([`Ec2Resources`]).
 struct Gate<'a> {
     api: &'a super::query::QueryApi,
     principal: &'a Principal,
-    catalog: &'a Catalog,
     origin: &'a Origin,
     dry_run: bool,
 }
 
 impl Gate<'_> {
-    fn instance_arn(&self, instance_id: &str) -> String {
-        arn::instance(&self.catalog.settings().region, self.catalog.account_id(), instance_id)
-    }
-
-    async fn allow(&self, action: &str, resource: String) -> Result<(), Error> {
-        self.api.authz.authorize(self.principal, &self.origin.request(action, resource)).await
-    }
-
-    /// `ec2:ACTION` on each of `instances` (or on every instance: `*`), and iam:PassRole on
-    /// the role of `profile`; a DryRun stops here with EC2's answer.
-    async fn check(
-        &self,
-        action: &str,
-        instances: &[String],
-        profile: Option<&pb::IamInstanceProfileSpecification>,
-    ) -> Result<(), Error> {
-        let action = format!("ec2:{action}");
-        if instances.is_empty() {
-            self.allow(&action, self.instance_arn("*")).await?;
-        }
-        for id in instances {
-            self.allow(&action, self.instance_arn(id)).await?;
-        }
-        if let Some(p) = profile {
-            let spec = ProfileRef { arn: p.arn.clone(), name: p.name.clone() };
-            if let Some(role) = self.catalog.passed_role(&spec).await? {
-                self.allow("iam:PassRole", role).await?;
-            }
+    /// `ec2:ACTION` on every instance the request names and iam:PassRole on a profile's
+    /// role, decided by the policy engine; a DryRun stops here with EC2's answer.
+    async fn check(&self, action: &str, request: &impl prost::Message) -> Result<(), Error> {
+        use crate::grpc::sigv4::Resources;
+        let message = request.encode_to_vec();
+        let resources = Ec2Resources::new(self.api.accounts.clone());
+        let account = &self.principal.account_id;
+        let main = (format!("ec2:{action}"), resources.resource(account, action, &message).await?);
+        for (action, resource) in
+            std::iter::once(main).chain(resources.also(account, action, &message).await?)
+        {
+            self.api.authz.authorize(self.principal, &self.origin.request(&action, resource)).await?;
         }
         if self.dry_run {
             return Err(Error::new(
@@ -125,20 +111,6 @@ impl Gate<'_> {
             ));
         }
         Ok(())
-    }
-
-    /// The instance an association belongs to (none: the call answers NotFound itself).
-    async fn association_instance(&self, service: &Ec2Service, association_id: &str) -> Vec<String> {
-        let request = pb::DescribeIamInstanceProfileAssociationsRequest {
-            association_ids: vec![association_id.to_string()],
-            ..Default::default()
-        };
-        match service.describe_iam_instance_profile_associations(tonic::Request::new(request)).await {
-            Ok(r) => {
-                r.into_inner().iam_instance_profile_associations.into_iter().map(|a| a.instance_id).collect()
-            }
-            Err(_) => Vec::new(),
-        }
     }
 }
 
@@ -152,7 +124,7 @@ pub async fn action(
     params: &Params,
 ) -> Result<Response, Error> {
     let service = Ec2Service::new(catalog.clone(), api.metrics.clone());
-    let gate = Gate { api, principal, catalog, origin, dry_run: params.get("DryRun") == Some("true") };
+    let gate = Gate { api, principal, origin, dry_run: params.get("DryRun") == Some("true") };
     let status = |s: tonic::Status| from_status(&s);
     match action {
         "RunInstances" => {
@@ -176,7 +148,7 @@ pub async fn action(
                 }),
                 user_data: params.str("UserData"),
             };
-            gate.check(action, &[], request.iam_instance_profile.as_ref()).await?;
+            gate.check(action, &request).await?;
             let mut pages =
                 service.run_instances(tonic::Request::new(request)).await.map_err(status)?.into_inner();
             let mut reservation_id = String::new();
@@ -193,13 +165,13 @@ pub async fn action(
             }))
         }
         "DescribeInstances" => {
-            gate.check(action, &[], None).await?;
             let request = pb::DescribeInstancesRequest {
                 instance_ids: params.indexed_values("InstanceId"),
                 filters: filters(params),
                 next_token: params.str("NextToken"),
                 max_results: int(params, "MaxResults")?,
             };
+            gate.check(action, &request).await?;
             let r =
                 service.describe_instances(tonic::Request::new(request)).await.map_err(status)?.into_inner();
             Ok(answer(action, |w| {
@@ -217,8 +189,8 @@ pub async fn action(
         }
         "TerminateInstances" => {
             let instance_ids = params.indexed_values("InstanceId");
-            gate.check(action, &instance_ids, None).await?;
             let request = pb::TerminateInstancesRequest { instance_ids };
+            gate.check(action, &request).await?;
             let r =
                 service.terminate_instances(tonic::Request::new(request)).await.map_err(status)?.into_inner();
             Ok(answer(action, |w| {
@@ -237,12 +209,7 @@ pub async fn action(
                 iam_instance_profile: profile(params),
                 instance_id: params.str("InstanceId"),
             };
-            gate.check(
-                action,
-                std::slice::from_ref(&request.instance_id),
-                request.iam_instance_profile.as_ref(),
-            )
-            .await?;
+            gate.check(action, &request).await?;
             let r =
                 service.associate_iam_instance_profile(tonic::Request::new(request)).await.map_err(status)?;
             Ok(association_answer(action, r.into_inner().iam_instance_profile_association))
@@ -252,8 +219,7 @@ pub async fn action(
                 iam_instance_profile: profile(params),
                 association_id: params.str("AssociationId"),
             };
-            let instances = gate.association_instance(&service, &request.association_id).await;
-            gate.check(action, &instances, request.iam_instance_profile.as_ref()).await?;
+            gate.check(action, &request).await?;
             let r = service
                 .replace_iam_instance_profile_association(tonic::Request::new(request))
                 .await
@@ -263,8 +229,7 @@ pub async fn action(
         "DisassociateIamInstanceProfile" => {
             let request =
                 pb::DisassociateIamInstanceProfileRequest { association_id: params.str("AssociationId") };
-            let instances = gate.association_instance(&service, &request.association_id).await;
-            gate.check(action, &instances, None).await?;
+            gate.check(action, &request).await?;
             let r = service
                 .disassociate_iam_instance_profile(tonic::Request::new(request))
                 .await
@@ -272,13 +237,13 @@ pub async fn action(
             Ok(association_answer(action, r.into_inner().iam_instance_profile_association))
         }
         "DescribeIamInstanceProfileAssociations" => {
-            gate.check(action, &[], None).await?;
             let request = pb::DescribeIamInstanceProfileAssociationsRequest {
                 association_ids: params.indexed_values("AssociationId"),
                 filters: filters(params),
                 next_token: params.str("NextToken"),
                 max_results: int(params, "MaxResults")?,
             };
+            gate.check(action, &request).await?;
             let r = service
                 .describe_iam_instance_profile_associations(tonic::Request::new(request))
                 .await
@@ -299,7 +264,7 @@ pub async fn action(
                 http_put_response_hop_limit: int(params, "HttpPutResponseHopLimit")?,
                 http_endpoint: params.str("HttpEndpoint"),
             };
-            gate.check(action, std::slice::from_ref(&request.instance_id), None).await?;
+            gate.check(action, &request).await?;
             let r = service
                 .modify_instance_metadata_options(tonic::Request::new(request))
                 .await
