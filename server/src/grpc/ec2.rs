@@ -94,26 +94,27 @@ impl Ec2Resources {
 
 #[tonic::async_trait]
 impl super::sigv4::Resources for Ec2Resources {
-    async fn resource(&self, account: &str, method: &str, message: &[u8]) -> Result<String> {
-        let Some(catalog) = self.accounts.get(account) else { return Ok("*".to_string()) };
-        let (instances, _) = self.named(catalog, method, message).await?;
-        Ok(Self::instance_arn(catalog, instances.first().map_or("*", String::as_str)))
-    }
-
-    async fn also(&self, account: &str, method: &str, message: &[u8]) -> Result<Vec<(String, String)>> {
-        let Some(catalog) = self.accounts.get(account) else { return Ok(Vec::new()) };
+    async fn authorizations(
+        &self,
+        account: &str,
+        service: &str,
+        method: &str,
+        message: &[u8],
+    ) -> Result<Vec<(String, String)>> {
+        let action = format!("{service}:{method}");
+        let Some(catalog) = self.accounts.get(account) else { return Ok(vec![(action, "*".to_string())]) };
         let (instances, profile) = self.named(catalog, method, message).await?;
-        let mut also: Vec<(String, String)> = instances
-            .iter()
-            .skip(1)
-            .map(|id| (format!("ec2:{method}"), Self::instance_arn(catalog, id)))
-            .collect();
+        let mut needed: Vec<(String, String)> = if instances.is_empty() {
+            vec![(action, Self::instance_arn(catalog, "*"))]
+        } else {
+            instances.iter().map(|id| (action.clone(), Self::instance_arn(catalog, id))).collect()
+        };
         if let Some(profile) = profile
             && let Some(role) = catalog.passed_role(&profile).await?
         {
-            also.push(("iam:PassRole".to_string(), role));
+            needed.push(("iam:PassRole".to_string(), role));
         }
-        Ok(also)
+        Ok(needed)
     }
 }
 

@@ -682,6 +682,20 @@ impl IamResources {
 
 #[tonic::async_trait]
 impl super::sigv4::Resources for IamResources {
+    async fn authorizations(
+        &self,
+        account: &str,
+        service: &str,
+        method: &str,
+        message: &[u8],
+    ) -> Result<Vec<(String, String)>> {
+        Ok(vec![(format!("{service}:{method}"), self.resource(account, method, message).await?)])
+    }
+}
+
+impl IamResources {
+    /// The entity's ARN a call acts on (for a Create call, the ARN it will have; for the
+    /// List calls, the path-prefix ARN).
     async fn resource(&self, account: &str, method: &str, message: &[u8]) -> Result<String> {
         use prost::Message;
         let Some(catalog) = self.accounts.get(account) else { return Ok("*".to_string()) };

@@ -46,15 +46,17 @@ use crate::{
 /// What a guarded service's calls act on.
 #[tonic::async_trait]
 pub trait Resources: Send + Sync + 'static {
-    /// The resource ARN of a call to `method` with this (encoded protobuf) request, by a
-    /// principal of `account`.
-    async fn resource(&self, account: &str, method: &str, message: &[u8]) -> Result<String>;
-
-    /// Further (action, resource) pairs the call needs (EC2: the other instances it names,
-    /// iam:PassRole on the role a profile hands over).
-    async fn also(&self, _account: &str, _method: &str, _message: &[u8]) -> Result<Vec<(String, String)>> {
-        Ok(Vec::new())
-    }
+    /// What a call to `service`'s `method` with this (encoded protobuf) request, by a
+    /// principal of `account`, must be allowed: (action, resource ARN) pairs, the call's own
+    /// `service:method` first (EC2 adds the other instances it names, and iam:PassRole on
+    /// the role a profile hands over).
+    async fn authorizations(
+        &self,
+        account: &str,
+        service: &str,
+        method: &str,
+        message: &[u8],
+    ) -> Result<Vec<(String, String)>>;
 }
 
 /// Authorization of a service's calls.
@@ -251,10 +253,9 @@ async fn authorize(
     let method = parts.uri.path().rsplit('/').next().unwrap_or_default();
     // The gRPC frame: a compression flag and a 4-byte length before the message.
     let message = body.get(5..).unwrap_or_default();
-    let resource = guard.resources.resource(&principal.account_id, method, message).await?;
-    let also = guard.resources.also(&principal.account_id, method, message).await?;
+    let needed = guard.resources.authorizations(&principal.account_id, service, method, message).await?;
     let (source_ip, secure_transport) = transport_keys(parts);
-    for (action, resource) in std::iter::once((format!("{service}:{method}"), resource)).chain(also) {
+    for (action, resource) in needed {
         let request = authz::Request {
             action,
             resource,

@@ -94,16 +94,9 @@ impl Gate<'_> {
     /// `ec2:ACTION` on every instance the request names and iam:PassRole on a profile's
     /// role, decided by the policy engine; a DryRun stops here with EC2's answer.
     async fn check(&self, action: &str, request: &impl prost::Message) -> Result<(), Error> {
-        use crate::grpc::sigv4::Resources;
-        let message = request.encode_to_vec();
         let resources = Ec2Resources::new(self.api.accounts.clone());
-        let account = &self.principal.account_id;
-        let main = (format!("ec2:{action}"), resources.resource(account, action, &message).await?);
-        for (action, resource) in
-            std::iter::once(main).chain(resources.also(account, action, &message).await?)
-        {
-            self.api.authz.authorize(self.principal, &self.origin.request(&action, resource)).await?;
-        }
+        let message = request.encode_to_vec();
+        self.origin.authorize(self.api, self.principal, &resources, "ec2", action, &message).await?;
         if self.dry_run {
             return Err(Error::new(
                 ErrorCode::DryRunOperation,

@@ -62,6 +62,25 @@ pub struct Origin {
 }
 
 impl Origin {
+    /// Authorizes a call from here as its gRPC twin is authorized (same actions, same
+    /// resources, from `resources`).
+    pub(super) async fn authorize(
+        &self,
+        api: &QueryApi,
+        principal: &Principal,
+        resources: &dyn Resources,
+        service: &str,
+        method: &str,
+        message: &[u8],
+    ) -> Result<(), Error> {
+        for (action, resource) in
+            resources.authorizations(&principal.account_id, service, method, message).await?
+        {
+            api.authz.authorize(principal, &self.request(&action, resource)).await?;
+        }
+        Ok(())
+    }
+
     /// A request to the policy engine for `action` on `resource`, from here.
     pub fn request(&self, action: &str, resource: String) -> authz::Request {
         authz::Request {
@@ -487,9 +506,7 @@ async fn iam_action(
             match action {
                 $($name => {
                     let req: $req = request_of(params)?;
-                    let resource = resources.resource(&principal.account_id, $name, &prost::Message::encode_to_vec(&req)).await?;
-                    let request = origin.request(&format!("iam:{}", $name), resource);
-                    api.authz.authorize(principal, &request).await?;
+                    origin.authorize(api, principal, &resources, "iam", $name, &prost::Message::encode_to_vec(&req)).await?;
                     let response = service.$method(tonic::Request::new(req)).await.map_err(|s| crate::grpc::error::from_status(&s))?;
                     let value = serde_json::to_value(response.into_inner()).map_err(|e| Error::service_failure(e.to_string()))?;
                     Ok(iam_result($name, &value))
