@@ -35,6 +35,32 @@ async fn aws(server: &TestServer, instance: Option<&str>, env: &[(&str, &str)], 
     cmd.envs(env.iter().copied()).output().await.unwrap()
 }
 
+/// The aws CLI as one caller with no instance (credentials in `env`), every command
+/// starting with `prefix` (the service).
+struct Cli<'a> {
+    server: &'a TestServer,
+    env: &'a [(&'a str, &'a str)],
+    prefix: &'a [&'a str],
+}
+
+impl Cli<'_> {
+    async fn run(&self, args: &[&str]) -> Output {
+        let full: Vec<&str> = self.prefix.iter().chain(args).copied().collect();
+        aws(self.server, None, self.env, &full).await
+    }
+
+    /// The command's JSON answer (it must succeed).
+    async fn json(&self, args: &[&str]) -> serde_json::Value {
+        stdout_json(&self.run(args).await)
+    }
+
+    /// The command succeeds.
+    async fn ok(&self, args: &[&str]) {
+        let out = self.run(args).await;
+        assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    }
+}
+
 fn stdout_json(out: &Output) -> serde_json::Value {
     assert!(out.status.success(), "aws failed: {}", String::from_utf8_lossy(&out.stderr));
     serde_json::from_slice(&out.stdout).unwrap()
@@ -125,17 +151,9 @@ async fn the_seeds_operator_quick_reference_through_the_aws_cli() {
     let trust = dir.join("ec2-trust-policy.json");
     std::fs::write(&trust, EC2_TRUST).unwrap();
     let trust = format!("file://{}", trust.display());
-    let run = |args: Vec<&str>| {
-        let args: Vec<String> = args.into_iter().map(str::to_string).collect();
-        let server = &server;
-        let env = &env;
-        async move {
-            let refs: Vec<&str> = args.iter().map(String::as_str).collect();
-            aws(server, None, env, &refs).await
-        }
-    };
+    let run = Cli { server: &server, env: &env, prefix: &[] };
     let role = stdout_json(
-        &run(vec![
+        &run.run(&[
             "iam",
             "create-role",
             "--role-name",
@@ -146,40 +164,42 @@ async fn the_seeds_operator_quick_reference_through_the_aws_cli() {
         .await,
     );
     assert_eq!(role["Role"]["Arn"], "arn:aws:iam::123456789012:role/EC2RoleForApp");
-    let out =
-        run(vec!["iam", "attach-role-policy", "--role-name", "EC2RoleForApp", "--policy-arn", S3_READ_ONLY])
-            .await;
+    let out = run
+        .run(&["iam", "attach-role-policy", "--role-name", "EC2RoleForApp", "--policy-arn", S3_READ_ONLY])
+        .await;
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let profile = stdout_json(
-        &run(vec!["iam", "create-instance-profile", "--instance-profile-name", "EC2RoleForAppProfile"]).await,
+        &run.run(&["iam", "create-instance-profile", "--instance-profile-name", "EC2RoleForAppProfile"])
+            .await,
     );
     assert_eq!(profile["InstanceProfile"]["InstanceProfileName"], "EC2RoleForAppProfile");
-    let out = run(vec![
-        "iam",
-        "add-role-to-instance-profile",
-        "--instance-profile-name",
-        "EC2RoleForAppProfile",
-        "--role-name",
-        "EC2RoleForApp",
-    ])
-    .await;
+    let out = run
+        .run(&[
+            "iam",
+            "add-role-to-instance-profile",
+            "--instance-profile-name",
+            "EC2RoleForAppProfile",
+            "--role-name",
+            "EC2RoleForApp",
+        ])
+        .await;
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let got = stdout_json(
-        &run(vec!["iam", "get-instance-profile", "--instance-profile-name", "EC2RoleForAppProfile"]).await,
+        &run.run(&["iam", "get-instance-profile", "--instance-profile-name", "EC2RoleForAppProfile"]).await,
     );
     assert_eq!(got["InstanceProfile"]["Roles"][0]["RoleName"], "EC2RoleForApp");
-    let user = stdout_json(&run(vec!["iam", "create-user", "--user-name", "test-user"]).await);
+    let user = stdout_json(&run.run(&["iam", "create-user", "--user-name", "test-user"]).await);
     assert_eq!(user["User"]["UserName"], "test-user");
-    let created = stdout_json(&run(vec!["iam", "create-access-key", "--user-name", "test-user"]).await);
+    let created = stdout_json(&run.run(&["iam", "create-access-key", "--user-name", "test-user"]).await);
     let new_key = created["AccessKey"]["AccessKeyId"].as_str().unwrap().to_string();
     assert!(
         new_key.starts_with("AKIA") && created["AccessKey"]["SecretAccessKey"].as_str().unwrap().len() == 40
     );
-    let keys = stdout_json(&run(vec!["iam", "list-access-keys", "--user-name", "test-user"]).await);
+    let keys = stdout_json(&run.run(&["iam", "list-access-keys", "--user-name", "test-user"]).await);
     assert_eq!(keys["AccessKeyMetadata"][0]["AccessKeyId"], new_key.as_str(), "{keys}");
     // The seed's launch, literally (its placeholders are accepted and recorded).
     let launched = stdout_json(
-        &run(vec![
+        &run.run(&[
             "ec2",
             "run-instances",
             "--image-id",
@@ -212,17 +232,11 @@ async fn the_seeds_operator_quick_reference_through_the_aws_cli() {
     let me = stdout_json(&aws(&server, Some(id), &[], &["sts", "get-caller-identity"]).await);
     assert_eq!(me["Arn"], format!("arn:aws:sts::123456789012:assumed-role/EC2RoleForApp/{id}"));
     let out =
-        run(vec!["iam", "delete-access-key", "--user-name", "test-user", "--access-key-id", &new_key]).await;
+        run.run(&["iam", "delete-access-key", "--user-name", "test-user", "--access-key-id", &new_key]).await;
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let again = run(vec![
-        "iam",
-        "create-role",
-        "--role-name",
-        "EC2RoleForApp",
-        "--assume-role-policy-document",
-        &trust,
-    ])
-    .await;
+    let again = run
+        .run(&["iam", "create-role", "--role-name", "EC2RoleForApp", "--assume-role-policy-document", &trust])
+        .await;
     assert!(
         String::from_utf8_lossy(&again.stderr)
             .contains("(EntityAlreadyExists) when calling the CreateRole operation"),
@@ -329,17 +343,9 @@ async fn aws_ec2_launches_moves_and_terminates_an_instance_with_its_role() {
     let env = keys_env(&key);
     role_in_profile(&server, "Web").await;
     role_in_profile(&server, "Batch").await;
-    let ec2 = |args: &[&str]| {
-        let args: Vec<String> =
-            std::iter::once("ec2").chain(args.iter().copied()).map(str::to_string).collect();
-        let (server, env) = (&server, &env);
-        async move {
-            let refs: Vec<&str> = args.iter().map(String::as_str).collect();
-            aws(server, None, env, &refs).await
-        }
-    };
+    let ec2 = Cli { server: &server, env: &env, prefix: &["ec2"] };
     let launched = stdout_json(
-        &ec2(&[
+        &ec2.run(&[
             "run-instances",
             "--image-id",
             "ami-0abcdef1234567890",
@@ -374,13 +380,13 @@ async fn aws_ec2_launches_moves_and_terminates_an_instance_with_its_role() {
     assert_eq!(instances[1]["AmiLaunchIndex"], 1);
     let id = first["InstanceId"].as_str().unwrap().to_string();
 
-    let described = stdout_json(&ec2(&["describe-instances", "--instance-ids", &id]).await);
+    let described = stdout_json(&ec2.run(&["describe-instances", "--instance-ids", &id]).await);
     let reservation = &described["Reservations"][0];
     assert_eq!(reservation["ReservationId"], launched["ReservationId"]);
     assert_eq!(reservation["Instances"].as_array().unwrap().len(), 1);
     assert_eq!(reservation["Instances"][0]["InstanceId"], id.as_str());
     let filtered = stdout_json(
-        &ec2(&[
+        &ec2.run(&[
             "describe-instances",
             "--filters",
             "Name=iam-instance-profile.arn,Values=arn:aws:iam::123456789012:instance-profile/Web",
@@ -396,7 +402,7 @@ async fn aws_ec2_launches_moves_and_terminates_an_instance_with_its_role() {
         format!("arn:aws:sts::123456789012:assumed-role/Web/{id}")
     );
     let associations = stdout_json(
-        &ec2(&[
+        &ec2.run(&[
             "describe-iam-instance-profile-associations",
             "--filters",
             &format!("Name=instance-id,Values={id}"),
@@ -407,7 +413,7 @@ async fn aws_ec2_launches_moves_and_terminates_an_instance_with_its_role() {
     assert_eq!(association["State"], "associated");
     let association_id = association["AssociationId"].as_str().unwrap().to_string();
     let replaced = stdout_json(
-        &ec2(&[
+        &ec2.run(&[
             "replace-iam-instance-profile-association",
             "--association-id",
             &association_id,
@@ -423,13 +429,20 @@ async fn aws_ec2_launches_moves_and_terminates_an_instance_with_its_role() {
         format!("arn:aws:sts::123456789012:assumed-role/Batch/{id}")
     );
     let new_association = replaced["AssociationId"].as_str().unwrap();
-    let gone =
-        stdout_json(&ec2(&["disassociate-iam-instance-profile", "--association-id", new_association]).await);
+    let gone = stdout_json(
+        &ec2.run(&["disassociate-iam-instance-profile", "--association-id", new_association]).await,
+    );
     assert_eq!(gone["IamInstanceProfileAssociation"]["State"], "disassociating");
     stderr_has(&identity().await, "Unable to locate credentials");
     let again = stdout_json(
-        &ec2(&["associate-iam-instance-profile", "--instance-id", &id, "--iam-instance-profile", "Name=Web"])
-            .await,
+        &ec2.run(&[
+            "associate-iam-instance-profile",
+            "--instance-id",
+            &id,
+            "--iam-instance-profile",
+            "Name=Web",
+        ])
+        .await,
     );
     assert_eq!(again["IamInstanceProfileAssociation"]["InstanceId"], id.as_str());
     assert_eq!(
@@ -438,7 +451,7 @@ async fn aws_ec2_launches_moves_and_terminates_an_instance_with_its_role() {
     );
 
     let options = stdout_json(
-        &ec2(&[
+        &ec2.run(&[
             "modify-instance-metadata-options",
             "--instance-id",
             &id,
@@ -453,7 +466,7 @@ async fn aws_ec2_launches_moves_and_terminates_an_instance_with_its_role() {
     assert_eq!(options["InstanceMetadataOptions"]["HttpTokens"], "optional");
     assert_eq!(options["InstanceMetadataOptions"]["HttpPutResponseHopLimit"], 2);
 
-    let terminated = stdout_json(&ec2(&["terminate-instances", "--instance-ids", &id]).await);
+    let terminated = stdout_json(&ec2.run(&["terminate-instances", "--instance-ids", &id]).await);
     let change = &terminated["TerminatingInstances"][0];
     assert_eq!(change["InstanceId"], id.as_str());
     assert_eq!(change["CurrentState"]["Name"], "terminated", "{terminated}");
@@ -462,15 +475,16 @@ async fn aws_ec2_launches_moves_and_terminates_an_instance_with_its_role() {
 
     // EC2's error shapes.
     stderr_has(
-        &ec2(&["terminate-instances", "--instance-ids", "i-0123456789abcdef0"]).await,
+        &ec2.run(&["terminate-instances", "--instance-ids", "i-0123456789abcdef0"]).await,
         "An error occurred (InvalidInstanceID.NotFound) when calling the TerminateInstances operation",
     );
     stderr_has(
-        &ec2(&["run-instances", "--image-id", "ami-0abcdef1234567890", "--count", "1", "--dry-run"]).await,
+        &ec2.run(&["run-instances", "--image-id", "ami-0abcdef1234567890", "--count", "1", "--dry-run"])
+            .await,
         "An error occurred (DryRunOperation) when calling the RunInstances operation: Request would have succeeded, but DryRun flag is set.",
     );
     stderr_has(
-        &ec2(&[
+        &ec2.run(&[
             "associate-iam-instance-profile",
             "--instance-id",
             instances[1]["InstanceId"].as_str().unwrap(),
@@ -592,52 +606,35 @@ async fn aws_iam_covers_the_whole_iam_service_with_member_lists_and_encoded_docu
     let server = TestServer::start().await;
     let key = admin(&server).await;
     let env = keys_env(&key);
-    let iam = |args: &[&str]| {
-        let args: Vec<String> =
-            std::iter::once("iam").chain(args.iter().copied()).map(str::to_string).collect();
-        let (server, env) = (&server, &env);
-        async move {
-            let refs: Vec<&str> = args.iter().map(String::as_str).collect();
-            stdout_json(&aws(server, None, env, &refs).await)
-        }
-    };
-    let quiet = |args: &[&str]| {
-        let args: Vec<String> =
-            std::iter::once("iam").chain(args.iter().copied()).map(str::to_string).collect();
-        let (server, env) = (&server, &env);
-        async move {
-            let refs: Vec<&str> = args.iter().map(String::as_str).collect();
-            let out = aws(server, None, env, &refs).await;
-            assert!(out.status.success(), "{refs:?}: {}", String::from_utf8_lossy(&out.stderr));
-        }
-    };
+    let iam = Cli { server: &server, env: &env, prefix: &["iam"] };
     // Tags as Tags.member.N.Key/Value, on create and afterwards.
-    let role = iam(&[
-        "create-role",
-        "--role-name",
-        "Tagged",
-        "--assume-role-policy-document",
-        EC2_TRUST,
-        "--tags",
-        "Key=team,Value=blue",
-        "Key=env,Value=prod",
-    ])
-    .await;
+    let role = iam
+        .json(&[
+            "create-role",
+            "--role-name",
+            "Tagged",
+            "--assume-role-policy-document",
+            EC2_TRUST,
+            "--tags",
+            "Key=team,Value=blue",
+            "Key=env,Value=prod",
+        ])
+        .await;
     assert_eq!(role["Role"]["Tags"].as_array().map(Vec::len), Some(2), "{role}");
     // The trust policy comes back as a document (IAM URL-encodes it; the CLI decodes it).
-    let got = iam(&["get-role", "--role-name", "Tagged"]).await;
+    let got = iam.json(&["get-role", "--role-name", "Tagged"]).await;
     assert_eq!(
         got["Role"]["AssumeRolePolicyDocument"]["Statement"][0]["Principal"]["Service"],
         "ec2.amazonaws.com"
     );
-    quiet(&["tag-role", "--role-name", "Tagged", "--tags", "Key=cost,Value=42"]).await;
-    quiet(&["untag-role", "--role-name", "Tagged", "--tag-keys", "env", "team"]).await;
-    let tags = iam(&["list-role-tags", "--role-name", "Tagged"]).await;
+    iam.ok(&["tag-role", "--role-name", "Tagged", "--tags", "Key=cost,Value=42"]).await;
+    iam.ok(&["untag-role", "--role-name", "Tagged", "--tag-keys", "env", "team"]).await;
+    let tags = iam.json(&["list-role-tags", "--role-name", "Tagged"]).await;
     assert_eq!(tags["Tags"], serde_json::json!([{"Key": "cost", "Value": "42"}]));
 
     // An inline policy with characters that need encoding survives the round trip.
     let document = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"s3:GetObject","Resource":"arn:aws:s3:::b/100% & more+"}]}"#;
-    quiet(&[
+    iam.ok(&[
         "put-role-policy",
         "--role-name",
         "Tagged",
@@ -647,17 +644,18 @@ async fn aws_iam_covers_the_whole_iam_service_with_member_lists_and_encoded_docu
         document,
     ])
     .await;
-    let inline = iam(&["get-role-policy", "--role-name", "Tagged", "--policy-name", "inline"]).await;
+    let inline = iam.json(&["get-role-policy", "--role-name", "Tagged", "--policy-name", "inline"]).await;
     assert_eq!(inline["PolicyDocument"]["Statement"][0]["Resource"], "arn:aws:s3:::b/100% & more+");
     assert_eq!(
-        iam(&["list-role-policies", "--role-name", "Tagged"]).await["PolicyNames"],
+        iam.json(&["list-role-policies", "--role-name", "Tagged"]).await["PolicyNames"],
         serde_json::json!(["inline"])
     );
 
     // Customer managed policies and their versions.
-    let created = iam(&["create-policy", "--policy-name", "ReadLogs", "--policy-document", document]).await;
+    let created =
+        iam.json(&["create-policy", "--policy-name", "ReadLogs", "--policy-document", document]).await;
     let arn = created["Policy"]["Arn"].as_str().unwrap().to_string();
-    quiet(&[
+    iam.ok(&[
         "create-policy-version",
         "--policy-arn",
         &arn,
@@ -666,26 +664,27 @@ async fn aws_iam_covers_the_whole_iam_service_with_member_lists_and_encoded_docu
         "--set-as-default",
     ])
     .await;
-    let versions = iam(&["list-policy-versions", "--policy-arn", &arn]).await;
+    let versions = iam.json(&["list-policy-versions", "--policy-arn", &arn]).await;
     assert_eq!(versions["Versions"].as_array().map(Vec::len), Some(2), "{versions}");
-    let v2 = iam(&["get-policy-version", "--policy-arn", &arn, "--version-id", "v2"]).await;
+    let v2 = iam.json(&["get-policy-version", "--policy-arn", &arn, "--version-id", "v2"]).await;
     assert_eq!(v2["PolicyVersion"]["Document"]["Version"], "2012-10-17");
-    quiet(&["attach-user-policy", "--user-name", "admin", "--policy-arn", &arn]).await;
-    let attached = iam(&["list-attached-user-policies", "--user-name", "admin"]).await;
+    iam.ok(&["attach-user-policy", "--user-name", "admin", "--policy-arn", &arn]).await;
+    let attached = iam.json(&["list-attached-user-policies", "--user-name", "admin"]).await;
     assert_eq!(attached["AttachedPolicies"].as_array().map(Vec::len), Some(2), "{attached}");
 
     // The policy simulator with ActionNames.member.N and ContextEntries.
-    let simulated = iam(&[
-        "simulate-principal-policy",
-        "--policy-source-arn",
-        "arn:aws:iam::123456789012:role/Tagged",
-        "--action-names",
-        "s3:GetObject",
-        "s3:PutObject",
-        "--resource-arns",
-        "arn:aws:s3:::b/100% & more+",
-    ])
-    .await;
+    let simulated = iam
+        .json(&[
+            "simulate-principal-policy",
+            "--policy-source-arn",
+            "arn:aws:iam::123456789012:role/Tagged",
+            "--action-names",
+            "s3:GetObject",
+            "s3:PutObject",
+            "--resource-arns",
+            "arn:aws:s3:::b/100% & more+",
+        ])
+        .await;
     let decisions: Vec<&str> = simulated["EvaluationResults"]
         .as_array()
         .unwrap()
@@ -695,12 +694,12 @@ async fn aws_iam_covers_the_whole_iam_service_with_member_lists_and_encoded_docu
     assert_eq!(decisions, ["allowed", "implicitDeny"], "{simulated}");
 
     // Users, tagged, and their inline policies.
-    let user = iam(&["create-user", "--user-name", "bob", "--tags", "Key=team,Value=red"]).await;
+    let user = iam.json(&["create-user", "--user-name", "bob", "--tags", "Key=team,Value=red"]).await;
     assert_eq!(user["User"]["Tags"][0]["Value"], "red", "{user}");
-    quiet(&["put-user-policy", "--user-name", "bob", "--policy-name", "p", "--policy-document", document])
+    iam.ok(&["put-user-policy", "--user-name", "bob", "--policy-name", "p", "--policy-document", document])
         .await;
-    quiet(&["delete-user-policy", "--user-name", "bob", "--policy-name", "p"]).await;
-    quiet(&["delete-user", "--user-name", "bob"]).await;
+    iam.ok(&["delete-user-policy", "--user-name", "bob", "--policy-name", "p"]).await;
+    iam.ok(&["delete-user", "--user-name", "bob"]).await;
 }
 
 #[tokio::test]
