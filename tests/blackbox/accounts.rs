@@ -188,11 +188,7 @@ async fn instances_of_another_account_get_that_accounts_role() {
     let creds = credentials(&server, &t, "Web").await.unwrap();
     assert_eq!(creds.account_id, B);
     let me = server
-        .sts(ClientCredentials {
-            access_key_id: creds.access_key_id.clone(),
-            secret_access_key: creds.secret_access_key.clone(),
-            session_token: Some(creds.token.clone()),
-        })
+        .sts(temporary(&creds))
         .get_caller_identity(pb::GetCallerIdentityRequest {})
         .await
         .unwrap()

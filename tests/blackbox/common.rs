@@ -214,6 +214,24 @@ pub fn pyenv(program: &str) -> std::path::PathBuf {
     path
 }
 
+/// A user's long-term key, to sign with.
+pub fn long_term(key: &pb::AccessKey) -> rolecall_server::grpc::sigv4::ClientCredentials {
+    rolecall_server::grpc::sigv4::ClientCredentials {
+        access_key_id: key.access_key_id.clone(),
+        secret_access_key: key.secret_access_key.clone(),
+        session_token: None,
+    }
+}
+
+/// An instance's temporary credentials, to sign with.
+pub fn temporary(c: &pb::GetSecurityCredentialsResponse) -> rolecall_server::grpc::sigv4::ClientCredentials {
+    rolecall_server::grpc::sigv4::ClientCredentials {
+        access_key_id: c.access_key_id.clone(),
+        secret_access_key: c.secret_access_key.clone(),
+        session_token: Some(c.token.clone()),
+    }
+}
+
 /// A new user and its access key (the secret shown this once).
 pub async fn user_with_key(server: &TestServer, name: &str) -> pb::AccessKey {
     let mut iam = server.iam();

@@ -86,11 +86,7 @@ async fn a_killed_server_keeps_every_acknowledged_write_and_every_credential_it_
         .await
         .unwrap()
         .into_inner();
-    let session = ClientCredentials {
-        access_key_id: creds.access_key_id.clone(),
-        secret_access_key: creds.secret_access_key.clone(),
-        session_token: Some(creds.token.clone()),
-    };
+    let session = temporary(&creds);
     iam.create_user(pb::CreateUserRequest { user_name: "alice".into(), ..Default::default() }).await.unwrap();
     let key = iam
         .create_access_key(pb::CreateAccessKeyRequest { user_name: "alice".into() })
@@ -205,12 +201,8 @@ async fn a_killed_server_keeps_every_acknowledged_write_and_every_credential_it_
     };
     let me = sts(session).get_caller_identity(pb::GetCallerIdentityRequest {}).await.unwrap().into_inner();
     assert_eq!(me.arn, format!("arn:aws:sts::123456789012:assumed-role/Web/{instance_id}"));
-    let long_term = ClientCredentials {
-        access_key_id: key.access_key_id.clone(),
-        secret_access_key: key.secret_access_key.clone(),
-        session_token: None,
-    };
-    let me = sts(long_term).get_caller_identity(pb::GetCallerIdentityRequest {}).await.unwrap().into_inner();
+    let me =
+        sts(long_term(&key)).get_caller_identity(pb::GetCallerIdentityRequest {}).await.unwrap().into_inner();
     assert_eq!(me.arn, "arn:aws:iam::123456789012:user/alice");
     let mut imds = rolecall_api::instance_metadata_client::InstanceMetadataClient::new(channel.clone());
     let again = imds

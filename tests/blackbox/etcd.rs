@@ -144,12 +144,12 @@ async fn three_replicas_serve_one_fleet_and_see_each_others_changes() {
     // ...and credentials any replica issues verify on every other.
     let t = token(&b, &instance.instance_id, key).await;
     let issued_by_b = credentials(&b, &t, "Web").await.unwrap();
-    let session = rolecall_server::grpc::sigv4::ClientCredentials {
-        access_key_id: issued_by_b.access_key_id.clone(),
-        secret_access_key: issued_by_b.secret_access_key.clone(),
-        session_token: Some(issued_by_b.token.clone()),
-    };
-    let me = c.sts(session).get_caller_identity(pb::GetCallerIdentityRequest {}).await.unwrap().into_inner();
+    let me = c
+        .sts(temporary(&issued_by_b))
+        .get_caller_identity(pb::GetCallerIdentityRequest {})
+        .await
+        .unwrap()
+        .into_inner();
     assert_eq!(me.arn, format!("arn:aws:sts::123456789012:assumed-role/Web/{}", instance.instance_id));
 
     // The role moves through A; B and C, which have it cached, follow through the watch.
@@ -180,11 +180,7 @@ async fn three_replicas_serve_one_fleet_and_see_each_others_changes() {
     b.iam().attach_role_policy(attach).await.unwrap();
     let t = token(&a, &instance.instance_id, key).await;
     let creds = credentials(&a, &t, "Batch").await.unwrap();
-    let session = rolecall_server::grpc::sigv4::ClientCredentials {
-        access_key_id: creds.access_key_id,
-        secret_access_key: creds.secret_access_key,
-        session_token: Some(creds.token),
-    };
+    let session = temporary(&creds);
     let signed = rolecall_api::iam_client::IamClient::new(a.signing(session, "iam"));
     until("A allows what B attached", || {
         let mut signed = signed.clone();
@@ -276,11 +272,7 @@ async fn a_key_rotated_on_one_replica_verifies_on_the_others_at_once() {
     assert!(rotations >= 1, "A rotated");
     let t = token(&a, &instance.instance_id, &key).await;
     let creds = credentials(&a, &t, "Web").await.unwrap();
-    let session = rolecall_server::grpc::sigv4::ClientCredentials {
-        access_key_id: creds.access_key_id,
-        secret_access_key: creds.secret_access_key,
-        session_token: Some(creds.token),
-    };
+    let session = temporary(&creds);
     let me = b.sts(session).get_caller_identity(pb::GetCallerIdentityRequest {}).await.unwrap().into_inner();
     assert!(me.arn.ends_with(&instance.instance_id));
     // B also takes A's IMDS token.

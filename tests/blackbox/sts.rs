@@ -7,22 +7,6 @@ use tonic::Code;
 
 use crate::common::*;
 
-fn long_term(key: &pb::AccessKey) -> ClientCredentials {
-    ClientCredentials {
-        access_key_id: key.access_key_id.clone(),
-        secret_access_key: key.secret_access_key.clone(),
-        session_token: None,
-    }
-}
-
-fn temporary(c: &pb::GetSecurityCredentialsResponse) -> ClientCredentials {
-    ClientCredentials {
-        access_key_id: c.access_key_id.clone(),
-        secret_access_key: c.secret_access_key.clone(),
-        session_token: Some(c.token.clone()),
-    }
-}
-
 async fn whoami(
     server: &TestServer,
     creds: ClientCredentials,
