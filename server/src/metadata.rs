@@ -483,7 +483,7 @@ impl InstanceMetadata {
     /// Rotates the key ring when due (checked whenever something is sealed or signed).
     /// Forgets keys past retention (rotation is the key keeper's: see `custody`).
     fn maintain_key_ring(&self, now: i64) -> Result<()> {
-        self.ring.maintain(now).map(drop)
+        self.ring.maintain(now)
     }
 
     /// iam/info (NotFound without a role).

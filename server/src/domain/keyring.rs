@@ -79,9 +79,6 @@ struct RingState {
 pub struct KeyRing {
     policy: KeyRingPolicy,
     state: RwLock<RingState>,
-    /// Rotation is done by whoever keeps the ring in the store (persist, then install), not
-    /// by [`maintain`](KeyRing::maintain).
-    kept: std::sync::atomic::AtomicBool,
 }
 
 /// Where a sealed payload's key is found again.
@@ -94,14 +91,13 @@ impl KeyRing {
     pub fn new(policy: KeyRingPolicy, now: i64) -> Self {
         let mut keys = BTreeMap::new();
         keys.insert(1, RingKey::generate(now));
-        Self { policy, state: RwLock::new(RingState { active: 1, keys }), kept: Default::default() }
+        Self { policy, state: RwLock::new(RingState { active: 1, keys }) }
     }
 
-    /// The ring a snapshot describes, rotated by its keeper from now on.
+    /// The ring a snapshot describes.
     pub fn restore(policy: KeyRingPolicy, snapshot: &RingSnapshot) -> Result<Self> {
         let ring = Self::new(policy, 0);
         ring.install(snapshot)?;
-        ring.kept.store(true, Ordering::Relaxed);
         Ok(ring)
     }
 
@@ -200,27 +196,15 @@ impl KeyRing {
         })
     }
 
-    /// Rotates the active key if it is due, and forgets retired keys past retention.
-    /// Whether it rotated.
-    pub fn maintain(&self, now: i64) -> Result<bool> {
+    /// Forgets retired keys past retention. Rotation is the keeper's (`custody::KeyKeeper`):
+    /// it persists a rotated ring before installing it.
+    pub fn maintain(&self, now: i64) -> Result<()> {
         let retain = self.policy.retain_secs;
-        let kept = self.kept.load(Ordering::Relaxed);
-        let due = {
-            let state = self.read()?;
-            (!kept && self.rotation_due(&state, now))
-                || state.keys.values().any(|k| k.retired_at.is_some_and(|r| now - r > retain))
-        };
-        if !due {
-            return Ok(false);
+        let expired = |k: &RingKey| k.retired_at.is_some_and(|r| now - r > retain);
+        if self.read()?.keys.values().any(expired) {
+            self.write()?.keys.retain(|_, k| !expired(k));
         }
-        let mut state = self.write()?;
-        // Another caller may have rotated between the two locks.
-        let rotated = !kept && self.rotation_due(&state, now);
-        if rotated {
-            state.rotate(now);
-        }
-        state.keys.retain(|_, k| k.retired_at.is_none_or(|r| now - r <= retain));
-        Ok(rotated)
+        Ok(())
     }
 
     /// Forces a rotation now (operators, tests).
@@ -394,18 +378,20 @@ mod tests {
         let policy = KeyRingPolicy { rotate_after_secs: 100, max_seals_per_key: 3, retain_secs: 50 };
         let ring = KeyRing::new(policy, 0);
         let (id1, sealed) = ring.seal(b"", b"x").unwrap();
-        ring.maintain(100).unwrap();
+        assert!(!ring.rotation_due_at(99).unwrap());
+        assert!(ring.rotation_due_at(100).unwrap(), "due by age");
+        ring.rotate(100).unwrap();
         let id2 = ring.active_key_id().unwrap();
         assert_ne!(id1, id2);
+        ring.maintain(150).unwrap();
         assert!(ring.open(b"", id1, &sealed).unwrap().is_some(), "retired key still opens");
         ring.maintain(151).unwrap();
         assert!(ring.open(b"", id1, &sealed).unwrap().is_none(), "past retention it is gone");
-        // The seal count also forces rotation.
+        // The seal count also makes rotation due.
         for _ in 0..3 {
             ring.seal(b"", b"y").unwrap();
         }
-        ring.maintain(152).unwrap();
-        assert_ne!(ring.active_key_id().unwrap(), id2);
+        assert!(ring.rotation_due_at(152).unwrap(), "due by seal count");
     }
 
     #[test]
@@ -431,9 +417,10 @@ mod tests {
         let json = serde_json::to_string(&snapshot).unwrap();
         let restored = KeyRing::restore(policy, &serde_json::from_str(&json).unwrap()).unwrap();
         assert_eq!(restored.open(b"t", id, &sealed).unwrap().as_deref(), Some(&b"hello"[..]));
-        // Kept rings do not rotate by themselves, even when due.
+        // Rings do not rotate by themselves, even when due: the keeper does.
         assert!(restored.rotation_due_at(100).unwrap());
-        assert!(!restored.maintain(100).unwrap());
+        restored.maintain(100).unwrap();
+        assert_eq!(restored.active_key_id().unwrap(), id);
         let staged = restored.with_new_key(100).unwrap();
         restored.install(&staged).unwrap();
         assert_eq!(restored.active_key_id().unwrap(), id, "a new key is not used before it is activated");
