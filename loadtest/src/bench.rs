@@ -21,7 +21,7 @@ use crate::{
     fleet::{self, Fleet, ROLES},
     harness::{ChurnBook, Load, Run, Scenario},
     procfs::{self, Machine},
-    report::{self, Latency, Pass, Report},
+    report::{self, Latency, Pass, ReplicaFigures, Report},
     servers::{Kind, ServerUnderTest},
 };
 
@@ -167,12 +167,15 @@ pub async fn run(opts: &Options) -> Result<Report, String> {
     for scenario in scenarios {
         eprintln!("== {scenario:?}");
         let server = start_server(opts, scenario).await?;
-        // Client-side balancing: each user keeps one channel, the channels spread over the
-        // replicas.
-        let mut channels = Vec::new();
+        // Client-side balancing: each user keeps one channel, and the channels are dealt
+        // round the replicas (channel c on replica c % N), so that users spread evenly.
+        let mut per_replica = Vec::new();
         for url in server.grpc_urls() {
-            channels.extend(connect(&url, opts.channels).await?);
+            per_replica.push(connect(&url, opts.channels).await?);
         }
+        let channels: Vec<Channel> = (0..opts.channels)
+            .flat_map(|k| per_replica.iter().filter_map(move |c| c.get(k).cloned()))
+            .collect();
         let passes = match scenario {
             Scenario::Baseline => {
                 let fleet = fleet::synthetic(opts.instances);
@@ -186,7 +189,7 @@ pub async fn run(opts: &Options) -> Result<Report, String> {
             }
             Scenario::Fetch => {
                 let mut fleet = fleet::bootstrap(&channels, opts.instances).await?;
-                fleet::warm(&channels, &mut fleet).await?;
+                fleet::warm(&channels, &mut fleet, opts.users).await?;
                 let mut closed =
                     pass(opts, &server, &channels, scenario, Load::Closed, &fleet, None, None).await?;
                 let mut details = serde_json::json!({ "server_rss_bytes": server.rss_bytes(), "replicas": server.replicas() });
@@ -262,6 +265,7 @@ async fn pass_for(
     let me = std::process::id();
     let issued_before = server.counter("rolecall_credentials_issued_total").await;
     let server_cpu_before = server.cpu_time();
+    let replica_cpu_before = server.replica_cpu_times();
     let etcd_cpu_before = server.etcd_cpu_time();
     let generator_cpu_before = procfs::cpu_time(me);
     let started = Instant::now();
@@ -307,6 +311,16 @@ async fn pass_for(
     };
     let requests = run.requests.load(Ordering::Relaxed);
     let busy = run.busy_seconds().max(1e-9);
+    let per_replica = if server.replicas() > 1 {
+        replica_figures(
+            &run.requests_by_channel(),
+            &replica_cpu_before,
+            &server.replica_cpu_times(),
+            busy.min(wall),
+        )
+    } else {
+        Vec::new()
+    };
     let latency = run.latencies.lock().map(|h| Latency::from(&*h)).unwrap_or_default();
     // Utilization over the busy window (goose's start-up and shutdown idle both sides).
     let window = busy.min(wall);
@@ -365,10 +379,39 @@ async fn pass_for(
         generator_cpu_utilization: generator_util,
         saturated: report::saturation(server_util, generator_util),
         credentials_issued: issued,
+        per_replica,
         details,
         warnings,
         goose_report: html_str,
     })
+}
+
+/// Each replica's requests (its channels' sum: channel c is on replica c % N) and CPU over a
+/// pass of `window` busy seconds.
+fn replica_figures(
+    by_channel: &[u64],
+    cpu_before: &[Option<Duration>],
+    cpu_after: &[Option<Duration>],
+    window: f64,
+) -> Vec<ReplicaFigures> {
+    let n = cpu_after.len().max(1);
+    cpu_before
+        .iter()
+        .zip(cpu_after)
+        .enumerate()
+        .map(|(replica, (before, after))| {
+            let requests: u64 = by_channel.iter().skip(replica).step_by(n).sum();
+            let cpu = match (before, after) {
+                (Some(b), Some(a)) => Some(a.saturating_sub(*b).as_secs_f64()),
+                _ => None,
+            };
+            ReplicaFigures {
+                requests,
+                cpu_us_per_request: cpu.map(|c| c * 1e6 / requests.max(1) as f64),
+                cpu_utilization: cpu.map(|c| c / window.max(1e-9)),
+            }
+        })
+        .collect()
 }
 
 /// The whole fleet crosses one rotation point: every instance must get new credentials,
@@ -387,7 +430,7 @@ async fn storm(
     let to_boundary = |unix: f64| period as f64 - unix.rem_euclid(period as f64);
     tokio::time::sleep(Duration::from_secs_f64(to_boundary(unix_now()) + 0.2)).await;
     let warm_started = Instant::now();
-    fleet::warm(channels, &mut fleet).await?;
+    fleet::warm(channels, &mut fleet, opts.users).await?;
     let warm_time = warm_started.elapsed().as_secs_f64();
     let left = to_boundary(unix_now());
     let lead = storm_prefetch(period) as f64;
@@ -430,7 +473,7 @@ async fn storm(
 /// Roles replaced on running instances while the fleet fetches.
 async fn churn(opts: &Options, server: &ServerUnderTest, channels: &[Channel]) -> Result<Pass, String> {
     let mut fleet = fleet::bootstrap(channels, opts.instances).await?;
-    fleet::warm(channels, &mut fleet).await?;
+    fleet::warm(channels, &mut fleet, opts.users).await?;
     let book = ChurnBook::new(fleet.members.len());
     let stop = Arc::new(AtomicBool::new(false));
     let controller = tokio::spawn(replace_roles(
@@ -561,5 +604,32 @@ mod smoke {
         assert!(churn.details["replacements"].as_u64().unwrap() > 0);
         assert!(out.join("report.json").exists());
         let _ = std::fs::remove_dir_all(&out);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_replica_counts_the_channels_dealt_to_it() {
+        let secs = |s: u64| Some(Duration::from_secs(s));
+        // 6 channels over 3 replicas: channel c on replica c % 3.
+        let figures = replica_figures(
+            &[1, 2, 3, 4, 5, 6],
+            &[secs(0), secs(0), None],
+            &[secs(5), secs(7), secs(1)],
+            10.0,
+        );
+        let requests: Vec<u64> = figures.iter().map(|f| f.requests).collect();
+        assert_eq!(requests, [5, 7, 9]);
+        assert_eq!(figures[0].cpu_us_per_request, Some(1e6));
+        assert_eq!(figures[1].cpu_utilization, Some(0.7));
+        assert_eq!(figures[2].cpu_us_per_request, None, "unknown CPU stays unknown");
+        // The warm-up's route agrees with the pass's: member n to user n % users, on channel
+        // user % channels.
+        assert_eq!(crate::harness::channel_of(13, 32, 100, 12), 1);
+        assert_eq!(crate::harness::channel_of(45, 32, 100, 12), 1, "member 45 is user 13's");
+        assert_eq!(crate::harness::channel_of(5, 32, 4, 12), 1, "4 members: 4 users");
     }
 }

@@ -91,12 +91,17 @@ pub async fn bootstrap(channels: &[Channel], count: usize) -> Result<Fleet, Stri
         }
     }
     let associations = association_ids(channel).await?;
-    let tokens = in_parallel(channels, launched.clone(), |mut imds, (id, key)| async move {
-        imds.get_token(pb::GetTokenRequest { instance_id: id, instance_key: key, ttl_seconds: 21_600 })
-            .await
-            .map(|r| r.into_inner().token)
-            .map_err(err("GetToken"))
-    })
+    let tokens = in_parallel(
+        channels,
+        |n| n % channels.len(),
+        launched.clone(),
+        |mut imds, (id, key)| async move {
+            imds.get_token(pb::GetTokenRequest { instance_id: id, instance_key: key, ttl_seconds: 21_600 })
+                .await
+                .map(|r| r.into_inner().token)
+                .map_err(err("GetToken"))
+        },
+    )
     .await?;
     let members = launched
         .into_iter()
@@ -138,12 +143,15 @@ async fn association_ids(channel: Channel) -> Result<HashMap<String, String>, St
     }
 }
 
-/// Fetches every member's credentials once (filling the server's cache), remembering the
-/// access key each got.
-pub async fn warm(channels: &[Channel], fleet: &mut Fleet) -> Result<(), String> {
+/// Fetches every member's credentials once, through the channel (so the replica) that will
+/// serve it in a pass of `users` users, filling that replica's cache; remembers the access
+/// key each got.
+pub async fn warm(channels: &[Channel], fleet: &mut Fleet, users: usize) -> Result<(), String> {
     let work: Vec<(String, String)> =
         fleet.members.iter().map(|m| (m.token.clone(), ROLES[0].to_string())).collect();
-    let keys = in_parallel(channels, work, |mut imds, (token, role)| async move {
+    let members = work.len();
+    let route = |n| crate::harness::channel_of(n, users, members, channels.len());
+    let keys = in_parallel(channels, route, work, |mut imds, (token, role)| async move {
         imds.get_security_credentials(pb::GetSecurityCredentialsRequest {
             caller: Some(pb::InstanceCaller::token(token)),
             role_name: role,
@@ -174,8 +182,14 @@ pub fn synthetic(count: usize) -> Fleet {
     Fleet { members }
 }
 
-/// Runs `call` over `items` with 8 concurrent workers per channel; answers in item order.
-async fn in_parallel<I, O, F, Fut>(channels: &[Channel], items: Vec<I>, call: F) -> Result<Vec<O>, String>
+/// Runs `call` over `items` with 8 concurrent workers per channel, item `n` on channel
+/// `route(n)`; answers in item order.
+async fn in_parallel<I, O, F, Fut>(
+    channels: &[Channel],
+    route: impl Fn(usize) -> usize,
+    items: Vec<I>,
+    call: F,
+) -> Result<Vec<O>, String>
 where
     I: Send + 'static,
     O: Send + 'static,
@@ -184,8 +198,12 @@ where
 {
     let workers = (channels.len() * 8).max(1);
     let mut queues: Vec<Vec<(usize, I)>> = (0..workers).map(|_| Vec::new()).collect();
+    // Worker `w` uses channel `w % channels`: a channel's items go round its 8 workers.
+    let mut dealt = vec![0usize; channels.len()];
     for (n, item) in items.into_iter().enumerate() {
-        queues[n % workers].push((n, item));
+        let channel = route(n) % channels.len().max(1);
+        let turn = dealt.get_mut(channel).map_or(0, |d| std::mem::replace(d, *d + 1));
+        queues[(channel + channels.len() * (turn % 8)) % workers].push((n, item));
     }
     let total: usize = queues.iter().map(Vec::len).sum();
     let mut set = JoinSet::new();

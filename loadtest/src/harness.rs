@@ -62,6 +62,8 @@ pub struct Run {
     storm_window: Option<(Instant, Instant)>,
     churn: Option<Arc<ChurnBook>>,
     pub requests: AtomicU64,
+    /// Requests sent on each channel (so to each replica).
+    by_channel: Vec<AtomicU64>,
     pub errors: AtomicU64,
     /// Storm: instances whose credentials changed within the storm window / before it.
     pub rotated: AtomicU64,
@@ -101,6 +103,18 @@ fn merge(into: &Mutex<Histogram<u64>>, from: &Histogram<u64>) {
     }
 }
 
+/// How many users a pass of `members` instances runs: no more than there are instances.
+fn users_for(users: usize, members: usize) -> usize {
+    users.max(1).min(members.max(1))
+}
+
+/// The channel that serves fleet member `n` in a pass: members are dealt to the users in
+/// turn, and user `u` keeps channel `u % channels`. The warm-up routes each member the same
+/// way, so that every replica caches the instances it will serve.
+pub fn channel_of(n: usize, users: usize, members: usize, channels: usize) -> usize {
+    (n % users_for(users, members)) % channels.max(1)
+}
+
 // === impl Run ===
 
 impl Run {
@@ -113,11 +127,12 @@ impl Run {
         storm_window: Option<(Instant, Instant)>,
         churn: Option<Arc<ChurnBook>>,
     ) -> Arc<Self> {
-        let users = users.max(1).min(members.len().max(1));
+        let users = users_for(users, members.len());
         let mut slices: Vec<Vec<Member>> = (0..users).map(|_| Vec::new()).collect();
         for (n, m) in members.into_iter().enumerate() {
             slices[n % users].push(m);
         }
+        let by_channel = (0..channels.len()).map(|_| AtomicU64::new(0)).collect();
         Arc::new(Self {
             scenario,
             load,
@@ -129,6 +144,7 @@ impl Run {
             storm_window,
             churn,
             requests: AtomicU64::new(0),
+            by_channel,
             errors: AtomicU64::new(0),
             rotated: AtomicU64::new(0),
             rotated_early: AtomicU64::new(0),
@@ -144,6 +160,11 @@ impl Run {
     /// The goose users this run needs (one per slice).
     pub fn users(&self) -> usize {
         self.slices.len()
+    }
+
+    /// Requests sent on each channel so far.
+    pub fn requests_by_channel(&self) -> Vec<u64> {
+        self.by_channel.iter().map(|c| c.load(Ordering::Relaxed)).collect()
     }
 
     /// Makes this the run goose users attach to.
@@ -226,6 +247,8 @@ struct Agent {
     members: Vec<Member>,
     rotated: Vec<bool>,
     next: usize,
+    /// Which of the run's channels this agent sends on.
+    channel: usize,
     client: Client,
     latencies: Histogram<u64>,
     steady: Histogram<u64>,
@@ -254,7 +277,8 @@ async fn claim_slice(user: &mut GooseUser) -> TransactionResult {
     let run = CURRENT.lock().ok().and_then(|c| c.clone()).ok_or_else(|| missing("no run installed"))?;
     let slot = user.weighted_users_index % run.slices.len().max(1);
     let members = run.slices.get(slot).cloned().unwrap_or_default();
-    let channel = run.channels[slot % run.channels.len()].clone();
+    let channel_index = slot % run.channels.len();
+    let channel = run.channels[channel_index].clone();
     let client = match run.scenario {
         Scenario::Baseline => Client::Baseline(BaselineClient::new(channel)),
         _ => Client::Rolecall(InstanceMetadataClient::new(channel)),
@@ -274,6 +298,7 @@ async fn claim_slice(user: &mut GooseUser) -> TransactionResult {
         members,
         rotated,
         next: 0,
+        channel: channel_index,
         client,
         latencies: histogram(),
         steady: histogram(),
@@ -384,8 +409,12 @@ async fn agent_loop(user: &mut GooseUser) -> TransactionResult {
     run.first_send_ns.fetch_min(run.since_epoch(intended), Ordering::Relaxed);
     run.last_done_ns.fetch_max(run.since_epoch(done), Ordering::Relaxed);
 
+    let channel = agent.channel;
     for (name, result, took) in outcomes {
         run.requests.fetch_add(1, Ordering::Relaxed);
+        if let Some(c) = run.by_channel.get(channel) {
+            c.fetch_add(1, Ordering::Relaxed);
+        }
         match result {
             Ok(()) => user.record_custom_request_duration("gRPC", name, took, true, Some(0), None).await?,
             Err(status) => {

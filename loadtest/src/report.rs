@@ -63,11 +63,23 @@ pub struct Pass {
     pub saturated: String,
     /// Credentials the server issued during the pass (from its counters).
     pub credentials_issued: Option<u64>,
+    /// With several replicas: each one's share of the requests and its own CPU.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub per_replica: Vec<ReplicaFigures>,
     /// Scenario-specific figures (storm, churn, fetch memory).
     pub details: serde_json::Value,
     pub warnings: Vec<String>,
     /// goose's HTML report of this pass.
     pub goose_report: String,
+}
+
+/// One replica's part of a pass.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ReplicaFigures {
+    pub requests: u64,
+    pub cpu_us_per_request: Option<f64>,
+    /// Fraction of one core the replica used over the pass.
+    pub cpu_utilization: Option<f64>,
 }
 
 /// A figure held against the target.
@@ -248,6 +260,17 @@ impl Report {
                 ));
             }
         }
+        for p in self.passes.iter().filter(|p| !p.per_replica.is_empty()) {
+            out.push_str(&format!("\n{:?} {} per replica:", p.scenario, load_name(&p.load)));
+            for (n, r) in p.per_replica.iter().enumerate() {
+                out.push_str(&format!(
+                    " [{n}] {} requests, {} µs/rq, {} of a core;",
+                    r.requests,
+                    r.cpu_us_per_request.map_or("-".into(), |c| format!("{c:.1}")),
+                    r.cpu_utilization.map_or("-".into(), |c| format!("{c:.2}")),
+                ));
+            }
+        }
         for p in &self.passes {
             if !p.details.is_null() && p.details != serde_json::json!({}) {
                 out.push_str(&format!(
@@ -322,6 +345,7 @@ mod tests {
             generator_cpu_utilization: generator,
             saturated: saturation(Some(server), generator),
             credentials_issued: None,
+            per_replica: vec![],
             details: serde_json::json!({}),
             warnings: vec![],
             goose_report: String::new(),

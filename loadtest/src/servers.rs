@@ -197,6 +197,13 @@ impl ServerUnderTest {
         self.others.iter().try_fold(mine, |sum, o| Some(sum + o.cpu_time()?))
     }
 
+    /// Each replica's CPU time, in `grpc_urls` order.
+    pub fn replica_cpu_times(&self) -> Vec<Option<Duration>> {
+        std::iter::once(self.pid().and_then(procfs::cpu_time))
+            .chain(self.others.iter().map(|o| o.pid().and_then(procfs::cpu_time)))
+            .collect()
+    }
+
     pub fn rss_bytes(&self) -> Option<u64> {
         let mine = self.pid().and_then(procfs::rss_bytes)?;
         self.others.iter().try_fold(mine, |sum, o| Some(sum + o.rss_bytes()?))
