@@ -56,6 +56,10 @@ pub struct StorageSettings {
     /// neither, one is made in `data_dir/master.key` on first start, with a warning: the
     /// key then sits beside what it protects.
     pub master_key_file: Option<PathBuf>,
+    /// Files of previous master keys, during a rotation: they open what they sealed, never
+    /// seal. ROLECALL_PREVIOUS_MASTER_KEYS (the keys, comma-separated) adds to them. Drop
+    /// them once `rolecall store reseal` has rewritten everything under the current key.
+    pub previous_master_key_files: Vec<PathBuf>,
     /// backend = "etcd" (builds with the `etcd` feature): the cluster's client URLs.
     pub etcd_endpoints: Vec<String>,
     /// Every key of this deployment is under it in etcd.
@@ -68,6 +72,7 @@ impl Default for StorageSettings {
             backend: "redb".into(),
             data_dir: PathBuf::from("rolecall-data"),
             master_key_file: None,
+            previous_master_key_files: Vec::new(),
             etcd_endpoints: Vec::new(),
             etcd_prefix: "rolecall/".into(),
         }

@@ -16,9 +16,9 @@ use crate::{
         clock::Clock,
         identity::IdentitySigner,
         keyring::{KeyRing, KeyRingPolicy, RingSnapshot},
-        master_key::MasterKey,
+        master_key::{MasterKey, MasterKeys},
     },
-    store::{MemoryStore, RedbStore, SealedStore, Store, StoreError, Txn},
+    store::{MemoryStore, RedbStore, Resealed, SealedStore, Store, StoreError, Txn},
     telemetry::Metrics,
 };
 
@@ -58,6 +58,56 @@ fn master_key(config: &Config) -> std::result::Result<MasterKey, String> {
     }
 }
 
+/// The master key and the previous ones (ROLECALL_PREVIOUS_MASTER_KEYS, comma-separated,
+/// and `storage.previous_master_key_files`), which open but never seal.
+fn master_keys(config: &Config) -> std::result::Result<MasterKeys, String> {
+    let current = master_key(config)?;
+    let mut previous = Vec::new();
+    if let Ok(list) = std::env::var("ROLECALL_PREVIOUS_MASTER_KEYS") {
+        for (n, text) in list.split(',').filter(|t| !t.trim().is_empty()).enumerate() {
+            previous.push(
+                MasterKey::parse(text)
+                    .map_err(|e| format!("ROLECALL_PREVIOUS_MASTER_KEYS, key {}: {}", n + 1, e.message))?,
+            );
+        }
+    }
+    for path in &config.storage.previous_master_key_files {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| format!("previous master key file {}: {e}", path.display()))?;
+        previous.push(MasterKey::parse(&text).map_err(|e| format!("{}: {}", path.display(), e.message))?);
+    }
+    if !previous.is_empty() {
+        tracing::info!(
+            previous = previous.len(),
+            "previous master keys open what they sealed; run `rolecall store reseal`, then remove them"
+        );
+    }
+    Ok(MasterKeys::new(current, previous))
+}
+
+/// Rewrites under the current master key every value a previous one sealed
+/// (`rolecall store reseal`). On redb the server must be stopped (it holds the directory);
+/// on etcd the replicas may keep serving.
+pub async fn reseal(config: &Config) -> std::result::Result<Resealed, String> {
+    let sealed = match config.storage.backend.as_str() {
+        "memory" => return Err("storage.backend = memory keeps nothing at rest to reseal".into()),
+        #[cfg(feature = "etcd")]
+        "etcd" => {
+            let etcd = crate::store::etcd::EtcdStore::connect(
+                &config.storage.etcd_endpoints,
+                &config.storage.etcd_prefix,
+            )
+            .await?;
+            SealedStore::new(Arc::new(etcd), master_keys(config)?)
+        }
+        _ => {
+            let redb = RedbStore::open(&config.storage.data_dir).map_err(|e| e.to_string())?;
+            SealedStore::new(Arc::new(redb), master_keys(config)?)
+        }
+    };
+    sealed.reseal().await.map_err(|e| e.to_string())
+}
+
 /// Writes a new master key, readable by its owner only.
 fn make_key_file(path: &Path) -> std::result::Result<(), String> {
     use std::io::Write;
@@ -90,7 +140,7 @@ pub async fn open_store(config: &Config) -> std::result::Result<Opened, String> 
             if std::env::var_os("ROLECALL_MASTER_KEY").is_none() && config.storage.master_key_file.is_none() {
                 return Err("storage.backend = etcd needs the master key every replica shares: ROLECALL_MASTER_KEY or storage.master_key_file".into());
             }
-            let key = master_key(config)?;
+            let keys = master_keys(config)?;
             let etcd = crate::store::etcd::EtcdStore::connect(
                 &config.storage.etcd_endpoints,
                 &config.storage.etcd_prefix,
@@ -101,15 +151,15 @@ pub async fn open_store(config: &Config) -> std::result::Result<Opened, String> 
             let changes = etcd.changes(from);
             tracing::info!(endpoints = ?config.storage.etcd_endpoints, prefix = %config.storage.etcd_prefix, "state in etcd, sealed at rest");
             return Ok(Opened {
-                store: Arc::new(SealedStore::new(Arc::new(etcd), key)),
+                store: Arc::new(SealedStore::new(Arc::new(etcd), keys)),
                 changes: Some(changes),
             });
         }
         _ => {
-            let key = master_key(config)?;
+            let keys = master_keys(config)?;
             let redb = RedbStore::open(&config.storage.data_dir).map_err(|e| e.to_string())?;
             tracing::info!(dir = %config.storage.data_dir.display(), "state in redb, sealed at rest");
-            Arc::new(SealedStore::new(Arc::new(redb), key))
+            Arc::new(SealedStore::new(Arc::new(redb), keys))
         }
     };
     Ok(Opened {

@@ -34,6 +34,17 @@ enum Command {
     Imds(cli::ClientArgs<cli::ImdsCommand>),
     /// STS, signed with the credentials in AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY / AWS_SESSION_TOKEN.
     Sts(cli::ClientArgs<cli::StsCommand>),
+    /// The state at rest, chosen by serve's flags and config file.
+    #[command(subcommand)]
+    Store(StoreCommand),
+}
+
+#[derive(Subcommand)]
+enum StoreCommand {
+    /// Rewrite under the current master key every value a previous master key sealed, so the
+    /// previous keys can be removed (redb: with the server stopped; etcd: beside running
+    /// replicas).
+    Reseal(Box<ServeArgs>),
 }
 
 /// Flags override the config file; each also reads its ROLECALL_* environment variable.
@@ -82,6 +93,14 @@ struct ServeArgs {
     /// itself, takes precedence).
     #[arg(long, env = "ROLECALL_MASTER_KEY_FILE")]
     master_key_file: Option<PathBuf>,
+    /// A previous master key's file, while rotating it (repeat for several): it opens what
+    /// it sealed, never seals.
+    #[arg(
+        long = "previous-master-key-file",
+        env = "ROLECALL_PREVIOUS_MASTER_KEY_FILES",
+        value_delimiter = ','
+    )]
+    previous_master_key_files: Vec<PathBuf>,
     /// The AWS Query API (STS, IAM, EC2, S3) for `aws --endpoint-url` and the SDKs.
     #[arg(long, env = "ROLECALL_QUERY_LISTEN")]
     query_listen: Option<SocketAddr>,
@@ -150,6 +169,9 @@ impl ServeArgs {
         if let Some(v) = self.master_key_file {
             c.storage.master_key_file = Some(v);
         }
+        if !self.previous_master_key_files.is_empty() {
+            c.storage.previous_master_key_files = self.previous_master_key_files;
+        }
         if let Some(v) = self.query_listen {
             c.query_listen = Some(v);
         }
@@ -195,6 +217,17 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
         .map_err(|e| e.to_string())
 }
 
+async fn reseal(args: ServeArgs) -> Result<(), String> {
+    let config = args.config()?;
+    config.validate().map_err(|e| e.to_string())?;
+    let done = rolecall_server::custody::reseal(&config).await?;
+    println!(
+        "resealed {} of {} values under the current master key; the previous keys can be removed",
+        done.resealed, done.examined
+    );
+    Ok(())
+}
+
 /// SIGTERM or ctrl-c.
 async fn shutdown_signal() {
     let ctrl_c = async {
@@ -230,6 +263,10 @@ async fn main() -> ExitCode {
         Command::Ec2(args) => cli::ec2(args).await,
         Command::Imds(args) => cli::imds(args).await,
         Command::Sts(args) => cli::sts(args).await,
+        Command::Store(StoreCommand::Reseal(args)) => {
+            telemetry::init_logging();
+            reseal(*args).await
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

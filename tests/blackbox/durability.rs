@@ -20,6 +20,33 @@ async fn serve_on(dir: &std::path::Path, master_key: &str) -> Served {
     serve_binary(&["--data-dir", &dir.display().to_string()], &[("ROLECALL_MASTER_KEY", master_key)]).await
 }
 
+/// Who STS says signed with `creds`.
+async fn caller_arn(served: &Served, creds: ClientCredentials) -> Result<String, tonic::Status> {
+    let clock = Arc::new(rolecall_server::domain::clock::SystemClock::default());
+    let signing = rolecall_server::grpc::sigv4::Signing::new(
+        served.channel().await,
+        creds,
+        served.addr.clone(),
+        "us-east-1",
+        "sts",
+        clock,
+    );
+    let mut sts = rolecall_api::sts_client::StsClient::new(signing);
+    Ok(sts.get_caller_identity(pb::GetCallerIdentityRequest {}).await?.into_inner().arn)
+}
+
+/// A user with a long-term access key, made through `served`.
+async fn user_with_key_on(served: &Served, name: &str) -> pb::AccessKey {
+    let mut iam = IamClient::new(served.channel().await);
+    iam.create_user(pb::CreateUserRequest { user_name: name.into(), ..Default::default() }).await.unwrap();
+    iam.create_access_key(pb::CreateAccessKeyRequest { user_name: name.into() })
+        .await
+        .unwrap()
+        .into_inner()
+        .access_key
+        .unwrap()
+}
+
 /// What the stream of writes had acknowledged when the server died.
 #[derive(Default)]
 struct Acknowledged {
@@ -87,14 +114,7 @@ async fn a_killed_server_keeps_every_acknowledged_write_and_every_credential_it_
         .unwrap()
         .into_inner();
     let session = temporary(&creds);
-    iam.create_user(pb::CreateUserRequest { user_name: "alice".into(), ..Default::default() }).await.unwrap();
-    let key = iam
-        .create_access_key(pb::CreateAccessKeyRequest { user_name: "alice".into() })
-        .await
-        .unwrap()
-        .into_inner()
-        .access_key
-        .unwrap();
+    let key = user_with_key_on(&served, "alice").await;
 
     // A stream of writes (users, and 20-instance launches: one commit of 40 keys each),
     // killed once 40 have been acknowledged, with the next one in flight.
@@ -187,23 +207,11 @@ async fn a_killed_server_keeps_every_acknowledged_write_and_every_credential_it_
 
     // Credentials issued before the crash still verify (the key ring survived), the IMDS
     // token still names its instance, and the user's key still signs.
-    let sts = |creds: ClientCredentials| {
-        let clock = Arc::new(rolecall_server::domain::clock::SystemClock::default());
-        let signing = rolecall_server::grpc::sigv4::Signing::new(
-            channel.clone(),
-            creds,
-            served.addr.clone(),
-            "us-east-1",
-            "sts",
-            clock,
-        );
-        rolecall_api::sts_client::StsClient::new(signing)
-    };
-    let me = sts(session).get_caller_identity(pb::GetCallerIdentityRequest {}).await.unwrap().into_inner();
-    assert_eq!(me.arn, format!("arn:aws:sts::123456789012:assumed-role/Web/{instance_id}"));
-    let me =
-        sts(long_term(&key)).get_caller_identity(pb::GetCallerIdentityRequest {}).await.unwrap().into_inner();
-    assert_eq!(me.arn, "arn:aws:iam::123456789012:user/alice");
+    assert_eq!(
+        caller_arn(&served, session).await.unwrap(),
+        format!("arn:aws:sts::123456789012:assumed-role/Web/{instance_id}")
+    );
+    assert_eq!(caller_arn(&served, long_term(&key)).await.unwrap(), "arn:aws:iam::123456789012:user/alice");
     let mut imds = rolecall_api::instance_metadata_client::InstanceMetadataClient::new(channel.clone());
     let again = imds
         .get_security_credentials(pb::GetSecurityCredentialsRequest {
@@ -232,5 +240,68 @@ async fn a_killed_server_keeps_every_acknowledged_write_and_every_credential_it_
         .unwrap();
     let status = tokio::task::spawn_blocking(move || child.wait().unwrap()).await.unwrap();
     assert!(!status.success(), "a wrong master key must not start");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test]
+async fn the_master_key_rotates_and_a_reseal_retires_the_old_one() {
+    let dir = data_dir("rekey");
+    std::fs::create_dir_all(&dir).unwrap();
+    let (old, new) = (dir.join("old.key"), dir.join("new.key"));
+    std::fs::write(&old, MASTER_KEY).unwrap();
+    std::fs::write(&new, "OTk5OTk5OTk5OTk5OTk5OTk5OTk5OTk5OTk5OTk5OTk=").unwrap();
+    let data = dir.join("data").display().to_string();
+    let (old, new) = (old.display().to_string(), new.display().to_string());
+    let args = |current: &str, previous: Option<&str>| {
+        let mut a =
+            vec!["--data-dir".to_string(), data.clone(), "--master-key-file".into(), current.to_string()];
+        if let Some(p) = previous {
+            a.extend(["--previous-master-key-file".to_string(), p.to_string()]);
+        }
+        a
+    };
+    let serve = |a: Vec<String>| async move {
+        serve_binary(&a.iter().map(String::as_str).collect::<Vec<_>>(), &[]).await
+    };
+
+    // Under the old key: alice and her long-term key.
+    let served = serve(args(&old, None)).await;
+    let alice = user_with_key_on(&served, "alice").await;
+    assert!(served.stop("TERM").await.0.success());
+
+    // The new key seals, the old one still opens: alice's key signs, bob is sealed anew.
+    let served = serve(args(&new, Some(&old))).await;
+    assert_eq!(caller_arn(&served, long_term(&alice)).await.unwrap(), "arn:aws:iam::123456789012:user/alice");
+    let bob = user_with_key_on(&served, "bob").await;
+    assert!(served.stop("TERM").await.0.success());
+
+    // The reseal, with the server stopped, rewrites what the old key sealed.
+    let reseal = |a: Vec<String>| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_rolecall"))
+            .args(["store", "reseal"])
+            .args(a)
+            .output()
+            .unwrap()
+    };
+    let out = reseal(args(&new, Some(&old)));
+    let said = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(out.status.success(), "{said} {}", String::from_utf8_lossy(&out.stderr));
+    let resealed: u64 = said.split_whitespace().nth(1).and_then(|n| n.parse().ok()).expect(&said);
+    assert!(resealed > 0, "{said}");
+    assert!(
+        reseal(args(&new, Some(&old))).stdout.starts_with(b"resealed 0 of"),
+        "a second pass finds nothing"
+    );
+
+    // The new key alone opens everything; the old one alone opens nothing.
+    let served = serve(args(&new, None)).await;
+    assert_eq!(caller_arn(&served, long_term(&alice)).await.unwrap(), "arn:aws:iam::123456789012:user/alice");
+    assert_eq!(caller_arn(&served, long_term(&bob)).await.unwrap(), "arn:aws:iam::123456789012:user/bob");
+    assert!(served.stop("TERM").await.0.success());
+    let refused = reseal(args(&old, None));
+    assert!(!refused.status.success());
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("does not open with the configured master keys")
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }

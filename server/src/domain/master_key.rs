@@ -84,6 +84,46 @@ impl MasterKey {
     }
 }
 
+/// The key that seals, and the previous ones that only open: how a master key is rotated.
+/// Values sealed under a previous key open until they are rewritten under the current one
+/// (`rolecall store reseal`); then the previous key can go.
+#[derive(Debug)]
+pub struct MasterKeys {
+    current: MasterKey,
+    previous: Vec<MasterKey>,
+}
+
+/// Which key opened a value.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SealedUnder {
+    Current,
+    Previous,
+}
+
+impl MasterKeys {
+    pub fn new(current: MasterKey, previous: Vec<MasterKey>) -> Self {
+        Self { current, previous }
+    }
+
+    /// How many previous keys still open values.
+    pub fn previous_count(&self) -> usize {
+        self.previous.len()
+    }
+
+    /// Seals under the current key.
+    pub fn seal(&self, label: &str, plaintext: &[u8]) -> Result<Vec<u8>> {
+        self.current.seal(label, plaintext)
+    }
+
+    /// Opens with the current key, else with each previous one in turn.
+    pub fn open(&self, label: &str, sealed: &[u8]) -> Option<(Vec<u8>, SealedUnder)> {
+        if let Some(plain) = self.current.open(label, sealed) {
+            return Some((plain, SealedUnder::Current));
+        }
+        self.previous.iter().find_map(|k| k.open(label, sealed)).map(|plain| (plain, SealedUnder::Previous))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -104,5 +144,18 @@ mod tests {
         assert!(MasterKey::parse("too short").is_err());
         assert!(MasterKey::parse(&"ab".repeat(32)).is_ok(), "hex");
         assert!(!format!("{key:?}").contains('='));
+    }
+
+    #[test]
+    fn previous_keys_open_and_only_the_current_one_seals() {
+        let old = MasterKey::parse(&"11".repeat(32)).unwrap();
+        let sealed_before = old.seal("k", b"v").unwrap();
+        let keys = MasterKeys::new(MasterKey::parse(&"22".repeat(32)).unwrap(), vec![old]);
+        assert_eq!(keys.open("k", &sealed_before), Some((b"v".to_vec(), SealedUnder::Previous)));
+        let sealed_now = keys.seal("k", b"w").unwrap();
+        assert_eq!(keys.open("k", &sealed_now), Some((b"w".to_vec(), SealedUnder::Current)));
+        let without_old = MasterKeys::new(MasterKey::parse(&"22".repeat(32)).unwrap(), vec![]);
+        assert!(without_old.open("k", &sealed_before).is_none());
+        assert!(without_old.open("k", &sealed_now).is_some());
     }
 }

@@ -18,7 +18,7 @@ use std::sync::Arc;
 pub use memory::MemoryStore;
 pub use prefixed::PrefixedStore;
 pub use redb::{FORMAT_VERSION, OpenError, RedbStore};
-pub use sealed::SealedStore;
+pub use sealed::{Resealed, SealedStore};
 
 /// A stored value and the revision of the commit that last wrote it.
 #[derive(Clone, Debug)]
