@@ -64,6 +64,60 @@ pub struct StorageSettings {
     pub etcd_endpoints: Vec<String>,
     /// Every key of this deployment is under it in etcd.
     pub etcd_prefix: String,
+    /// With https:// endpoints: the CA (PEM) that signed etcd's certificate.
+    pub etcd_ca_file: Option<PathBuf>,
+    /// A client certificate and its key (PEM), for an etcd started with --client-cert-auth.
+    pub etcd_cert_file: Option<PathBuf>,
+    pub etcd_key_file: Option<PathBuf>,
+}
+
+impl StorageSettings {
+    /// etcd's endpoints are all https:// (with the CA that signed etcd's certificate) or all
+    /// http://. Plaintext is refused off loopback: the values are sealed, but anyone on the
+    /// path could read the keys and replay old values (a detached policy, a deleted key).
+    fn validate_etcd_transport(&self, allow_insecure_plaintext: bool) -> Result<(), String> {
+        let https = self.etcd_endpoints.iter().filter(|e| e.starts_with("https://")).count();
+        if let Some(other) =
+            self.etcd_endpoints.iter().find(|e| !e.starts_with("https://") && !e.starts_with("http://"))
+        {
+            return Err(format!("storage.etcd_endpoints: {other:?} must start with http:// or https://"));
+        }
+        if https != 0 && https != self.etcd_endpoints.len() {
+            return Err("storage.etcd_endpoints mixes http:// and https://".into());
+        }
+        if self.etcd_cert_file.is_some() != self.etcd_key_file.is_some() {
+            return Err("storage.etcd_cert_file and storage.etcd_key_file go together".into());
+        }
+        let tls_files = self.etcd_ca_file.is_some() || self.etcd_cert_file.is_some();
+        if https == 0 {
+            if tls_files {
+                return Err(
+                    "storage.etcd_ca_file, etcd_cert_file and etcd_key_file need https:// endpoints".into()
+                );
+            }
+            if let Some(remote) = self.etcd_endpoints.iter().find(|e| !loopback_url(e))
+                && !allow_insecure_plaintext
+            {
+                return Err(format!(
+                    "refusing plaintext etcd at {remote}: use https:// with storage.etcd_ca_file, or set allow_insecure_plaintext"
+                ));
+            }
+        } else if self.etcd_ca_file.is_none() {
+            return Err(
+                "https:// etcd endpoints need storage.etcd_ca_file (the CA that signed etcd's certificate)"
+                    .into(),
+            );
+        }
+        Ok(())
+    }
+}
+
+/// Whether a URL's host is a loopback address or `localhost`.
+fn loopback_url(url: &str) -> bool {
+    let Ok(uri) = url.parse::<http::Uri>() else { return false };
+    let host = uri.host().unwrap_or_default().trim_start_matches('[').trim_end_matches(']');
+    host.eq_ignore_ascii_case("localhost")
+        || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }
 
 impl Default for StorageSettings {
@@ -75,6 +129,9 @@ impl Default for StorageSettings {
             previous_master_key_files: Vec::new(),
             etcd_endpoints: Vec::new(),
             etcd_prefix: "rolecall/".into(),
+            etcd_ca_file: None,
+            etcd_cert_file: None,
+            etcd_key_file: None,
         }
     }
 }
@@ -326,7 +383,10 @@ impl Config {
             "etcd" if self.storage.etcd_endpoints.is_empty() => {
                 return invalid("storage.backend = etcd needs storage.etcd_endpoints".into());
             }
-            "etcd" => {}
+            "etcd" => self
+                .storage
+                .validate_etcd_transport(self.allow_insecure_plaintext)
+                .map_err(ConfigError::Invalid)?,
             other => return invalid(format!("storage.backend must be redb, etcd or memory, got {other:?}")),
         }
         if self.server.concurrency_limit == 0 || self.server.request_timeout_ms == 0 {
@@ -444,6 +504,60 @@ mod tests {
         assert_eq!(c.credentials.lifetime_secs, 6 * 3600);
         assert_eq!(c.limits.managed_policies_per_role, 10);
         assert!(c.simulation_settings().is_empty());
+    }
+
+    #[test]
+    fn etcd_transport_is_tls_or_loopback() {
+        let storage = |endpoints: &[&str], ca: bool, cert: bool, key: bool| StorageSettings {
+            etcd_endpoints: endpoints.iter().map(|e| e.to_string()).collect(),
+            etcd_ca_file: ca.then(|| "ca.pem".into()),
+            etcd_cert_file: cert.then(|| "c.pem".into()),
+            etcd_key_file: key.then(|| "k.pem".into()),
+            ..StorageSettings::default()
+        };
+        let check = |s: StorageSettings, allow: bool| s.validate_etcd_transport(allow);
+        assert!(
+            check(
+                storage(
+                    &["http://127.0.0.1:2379", "http://localhost:2379", "http://[::1]:2379"],
+                    false,
+                    false,
+                    false
+                ),
+                false
+            )
+            .is_ok()
+        );
+        let remote = check(storage(&["http://10.0.0.5:2379"], false, false, false), false).unwrap_err();
+        assert!(remote.contains("refusing plaintext etcd at http://10.0.0.5:2379"), "{remote}");
+        assert!(check(storage(&["http://10.0.0.5:2379"], false, false, false), true).is_ok());
+        assert!(check(storage(&["https://etcd:2379"], true, true, true), false).is_ok());
+        assert!(check(storage(&["https://etcd:2379"], true, false, false), false).is_ok(), "server TLS only");
+        assert!(
+            check(storage(&["https://etcd:2379"], false, false, false), false)
+                .unwrap_err()
+                .contains("etcd_ca_file")
+        );
+        assert!(
+            check(storage(&["https://etcd:2379"], true, true, false), false)
+                .unwrap_err()
+                .contains("go together")
+        );
+        assert!(
+            check(storage(&["https://a:2379", "http://127.0.0.1:2379"], true, false, false), false)
+                .unwrap_err()
+                .contains("mixes")
+        );
+        assert!(
+            check(storage(&["http://127.0.0.1:2379"], true, false, false), false)
+                .unwrap_err()
+                .contains("need https://")
+        );
+        assert!(
+            check(storage(&["127.0.0.1:2379"], false, false, false), false)
+                .unwrap_err()
+                .contains("must start with")
+        );
     }
 
     #[test]

@@ -93,11 +93,7 @@ pub async fn reseal(config: &Config) -> std::result::Result<Resealed, String> {
         "memory" => return Err("storage.backend = memory keeps nothing at rest to reseal".into()),
         #[cfg(feature = "etcd")]
         "etcd" => {
-            let etcd = crate::store::etcd::EtcdStore::connect(
-                &config.storage.etcd_endpoints,
-                &config.storage.etcd_prefix,
-            )
-            .await?;
+            let etcd = crate::store::etcd::EtcdStore::connect(&config.storage).await?;
             SealedStore::new(Arc::new(etcd), master_keys(config)?)
         }
         _ => {
@@ -141,11 +137,7 @@ pub async fn open_store(config: &Config) -> std::result::Result<Opened, String> 
                 return Err("storage.backend = etcd needs the master key every replica shares: ROLECALL_MASTER_KEY or storage.master_key_file".into());
             }
             let keys = master_keys(config)?;
-            let etcd = crate::store::etcd::EtcdStore::connect(
-                &config.storage.etcd_endpoints,
-                &config.storage.etcd_prefix,
-            )
-            .await?;
+            let etcd = crate::store::etcd::EtcdStore::connect(&config.storage).await?;
             // Changes from here on invalidate this replica's caches (which start empty).
             let from = etcd.revision().await.map_err(|e| e.to_string())?;
             let changes = etcd.changes(from);

@@ -89,6 +89,14 @@ struct ServeArgs {
     /// etcd client URLs (repeat the flag for several), with --storage etcd.
     #[arg(long = "etcd-endpoint", env = "ROLECALL_ETCD_ENDPOINTS", value_delimiter = ',')]
     etcd_endpoints: Vec<String>,
+    /// With https:// etcd endpoints: the CA that signed etcd's certificate (PEM).
+    #[arg(long, env = "ROLECALL_ETCD_CA_FILE")]
+    etcd_ca_file: Option<PathBuf>,
+    /// A client certificate for etcd (PEM), with --etcd-key-file.
+    #[arg(long, env = "ROLECALL_ETCD_CERT_FILE", requires = "etcd_key_file")]
+    etcd_cert_file: Option<PathBuf>,
+    #[arg(long, env = "ROLECALL_ETCD_KEY_FILE", requires = "etcd_cert_file")]
+    etcd_key_file: Option<PathBuf>,
     /// A file holding the master key that seals state at rest (ROLECALL_MASTER_KEY, the key
     /// itself, takes precedence).
     #[arg(long, env = "ROLECALL_MASTER_KEY_FILE")]
@@ -165,6 +173,13 @@ impl ServeArgs {
         }
         if !self.etcd_endpoints.is_empty() {
             c.storage.etcd_endpoints = self.etcd_endpoints;
+        }
+        if let Some(v) = self.etcd_ca_file {
+            c.storage.etcd_ca_file = Some(v);
+        }
+        if let (Some(cert), Some(key)) = (self.etcd_cert_file, self.etcd_key_file) {
+            c.storage.etcd_cert_file = Some(cert);
+            c.storage.etcd_key_file = Some(key);
         }
         if let Some(v) = self.master_key_file {
             c.storage.master_key_file = Some(v);

@@ -234,7 +234,12 @@ pub fn temporary(c: &pb::GetSecurityCredentialsResponse) -> rolecall_server::grp
 
 /// A new user and its access key (the secret shown this once).
 pub async fn user_with_key(server: &TestServer, name: &str) -> pb::AccessKey {
-    let mut iam = server.iam();
+    user_with_key_via(server.channel.clone(), name).await
+}
+
+/// A user with a long-term access key, made through `channel`.
+pub async fn user_with_key_via(channel: tonic::transport::Channel, name: &str) -> pb::AccessKey {
+    let mut iam = rolecall_api::iam_client::IamClient::new(channel);
     iam.create_user(pb::CreateUserRequest { user_name: name.into(), ..Default::default() }).await.unwrap();
     iam.create_access_key(pb::CreateAccessKeyRequest { user_name: name.into() })
         .await
@@ -310,4 +315,41 @@ impl Served {
         .await
         .unwrap()
     }
+}
+
+/// Throwaway certificates: a CA, a server certificate for localhost and 127.0.0.1, and a
+/// client certificate, in memory and as PEM files in `dir` (ca.pem, server.pem, server.key,
+/// client.pem, client.key).
+pub struct Pki {
+    pub dir: std::path::PathBuf,
+    pub ca_pem: String,
+    pub client_cert: String,
+    pub client_key: String,
+}
+
+pub fn pki(name: &str) -> Pki {
+    use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
+    let dir = std::env::temp_dir().join(format!("rolecall-tls-{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().unwrap()).unwrap();
+    let server_key = KeyPair::generate().unwrap();
+    let server_cert = CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()])
+        .unwrap()
+        .signed_by(&server_key, &ca)
+        .unwrap();
+    let client_key = KeyPair::generate().unwrap();
+    let client_cert =
+        CertificateParams::new(vec!["agent".to_string()]).unwrap().signed_by(&client_key, &ca).unwrap();
+    for (file, pem) in [
+        ("server.pem", server_cert.pem()),
+        ("server.key", server_key.serialize_pem()),
+        ("ca.pem", ca.pem()),
+        ("client.pem", client_cert.pem()),
+        ("client.key", client_key.serialize_pem()),
+    ] {
+        std::fs::write(dir.join(file), pem).unwrap();
+    }
+    Pki { dir, ca_pem: ca.pem(), client_cert: client_cert.pem(), client_key: client_key.serialize_pem() }
 }

@@ -35,18 +35,6 @@ async fn caller_arn(served: &Served, creds: ClientCredentials) -> Result<String,
     Ok(sts.get_caller_identity(pb::GetCallerIdentityRequest {}).await?.into_inner().arn)
 }
 
-/// A user with a long-term access key, made through `served`.
-async fn user_with_key_on(served: &Served, name: &str) -> pb::AccessKey {
-    let mut iam = IamClient::new(served.channel().await);
-    iam.create_user(pb::CreateUserRequest { user_name: name.into(), ..Default::default() }).await.unwrap();
-    iam.create_access_key(pb::CreateAccessKeyRequest { user_name: name.into() })
-        .await
-        .unwrap()
-        .into_inner()
-        .access_key
-        .unwrap()
-}
-
 /// What the stream of writes had acknowledged when the server died.
 #[derive(Default)]
 struct Acknowledged {
@@ -114,7 +102,7 @@ async fn a_killed_server_keeps_every_acknowledged_write_and_every_credential_it_
         .unwrap()
         .into_inner();
     let session = temporary(&creds);
-    let key = user_with_key_on(&served, "alice").await;
+    let key = user_with_key_via(served.channel().await, "alice").await;
 
     // A stream of writes (users, and 20-instance launches: one commit of 40 keys each),
     // killed once 40 have been acknowledged, with the next one in flight.
@@ -266,13 +254,13 @@ async fn the_master_key_rotates_and_a_reseal_retires_the_old_one() {
 
     // Under the old key: alice and her long-term key.
     let served = serve(args(&old, None)).await;
-    let alice = user_with_key_on(&served, "alice").await;
+    let alice = user_with_key_via(served.channel().await, "alice").await;
     assert!(served.stop("TERM").await.0.success());
 
     // The new key seals, the old one still opens: alice's key signs, bob is sealed anew.
     let served = serve(args(&new, Some(&old))).await;
     assert_eq!(caller_arn(&served, long_term(&alice)).await.unwrap(), "arn:aws:iam::123456789012:user/alice");
-    let bob = user_with_key_on(&served, "bob").await;
+    let bob = user_with_key_via(served.channel().await, "bob").await;
     assert!(served.stop("TERM").await.0.success());
 
     // The reseal, with the server stopped, rewrites what the old key sealed.

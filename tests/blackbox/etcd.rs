@@ -17,6 +17,8 @@ struct Etcd {
     dir: std::path::PathBuf,
     client_url: String,
     peer_url: String,
+    /// Serve clients over TLS with these certificates, and ask for theirs.
+    tls: Option<std::path::PathBuf>,
 }
 
 fn free_port() -> u16 {
@@ -25,13 +27,20 @@ fn free_port() -> u16 {
 
 impl Etcd {
     async fn start(name: &str) -> Self {
+        Self::start_with(name, None).await
+    }
+
+    /// With `tls` (a [`Pki`]'s directory): clients over TLS, with client certificates.
+    async fn start_with(name: &str, tls: Option<&Pki>) -> Self {
         let dir = std::env::temp_dir().join(format!("rolecall-etcd-{}-{name}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
+        let scheme = if tls.is_some() { "https" } else { "http" };
         let mut etcd = Self {
             child: None,
             dir,
-            client_url: format!("http://127.0.0.1:{}", free_port()),
+            client_url: format!("{scheme}://127.0.0.1:{}", free_port()),
             peer_url: format!("http://127.0.0.1:{}", free_port()),
+            tls: tls.map(|p| p.dir.clone()),
         };
         etcd.run().await;
         etcd
@@ -45,6 +54,14 @@ impl Etcd {
             .args(["--listen-client-urls", &self.client_url, "--advertise-client-urls", &self.client_url])
             .args(["--listen-peer-urls", &self.peer_url, "--initial-advertise-peer-urls", &self.peer_url])
             .args(["--initial-cluster", &format!("test={}", self.peer_url)])
+            .args(self.tls.iter().flat_map(|d| {
+                [
+                    "--client-cert-auth".into(),
+                    format!("--trusted-ca-file={}", d.join("ca.pem").display()),
+                    format!("--cert-file={}", d.join("server.pem").display()),
+                    format!("--key-file={}", d.join("server.key").display()),
+                ]
+            }))
             .stderr(Stdio::piped())
             .spawn()
             .expect("etcd (scripts/setup-test-env installs etcd-server)");
@@ -80,6 +97,15 @@ impl Drop for Etcd {
     }
 }
 
+/// The master key every replica of these tests shares, in a file.
+fn master_key_file() -> std::path::PathBuf {
+    let key_file = std::env::temp_dir().join(format!("rolecall-master-{}.key", std::process::id()));
+    if !key_file.exists() {
+        std::fs::write(&key_file, "MTIzNDU2Nzg5MDEyMzQ1Njc4OTAxMjM0NTY3ODkwMTI=").unwrap();
+    }
+    key_file
+}
+
 /// A replica: an in-process server whose state is in `etcd`, under `prefix`.
 async fn replica(etcd: &Etcd, prefix: &str) -> TestServer {
     replica_with(etcd, prefix, |_| {}).await
@@ -90,10 +116,7 @@ async fn replica_with(
     prefix: &str,
     adjust: impl FnOnce(&mut rolecall_server::config::Config) + Send + 'static,
 ) -> TestServer {
-    let key_file = std::env::temp_dir().join(format!("rolecall-master-{}.key", std::process::id()));
-    if !key_file.exists() {
-        std::fs::write(&key_file, "MTIzNDU2Nzg5MDEyMzQ1Njc4OTAxMjM0NTY3ODkwMTI=").unwrap();
-    }
+    let key_file = master_key_file();
     let (url, prefix) = (etcd.client_url.clone(), prefix.to_string());
     TestServer::start_with(move |c| {
         c.storage.backend = "etcd".into();
@@ -380,4 +403,99 @@ async fn two_replicas_racing_on_one_role_never_pass_its_quota() {
         .into_inner()
         .attached_policies;
     assert_eq!(listed.len(), 10);
+}
+
+#[tokio::test]
+async fn replicas_reach_etcd_over_mutual_tls_and_without_a_certificate_are_refused() {
+    let pki = pki("etcd");
+    let etcd = Etcd::start_with("tls", Some(&pki)).await;
+    let dir = pki.dir.clone();
+    let with_tls = move |client_certificate: bool| {
+        let dir = dir.clone();
+        move |c: &mut rolecall_server::config::Config| {
+            c.storage.etcd_ca_file = Some(dir.join("ca.pem"));
+            if client_certificate {
+                c.storage.etcd_cert_file = Some(dir.join("client.pem"));
+                c.storage.etcd_key_file = Some(dir.join("client.key"));
+            }
+        }
+    };
+    let a = replica_with(&etcd, "tls/", with_tls(true)).await;
+    let b = replica_with(&etcd, "tls/", with_tls(true)).await;
+    create_role(&a, "OverTls", EC2_TRUST).await;
+    let mut iam = b.iam();
+    let got = iam.get_role(pb::GetRoleRequest { role_name: "OverTls".into() }).await.unwrap().into_inner();
+    assert_eq!(got.role.unwrap().role_name, "OverTls", "written over TLS through a, read through b");
+
+    // Without a client certificate etcd refuses the replica, which does not start.
+    let mut config = rolecall_server::config::Config::default();
+    config.storage.backend = "etcd".into();
+    config.storage.etcd_endpoints = vec![etcd.client_url.clone()];
+    config.storage.master_key_file = Some(master_key_file());
+    with_tls(false)(&mut config);
+    let refused = rolecall_server::custody::open_store(&config).await.err().expect("no client certificate");
+    assert!(refused.contains("did not answer"), "{refused}");
+    // Nor does one that speaks plaintext to it.
+    config.storage.etcd_endpoints = vec![etcd.client_url.replace("https://", "http://")];
+    config.storage.etcd_ca_file = None;
+    let plaintext =
+        rolecall_server::custody::open_store(&config).await.err().expect("plaintext to a TLS etcd");
+    assert!(plaintext.contains("did not answer"), "{plaintext}");
+    let _ = std::fs::remove_dir_all(&pki.dir);
+}
+
+#[tokio::test]
+async fn the_master_key_is_resealed_online_while_replicas_write() {
+    let etcd = Etcd::start("reseal").await;
+    let new_key = std::env::temp_dir().join(format!("rolecall-master-new-{}.key", std::process::id()));
+    std::fs::write(&new_key, "OTk5OTk5OTk5OTk5OTk5OTk5OTk5OTk5OTk5OTk5OTk=").unwrap();
+    let rotating = {
+        let new_key = new_key.clone();
+        move |c: &mut rolecall_server::config::Config| {
+            c.storage.previous_master_key_files = vec![c.storage.master_key_file.take().unwrap()];
+            c.storage.master_key_file = Some(new_key);
+        }
+    };
+    // Under the old key: a role and a user's key.
+    let old = replica(&etcd, "reseal/").await;
+    create_role(&old, "Before", EC2_TRUST).await;
+    let alice = user_with_key(&old, "alice").await;
+    drop(old);
+
+    // Replicas on the new key (the old one still opens) keep writing while the reseal runs.
+    let a = replica_with(&etcd, "reseal/", rotating.clone()).await;
+    let b = replica_with(&etcd, "reseal/", rotating.clone()).await;
+    let writer = {
+        let mut iam = b.iam();
+        tokio::spawn(async move {
+            for n in 0..40 {
+                iam.create_role(pb::CreateRoleRequest {
+                    role_name: format!("During{n}"),
+                    assume_role_policy_document: EC2_TRUST.into(),
+                    ..Default::default()
+                })
+                .await
+                .unwrap();
+            }
+        })
+    };
+    let mut config = rolecall_server::config::Config::default();
+    config.storage.backend = "etcd".into();
+    config.storage.etcd_endpoints = vec![etcd.client_url.clone()];
+    config.storage.etcd_prefix = "reseal/".into();
+    config.storage.master_key_file = Some(master_key_file());
+    rotating(&mut config);
+    let done = rolecall_server::custody::reseal(&config).await.unwrap();
+    assert!(done.resealed > 0, "{done:?}");
+    writer.await.unwrap();
+    assert_eq!(rolecall_server::custody::reseal(&config).await.unwrap().resealed, 0, "nothing left");
+
+    // A replica with the new key alone opens everything: what was there, what was written
+    // during the reseal, and the user's key still signs.
+    let fresh = replica_with(&etcd, "reseal/", move |c| c.storage.master_key_file = Some(new_key)).await;
+    let roles = fresh.iam().list_roles(pb::ListRolesRequest::default()).await.unwrap().into_inner().roles;
+    assert_eq!(roles.len(), 41, "{:?}", roles.iter().map(|r| &r.role_name).collect::<Vec<_>>());
+    let me = fresh.sts(long_term(&alice)).get_caller_identity(pb::GetCallerIdentityRequest {}).await.unwrap();
+    assert!(me.into_inner().arn.ends_with("user/alice"));
+    drop((a, b));
 }

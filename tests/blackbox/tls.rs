@@ -1,36 +1,10 @@
 //! TLS and mutual TLS (rustls) with throwaway certificates.
 
-use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
 use rolecall_api::{ListRolesRequest, iam_client::IamClient};
 use rolecall_server::config::TlsConfig;
 use tonic::transport::{Certificate, ClientTlsConfig, Endpoint, Identity};
 
 use crate::common::*;
-
-struct Pki {
-    dir: std::path::PathBuf,
-    ca_pem: String,
-    client_cert: String,
-    client_key: String,
-}
-
-fn pki(name: &str) -> Pki {
-    let dir = std::env::temp_dir().join(format!("rolecall-tls-{name}-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().unwrap()).unwrap();
-    let server_key = KeyPair::generate().unwrap();
-    let server_cert =
-        CertificateParams::new(vec!["localhost".to_string()]).unwrap().signed_by(&server_key, &ca).unwrap();
-    let client_key = KeyPair::generate().unwrap();
-    let client_cert =
-        CertificateParams::new(vec!["agent".to_string()]).unwrap().signed_by(&client_key, &ca).unwrap();
-    std::fs::write(dir.join("server.pem"), server_cert.pem()).unwrap();
-    std::fs::write(dir.join("server.key"), server_key.serialize_pem()).unwrap();
-    std::fs::write(dir.join("ca.pem"), ca.pem()).unwrap();
-    Pki { dir, ca_pem: ca.pem(), client_cert: client_cert.pem(), client_key: client_key.serialize_pem() }
-}
 
 fn tls(pki: &Pki, mutual: bool) -> TlsConfig {
     TlsConfig {

@@ -95,8 +95,22 @@ pub enum Change {
     Everything,
 }
 
+/// TLS to etcd (https:// endpoints, validated in config): etcd's CA, and a client
+/// certificate where one is configured.
+fn tls_options(settings: &crate::config::StorageSettings) -> Result<Option<etcd_client::TlsOptions>, String> {
+    let Some(ca) = &settings.etcd_ca_file else { return Ok(None) };
+    let read = |path: &std::path::Path| std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()));
+    let mut tls =
+        etcd_client::TlsOptions::new().ca_certificate(etcd_client::Certificate::from_pem(read(ca)?));
+    if let (Some(cert), Some(key)) = (&settings.etcd_cert_file, &settings.etcd_key_file) {
+        tls = tls.identity(etcd_client::Identity::from_pem(read(cert)?, read(key)?));
+    }
+    Ok(Some(tls))
+}
+
 impl EtcdStore {
-    pub async fn connect(endpoints: &[String], prefix: &str) -> Result<Self, String> {
+    pub async fn connect(settings: &crate::config::StorageSettings) -> Result<Self, String> {
+        let (endpoints, prefix) = (&settings.etcd_endpoints, &settings.etcd_prefix);
         // HTTP/2 keepalives notice a silent partition within KEEPALIVE + KEEPALIVE_TIMEOUT;
         // a KV request waits at most REQUEST_TIMEOUT (not the channel's timeout, which
         // would also cut the long-lived watch): a replica cut off from etcd answers errors
@@ -105,10 +119,19 @@ impl EtcdStore {
             .with_keep_alive(KEEPALIVE, KEEPALIVE_TIMEOUT)
             .with_keep_alive_while_idle(true)
             .with_connect_timeout(REQUEST_TIMEOUT);
+        let options = match tls_options(settings)? {
+            Some(tls) => options.with_tls(tls),
+            None => options,
+        };
         let client = Client::connect(endpoints, Some(options))
             .await
             .map_err(|e| format!("etcd {endpoints:?}: {e}"))?;
-        Ok(Self { client, prefix: prefix.to_string(), own: Default::default() })
+        let store = Self { client, prefix: prefix.to_string(), own: Default::default() };
+        // Connecting is lazy: a first request finds a wrong endpoint, CA or certificate now.
+        store.revision().await.map_err(|e| {
+            format!("etcd {endpoints:?} did not answer ({e}); check the endpoints and, with https://, storage.etcd_ca_file and the client certificate (etcd_cert_file, etcd_key_file)")
+        })?;
+        Ok(store)
     }
 
     fn full(&self, key: &str) -> String {
