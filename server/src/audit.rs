@@ -148,6 +148,7 @@ impl AuditLog {
             Actor::Principal(p) => {
                 let (kind, extra) = match &p.kind {
                     PrincipalKind::User { user_name } => ("IAMUser", json!({ "userName": user_name })),
+                    PrincipalKind::Root => ("Root", json!({})),
                     PrincipalKind::AssumedRole { role_arn, issued_at, .. } => (
                         "AssumedRole",
                         json!({ "sessionContext": {

@@ -72,6 +72,8 @@ impl Authorizer {
     fn holder(principal: &Principal) -> (HolderKind, String) {
         match &principal.kind {
             PrincipalKind::User { user_name } => (HolderKind::User, user_name.clone()),
+            // Root has no policies of its own (it is allowed everything before they count).
+            PrincipalKind::Root => (HolderKind::User, String::new()),
             PrincipalKind::AssumedRole { role_arn, .. } => {
                 (HolderKind::Role, role_arn.rsplit('/').next().unwrap_or_default().to_string())
             }
@@ -118,7 +120,7 @@ impl Authorizer {
         let now = self.clock.unix();
         let role_arn = match &principal.kind {
             PrincipalKind::AssumedRole { role_arn, .. } => Some(role_arn.clone()),
-            PrincipalKind::User { .. } => None,
+            PrincipalKind::User { .. } | PrincipalKind::Root => None,
         };
         let caller =
             Caller::Aws { arn: principal.arn.clone(), account: principal.account_id.clone(), role_arn };
@@ -138,6 +140,7 @@ impl Authorizer {
             PrincipalKind::User { user_name } => {
                 ctx.set("aws:username", user_name.clone());
             }
+            PrincipalKind::Root => {}
             PrincipalKind::AssumedRole { issued_at, instance_id, .. } => {
                 ctx.set("aws:TokenIssueTime", iso8601(*issued_at));
                 if let Some(instance) = instance_id {
@@ -155,7 +158,7 @@ impl Authorizer {
         // Session tags win over the role's tags of the same key.
         let session_tags = match &principal.kind {
             PrincipalKind::AssumedRole { session, .. } => session.tags.as_slice(),
-            PrincipalKind::User { .. } => &[],
+            PrincipalKind::User { .. } | PrincipalKind::Root => &[],
         };
         let mut tags: Vec<&(String, String)> = compiled
             .tags
@@ -191,6 +194,15 @@ impl Authorizer {
         request: &Request,
         resource_policy: Option<&PolicyDocument>,
     ) -> Result<Decision> {
+        if principal.kind == PrincipalKind::Root {
+            // The account's root user may do anything in it; an explicit deny in a resource
+            // policy still stops it.
+            let ctx = self.context(principal, &Compiled::default(), request);
+            return Ok(match resource_policy.and_then(|p| verdict(p, &ctx)) {
+                Some(Effect::Deny) => Decision::ExplicitDeny,
+                _ => Decision::Allow,
+            });
+        }
         let (kind, name) = Self::holder(principal);
         let compiled = self.compiled(&principal.account_id, kind, &name).await?;
         if outlived_its_role(principal, &compiled) {
@@ -254,6 +266,9 @@ impl Authorizer {
                 ),
             )
         };
+        if principal.kind == PrincipalKind::Root {
+            return Err(Error::new(ErrorCode::AccessDenied, "Roles may not be assumed by root accounts."));
+        }
         let trust = PolicyDocument::parse(&role.assume_role_policy_document, PolicyType::Trust)
             .map_err(|_| denied())?;
         let (kind, name) = Self::holder(principal);
@@ -324,7 +339,7 @@ fn outlived_its_role(principal: &Principal, compiled: &Compiled) -> bool {
 fn principal_arn(principal: &Principal) -> String {
     match &principal.kind {
         PrincipalKind::AssumedRole { role_arn, .. } => role_arn.clone(),
-        PrincipalKind::User { .. } => principal.arn.clone(),
+        PrincipalKind::User { .. } | PrincipalKind::Root => principal.arn.clone(),
     }
 }
 
@@ -332,6 +347,7 @@ fn principal_type(principal: &Principal) -> &'static str {
     match principal.kind {
         PrincipalKind::AssumedRole { .. } => "AssumedRole",
         PrincipalKind::User { .. } => "User",
+        PrincipalKind::Root => "Account",
     }
 }
 

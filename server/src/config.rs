@@ -177,11 +177,16 @@ pub struct AuthSettings {
     /// administrator bootstraps users, roles and keys); false: every one must be signed and
     /// is authorized by the policy engine. Signed calls are always authorized.
     pub allow_unsigned: bool,
+    /// The default account's root user's access key id (AKIA…), so that an operator can sign
+    /// from the start when allow_unsigned is false. Its secret comes from
+    /// ROLECALL_ROOT_SECRET_ACCESS_KEY or `root_secret_access_key_file`, never from here.
+    pub root_access_key_id: Option<String>,
+    pub root_secret_access_key_file: Option<PathBuf>,
 }
 
 impl Default for AuthSettings {
     fn default() -> Self {
-        Self { allow_unsigned: true }
+        Self { allow_unsigned: true, root_access_key_id: None, root_secret_access_key_file: None }
     }
 }
 
@@ -388,6 +393,18 @@ impl Config {
                 .validate_etcd_transport(self.allow_insecure_plaintext)
                 .map_err(ConfigError::Invalid)?,
             other => return invalid(format!("storage.backend must be redb, etcd or memory, got {other:?}")),
+        }
+        if let Some(id) = &self.auth.root_access_key_id
+            && !(id.len() == 20
+                && id.starts_with("AKIA")
+                && id.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit()))
+        {
+            return invalid(format!(
+                "auth.root_access_key_id must be AKIA and 16 more upper-case letters or digits, got {id:?}"
+            ));
+        }
+        if self.auth.root_access_key_id.is_none() && self.auth.root_secret_access_key_file.is_some() {
+            return invalid("auth.root_secret_access_key_file needs auth.root_access_key_id".into());
         }
         if self.server.concurrency_limit == 0 || self.server.request_timeout_ms == 0 {
             return invalid("server.concurrency_limit and server.request_timeout_ms must be positive".into());

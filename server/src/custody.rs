@@ -104,6 +104,32 @@ pub async fn reseal(config: &Config) -> std::result::Result<Resealed, String> {
     sealed.reseal().await.map_err(|e| e.to_string())
 }
 
+/// The root user's key: `auth.root_access_key_id`, with its secret from
+/// ROLECALL_ROOT_SECRET_ACCESS_KEY or `auth.root_secret_access_key_file`.
+pub fn root_key(config: &Config) -> std::result::Result<Option<crate::sts::RootKey>, String> {
+    let Some(access_key_id) = config.auth.root_access_key_id.clone() else { return Ok(None) };
+    let secret = match (
+        std::env::var("ROLECALL_ROOT_SECRET_ACCESS_KEY"),
+        &config.auth.root_secret_access_key_file,
+    ) {
+        (Ok(secret), _) => secret,
+        (Err(_), Some(path)) => std::fs::read_to_string(path)
+            .map_err(|e| format!("auth.root_secret_access_key_file {}: {e}", path.display()))?,
+        (Err(_), None) => {
+            return Err("auth.root_access_key_id needs its secret: ROLECALL_ROOT_SECRET_ACCESS_KEY or auth.root_secret_access_key_file".into());
+        }
+    };
+    let secret = secret.trim().to_string();
+    if secret.len() < 40 || !secret.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(
+            "the root secret access key must be at least 40 printable characters (openssl rand -base64 30)"
+                .into(),
+        );
+    }
+    tracing::info!(access_key_id = %access_key_id, "the root user's access key is configured");
+    Ok(Some(crate::sts::RootKey { access_key_id, secret_access_key: crate::domain::model::Secret(secret) }))
+}
+
 /// Writes a new master key, readable by its owner only.
 fn make_key_file(path: &Path) -> std::result::Result<(), String> {
     use std::io::Write;

@@ -96,6 +96,8 @@ pub enum ServeError {
     Keys(domain::Error),
     #[error("storage: {0}")]
     Store(String),
+    #[error("auth: {0}")]
+    Auth(String),
 }
 
 // === impl App ===
@@ -158,7 +160,10 @@ impl App {
             },
             identity,
         );
-        let authn = Arc::new(sts::Authenticator::new(accounts.clone(), key_ring.clone(), dyn_clock.clone()));
+        let root = custody::root_key(&config).map_err(ServeError::Auth)?;
+        let authn = Arc::new(
+            sts::Authenticator::new(accounts.clone(), key_ring.clone(), dyn_clock.clone()).with_root(root),
+        );
         let authz = Arc::new(authz::Authorizer::new(accounts.clone(), dyn_clock.clone()));
         let sts = Arc::new(sts::SecurityTokenService::new(
             accounts.clone(),

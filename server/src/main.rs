@@ -130,6 +130,13 @@ struct ServeArgs {
     /// Simulation (debug builds): serve TestControl.AdvanceClock.
     #[arg(long, env = "ROLECALL_SIMULATION_MANUAL_CLOCK")]
     simulation_manual_clock: bool,
+    /// Refuse unsigned Iam and Ec2 calls (auth.allow_unsigned = false).
+    #[arg(long, env = "ROLECALL_DENY_UNSIGNED")]
+    deny_unsigned: bool,
+    /// The root user's access key id (AKIA…); its secret is read from
+    /// ROLECALL_ROOT_SECRET_ACCESS_KEY or auth.root_secret_access_key_file.
+    #[arg(long, env = "ROLECALL_ROOT_ACCESS_KEY_ID")]
+    root_access_key_id: Option<String>,
     /// Print the effective configuration as TOML and exit.
     #[arg(long)]
     print_config: bool,
@@ -198,6 +205,12 @@ impl ServeArgs {
         }
         if let Some(v) = self.private_network {
             c.instances.private_network = v;
+        }
+        if self.deny_unsigned {
+            c.auth.allow_unsigned = false;
+        }
+        if let Some(v) = self.root_access_key_id {
+            c.auth.root_access_key_id = Some(v);
         }
         c.simulation.short_credentials |= self.simulation_short_credentials;
         c.simulation.trust_claimed_instance_id |= self.simulation_trust_claimed_instance_id;

@@ -29,9 +29,10 @@ use crate::{
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Principal {
     pub account_id: String,
-    /// `arn:aws:iam::ACCOUNT:user/NAME` or `arn:aws:sts::ACCOUNT:assumed-role/ROLE/SESSION`.
+    /// `arn:aws:iam::ACCOUNT:user/NAME`, `arn:aws:sts::ACCOUNT:assumed-role/ROLE/SESSION`, or
+    /// `arn:aws:iam::ACCOUNT:root`.
     pub arn: String,
-    /// `AIDA…` for a user; `AROA…:SESSION` for an assumed role.
+    /// `AIDA…` for a user; `AROA…:SESSION` for an assumed role; the account id for root.
     pub user_id: String,
     /// The access key id the request was signed with.
     pub access_key_id: String,
@@ -40,6 +41,9 @@ pub struct Principal {
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum PrincipalKind {
+    /// The account's root user (`auth.root_access_key_id`): allowed everything in its
+    /// account, and, as in AWS, not allowed to assume roles.
+    Root,
     User {
         user_name: String,
     },
@@ -73,19 +77,33 @@ fn expired_token() -> Error {
     Error::new(ErrorCode::ExpiredToken, "The security token included in the request is expired")
 }
 
+/// The default account's root user's access key, from the operator's config.
+#[derive(Clone, Debug)]
+pub struct RootKey {
+    pub access_key_id: String,
+    pub secret_access_key: Secret,
+}
+
 /// Verifies who signed a request.
 pub struct Authenticator {
     accounts: Arc<Accounts>,
     ring: Arc<KeyRing>,
     clock: Arc<dyn Clock>,
     keys: SigningKeys,
+    root: Option<RootKey>,
 }
 
 // === impl Authenticator ===
 
 impl Authenticator {
     pub fn new(accounts: Arc<Accounts>, ring: Arc<KeyRing>, clock: Arc<dyn Clock>) -> Self {
-        Self { accounts, ring, clock, keys: SigningKeys::default() }
+        Self { accounts, ring, clock, keys: SigningKeys::default(), root: None }
+    }
+
+    /// Also accepts the root user's key.
+    pub fn with_root(mut self, root: Option<RootKey>) -> Self {
+        self.root = root;
+        self
     }
 
     /// The principal whose credentials signed `req` for `service` in this region, checked in
@@ -127,6 +145,19 @@ impl Authenticator {
         if auth.session_token.is_some() {
             // Long-term keys have no session token.
             return Err(invalid_token());
+        }
+        if let Some(root) = &self.root
+            && bool::from(root.access_key_id.as_bytes().ct_eq(id.as_bytes()))
+        {
+            let account = self.accounts.default_account().to_string();
+            let principal = Principal {
+                arn: format!("arn:aws:iam::{account}:root"),
+                user_id: account.clone(),
+                account_id: account,
+                access_key_id: root.access_key_id.clone(),
+                kind: PrincipalKind::Root,
+            };
+            return Ok((root.secret_access_key.0.clone(), principal));
         }
         let (catalog, user, key) = self.accounts.find_access_key(id).await?.ok_or_else(invalid_token)?;
         if key.status != AccessKeyStatus::Active {

@@ -812,3 +812,29 @@ async fn aws_ec2_describe_pages_with_max_results_and_next_token() {
         "(InvalidParameterValue)",
     );
 }
+
+#[tokio::test]
+async fn aws_cli_with_the_root_key_from_a_file_when_unsigned_calls_are_refused() {
+    let (id, secret) = ("AKIAROOTEXAMPLE23456", "wJalrXUtnFEMI/K7MDENG/bPxRfiCYROOTSECRET1");
+    let file = std::env::temp_dir().join(format!("rolecall-root-{}.secret", std::process::id()));
+    std::fs::write(&file, format!("{secret}\n")).unwrap();
+    let server = TestServer::start_with(move |c| {
+        c.auth.allow_unsigned = false;
+        c.auth.root_access_key_id = Some(id.into());
+        c.auth.root_secret_access_key_file = Some(file);
+    })
+    .await;
+    let env = [("AWS_ACCESS_KEY_ID", id), ("AWS_SECRET_ACCESS_KEY", secret)];
+    let me = Cli { server: &server, env: &env, prefix: &["sts"] }.json(&["get-caller-identity"]).await;
+    assert_eq!(me["Arn"], "arn:aws:iam::123456789012:root");
+    let iam = Cli { server: &server, env: &env, prefix: &["iam"] };
+    iam.ok(&["create-user", "--user-name", "bob"]).await;
+    let users = iam.json(&["list-users"]).await;
+    assert_eq!(users["Users"][0]["UserName"], "bob");
+    let forged =
+        [("AWS_ACCESS_KEY_ID", id), ("AWS_SECRET_ACCESS_KEY", "wrong-secret-wrong-secret-wrong-secret-00")];
+    stderr_has(
+        &Cli { server: &server, env: &forged, prefix: &["iam"] }.run(&["list-users"]).await,
+        "SignatureDoesNotMatch",
+    );
+}

@@ -666,3 +666,115 @@ async fn session_tags_need_sts_tag_session_and_meet_its_conditions() {
         "AccessDenied",
     );
 }
+
+const ROOT_ID: &str = "AKIAROOTEXAMPLE23456";
+const ROOT_SECRET: &str = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYROOTSECRET1";
+
+#[tokio::test]
+async fn the_root_key_from_the_environment_bootstraps_a_server_that_refuses_unsigned_calls() {
+    let served = serve_binary(
+        &["--storage", "memory", "--deny-unsigned", "--root-access-key-id", ROOT_ID],
+        &[("ROLECALL_ROOT_SECRET_ACCESS_KEY", ROOT_SECRET)],
+    )
+    .await;
+    let channel = served.channel().await;
+    let signed = |creds: ClientCredentials, service: &'static str| {
+        let clock = std::sync::Arc::new(rolecall_server::domain::clock::SystemClock::default());
+        rolecall_server::grpc::sigv4::Signing::new(
+            channel.clone(),
+            creds,
+            served.addr.clone(),
+            "us-east-1",
+            service,
+            clock,
+        )
+    };
+    let root = || ClientCredentials {
+        access_key_id: ROOT_ID.into(),
+        secret_access_key: ROOT_SECRET.into(),
+        session_token: None,
+    };
+    let unsigned = rolecall_api::iam_client::IamClient::new(channel.clone())
+        .create_user(pb::CreateUserRequest { user_name: "alice".into(), ..Default::default() })
+        .await;
+    expect_error(unsigned, Code::Unauthenticated, "MissingAuthenticationToken");
+
+    // Root signs what the operator used to do unsigned: a user, her key, her policy.
+    let mut iam = rolecall_api::iam_client::IamClient::new(signed(root(), "iam"));
+    iam.create_user(pb::CreateUserRequest { user_name: "alice".into(), ..Default::default() }).await.unwrap();
+    let key = iam
+        .create_access_key(pb::CreateAccessKeyRequest { user_name: "alice".into() })
+        .await
+        .unwrap()
+        .into_inner()
+        .access_key
+        .unwrap();
+    iam.attach_user_policy(pb::AttachUserPolicyRequest {
+        user_name: "alice".into(),
+        policy_arn: "arn:aws:iam::aws:policy/IAMReadOnlyAccess".into(),
+    })
+    .await
+    .unwrap();
+    let me = rolecall_api::sts_client::StsClient::new(signed(root(), "sts"))
+        .get_caller_identity(pb::GetCallerIdentityRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!((me.arn.as_str(), me.user_id.as_str()), ("arn:aws:iam::123456789012:root", "123456789012"));
+
+    // Alice is held to her policy; root is not allowed to assume a role, as in AWS.
+    let mut as_alice = rolecall_api::iam_client::IamClient::new(signed(long_term(&key), "iam"));
+    assert_eq!(
+        as_alice.list_users(pb::ListUsersRequest::default()).await.unwrap().into_inner().users.len(),
+        1
+    );
+    let create =
+        as_alice.create_user(pb::CreateUserRequest { user_name: "mallory".into(), ..Default::default() });
+    expect_error(create.await, Code::PermissionDenied, "AccessDenied");
+    iam.create_role(pb::CreateRoleRequest {
+        role_name: "Ops".into(),
+        assume_role_policy_document: r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::123456789012:root"},"Action":"sts:AssumeRole"}]}"#.into(),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let assume = rolecall_api::sts_client::StsClient::new(signed(root(), "sts"))
+        .assume_role(pb::AssumeRoleRequest {
+            role_arn: "arn:aws:iam::123456789012:role/Ops".into(),
+            role_session_name: "root".into(),
+            ..Default::default()
+        })
+        .await;
+    let msg = expect_error(assume, Code::PermissionDenied, "AccessDenied");
+    assert!(msg.contains("Roles may not be assumed by root accounts."), "{msg}");
+
+    // The wrong secret for root's key id is refused like any other.
+    let forged = ClientCredentials { secret_access_key: "x".repeat(40), ..root() };
+    let refused = rolecall_api::iam_client::IamClient::new(signed(forged, "iam"))
+        .list_users(pb::ListUsersRequest::default())
+        .await;
+    expect_error(refused, Code::Unauthenticated, "SignatureDoesNotMatch");
+    let (_, log) = served.stop("TERM").await;
+    assert!(!log.contains(ROOT_SECRET), "the root secret is never logged");
+}
+
+#[tokio::test]
+async fn a_root_key_without_its_secret_or_of_the_wrong_shape_is_refused_at_start() {
+    let start = |args: &[&str], env: &[(&str, &str)]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_rolecall"))
+            .args(["serve", "--listen", "127.0.0.1:0", "--metrics-listen", "none", "--storage", "memory"])
+            .args(args)
+            .env_remove("ROLECALL_ROOT_SECRET_ACCESS_KEY")
+            .envs(env.iter().copied())
+            .output()
+            .unwrap()
+    };
+    let no_secret = start(&["--root-access-key-id", ROOT_ID], &[]);
+    assert!(!no_secret.status.success());
+    assert!(String::from_utf8_lossy(&no_secret.stderr).contains("ROLECALL_ROOT_SECRET_ACCESS_KEY"));
+    let bad_id =
+        start(&["--root-access-key-id", "root"], &[("ROLECALL_ROOT_SECRET_ACCESS_KEY", ROOT_SECRET)]);
+    assert!(String::from_utf8_lossy(&bad_id.stderr).contains("auth.root_access_key_id must be AKIA"));
+    let short = start(&["--root-access-key-id", ROOT_ID], &[("ROLECALL_ROOT_SECRET_ACCESS_KEY", "short")]);
+    assert!(String::from_utf8_lossy(&short.stderr).contains("at least 40 printable characters"));
+}
