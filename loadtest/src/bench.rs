@@ -38,10 +38,11 @@ pub struct Options {
     pub rate: Option<f64>,
     pub channels: usize,
     pub out: PathBuf,
-    /// Drive this server instead of starting one (scenarios needing special server
-    /// settings must then be configured there by hand).
-    pub host: Option<String>,
-    pub metrics: Option<SocketAddr>,
+    /// Drive these servers (replicas of one deployment) instead of starting one; scenarios
+    /// needing special server settings must then be configured there by hand.
+    pub host: Vec<String>,
+    /// Their metrics addresses, in the same order.
+    pub metrics: Vec<SocketAddr>,
     /// Pin the server to core 0 (the harness pins itself to core 1 before starting).
     pub pin: bool,
     /// Run servers in this process (tests): no CPU accounting of the server.
@@ -93,10 +94,8 @@ pub fn storm_prefetch(storm_period: i64) -> i64 {
 
 async fn start_server(opts: &Options, scenario: Scenario) -> Result<ServerUnderTest, String> {
     let kind = if scenario == Scenario::Baseline { Kind::Baseline } else { Kind::Rolecall };
-    if let Some(host) = &opts.host
-        && kind == Kind::Rolecall
-    {
-        return Ok(ServerUnderTest::remote(host.clone(), opts.metrics));
+    if !opts.host.is_empty() && kind == Kind::Rolecall {
+        return ServerUnderTest::remote(&opts.host, &opts.metrics);
     }
     let config = server_config(scenario, opts.instances, opts.storm_period_secs);
     if let Some(n) = opts.replicas
@@ -563,8 +562,8 @@ mod smoke {
             rate: Some(200.0),
             channels: 1,
             out: out.clone(),
-            host: None,
-            metrics: None,
+            host: Vec::new(),
+            metrics: Vec::new(),
             pin: false,
             in_process: true,
             replicas: None,

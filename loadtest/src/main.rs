@@ -70,12 +70,13 @@ struct RunArgs {
     /// Where reports go.
     #[arg(long, default_value = "target/loadtest")]
     out: PathBuf,
-    /// Drive a running rolecall at this URL instead of starting one.
-    #[arg(long)]
-    host: Option<String>,
-    /// That server's metrics address (host:port), for its counters.
-    #[arg(long)]
-    metrics: Option<std::net::SocketAddr>,
+    /// Drive a running rolecall at this URL instead of starting one; several (repeated, or
+    /// comma-separated) are replicas, balanced by connection.
+    #[arg(long, value_delimiter = ',')]
+    host: Vec<String>,
+    /// Those servers' metrics addresses (host:port), in the same order, for their counters.
+    #[arg(long, value_delimiter = ',')]
+    metrics: Vec<std::net::SocketAddr>,
     /// Do not pin the server and the harness to separate cores.
     #[arg(long)]
     no_pin: bool,

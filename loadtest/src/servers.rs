@@ -175,16 +175,21 @@ impl ServerUnderTest {
     }
 
     /// A server someone else runs.
-    pub fn remote(grpc_url: String, metrics: Option<SocketAddr>) -> Self {
-        Self {
+    /// Servers someone else runs: the replicas at `grpc_urls`, with the metrics addresses
+    /// given (in the same order; counters are summed only if every replica has one).
+    pub fn remote(grpc_urls: &[String], metrics: &[SocketAddr]) -> Result<Self, String> {
+        let mut all = grpc_urls.iter().enumerate().map(|(n, url)| Self {
             kind: Kind::Rolecall,
-            grpc_url,
-            metrics,
+            grpc_url: url.clone(),
+            metrics: metrics.get(n).copied(),
             child: None,
             stop: None,
             others: Vec::new(),
             etcd: None,
-        }
+        });
+        let mut first = all.next().ok_or("no --host given")?;
+        first.others = all.collect();
+        Ok(first)
     }
 
     pub fn pid(&self) -> Option<u32> {
