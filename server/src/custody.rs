@@ -85,12 +85,19 @@ fn master_keys(config: &Config) -> std::result::Result<MasterKeys, String> {
     Ok(MasterKeys::new(current, previous))
 }
 
-/// Rewrites under the current master key every value a previous one sealed
-/// (`rolecall store reseal`). On redb the server must be stopped (it holds the directory);
-/// on etcd the replicas may keep serving.
-pub async fn reseal(config: &Config) -> std::result::Result<Resealed, String> {
-    let sealed = match config.storage.backend.as_str() {
-        "memory" => return Err("storage.backend = memory keeps nothing at rest to reseal".into()),
+/// The configured durable store, for the `rolecall store` tools. On redb the server must be
+/// stopped (it holds the directory); on etcd the replicas may keep serving. The tools never
+/// make a master key: one they did not find could not open anything.
+async fn tool_store(config: &Config) -> std::result::Result<SealedStore, String> {
+    let given = std::env::var_os("ROLECALL_MASTER_KEY").is_some() || config.storage.master_key_file.is_some();
+    if !given && !config.storage.data_dir.join("master.key").exists() {
+        return Err(
+            "no master key: give the one that sealed the data (ROLECALL_MASTER_KEY or --master-key-file)"
+                .into(),
+        );
+    }
+    Ok(match config.storage.backend.as_str() {
+        "memory" => return Err("storage.backend = memory keeps nothing at rest".into()),
         #[cfg(feature = "etcd")]
         "etcd" => {
             let etcd = crate::store::etcd::EtcdStore::connect(&config.storage).await?;
@@ -100,8 +107,33 @@ pub async fn reseal(config: &Config) -> std::result::Result<Resealed, String> {
             let redb = RedbStore::open(&config.storage.data_dir).map_err(|e| e.to_string())?;
             SealedStore::new(Arc::new(redb), master_keys(config)?)
         }
-    };
-    sealed.reseal().await.map_err(|e| e.to_string())
+    })
+}
+
+/// Rewrites under the current master key every value a previous one sealed
+/// (`rolecall store reseal`).
+pub async fn reseal(config: &Config) -> std::result::Result<Resealed, String> {
+    tool_store(config).await?.reseal().await.map_err(|e| e.to_string())
+}
+
+/// Writes the whole store, sealed, to `path` (`rolecall store export`); how many entries.
+pub async fn export(config: &Config, path: &Path) -> std::result::Result<u64, String> {
+    let store = tool_store(config).await?;
+    if config.storage.backend == "etcd" {
+        tracing::warn!(
+            "an export from etcd is read page by page: stop writes for a consistent copy (for backups, etcdctl snapshot save)"
+        );
+    }
+    let file = std::fs::File::create_new(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let mut out = std::io::BufWriter::new(file);
+    crate::store::transfer::export(&store, &mut out).await
+}
+
+/// Reads an export into the configured store, which must be empty (`rolecall store import`).
+pub async fn import(config: &Config, path: &Path) -> std::result::Result<u64, String> {
+    let store = tool_store(config).await?;
+    let file = std::fs::File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    crate::store::transfer::import(&store, &mut std::io::BufReader::new(file)).await
 }
 
 /// The root user's key: `auth.root_access_key_id`, with its secret from

@@ -45,6 +45,21 @@ enum StoreCommand {
     /// previous keys can be removed (redb: with the server stopped; etcd: beside running
     /// replicas).
     Reseal(Box<ServeArgs>),
+    /// Write the whole store, still sealed, to a new file: a backup (redb: with the server
+    /// stopped), or the first half of a move to another backend.
+    Export(Box<StoreFileArgs>),
+    /// Read an export into an empty store (one no server has started on), with the master
+    /// key that sealed it.
+    Import(Box<StoreFileArgs>),
+}
+
+#[derive(Args)]
+struct StoreFileArgs {
+    /// The export file.
+    #[arg(long)]
+    file: PathBuf,
+    #[command(flatten)]
+    serve: ServeArgs,
 }
 
 /// Flags override the config file; each also reads its ROLECALL_* environment variable.
@@ -245,14 +260,31 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
         .map_err(|e| e.to_string())
 }
 
-async fn reseal(args: ServeArgs) -> Result<(), String> {
-    let config = args.config()?;
-    config.validate().map_err(|e| e.to_string())?;
-    let done = rolecall_server::custody::reseal(&config).await?;
-    println!(
-        "resealed {} of {} values under the current master key; the previous keys can be removed",
-        done.resealed, done.examined
-    );
+async fn store(command: StoreCommand) -> Result<(), String> {
+    let config = |args: ServeArgs| {
+        let config = args.config()?;
+        config.validate().map_err(|e| e.to_string())?;
+        Ok::<_, String>(config)
+    };
+    match command {
+        StoreCommand::Reseal(args) => {
+            let done = rolecall_server::custody::reseal(&config(*args)?).await?;
+            println!(
+                "resealed {} of {} values under the current master key; the previous keys can be removed",
+                done.resealed, done.examined
+            );
+        }
+        StoreCommand::Export(args) => {
+            let StoreFileArgs { file, serve } = *args;
+            let entries = rolecall_server::custody::export(&config(serve)?, &file).await?;
+            println!("exported {entries} entries, sealed, to {}", file.display());
+        }
+        StoreCommand::Import(args) => {
+            let StoreFileArgs { file, serve } = *args;
+            let entries = rolecall_server::custody::import(&config(serve)?, &file).await?;
+            println!("imported {entries} entries from {}", file.display());
+        }
+    }
     Ok(())
 }
 
@@ -291,9 +323,9 @@ async fn main() -> ExitCode {
         Command::Ec2(args) => cli::ec2(args).await,
         Command::Imds(args) => cli::imds(args).await,
         Command::Sts(args) => cli::sts(args).await,
-        Command::Store(StoreCommand::Reseal(args)) => {
+        Command::Store(command) => {
             telemetry::init_logging();
-            reseal(*args).await
+            store(command).await
         }
     };
     match result {

@@ -353,3 +353,52 @@ pub fn pki(name: &str) -> Pki {
     }
     Pki { dir, ca_pem: ca.pem(), client_cert: client_cert.pem(), client_key: client_key.serialize_pem() }
 }
+
+/// Through `channel` (the operator's, unsigned): a role `name` that EC2 may assume, in a
+/// profile `name`, and one instance launched with it: its id, its IMDS token and its first
+/// credentials.
+pub async fn instance_with_role_via(
+    channel: tonic::transport::Channel,
+    name: &str,
+) -> (String, String, pb::GetSecurityCredentialsResponse) {
+    let mut iam = rolecall_api::iam_client::IamClient::new(channel.clone());
+    iam.create_role(pb::CreateRoleRequest {
+        role_name: name.into(),
+        assume_role_policy_document: EC2_TRUST.into(),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    iam.create_instance_profile(pb::CreateInstanceProfileRequest {
+        instance_profile_name: name.into(),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let add =
+        pb::AddRoleToInstanceProfileRequest { instance_profile_name: name.into(), role_name: name.into() };
+    iam.add_role_to_instance_profile(add).await.unwrap();
+    let launch = pb::RunInstancesRequest {
+        image_id: "ami-0abcdef1234567890".into(),
+        max_count: 1,
+        iam_instance_profile: Some(pb::IamInstanceProfileSpecification {
+            name: name.into(),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let mut ec2 = rolecall_api::ec2_client::Ec2Client::new(channel.clone());
+    let mut pages = ec2.run_instances(launch).await.unwrap().into_inner();
+    let launched = pages.message().await.unwrap().unwrap().instances.remove(0);
+    let instance_id = launched.instance.unwrap().instance_id;
+    let mut imds = rolecall_api::instance_metadata_client::InstanceMetadataClient::new(channel);
+    let get_token = pb::GetTokenRequest {
+        instance_id: instance_id.clone(),
+        instance_key: launched.instance_key,
+        ttl_seconds: 21_600,
+    };
+    let token = imds.get_token(get_token).await.unwrap().into_inner().token;
+    let fetch = pb::GetSecurityCredentialsRequest { caller: caller(&token), role_name: name.into() };
+    let creds = imds.get_security_credentials(fetch).await.unwrap().into_inner();
+    (instance_id, token, creds)
+}

@@ -48,30 +48,11 @@ async fn a_killed_server_keeps_every_acknowledged_write_and_every_credential_it_
     let dir = data_dir("sigkill");
     let served = serve_on(&dir, MASTER_KEY).await;
     let channel = served.channel().await;
-    let mut iam = IamClient::new(channel.clone());
-    let mut ec2 = Ec2Client::new(channel.clone());
+    let iam = IamClient::new(channel.clone());
+    let ec2 = Ec2Client::new(channel.clone());
 
     // Before the crash: a role on an instance, its credentials, a user's long-term key.
-    let trust = EC2_TRUST.to_string();
-    iam.create_role(pb::CreateRoleRequest {
-        role_name: "Web".into(),
-        assume_role_policy_document: trust,
-        ..Default::default()
-    })
-    .await
-    .unwrap();
-    iam.create_instance_profile(pb::CreateInstanceProfileRequest {
-        instance_profile_name: "Web".into(),
-        ..Default::default()
-    })
-    .await
-    .unwrap();
-    iam.add_role_to_instance_profile(pb::AddRoleToInstanceProfileRequest {
-        instance_profile_name: "Web".into(),
-        role_name: "Web".into(),
-    })
-    .await
-    .unwrap();
+    let (instance_id, token, creds) = instance_with_role_via(channel.clone(), "Web").await;
     let launch = |count: i32, profile: Option<&str>| pb::RunInstancesRequest {
         image_id: "ami-0abcdef1234567890".into(),
         max_count: count,
@@ -79,28 +60,6 @@ async fn a_killed_server_keeps_every_acknowledged_write_and_every_credential_it_
             .map(|p| pb::IamInstanceProfileSpecification { name: p.into(), ..Default::default() }),
         ..Default::default()
     };
-    let mut pages = ec2.run_instances(launch(1, Some("Web"))).await.unwrap().into_inner();
-    let launched = pages.message().await.unwrap().unwrap().instances.remove(0);
-    let instance_id = launched.instance.unwrap().instance_id;
-    let mut imds = rolecall_api::instance_metadata_client::InstanceMetadataClient::new(channel.clone());
-    let token = imds
-        .get_token(pb::GetTokenRequest {
-            instance_id: instance_id.clone(),
-            instance_key: launched.instance_key.clone(),
-            ttl_seconds: 21_600,
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .token;
-    let creds = imds
-        .get_security_credentials(pb::GetSecurityCredentialsRequest {
-            caller: caller(&token),
-            role_name: "Web".into(),
-        })
-        .await
-        .unwrap()
-        .into_inner();
     let session = temporary(&creds);
     let key = user_with_key_via(served.channel().await, "alice").await;
 

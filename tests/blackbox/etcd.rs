@@ -499,3 +499,51 @@ async fn the_master_key_is_resealed_online_while_replicas_write() {
     assert!(me.into_inner().arn.ends_with("user/alice"));
     drop((a, b));
 }
+
+#[tokio::test]
+async fn one_process_on_redb_moves_to_etcd_with_its_credentials_still_valid() {
+    // One server on the default embedded store, with a user, a role on an instance, and
+    // credentials handed out.
+    let dir = std::env::temp_dir().join(format!("rolecall-move-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let data = dir.join("data").display().to_string();
+    let key_env = [("ROLECALL_MASTER_KEY", "MTIzNDU2Nzg5MDEyMzQ1Njc4OTAxMjM0NTY3ODkwMTI=")];
+    let served = serve_binary(&["--data-dir", &data], &key_env).await;
+    let alice = user_with_key_via(served.channel().await, "alice").await;
+    let (instance_id, _, creds) = instance_with_role_via(served.channel().await, "Web").await;
+    assert!(served.stop("TERM").await.0.success());
+
+    // Export (the server stopped), import into an etcd no replica has started on.
+    let etcd = Etcd::start("move").await;
+    let file = dir.join("export.jsonl").display().to_string();
+    let tool = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_rolecall"))
+            .args(["store"])
+            .args(args)
+            .envs(key_env)
+            .output()
+            .unwrap()
+    };
+    let out = tool(&["export", "--file", &file, "--data-dir", &data]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let into_etcd = ["--storage", "etcd", "--etcd-endpoint", &etcd.client_url];
+    let import = |extra: &[&str]| tool(&[&["import", "--file", &file][..], &into_etcd, extra].concat());
+    let out = import(&[]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("imported "));
+    let again = import(&[]);
+    assert!(String::from_utf8_lossy(&again.stderr).contains("not empty"), "a second import is refused");
+
+    // A replica on etcd serves what the one process had: the role, and alice's key signs.
+    let replica = replica_with(&etcd, "rolecall/", |_| {}).await;
+    let roles = replica.iam().list_roles(pb::ListRolesRequest::default()).await.unwrap().into_inner().roles;
+    assert_eq!(roles.iter().map(|r| r.role_name.as_str()).collect::<Vec<_>>(), ["Web"]);
+    let me =
+        replica.sts(long_term(&alice)).get_caller_identity(pb::GetCallerIdentityRequest {}).await.unwrap();
+    assert!(me.into_inner().arn.ends_with("user/alice"));
+    // The key ring moved too: session credentials issued before the move still verify.
+    let me =
+        replica.sts(temporary(&creds)).get_caller_identity(pb::GetCallerIdentityRequest {}).await.unwrap();
+    assert_eq!(me.into_inner().arn, format!("arn:aws:sts::123456789012:assumed-role/Web/{instance_id}"));
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -12,6 +12,7 @@ mod memory;
 mod prefixed;
 mod redb;
 mod sealed;
+pub mod transfer;
 
 use std::sync::Arc;
 

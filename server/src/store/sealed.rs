@@ -42,6 +42,16 @@ impl SealedStore {
         })
     }
 
+    /// The backend, whose values are sealed (export and import move them as they are).
+    pub(super) fn raw(&self) -> &Arc<dyn Store> {
+        &self.inner
+    }
+
+    /// Whether a configured master key opens `sealed`, stored under `key`.
+    pub(super) fn opens(&self, key: &str, sealed: &[u8]) -> bool {
+        self.keys.open(key, sealed).is_some()
+    }
+
     fn open(&self, v: Versioned) -> Result<Versioned, StoreError> {
         let (value, _) = self.open_raw(&v)?;
         Ok(Versioned { key: v.key, value: value.into(), revision: v.revision })
