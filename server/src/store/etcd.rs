@@ -28,6 +28,10 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 /// etcd's default `--max-txn-ops`, less room for the conditions that guard the writes.
 pub const MAX_WRITES: usize = 96;
 
+/// etcd's default `--max-request-bytes` is 1.5 MiB; a third of it is left for the compares
+/// and the framing.
+pub const MAX_BYTES: usize = 1024 * 1024;
+
 #[derive(Clone)]
 pub struct EtcdStore {
     client: Client,
@@ -280,6 +284,19 @@ impl Store for EtcdStore {
                 ),
             })
             .collect();
+        let bytes: usize = txn
+            .writes
+            .iter()
+            .map(|w| match w {
+                Write::Put(key, value) => key.len() + value.len(),
+                Write::Delete(key) => key.len(),
+            })
+            .sum();
+        if bytes > MAX_BYTES {
+            return Err(StoreError::Unavailable(format!(
+                "a commit of {bytes} bytes is over etcd's request limit ({MAX_BYTES} bytes allowed)"
+            )));
+        }
         let ops: Vec<TxnOp> = txn
             .writes
             .into_iter()
@@ -302,6 +319,10 @@ impl Store for EtcdStore {
 
     fn max_writes_per_commit(&self) -> usize {
         MAX_WRITES
+    }
+
+    fn max_bytes_per_commit(&self) -> usize {
+        MAX_BYTES
     }
 }
 

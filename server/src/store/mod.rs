@@ -85,6 +85,40 @@ pub trait Store: Send + Sync + 'static {
     fn max_writes_per_commit(&self) -> usize {
         usize::MAX
     }
+
+    /// The most bytes (keys and values) one commit may carry (etcd: 1.5 MiB per request).
+    fn max_bytes_per_commit(&self) -> usize {
+        usize::MAX
+    }
+}
+
+/// Splits `items` into runs that each fit one commit of `store`: at most `max_writes` items
+/// (and the store's own limit), and the store's byte limit, by `size` (an item larger than
+/// the limit goes alone, for the store to refuse).
+pub fn commit_batches<T>(
+    store: &dyn Store,
+    max_writes: usize,
+    items: Vec<T>,
+    size: impl Fn(&T) -> usize,
+) -> Vec<Vec<T>> {
+    let (writes, bytes) =
+        (max_writes.min(store.max_writes_per_commit()).max(1), store.max_bytes_per_commit());
+    let mut batches: Vec<Vec<T>> = Vec::new();
+    let mut used = 0usize;
+    for item in items {
+        let n = size(&item);
+        match batches.last_mut() {
+            Some(last) if last.len() < writes && used.saturating_add(n) <= bytes => {
+                used += n;
+                last.push(item);
+            }
+            _ => {
+                used = n;
+                batches.push(vec![item]);
+            }
+        }
+    }
+    batches
 }
 
 // === impl Txn ===
@@ -112,5 +146,39 @@ impl Txn {
     pub fn delete(mut self, key: impl Into<String>) -> Self {
         self.writes.push(Write::Delete(key.into()));
         self
+    }
+}
+
+#[cfg(test)]
+mod commit_batch_tests {
+    use super::*;
+
+    struct Limited;
+
+    #[async_trait::async_trait]
+    impl Store for Limited {
+        async fn get(&self, _: &str) -> Result<Option<Versioned>, StoreError> {
+            Ok(None)
+        }
+        async fn list(&self, _: &str, _: Option<&str>, _: usize) -> Result<Vec<Versioned>, StoreError> {
+            Ok(Vec::new())
+        }
+        async fn commit(&self, _: Txn) -> Result<u64, StoreError> {
+            Ok(0)
+        }
+        fn max_writes_per_commit(&self) -> usize {
+            3
+        }
+        fn max_bytes_per_commit(&self) -> usize {
+            100
+        }
+    }
+
+    #[test]
+    fn batches_keep_to_the_stores_count_and_byte_limits() {
+        let sizes = vec![10, 10, 10, 10, 60, 50, 200, 1];
+        let batches = commit_batches(&Limited, 64, sizes, |n| *n);
+        assert_eq!(batches, vec![vec![10, 10, 10], vec![10, 60], vec![50], vec![200], vec![1]]);
+        assert_eq!(commit_batches(&Limited, 2, vec![1, 1, 1], |n| *n), vec![vec![1, 1], vec![1]]);
     }
 }

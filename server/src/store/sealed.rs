@@ -10,7 +10,7 @@
 
 use std::sync::Arc;
 
-use super::{Store, StoreError, Txn, Versioned, Write};
+use super::{Store, StoreError, Txn, Versioned, Write, commit_batches};
 use crate::domain::master_key::{MasterKeys, SealedUnder};
 
 pub struct SealedStore {
@@ -80,24 +80,24 @@ impl SealedStore {
                     stale.push((v, plain));
                 }
             }
-            if stale.is_empty() {
-                continue;
-            }
-            let mut txn = Txn::new();
-            for (v, plain) in &stale {
-                txn = txn
-                    .require_revision(v.key.clone(), v.revision)
-                    .put(v.key.clone(), self.seal(&v.key, plain)?);
-            }
-            match self.inner.commit(txn).await {
-                Ok(_) => done.resealed += stale.len() as u64,
-                // Someone wrote one of them meanwhile: one at a time, each read again.
-                Err(StoreError::Conflict) => {
-                    for (v, _) in stale {
-                        done.resealed += u64::from(self.reseal_one(&v.key).await?);
-                    }
+            let size = |(v, _): &(Versioned, Vec<u8>)| v.key.len() + v.value.len();
+            for run in commit_batches(self.inner.as_ref(), batch, stale, size) {
+                let mut txn = Txn::new();
+                for (v, plain) in &run {
+                    txn = txn
+                        .require_revision(v.key.clone(), v.revision)
+                        .put(v.key.clone(), self.seal(&v.key, plain)?);
                 }
-                Err(e) => return Err(e),
+                match self.inner.commit(txn).await {
+                    Ok(_) => done.resealed += run.len() as u64,
+                    // Someone wrote one of them meanwhile: one at a time, each read again.
+                    Err(StoreError::Conflict) => {
+                        for (v, _) in run {
+                            done.resealed += u64::from(self.reseal_one(&v.key).await?);
+                        }
+                    }
+                    Err(e) => return Err(e),
+                }
             }
         }
     }
@@ -148,6 +148,13 @@ impl Store for SealedStore {
 
     fn max_writes_per_commit(&self) -> usize {
         self.inner.max_writes_per_commit()
+    }
+
+    fn max_bytes_per_commit(&self) -> usize {
+        // Sealing adds a 4-byte magic, a nonce and a tag to each value.
+        self.inner
+            .max_bytes_per_commit()
+            .saturating_sub(self.inner.max_writes_per_commit().saturating_mul(32))
     }
 }
 

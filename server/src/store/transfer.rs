@@ -10,7 +10,7 @@ use std::io::{BufRead, Write};
 
 use serde::{Deserialize, Serialize};
 
-use super::{FORMAT_VERSION, SealedStore, Txn};
+use super::{FORMAT_VERSION, SealedStore, Txn, commit_batches};
 
 /// What an export file says it is.
 pub const EXPORT_FORMAT: &str = "rolecall-export/1";
@@ -98,15 +98,15 @@ pub async fn import(store: &SealedStore, input: &mut dyn BufRead) -> Result<u64,
     if !store.raw().list("", None, 1).await.map_err(|e| e.to_string())?.is_empty() {
         return Err("the destination store is not empty: import into a store no server has started on".into());
     }
-    let batch = BATCH.min(store.raw().max_writes_per_commit()).max(1);
-    for chunk in entries.chunks(batch) {
+    let count = entries.len() as u64;
+    for chunk in commit_batches(store.raw().as_ref(), BATCH, entries, |(k, v)| k.len() + v.len()) {
         let mut txn = Txn::new();
         for (key, value) in chunk {
-            txn = txn.require_absent(key.clone()).put(key.clone(), value.clone());
+            txn = txn.require_absent(key.clone()).put(key, value);
         }
         store.raw().commit(txn).await.map_err(|e| format!("importing: {e}"))?;
     }
-    Ok(entries.len() as u64)
+    Ok(count)
 }
 
 #[cfg(test)]
