@@ -210,10 +210,23 @@ async fn unknown_instances_and_bad_options_are_refused() {
         Code::InvalidArgument,
         "InvalidParameterValue",
     );
+    // EC2's 16 KB limit is on the user data before base64: 16384 bytes pass, one more does not.
+    let user_data = |raw: usize| pb::RunInstancesRequest {
+        image_id: "ami-1".into(),
+        user_data: data_encoding::BASE64.encode(&vec![b'#'; raw]),
+        ..Default::default()
+    };
+    let msg = expect_error(
+        ec2.run_instances(user_data(16_385)).await,
+        Code::InvalidArgument,
+        "InvalidParameterValue",
+    );
+    assert!(msg.contains("User data is limited to 16384 bytes"), "{msg}");
+    ec2.run_instances(user_data(16_384)).await.unwrap();
     // The refused launches launched nothing.
     let all =
         ec2.describe_instances(pb::DescribeInstancesRequest::default()).await.unwrap().into_inner().instances;
-    assert_eq!(all.len(), 1);
+    assert_eq!(all.len(), 2);
 }
 
 #[tokio::test]

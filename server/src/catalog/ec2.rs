@@ -82,6 +82,9 @@ fn parse_http_endpoint(value: &str, default: bool) -> Result<bool> {
     }
 }
 
+/// EC2's user data limit: 16 KB before base64 encoding.
+const USER_DATA_MAX: usize = 16 * 1024;
+
 fn validate_hop_limit(limit: i32) -> Result<i32> {
     if (1..=64).contains(&limit) {
         Ok(limit)
@@ -218,6 +221,15 @@ impl Catalog {
         if min < 1 || max < min {
             return Err(Error::invalid_parameter(format!(
                 "Value ({min}) for parameter MinCount is invalid. MinCount must be between 1 and MaxCount ({max})."
+            )));
+        }
+        // EC2's limit is on the raw user data, before the base64 the API carries it in.
+        let raw_user_data = data_encoding::BASE64
+            .decode(launch.user_data.as_bytes())
+            .map_or(launch.user_data.len(), |raw| raw.len());
+        if raw_user_data > USER_DATA_MAX {
+            return Err(Error::invalid_parameter(format!(
+                "User data is limited to {USER_DATA_MAX} bytes (got {raw_user_data})"
             )));
         }
         let limit = self.settings.limits.run_instances_max;
