@@ -226,6 +226,7 @@ pub fn follow(
     mut changes: tokio::sync::mpsc::Receiver<crate::store::etcd::Change>,
     accounts: Arc<crate::catalog::Accounts>,
     keeper: Arc<KeyKeeper>,
+    in_sync: tokio::sync::watch::Sender<bool>,
 ) {
     use crate::store::etcd::Change;
     tokio::spawn(async move {
@@ -240,6 +241,10 @@ pub fn follow(
                 Change::Everything => {
                     accounts.invalidate_all();
                     true
+                }
+                Change::Down | Change::Up => {
+                    in_sync.send_replace(matches!(change, Change::Up));
+                    false
                 }
             };
             if ring_changed && let Err(e) = keeper.refresh().await {

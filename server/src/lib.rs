@@ -76,6 +76,9 @@ pub struct App {
     /// Rotates the key ring (persist, then install).
     pub key_keeper: Arc<custody::KeyKeeper>,
     pub metrics: Metrics,
+    /// False while this replica has lost etcd's watch past its grace period: grpc.health.v1
+    /// then answers NOT_SERVING, so that clients and balancers go to the other replicas.
+    pub in_sync: tokio::sync::watch::Receiver<bool>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -142,10 +145,13 @@ impl App {
         key_keeper.spawn();
         let identity = custody::load_identity_signer(&store).await.map_err(ServeError::Keys)?;
         let accounts = Arc::new(catalog::Accounts::new(store, dyn_clock.clone(), settings, &config.accounts));
+        let (in_sync_tx, in_sync) = tokio::sync::watch::channel(true);
         #[cfg(feature = "etcd")]
         if let Some(changes) = opened.changes {
-            custody::follow(changes, accounts.clone(), key_keeper.clone());
+            custody::follow(changes, accounts.clone(), key_keeper.clone(), in_sync_tx);
         }
+        #[cfg(not(feature = "etcd"))]
+        drop(in_sync_tx);
         let catalog = accounts.default_catalog().clone();
         let imds = InstanceMetadata::new(
             accounts.clone(),
@@ -185,6 +191,7 @@ impl App {
             key_ring,
             key_keeper,
             metrics,
+            in_sync,
         })
     }
 }

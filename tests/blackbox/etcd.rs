@@ -128,7 +128,7 @@ async fn replica_with(
     .await
 }
 
-/// Waits (yielding, polling every 5 ms, for at most 10 s) until `check` holds; how long it took.
+/// Waits (yielding, polling every 5 ms, for at most 20 s) until `check` holds; how long it took.
 async fn until<F, Fut>(what: &str, mut check: F) -> Duration
 where
     F: FnMut() -> Fut,
@@ -136,13 +136,13 @@ where
 {
     let start = Instant::now();
     let mut poll = tokio::time::interval(Duration::from_millis(5));
-    while start.elapsed() < Duration::from_secs(10) {
+    while start.elapsed() < Duration::from_secs(20) {
         poll.tick().await;
         if check().await {
             return start.elapsed();
         }
     }
-    panic!("{what}: not within 10 s");
+    panic!("{what}: not within 20 s");
 }
 
 async fn role_names_on(server: &TestServer, instance_id: &str, key: &str) -> Vec<String> {
@@ -546,4 +546,29 @@ async fn one_process_on_redb_moves_to_etcd_with_its_credentials_still_valid() {
         replica.sts(temporary(&creds)).get_caller_identity(pb::GetCallerIdentityRequest {}).await.unwrap();
     assert_eq!(me.into_inner().arn, format!("arn:aws:sts::123456789012:assumed-role/Web/{instance_id}"));
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test]
+async fn a_replica_cut_off_from_etcd_says_not_serving_until_it_is_back() {
+    use tonic_health::pb::{
+        HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
+    };
+    let mut etcd = Etcd::start("health").await;
+    let a = replica(&etcd, "health/").await;
+    let status = |service: &'static str| {
+        let channel = a.channel.clone();
+        async move {
+            let request = HealthCheckRequest { service: service.into() };
+            HealthClient::new(channel).check(request).await.unwrap().into_inner().status()
+        }
+    };
+    assert_eq!(status("").await, ServingStatus::Serving);
+    etcd.stop();
+    // Past the watch's grace period, the replica tells balancers to go elsewhere...
+    until("NOT_SERVING", || async { status("").await == ServingStatus::NotServing }).await;
+    assert_eq!(status("rolecall.v1.InstanceMetadata").await, ServingStatus::NotServing);
+    // ...and serves again once the watch is back.
+    etcd.run().await;
+    until("SERVING again", || async { status("").await == ServingStatus::Serving }).await;
+    assert_eq!(status("rolecall.v1.Iam").await, ServingStatus::Serving);
 }

@@ -32,6 +32,30 @@ pub async fn routes(app: &App) -> Result<Routes, tonic_reflection::server::Error
     health.set_serving::<Ec2Server<ec2::Ec2Service>>().await;
     health.set_serving::<InstanceMetadataServer<imds::ImdsService>>().await;
     health.set_serving::<StsServer<sts::StsService>>().await;
+    // A replica cut off from the others (etcd's watch lost past its grace) says so, for the
+    // whole server and each service, until the watch is back.
+    let mut in_sync = app.in_sync.clone();
+    tokio::spawn(async move {
+        loop {
+            let status = if *in_sync.borrow_and_update() {
+                tonic_health::ServingStatus::Serving
+            } else {
+                tonic_health::ServingStatus::NotServing
+            };
+            for service in [
+                "",
+                <IamServer<iam::IamService> as tonic::server::NamedService>::NAME,
+                <Ec2Server<ec2::Ec2Service> as tonic::server::NamedService>::NAME,
+                <InstanceMetadataServer<imds::ImdsService> as tonic::server::NamedService>::NAME,
+                <StsServer<sts::StsService> as tonic::server::NamedService>::NAME,
+            ] {
+                health.set_service_status(service, status).await;
+            }
+            if in_sync.changed().await.is_err() {
+                return;
+            }
+        }
+    });
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(rolecall_api::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)

@@ -97,6 +97,11 @@ pub enum Change {
     Keys(Vec<String>, u64),
     /// The watch lost history (compaction, or a gap it cannot replay): forget every cache.
     Everything,
+    /// The watch has been down past its grace period: this replica no longer hears the
+    /// others, and should not be sent traffic.
+    Down,
+    /// The watch is back after [`Change::Down`].
+    Up,
 }
 
 /// TLS to etcd (https:// endpoints, validated in config): etcd's CA, and a client
@@ -184,7 +189,12 @@ impl EtcdStore {
                         while let Ok(Some(response)) = stream.message().await {
                             {
                                 backoff = std::time::Duration::from_millis(50);
-                                down = None;
+                                if matches!(down.take(), Some((_, true))) {
+                                    tracing::info!("etcd watch back");
+                                    if tx.send(Change::Up).await.is_err() {
+                                        return;
+                                    }
+                                }
                                 if response.compact_revision() > 0 || response.canceled() {
                                     // History gone: start over from now, forgetting everything.
                                     if tx.send(Change::Everything).await.is_err() {
@@ -228,7 +238,7 @@ impl EtcdStore {
                 if !*told && since.elapsed() >= WATCH_GRACE {
                     tracing::warn!("etcd watch down for {WATCH_GRACE:?}: caches dropped until it is back");
                     *told = true;
-                    if tx.send(Change::Everything).await.is_err() {
+                    if tx.send(Change::Everything).await.is_err() || tx.send(Change::Down).await.is_err() {
                         return;
                     }
                 }
