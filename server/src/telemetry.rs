@@ -37,6 +37,8 @@ pub struct Metrics {
     /// Keys this process holds (active, staged, retired): a replica that heard of a staged
     /// key shows one more.
     pub key_ring_keys: prometheus_client::metrics::gauge::Gauge,
+    /// 1 while this replica hears the store's changes (always, without etcd), 0 while cut off.
+    pub store_in_sync: prometheus_client::metrics::gauge::Gauge,
     pub errors: Family<ErrorLabels, Counter>,
 }
 
@@ -87,6 +89,11 @@ impl Metrics {
             "key_ring_keys",
             "Keys the key ring holds (active, staged for activation, retired until expiry)",
             self.key_ring_keys.clone(),
+        );
+        registry.register(
+            "store_in_sync",
+            "1 while this replica hears the store's changes (etcd's watch), 0 while cut off",
+            self.store_in_sync.clone(),
         );
         registry.register(
             "errors",

@@ -567,8 +567,10 @@ async fn a_replica_cut_off_from_etcd_says_not_serving_until_it_is_back() {
     // Past the watch's grace period, the replica tells balancers to go elsewhere...
     until("NOT_SERVING", || async { status("").await == ServingStatus::NotServing }).await;
     assert_eq!(status("rolecall.v1.InstanceMetadata").await, ServingStatus::NotServing);
+    assert_eq!(rolecall_server::telemetry::counter_in(&a.metrics_text().await, "rolecall_store_in_sync"), 0);
     // ...and serves again once the watch is back.
     etcd.run().await;
     until("SERVING again", || async { status("").await == ServingStatus::Serving }).await;
     assert_eq!(status("rolecall.v1.Iam").await, ServingStatus::Serving);
+    assert_eq!(rolecall_server::telemetry::counter_in(&a.metrics_text().await, "rolecall_store_in_sync"), 1);
 }

@@ -35,9 +35,12 @@ pub async fn routes(app: &App) -> Result<Routes, tonic_reflection::server::Error
     // A replica cut off from the others (etcd's watch lost past its grace) says so, for the
     // whole server and each service, until the watch is back.
     let mut in_sync = app.in_sync.clone();
+    let metrics = app.metrics.clone();
     tokio::spawn(async move {
         loop {
-            let status = if *in_sync.borrow_and_update() {
+            let synced = *in_sync.borrow_and_update();
+            metrics.store_in_sync.set(i64::from(synced));
+            let status = if synced {
                 tonic_health::ServingStatus::Serving
             } else {
                 tonic_health::ServingStatus::NotServing
