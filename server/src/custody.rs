@@ -90,7 +90,8 @@ fn master_keys(config: &Config) -> std::result::Result<MasterKeys, String> {
 /// make a master key: one they did not find could not open anything.
 async fn tool_store(config: &Config) -> std::result::Result<SealedStore, String> {
     let given = std::env::var_os("ROLECALL_MASTER_KEY").is_some() || config.storage.master_key_file.is_some();
-    if !given && !config.storage.data_dir.join("master.key").exists() {
+    let beside = config.storage.backend != "etcd" && config.storage.data_dir.join("master.key").exists();
+    if !given && !beside {
         return Err(
             "no master key: give the one that sealed the data (ROLECALL_MASTER_KEY or --master-key-file)"
                 .into(),
