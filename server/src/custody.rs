@@ -88,7 +88,7 @@ fn master_keys(config: &Config) -> std::result::Result<MasterKeys, String> {
 /// The configured durable store, for the `rolecall store` tools. On redb the server must be
 /// stopped (it holds the directory); on etcd the replicas may keep serving. The tools never
 /// make a master key: one they did not find could not open anything.
-async fn tool_store(config: &Config) -> std::result::Result<SealedStore, String> {
+async fn tool_store(config: &Config, snapshot: bool) -> std::result::Result<SealedStore, String> {
     let given = std::env::var_os("ROLECALL_MASTER_KEY").is_some() || config.storage.master_key_file.is_some();
     let beside = config.storage.backend != "etcd" && config.storage.data_dir.join("master.key").exists();
     if !given && !beside {
@@ -101,9 +101,14 @@ async fn tool_store(config: &Config) -> std::result::Result<SealedStore, String>
         "memory" => return Err("storage.backend = memory keeps nothing at rest".into()),
         #[cfg(feature = "etcd")]
         "etcd" => {
-            let etcd = crate::store::etcd::EtcdStore::connect(&config.storage).await?;
+            let mut etcd = crate::store::etcd::EtcdStore::connect(&config.storage).await?;
+            if snapshot {
+                let now = etcd.revision().await.map_err(|e| e.to_string())?;
+                etcd = etcd.as_of(now);
+            }
             SealedStore::new(Arc::new(etcd), master_keys(config)?)
         }
+        // One process holds a redb directory: the tool's view of it cannot change.
         _ => {
             let redb = RedbStore::open(&config.storage.data_dir).map_err(|e| e.to_string())?;
             SealedStore::new(Arc::new(redb), master_keys(config)?)
@@ -114,17 +119,13 @@ async fn tool_store(config: &Config) -> std::result::Result<SealedStore, String>
 /// Rewrites under the current master key every value a previous one sealed
 /// (`rolecall store reseal`).
 pub async fn reseal(config: &Config) -> std::result::Result<Resealed, String> {
-    tool_store(config).await?.reseal().await.map_err(|e| e.to_string())
+    tool_store(config, false).await?.reseal().await.map_err(|e| e.to_string())
 }
 
 /// Writes the whole store, sealed, to `path` (`rolecall store export`); how many entries.
 pub async fn export(config: &Config, path: &Path) -> std::result::Result<u64, String> {
-    let store = tool_store(config).await?;
-    if config.storage.backend == "etcd" {
-        tracing::warn!(
-            "an export from etcd is read page by page: stop writes for a consistent copy (for backups, etcdctl snapshot save)"
-        );
-    }
+    // etcd: every page as of one revision, so the copy is consistent while replicas write.
+    let store = tool_store(config, true).await?;
     let file = std::fs::File::create_new(path).map_err(|e| format!("{}: {e}", path.display()))?;
     let mut out = std::io::BufWriter::new(file);
     crate::store::transfer::export(&store, &mut out).await
@@ -132,7 +133,7 @@ pub async fn export(config: &Config, path: &Path) -> std::result::Result<u64, St
 
 /// Reads an export into the configured store, which must be empty (`rolecall store import`).
 pub async fn import(config: &Config, path: &Path) -> std::result::Result<u64, String> {
-    let store = tool_store(config).await?;
+    let store = tool_store(config, false).await?;
     let file = std::fs::File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
     crate::store::transfer::import(&store, &mut std::io::BufReader::new(file)).await
 }

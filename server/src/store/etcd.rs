@@ -40,6 +40,8 @@ pub struct EtcdStore {
     /// Revisions of this process's own recent commits: their echo in the watch changes
     /// nothing this process does not already know (its commits invalidate its caches).
     own: std::sync::Arc<std::sync::Mutex<OwnRevisions>>,
+    /// Reads see the store as of this revision ([`EtcdStore::as_of`]): a consistent export.
+    as_of: Option<i64>,
 }
 
 /// A bounded set of recent revisions.
@@ -135,7 +137,7 @@ impl EtcdStore {
         let client = Client::connect(endpoints, Some(options))
             .await
             .map_err(|e| format!("etcd {endpoints:?}: {e}"))?;
-        let store = Self { client, prefix: prefix.to_string(), own: Default::default() };
+        let store = Self { client, prefix: prefix.to_string(), own: Default::default(), as_of: None };
         // Connecting is lazy: a first request finds a wrong endpoint, CA or certificate now.
         store.revision().await.map_err(|e| {
             format!("etcd {endpoints:?} did not answer ({e}); check the endpoints and, with https://, storage.etcd_ca_file and the client certificate (etcd_cert_file, etcd_key_file)")
@@ -155,6 +157,13 @@ impl EtcdStore {
             value: kv.value().into(),
             revision: u64::try_from(kv.mod_revision()).unwrap_or(0),
         })
+    }
+
+    /// This store as it was at `revision`, for reading: every page of a listing then comes
+    /// from one point in time, whatever is written meanwhile (until etcd compacts it away,
+    /// which fails the read rather than mixing times). Commits are refused.
+    pub fn as_of(&self, revision: u64) -> Self {
+        Self { as_of: Some(i64::try_from(revision).unwrap_or(i64::MAX)), ..self.clone() }
     }
 
     /// The store's current revision.
@@ -254,7 +263,8 @@ impl EtcdStore {
 impl Store for EtcdStore {
     async fn get(&self, key: &str) -> Result<Option<Versioned>, StoreError> {
         let mut kv = self.client.kv_client();
-        let response = bounded(kv.get(self.full(key), None)).await?;
+        let options = self.as_of.map(|revision| GetOptions::new().with_revision(revision));
+        let response = bounded(kv.get(self.full(key), options)).await?;
         response.kvs().first().map(|kv| self.versioned(kv)).transpose()
     }
 
@@ -273,15 +283,21 @@ impl Store for EtcdStore {
             }
             _ => full_prefix.clone().into_bytes(),
         };
-        let options = GetOptions::new()
+        let mut options = GetOptions::new()
             .with_range(prefix_end(full_prefix.as_bytes()))
             .with_limit(i64::try_from(limit).unwrap_or(i64::MAX));
+        if let Some(revision) = self.as_of {
+            options = options.with_revision(revision);
+        }
         let mut kv = self.client.kv_client();
         let response = bounded(kv.get(start, Some(options))).await?;
         response.kvs().iter().map(|kv| self.versioned(kv)).collect()
     }
 
     async fn commit(&self, txn: Txn) -> Result<u64, StoreError> {
+        if self.as_of.is_some() {
+            return Err(StoreError::Unavailable("a store read as of a past revision takes no writes".into()));
+        }
         let compares: Vec<Compare> = txn
             .conditions
             .iter()
