@@ -532,49 +532,42 @@ mod tests {
             etcd_key_file: key.then(|| "k.pem".into()),
             ..StorageSettings::default()
         };
-        let check = |s: StorageSettings, allow: bool| s.validate_etcd_transport(allow);
-        assert!(
-            check(
-                storage(
-                    &["http://127.0.0.1:2379", "http://localhost:2379", "http://[::1]:2379"],
-                    false,
-                    false,
-                    false
-                ),
-                false
-            )
-            .is_ok()
-        );
-        let remote = check(storage(&["http://10.0.0.5:2379"], false, false, false), false).unwrap_err();
-        assert!(remote.contains("refusing plaintext etcd at http://10.0.0.5:2379"), "{remote}");
-        assert!(check(storage(&["http://10.0.0.5:2379"], false, false, false), true).is_ok());
-        assert!(check(storage(&["https://etcd:2379"], true, true, true), false).is_ok());
-        assert!(check(storage(&["https://etcd:2379"], true, false, false), false).is_ok(), "server TLS only");
-        assert!(
-            check(storage(&["https://etcd:2379"], false, false, false), false)
-                .unwrap_err()
-                .contains("etcd_ca_file")
-        );
-        assert!(
-            check(storage(&["https://etcd:2379"], true, true, false), false)
-                .unwrap_err()
-                .contains("go together")
-        );
-        assert!(
-            check(storage(&["https://a:2379", "http://127.0.0.1:2379"], true, false, false), false)
-                .unwrap_err()
-                .contains("mixes")
-        );
-        assert!(
-            check(storage(&["http://127.0.0.1:2379"], true, false, false), false)
-                .unwrap_err()
-                .contains("need https://")
-        );
-        assert!(
-            check(storage(&["127.0.0.1:2379"], false, false, false), false)
-                .unwrap_err()
-                .contains("must start with")
-        );
+        // (endpoints, CA, client certificate, client key, allow_insecure_plaintext): the error, if any.
+        type Case<'a> = (&'a [&'a str], bool, bool, bool, bool, Option<&'a str>);
+        let cases: &[Case] = &[
+            (
+                &["http://127.0.0.1:2379", "http://localhost:2379", "http://[::1]:2379"],
+                false,
+                false,
+                false,
+                false,
+                None,
+            ),
+            (
+                &["http://10.0.0.5:2379"],
+                false,
+                false,
+                false,
+                false,
+                Some("refusing plaintext etcd at http://10.0.0.5:2379"),
+            ),
+            (&["http://10.0.0.5:2379"], false, false, false, true, None),
+            (&["https://etcd:2379"], true, true, true, false, None),
+            (&["https://etcd:2379"], true, false, false, false, None),
+            (&["https://etcd:2379"], false, false, false, false, Some("etcd_ca_file")),
+            (&["https://etcd:2379"], true, true, false, false, Some("go together")),
+            (&["https://a:2379", "http://127.0.0.1:2379"], true, false, false, false, Some("mixes")),
+            (&["http://127.0.0.1:2379"], true, false, false, false, Some("need https://")),
+            (&["127.0.0.1:2379"], false, false, false, false, Some("must start with")),
+        ];
+        for (endpoints, ca, cert, key, allow, expected) in cases {
+            let result = storage(endpoints, *ca, *cert, *key).validate_etcd_transport(*allow);
+            match (result, expected) {
+                (Ok(()), None) => {}
+                (Err(e), Some(part)) => assert!(e.contains(part), "{endpoints:?}: {e}"),
+                (other, _) => panic!("{endpoints:?}: {other:?}, expected {expected:?}"),
+            }
+        }
     }
 
     #[test]

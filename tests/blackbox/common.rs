@@ -237,8 +237,14 @@ pub async fn user_with_key(server: &TestServer, name: &str) -> pb::AccessKey {
     user_with_key_via(server.channel.clone(), name).await
 }
 
-/// A user with a long-term access key, made through `channel`.
-pub async fn user_with_key_via(channel: tonic::transport::Channel, name: &str) -> pb::AccessKey {
+/// A user with a long-term access key, made through `channel` (plain, or signing).
+pub async fn user_with_key_via<T>(channel: T, name: &str) -> pb::AccessKey
+where
+    T: tonic::client::GrpcService<tonic::body::Body>,
+    T::Error: Into<tonic::codegen::StdError>,
+    T::ResponseBody: tonic::codegen::Body<Data = tonic::codegen::Bytes> + Send + 'static,
+    <T::ResponseBody as tonic::codegen::Body>::Error: Into<tonic::codegen::StdError> + Send,
+{
     let mut iam = rolecall_api::iam_client::IamClient::new(channel);
     iam.create_user(pb::CreateUserRequest { user_name: name.into(), ..Default::default() }).await.unwrap();
     iam.create_access_key(pb::CreateAccessKeyRequest { user_name: name.into() })

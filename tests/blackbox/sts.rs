@@ -701,14 +701,7 @@ async fn the_root_key_from_the_environment_bootstraps_a_server_that_refuses_unsi
 
     // Root signs what the operator used to do unsigned: a user, her key, her policy.
     let mut iam = rolecall_api::iam_client::IamClient::new(signed(root(), "iam"));
-    iam.create_user(pb::CreateUserRequest { user_name: "alice".into(), ..Default::default() }).await.unwrap();
-    let key = iam
-        .create_access_key(pb::CreateAccessKeyRequest { user_name: "alice".into() })
-        .await
-        .unwrap()
-        .into_inner()
-        .access_key
-        .unwrap();
+    let key = user_with_key_via(signed(root(), "iam"), "alice").await;
     iam.attach_user_policy(pb::AttachUserPolicyRequest {
         user_name: "alice".into(),
         policy_arn: "arn:aws:iam::aws:policy/IAMReadOnlyAccess".into(),
