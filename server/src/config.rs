@@ -534,7 +534,7 @@ mod tests {
         };
         // (endpoints, CA, client certificate, client key, allow_insecure_plaintext): the error, if any.
         type Case<'a> = (&'a [&'a str], bool, bool, bool, bool, Option<&'a str>);
-        let cases: &[Case] = &[
+        let cases: &[Case<'_>] = &[
             (
                 &["http://127.0.0.1:2379", "http://localhost:2379", "http://[::1]:2379"],
                 false,
