@@ -88,7 +88,11 @@ fn master_keys(config: &Config) -> std::result::Result<MasterKeys, String> {
 /// The configured durable store, for the `rolecall store` tools. On redb the server must be
 /// stopped (it holds the directory); on etcd the replicas may keep serving. The tools never
 /// make a master key: one they did not find could not open anything.
-async fn tool_store(config: &Config, snapshot: bool) -> std::result::Result<SealedStore, String> {
+async fn tool_store(
+    config: &Config,
+    // Read etcd as of one revision (redb needs nothing: the tool is its one process).
+    #[cfg_attr(not(feature = "etcd"), allow(unused_variables))] snapshot: bool,
+) -> std::result::Result<SealedStore, String> {
     let given = std::env::var_os("ROLECALL_MASTER_KEY").is_some() || config.storage.master_key_file.is_some();
     let beside = config.storage.backend != "etcd" && config.storage.data_dir.join("master.key").exists();
     if !given && !beside {
