@@ -182,11 +182,34 @@ pub struct AuthSettings {
     /// ROLECALL_ROOT_SECRET_ACCESS_KEY or `root_secret_access_key_file`, never from here.
     pub root_access_key_id: Option<String>,
     pub root_secret_access_key_file: Option<PathBuf>,
+    /// The root users of the further `accounts`, each with its secret in a file.
+    pub account_roots: Vec<AccountRoot>,
+}
+
+/// A further account's root user's key (`[[auth.account_roots]]`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AccountRoot {
+    pub account_id: String,
+    pub access_key_id: String,
+    pub secret_access_key_file: PathBuf,
+}
+
+/// A root access key id's form: AKIA and 16 upper-case letters or digits.
+fn valid_root_key_id(id: &str) -> bool {
+    id.len() == 20
+        && id.starts_with("AKIA")
+        && id.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
 }
 
 impl Default for AuthSettings {
     fn default() -> Self {
-        Self { allow_unsigned: true, root_access_key_id: None, root_secret_access_key_file: None }
+        Self {
+            allow_unsigned: true,
+            root_access_key_id: None,
+            root_secret_access_key_file: None,
+            account_roots: Vec::new(),
+        }
     }
 }
 
@@ -395,13 +418,30 @@ impl Config {
             other => return invalid(format!("storage.backend must be redb, etcd or memory, got {other:?}")),
         }
         if let Some(id) = &self.auth.root_access_key_id
-            && !(id.len() == 20
-                && id.starts_with("AKIA")
-                && id.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit()))
+            && !valid_root_key_id(id)
         {
             return invalid(format!(
                 "auth.root_access_key_id must be AKIA and 16 more upper-case letters or digits, got {id:?}"
             ));
+        }
+        let mut root_ids: Vec<&str> = self.auth.root_access_key_id.iter().map(String::as_str).collect();
+        for root in &self.auth.account_roots {
+            if !self.accounts.contains(&root.account_id) {
+                return invalid(format!(
+                    "auth.account_roots: {} is not one of accounts (the default account's root is auth.root_access_key_id)",
+                    root.account_id
+                ));
+            }
+            if !valid_root_key_id(&root.access_key_id) {
+                return invalid(format!(
+                    "auth.account_roots: the access key id of {} must be AKIA and 16 more upper-case letters or digits",
+                    root.account_id
+                ));
+            }
+            if root_ids.contains(&root.access_key_id.as_str()) {
+                return invalid(format!("auth.account_roots: {} is given twice", root.access_key_id));
+            }
+            root_ids.push(&root.access_key_id);
         }
         if self.auth.root_access_key_id.is_none() && self.auth.root_secret_access_key_file.is_some() {
             return invalid("auth.root_secret_access_key_file needs auth.root_access_key_id".into());
@@ -568,6 +608,29 @@ mod tests {
                 (other, _) => panic!("{endpoints:?}: {other:?}, expected {expected:?}"),
             }
         }
+    }
+
+    #[test]
+    fn account_roots_name_served_accounts_and_distinct_keys() {
+        let root = |account: &str, id: &str| AccountRoot {
+            account_id: account.into(),
+            access_key_id: id.into(),
+            secret_access_key_file: "s".into(),
+        };
+        let mut c = Config { accounts: vec!["111122223333".into()], ..Config::default() };
+        c.auth.root_access_key_id = Some("AKIAROOTAAAAAAAAAAAA".into());
+        c.auth.account_roots = vec![root("111122223333", "AKIAROOTBBBBBBBBBBBB")];
+        assert!(c.validate().is_ok());
+        let refused = |roots: Vec<AccountRoot>| {
+            let mut c = c.clone();
+            c.auth.account_roots = roots;
+            c.validate().unwrap_err().to_string()
+        };
+        assert!(
+            refused(vec![root("444455556666", "AKIAROOTBBBBBBBBBBBB")]).contains("is not one of accounts")
+        );
+        assert!(refused(vec![root("111122223333", "AKIAROOTAAAAAAAAAAAA")]).contains("given twice"));
+        assert!(refused(vec![root("111122223333", "root")]).contains("must be AKIA"));
     }
 
     #[test]

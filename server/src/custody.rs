@@ -142,30 +142,52 @@ pub async fn import(config: &Config, path: &Path) -> std::result::Result<u64, St
     crate::store::transfer::import(&store, &mut std::io::BufReader::new(file)).await
 }
 
-/// The root user's key: `auth.root_access_key_id`, with its secret from
-/// ROLECALL_ROOT_SECRET_ACCESS_KEY or `auth.root_secret_access_key_file`.
-pub fn root_key(config: &Config) -> std::result::Result<Option<crate::sts::RootKey>, String> {
-    let Some(access_key_id) = config.auth.root_access_key_id.clone() else { return Ok(None) };
-    let secret = match (
-        std::env::var("ROLECALL_ROOT_SECRET_ACCESS_KEY"),
-        &config.auth.root_secret_access_key_file,
-    ) {
-        (Ok(secret), _) => secret,
-        (Err(_), Some(path)) => std::fs::read_to_string(path)
-            .map_err(|e| format!("auth.root_secret_access_key_file {}: {e}", path.display()))?,
-        (Err(_), None) => {
-            return Err("auth.root_access_key_id needs its secret: ROLECALL_ROOT_SECRET_ACCESS_KEY or auth.root_secret_access_key_file".into());
-        }
-    };
+/// The root users' keys: the default account's (`auth.root_access_key_id`, its secret from
+/// ROLECALL_ROOT_SECRET_ACCESS_KEY or `auth.root_secret_access_key_file`), and further
+/// accounts' (`auth.account_roots`, secrets in files).
+pub fn root_keys(config: &Config) -> std::result::Result<Vec<crate::sts::RootKey>, String> {
+    let mut roots = Vec::new();
+    if let Some(access_key_id) = config.auth.root_access_key_id.clone() {
+        let secret = match (
+            std::env::var("ROLECALL_ROOT_SECRET_ACCESS_KEY"),
+            &config.auth.root_secret_access_key_file,
+        ) {
+            (Ok(secret), _) => secret,
+            (Err(_), Some(path)) => read_secret(path)?,
+            (Err(_), None) => {
+                return Err("auth.root_access_key_id needs its secret: ROLECALL_ROOT_SECRET_ACCESS_KEY or auth.root_secret_access_key_file".into());
+            }
+        };
+        roots.push(root_key(&config.account_id, access_key_id, secret)?);
+    }
+    for root in &config.auth.account_roots {
+        let secret = read_secret(&root.secret_access_key_file)?;
+        roots.push(root_key(&root.account_id, root.access_key_id.clone(), secret)?);
+    }
+    Ok(roots)
+}
+
+fn read_secret(path: &Path) -> std::result::Result<String, String> {
+    std::fs::read_to_string(path).map_err(|e| format!("root secret access key file {}: {e}", path.display()))
+}
+
+fn root_key(
+    account_id: &str,
+    access_key_id: String,
+    secret: String,
+) -> std::result::Result<crate::sts::RootKey, String> {
     let secret = secret.trim().to_string();
     if secret.len() < 40 || !secret.bytes().all(|b| b.is_ascii_graphic()) {
-        return Err(
-            "the root secret access key must be at least 40 printable characters (openssl rand -base64 30)"
-                .into(),
-        );
+        return Err(format!(
+            "the root secret access key of {account_id} must be at least 40 printable characters (openssl rand -base64 30)"
+        ));
     }
-    tracing::info!(access_key_id = %access_key_id, "the root user's access key is configured");
-    Ok(Some(crate::sts::RootKey { access_key_id, secret_access_key: crate::domain::model::Secret(secret) }))
+    tracing::info!(account = %account_id, access_key_id = %access_key_id, "a root user's access key is configured");
+    Ok(crate::sts::RootKey {
+        account_id: account_id.to_string(),
+        access_key_id,
+        secret_access_key: crate::domain::model::Secret(secret),
+    })
 }
 
 /// Writes a new master key, readable by its owner only.

@@ -166,9 +166,9 @@ impl App {
             },
             identity,
         );
-        let root = custody::root_key(&config).map_err(ServeError::Auth)?;
+        let roots = custody::root_keys(&config).map_err(ServeError::Auth)?;
         let authn = Arc::new(
-            sts::Authenticator::new(accounts.clone(), key_ring.clone(), dyn_clock.clone()).with_root(root),
+            sts::Authenticator::new(accounts.clone(), key_ring.clone(), dyn_clock.clone()).with_roots(roots),
         );
         let authz = Arc::new(authz::Authorizer::new(accounts.clone(), dyn_clock.clone()));
         let sts = Arc::new(sts::SecurityTokenService::new(

@@ -77,9 +77,10 @@ fn expired_token() -> Error {
     Error::new(ErrorCode::ExpiredToken, "The security token included in the request is expired")
 }
 
-/// The default account's root user's access key, from the operator's config.
+/// An account's root user's access key, from the operator's config.
 #[derive(Clone, Debug)]
 pub struct RootKey {
+    pub account_id: String,
     pub access_key_id: String,
     pub secret_access_key: Secret,
 }
@@ -90,19 +91,19 @@ pub struct Authenticator {
     ring: Arc<KeyRing>,
     clock: Arc<dyn Clock>,
     keys: SigningKeys,
-    root: Option<RootKey>,
+    roots: Vec<RootKey>,
 }
 
 // === impl Authenticator ===
 
 impl Authenticator {
     pub fn new(accounts: Arc<Accounts>, ring: Arc<KeyRing>, clock: Arc<dyn Clock>) -> Self {
-        Self { accounts, ring, clock, keys: SigningKeys::default(), root: None }
+        Self { accounts, ring, clock, keys: SigningKeys::default(), roots: Vec::new() }
     }
 
-    /// Also accepts the root user's key.
-    pub fn with_root(mut self, root: Option<RootKey>) -> Self {
-        self.root = root;
+    /// Also accepts these root users' keys.
+    pub fn with_roots(mut self, roots: Vec<RootKey>) -> Self {
+        self.roots = roots;
         self
     }
 
@@ -146,10 +147,10 @@ impl Authenticator {
             // Long-term keys have no session token.
             return Err(invalid_token());
         }
-        if let Some(root) = &self.root
-            && bool::from(root.access_key_id.as_bytes().ct_eq(id.as_bytes()))
+        if let Some(root) =
+            self.roots.iter().find(|r| bool::from(r.access_key_id.as_bytes().ct_eq(id.as_bytes())))
         {
-            let account = self.accounts.default_account().to_string();
+            let account = root.account_id.clone();
             let principal = Principal {
                 arn: format!("arn:aws:iam::{account}:root"),
                 user_id: account.clone(),

@@ -195,3 +195,42 @@ async fn instances_of_another_account_get_that_accounts_role() {
         .into_inner();
     assert_eq!(me.arn, format!("arn:aws:sts::{B}:assumed-role/Web/{}", instance.instance_id));
 }
+
+#[tokio::test]
+async fn each_account_has_its_own_root_key_when_unsigned_calls_are_refused() {
+    let dir = std::env::temp_dir().join(format!("rolecall-roots-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (root_a, root_b) =
+        (("AKIAROOTAAAAAAAAAAAA", "a".repeat(40)), ("AKIAROOTBBBBBBBBBBBB", "b".repeat(40)));
+    std::fs::write(dir.join("a.secret"), &root_a.1).unwrap();
+    std::fs::write(dir.join("b.secret"), &root_b.1).unwrap();
+    let config_dir = dir.clone();
+    let server = TestServer::start_with(move |c| {
+        c.accounts = vec![B.to_string()];
+        c.auth.allow_unsigned = false;
+        c.auth.root_access_key_id = Some(root_a.0.into());
+        c.auth.root_secret_access_key_file = Some(config_dir.join("a.secret"));
+        c.auth.account_roots = vec![rolecall_server::config::AccountRoot {
+            account_id: B.into(),
+            access_key_id: root_b.0.into(),
+            secret_access_key_file: config_dir.join("b.secret"),
+        }];
+    })
+    .await;
+    let root = |(id, secret): &(&str, String)| ClientCredentials {
+        access_key_id: id.to_string(),
+        secret_access_key: secret.clone(),
+        session_token: None,
+    };
+    let me = server.sts(root(&root_b)).get_caller_identity(pb::GetCallerIdentityRequest {}).await.unwrap();
+    assert_eq!(me.into_inner().arn, format!("arn:aws:iam::{B}:root"));
+    // B's root makes a user in B, which A's root does not see in A.
+    let mut iam_b = rolecall_api::iam_client::IamClient::new(server.signing(root(&root_b), "iam"));
+    iam_b.create_user(pb::CreateUserRequest { user_name: "bea".into(), ..Default::default() }).await.unwrap();
+    let mut iam_a = rolecall_api::iam_client::IamClient::new(server.signing(root(&root_a), "iam"));
+    let in_a = iam_a.list_users(pb::ListUsersRequest::default()).await.unwrap().into_inner().users;
+    assert!(in_a.is_empty(), "{in_a:?}");
+    let in_b = iam_b.list_users(pb::ListUsersRequest::default()).await.unwrap().into_inner().users;
+    assert_eq!(in_b[0].arn, format!("arn:aws:iam::{B}:user/bea"));
+    let _ = std::fs::remove_dir_all(&dir);
+}
