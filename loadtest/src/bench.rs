@@ -263,6 +263,7 @@ async fn pass_for(
     let html_str = html.display().to_string();
     let me = std::process::id();
     let issued_before = server.counter("rolecall_credentials_issued_total").await;
+    let reads_before = server.counter("rolecall_store_reads_total").await;
     let server_cpu_before = server.cpu_time();
     let replica_cpu_before = server.replica_cpu_times();
     let etcd_cpu_before = server.etcd_cpu_time();
@@ -305,6 +306,10 @@ async fn pass_for(
         _ => 0.0,
     };
     let issued = match (issued_before, server.counter("rolecall_credentials_issued_total").await) {
+        (Some(b), Some(a)) if server.kind == Kind::Rolecall => Some(a.saturating_sub(b)),
+        _ => None,
+    };
+    let store_reads = match (reads_before, server.counter("rolecall_store_reads_total").await) {
         (Some(b), Some(a)) if server.kind == Kind::Rolecall => Some(a.saturating_sub(b)),
         _ => None,
     };
@@ -378,6 +383,7 @@ async fn pass_for(
         generator_cpu_utilization: generator_util,
         saturated: report::saturation(server_util, generator_util),
         credentials_issued: issued,
+        store_reads,
         per_replica,
         details,
         warnings,

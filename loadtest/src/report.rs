@@ -63,6 +63,9 @@ pub struct Pass {
     pub saturated: String,
     /// Credentials the server issued during the pass (from its counters).
     pub credentials_issued: Option<u64>,
+    /// Store reads that no cache answered during the pass (from the server's counters).
+    #[serde(default)]
+    pub store_reads: Option<u64>,
     /// With several replicas: each one's share of the requests and its own CPU.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub per_replica: Vec<ReplicaFigures>,
@@ -345,6 +348,7 @@ mod tests {
             generator_cpu_utilization: generator,
             saturated: saturation(Some(server), generator),
             credentials_issued: None,
+            store_reads: None,
             per_replica: vec![],
             details: serde_json::json!({}),
             warnings: vec![],

@@ -129,7 +129,8 @@ impl App {
         )
         .map_err(ServeError::Audit)?;
         let opened = custody::open_store(&config).await.map_err(ServeError::Store)?;
-        let store = opened.store;
+        let store: Arc<dyn store::Store> =
+            Arc::new(store::MeasuredStore::new(opened.store, metrics.store.clone()));
         let (key_ring, ring_revision) =
             custody::load_key_ring(&store, config.key_ring_policy(), clock.unix())
                 .await

@@ -26,6 +26,13 @@ async fn metrics_endpoint_counts_errors_by_aws_code() {
     let text = server.metrics_text().await;
     assert!(text.contains("rolecall_errors_total{code=\"NoSuchEntity\"} 2"), "{text}");
     assert!(text.contains("# TYPE rolecall_credentials_issued counter"), "{text}");
+    // What the store was asked: a new role is a commit, timed.
+    let commits = rolecall_server::telemetry::counter_in(&text, "rolecall_store_commits_total");
+    create_role(&server, "App", EC2_TRUST).await;
+    let text = server.metrics_text().await;
+    assert!(rolecall_server::telemetry::counter_in(&text, "rolecall_store_commits_total") > commits);
+    assert!(rolecall_server::telemetry::counter_in(&text, "rolecall_store_reads_total") > 0);
+    assert!(text.contains("rolecall_store_commit_seconds_bucket{le=\"0.00005\"}"), "{text}");
 }
 
 #[tokio::test]

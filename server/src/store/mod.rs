@@ -8,6 +8,7 @@
 
 #[cfg(feature = "etcd")]
 pub mod etcd;
+mod measured;
 mod memory;
 mod prefixed;
 mod redb;
@@ -16,6 +17,7 @@ pub mod transfer;
 
 use std::sync::Arc;
 
+pub use measured::MeasuredStore;
 pub use memory::MemoryStore;
 pub use prefixed::PrefixedStore;
 pub use redb::{FORMAT_VERSION, OpenError, RedbStore};
