@@ -194,13 +194,29 @@ impl Authorizer {
         request: &Request,
         resource_policy: Option<&PolicyDocument>,
     ) -> Result<Decision> {
+        self.decision_on(principal, request, resource_policy, &principal.account_id).await
+    }
+
+    /// The decision on a resource of `resource_account`, with the resource's own policy: in
+    /// the caller's account either side's Allow suffices, across accounts both must allow;
+    /// an explicit Deny anywhere wins.
+    pub async fn decision_on(
+        &self,
+        principal: &Principal,
+        request: &Request,
+        resource_policy: Option<&PolicyDocument>,
+        resource_account: &str,
+    ) -> Result<Decision> {
+        let same_account = resource_account == principal.account_id;
         if principal.kind == PrincipalKind::Root {
-            // The account's root user may do anything in it; an explicit deny in a resource
-            // policy still stops it.
+            // The account's root user may do anything in it; in another account only what
+            // the resource's policy allows; an explicit deny in a resource policy stops it.
             let ctx = self.context(principal, &Compiled::default(), request);
             return Ok(match resource_policy.and_then(|p| verdict(p, &ctx)) {
                 Some(Effect::Deny) => Decision::ExplicitDeny,
-                _ => Decision::Allow,
+                Some(Effect::Allow) => Decision::Allow,
+                None if same_account => Decision::Allow,
+                None => Decision::ImplicitDeny,
             });
         }
         let (kind, name) = Self::holder(principal);
@@ -215,7 +231,7 @@ impl Authorizer {
             boundary: compiled.boundary.as_deref(),
             session: &session,
             resource: resource_policy,
-            same_account: true,
+            same_account,
         };
         Ok(decide(&policies, &ctx))
     }

@@ -3,19 +3,12 @@
 
 use rolecall_api as pb;
 use rolecall_server::grpc::sigv4::ClientCredentials;
-use tonic::{Code, Request};
+use tonic::Code;
 
 use crate::common::*;
 
 const A: &str = "123456789012";
 const B: &str = "111122223333";
-
-/// An operator call made in account `account`.
-fn in_account<T>(account: &str, message: T) -> Request<T> {
-    let mut req = Request::new(message);
-    req.metadata_mut().insert("x-rolecall-account-id", account.parse().unwrap());
-    req
-}
 
 fn creds_of(c: &pb::StsCredentials) -> ClientCredentials {
     ClientCredentials {

@@ -838,3 +838,97 @@ async fn aws_cli_with_the_root_key_from_a_file_when_unsigned_calls_are_refused()
         "SignatureDoesNotMatch",
     );
 }
+
+/// `aws ARGS` signed with `key`, with no instance.
+async fn as_user(server: &TestServer, key: &rolecall_api::AccessKey, args: &[&str]) -> Output {
+    aws(server, None, &keys_env(key), args).await
+}
+
+#[tokio::test]
+async fn aws_s3api_bucket_policies_grant_deny_and_reach_across_accounts() {
+    const B: &str = "111122223333";
+    let server = TestServer::start_with(|c| c.accounts = vec![B.to_string()]).await;
+    let admin = admin(&server).await;
+    let reader = user_with_key(&server, "reader").await;
+    // A user of account B.
+    let mut iam = server.iam();
+    let create = rolecall_api::CreateUserRequest { user_name: "partner".into(), ..Default::default() };
+    iam.create_user(in_account(B, create)).await.unwrap();
+    let partner = iam
+        .create_access_key(in_account(
+            B,
+            rolecall_api::CreateAccessKeyRequest { user_name: "partner".into() },
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .access_key
+        .unwrap();
+    let bucket = "shared-123456789012";
+    let arn = format!("arn:aws:s3:::{bucket}");
+    let out = as_user(&server, &admin, &["s3", "mb", &format!("s3://{bucket}")]).await;
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let ls = |key| as_user(&server, key, &["s3", "ls", "s3://shared-123456789012"]);
+    let put_policy = |statements: &str| {
+        let policy = format!(r#"{{"Version":"2012-10-17","Statement":[{statements}]}}"#);
+        let server = &server;
+        let admin = &admin;
+        async move {
+            as_user(server, admin, &["s3api", "put-bucket-policy", "--bucket", bucket, "--policy", &policy])
+                .await
+        }
+    };
+
+    // Without a bucket policy, a user with no policies of its own is refused.
+    stderr_has(&ls(&reader).await, "AccessDenied");
+    // The bucket policy alone grants it, in the bucket's own account.
+    let grant_reader = format!(
+        r#"{{"Effect":"Allow","Principal":{{"AWS":"arn:aws:iam::123456789012:user/reader"}},"Action":"s3:ListBucket","Resource":"{arn}"}}"#
+    );
+    assert!(put_policy(&grant_reader).await.status.success());
+    assert!(ls(&reader).await.status.success());
+    let got =
+        stdout_json(&as_user(&server, &admin, &["s3api", "get-bucket-policy", "--bucket", bucket]).await);
+    assert!(got["Policy"].as_str().unwrap().contains("user/reader"), "{got}");
+
+    // Its explicit Deny stops even an administrator.
+    let deny_admin = format!(
+        r#"{{"Effect":"Deny","Principal":{{"AWS":"arn:aws:iam::123456789012:user/admin"}},"Action":"s3:ListBucket","Resource":"{arn}"}}"#
+    );
+    assert!(put_policy(&format!("{grant_reader},{deny_admin}")).await.status.success());
+    stderr_has(&ls(&admin).await, "AccessDenied");
+
+    // Across accounts both sides must allow: B's user has its own Allow, and needs the bucket's.
+    let put_inline = rolecall_api::PutUserPolicyRequest {
+        user_name: "partner".into(),
+        policy_name: "s3-list".into(),
+        policy_document: r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"s3:ListBucket","Resource":"*"}]}"#.into(),
+    };
+    iam.put_user_policy(in_account(B, put_inline)).await.unwrap();
+    stderr_has(&ls(&partner).await, "AccessDenied");
+    let grant_b = format!(
+        r#"{{"Effect":"Allow","Principal":{{"AWS":"arn:aws:iam::{B}:root"}},"Action":"s3:ListBucket","Resource":"{arn}"}}"#
+    );
+    assert!(put_policy(&grant_b).await.status.success());
+    assert!(ls(&partner).await.status.success());
+    let empty = r#"{"Version":"2012-10-17","Statement":[]}"#;
+    let args = ["s3api", "put-bucket-policy", "--bucket", bucket, "--policy", empty];
+    stderr_has(&as_user(&server, &partner, &args).await, "AccessDenied");
+
+    // S3's answers to bad policies, and to none.
+    let elsewhere = r#"{"Effect":"Allow","Principal":"*","Action":"s3:ListBucket","Resource":"arn:aws:s3:::other-bucket"}"#;
+    stderr_has(
+        &put_policy(elsewhere).await,
+        "(MalformedPolicy) when calling the PutBucketPolicy operation: Policy has invalid resource",
+    );
+    let no_principal = format!(r#"{{"Effect":"Allow","Action":"s3:ListBucket","Resource":"{arn}"}}"#);
+    stderr_has(&put_policy(&no_principal).await, "Missing required field Principal");
+    let out = as_user(&server, &admin, &["s3api", "delete-bucket-policy", "--bucket", bucket]).await;
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    stderr_has(
+        &as_user(&server, &admin, &["s3api", "get-bucket-policy", "--bucket", bucket]).await,
+        "(NoSuchBucketPolicy) when calling the GetBucketPolicy operation: The bucket policy does not exist",
+    );
+    stderr_has(&ls(&reader).await, "AccessDenied");
+    assert!(ls(&admin).await.status.success());
+}

@@ -408,3 +408,10 @@ pub async fn instance_with_role_via(
     let creds = imds.get_security_credentials(fetch).await.unwrap().into_inner();
     (instance_id, token, creds)
 }
+
+/// An operator call made in account `account`.
+pub fn in_account<T>(account: &str, message: T) -> tonic::Request<T> {
+    let mut req = tonic::Request::new(message);
+    req.metadata_mut().insert("x-rolecall-account-id", account.parse().unwrap());
+    req
+}

@@ -117,6 +117,19 @@ impl Accounts {
         Ok(None)
     }
 
+    /// The account owning a bucket, and the bucket (bucket names are global).
+    pub async fn find_bucket(
+        &self,
+        name: &str,
+    ) -> Result<Option<(Arc<Catalog>, crate::domain::model::Bucket)>> {
+        for catalog in self.in_search_order() {
+            if let Some(bucket) = catalog.find_bucket(name).await? {
+                return Ok(Some((catalog.clone(), bucket)));
+            }
+        }
+        Ok(None)
+    }
+
     fn in_search_order(&self) -> impl Iterator<Item = &Arc<Catalog>> {
         std::iter::once(self.default_catalog())
             .chain(self.catalogs.iter().filter(|(a, _)| **a != self.default).map(|(_, c)| c))

@@ -3,7 +3,12 @@
 
 use super::{Catalog, decode, encode, keys, retrying, store_error};
 use crate::{
-    domain::{Error, ErrorCode, Result, model::Bucket, validate},
+    domain::{
+        Error, ErrorCode, Result,
+        model::Bucket,
+        policy::{Patterns, PolicyDocument, PolicyType},
+        validate,
+    },
     store::Txn,
 };
 
@@ -13,6 +18,28 @@ pub enum Created {
     New(Bucket),
     /// us-east-1's legacy answer to creating a bucket one already owns: 200 OK.
     AlreadyOwned(Bucket),
+}
+
+/// S3's limit on a bucket policy.
+const BUCKET_POLICY_MAX: usize = 20 * 1024;
+
+fn validate_bucket_policy(bucket: &str, text: &str) -> Result<()> {
+    let malformed = |message: &str| Error::new(ErrorCode::MalformedPolicy, message);
+    if text.len() > BUCKET_POLICY_MAX {
+        return Err(malformed("Policy exceeds the maximum allowed document size."));
+    }
+    let doc = PolicyDocument::parse(text, PolicyType::Resource).map_err(|e| malformed(&e.message))?;
+    let arn = format!("arn:aws:s3:::{bucket}");
+    let ours =
+        |resource: &str| resource == arn || resource.strip_prefix(&arn).is_some_and(|r| r.starts_with('/'));
+    for statement in &doc.statements {
+        if let Some(Patterns::Only(resources)) = &statement.resource
+            && !resources.iter().all(|r| ours(r))
+        {
+            return Err(malformed("Policy has invalid resource"));
+        }
+    }
+    Ok(())
 }
 
 fn no_such_bucket() -> Error {
@@ -39,7 +66,12 @@ impl Catalog {
                     "Your previous request to create the named bucket succeeded and you already own it.",
                 ));
             }
-            let bucket = Bucket { name: name.to_string(), region: region.clone(), creation_date: self.now() };
+            let bucket = Bucket {
+                name: name.to_string(),
+                region: region.clone(),
+                creation_date: self.now(),
+                policy: None,
+            };
             let key = keys::bucket(name);
             self.commit(Txn::new().require_absent(&key).put(&key, encode(&bucket)?)).await?;
             Ok(Created::New(bucket))
@@ -62,6 +94,24 @@ impl Catalog {
                 return Ok(buckets);
             }
         }
+    }
+
+    /// Sets a bucket's policy (None removes it). A policy is a resource policy (Principal and
+    /// Resource in every statement) of at most 20 KB, whose resources are the bucket or
+    /// under it; S3 names what is wrong with one MalformedPolicy.
+    pub async fn put_bucket_policy(&self, name: &str, policy: Option<&str>) -> Result<()> {
+        if let Some(text) = policy {
+            validate_bucket_policy(name, text)?;
+        }
+        retrying(|| async {
+            let key = keys::bucket(name);
+            let (mut bucket, revision) = self.load::<Bucket>(&key).await?.ok_or_else(no_such_bucket)?;
+            bucket.policy = policy.map(str::to_string);
+            self.commit(Txn::new().require_revision(&key, revision).put(&key, encode(&bucket)?))
+                .await
+                .map(drop)
+        })
+        .await
     }
 
     pub async fn delete_bucket(&self, name: &str) -> Result<()> {

@@ -31,6 +31,9 @@ pub enum ErrorCode {
     DryRunOperation,
     // S3
     NoSuchBucket,
+    NoSuchBucketPolicy,
+    /// S3's name for a bad bucket policy.
+    MalformedPolicy,
     BucketAlreadyExists,
     BucketAlreadyOwnedByYou,
     InvalidBucketName,
@@ -91,6 +94,8 @@ impl ErrorCode {
             Self::UnauthorizedOperation => "UnauthorizedOperation",
             Self::DryRunOperation => "DryRunOperation",
             Self::NoSuchBucket => "NoSuchBucket",
+            Self::NoSuchBucketPolicy => "NoSuchBucketPolicy",
+            Self::MalformedPolicy => "MalformedPolicy",
             Self::BucketAlreadyExists => "BucketAlreadyExists",
             Self::BucketAlreadyOwnedByYou => "BucketAlreadyOwnedByYou",
             Self::InvalidBucketName => "InvalidBucketName",
@@ -133,6 +138,8 @@ impl ErrorCode {
         Self::UnauthorizedOperation,
         Self::DryRunOperation,
         Self::NoSuchBucket,
+        Self::NoSuchBucketPolicy,
+        Self::MalformedPolicy,
         Self::BucketAlreadyExists,
         Self::BucketAlreadyOwnedByYou,
         Self::InvalidBucketName,

@@ -232,4 +232,7 @@ pub struct Bucket {
     pub name: String,
     pub region: String,
     pub creation_date: i64,
+    /// Its bucket policy (a resource policy), as given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy: Option<String>,
 }

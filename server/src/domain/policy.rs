@@ -15,6 +15,8 @@ pub enum PolicyType {
     Identity,
     /// A role's trust policy: Principal required, no Resource, only sts: actions.
     Trust,
+    /// A resource's own policy (an S3 bucket policy): Principal and Resource required.
+    Resource,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -222,6 +224,14 @@ impl Statement {
                 }
                 if resource.is_some() {
                     return Err(Error::malformed_policy("Has prohibited field Resource"));
+                }
+            }
+            PolicyType::Resource => {
+                if principal.is_none() && not_principal.is_none() {
+                    return Err(Error::malformed_policy("Missing required field Principal"));
+                }
+                if resource.is_none() {
+                    return Err(Error::malformed_policy("Missing required field Resource"));
                 }
             }
         }

@@ -16,13 +16,17 @@ pub const ERROR_DOMAIN: &str = "rolecall.v1";
 pub fn grpc_code(code: ErrorCode) -> Code {
     use ErrorCode::*;
     match code {
-        NoSuchEntity | InvalidInstanceIdNotFound | InvalidAssociationIdNotFound | NotFound | NoSuchBucket => {
-            Code::NotFound
-        }
+        NoSuchEntity
+        | InvalidInstanceIdNotFound
+        | InvalidAssociationIdNotFound
+        | NotFound
+        | NoSuchBucket
+        | NoSuchBucketPolicy => Code::NotFound,
         EntityAlreadyExists | BucketAlreadyExists | BucketAlreadyOwnedByYou => Code::AlreadyExists,
         LimitExceeded | InsufficientFreeAddressesInSubnet => Code::ResourceExhausted,
         DeleteConflict | IncorrectState | DryRunOperation => Code::FailedPrecondition,
         MalformedPolicyDocument
+        | MalformedPolicy
         | InvalidInput
         | ValidationError
         | InvalidParameterValue

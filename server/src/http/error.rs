@@ -15,6 +15,7 @@ pub fn http_status(code: ErrorCode) -> StatusCode {
     match code {
         BadRequest
         | MalformedPolicyDocument
+        | MalformedPolicy
         | InvalidInput
         | ValidationError
         | InvalidParameterValue
@@ -38,7 +39,7 @@ pub fn http_status(code: ErrorCode) -> StatusCode {
         | AccessDenied
         | UnauthorizedOperation
         | AssumeRoleUnauthorizedAccess => StatusCode::FORBIDDEN,
-        NotFound | NoSuchEntity | NoSuchBucket => StatusCode::NOT_FOUND,
+        NotFound | NoSuchEntity | NoSuchBucket | NoSuchBucketPolicy => StatusCode::NOT_FOUND,
         EntityAlreadyExists
         | LimitExceeded
         | DeleteConflict

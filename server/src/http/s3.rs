@@ -1,8 +1,11 @@
 //! A minimal S3 front (path-style, on the Query API's port): ListBuckets, CreateBucket,
-//! DeleteBucket, HeadBucket and an always-empty object listing, behind the same SigV4
-//! verification (S3's rules) and policy engine as every other call, because `aws s3 ls` is
-//! how every IAM-role walkthrough checks that an instance's role works. rolecall stores no
-//! objects: object calls answer NotImplemented.
+//! DeleteBucket, HeadBucket, an always-empty object listing, and bucket policies (Put, Get,
+//! DeleteBucketPolicy), behind the same SigV4 verification (S3's rules) and policy engine as
+//! every other call, because `aws s3 ls` is how every IAM-role walkthrough checks that an
+//! instance's role works. A bucket's policy is its resource policy: in the owner's account
+//! it can grant on its own, across accounts both it and the caller's policies must allow, and
+//! its explicit Deny stops everyone. rolecall stores no objects: object calls answer
+//! NotImplemented.
 
 use axum::{
     http::{HeaderMap, Method, StatusCode},
@@ -17,7 +20,15 @@ use super::{
 };
 use crate::{
     catalog::BucketCreated,
-    domain::{Error, ErrorCode, clock::iso8601, ids, sigv4::HttpRequest},
+    domain::{
+        Error, ErrorCode,
+        clock::iso8601,
+        evaluation::Decision,
+        ids,
+        model::Bucket,
+        policy::{PolicyDocument, PolicyType},
+        sigv4::HttpRequest,
+    },
     sts::Principal,
 };
 
@@ -46,7 +57,10 @@ pub fn error(e: &Error, resource: &str) -> Response {
     };
     let mut w = Writer::document("Error", "");
     w.leaf("Code", code).leaf("Message", &message);
-    if e.code == ErrorCode::NoSuchBucket || e.code == ErrorCode::BucketAlreadyExists {
+    if matches!(
+        e.code,
+        ErrorCode::NoSuchBucket | ErrorCode::NoSuchBucketPolicy | ErrorCode::BucketAlreadyExists
+    ) {
         w.leaf("BucketName", resource);
     } else {
         w.leaf("Resource", resource);
@@ -67,11 +81,15 @@ fn bucket_arn(bucket: &str) -> String {
 pub async fn handle(api: &QueryApi, request: &HttpRequest<'_>, origin: &Origin) -> Response {
     let path = request.path.trim_start_matches('/');
     let (bucket, key) = path.split_once('/').unwrap_or((path, ""));
-    let name = match (request.method, bucket) {
-        ("GET", "") => "ListBuckets",
-        ("PUT", _) => "CreateBucket",
-        ("DELETE", _) => "DeleteBucket",
-        ("HEAD", _) => "HeadBucket",
+    let policy = Params::parse(request.query, b"").get("policy").is_some();
+    let name = match (request.method, bucket, policy) {
+        ("GET", "", _) => "ListBuckets",
+        ("PUT", _, true) => "PutBucketPolicy",
+        ("GET", _, true) => "GetBucketPolicy",
+        ("DELETE", _, true) => "DeleteBucketPolicy",
+        ("PUT", _, false) => "CreateBucket",
+        ("DELETE", _, false) => "DeleteBucket",
+        ("HEAD", _, _) => "HeadBucket",
         _ => "ListObjects",
     };
     let params = Params::parse("", format!("bucketName={bucket}").as_bytes());
@@ -83,7 +101,11 @@ pub async fn handle(api: &QueryApi, request: &HttpRequest<'_>, origin: &Origin) 
             return error(&e, request.path);
         }
     };
-    let result = serve(api, &principal, origin, request, bucket, key).await;
+    let result = if policy && !bucket.is_empty() && key.is_empty() {
+        bucket_policy(api, &principal, origin, request, bucket).await
+    } else {
+        serve(api, &principal, origin, request, bucket, key).await
+    };
     let changes_state = matches!(request.method, "PUT" | "DELETE");
     api.audited(&call, changes_state, &principal, &result);
     result.unwrap_or_else(|e| error(&e, request.path))
@@ -114,15 +136,13 @@ async fn serve(
         ("PUT", bucket) => {
             allow("s3:CreateBucket", bucket_arn(bucket)).await?;
             crate::domain::validate::bucket_name(bucket)?;
-            for other in api.accounts.ids().filter(|id| **id != principal.account_id) {
-                if let Some(catalog) = api.accounts.get(other)
-                    && catalog.find_bucket(bucket).await?.is_some()
-                {
-                    return Err(Error::new(
-                        ErrorCode::BucketAlreadyExists,
-                        "The requested bucket name is not available. The bucket namespace is shared by all users of the system. Please select a different name and try again.",
-                    ));
-                }
+            if let Some((owner, _)) = api.accounts.find_bucket(bucket).await?
+                && owner.account_id() != principal.account_id
+            {
+                return Err(Error::new(
+                    ErrorCode::BucketAlreadyExists,
+                    "The requested bucket name is not available. The bucket namespace is shared by all users of the system. Please select a different name and try again.",
+                ));
             }
             let region = location_constraint(request.body);
             match catalog.create_bucket(bucket, &region).await? {
@@ -132,22 +152,93 @@ async fn serve(
             }
         }
         ("DELETE", bucket) => {
-            allow("s3:DeleteBucket", bucket_arn(bucket)).await?;
-            catalog.delete_bucket(bucket).await?;
+            let (owner, _) = existing_bucket(api, principal, origin, "s3:DeleteBucket", bucket).await?;
+            owner.delete_bucket(bucket).await?;
             Ok(StatusCode::NO_CONTENT.into_response())
         }
         ("HEAD" | "GET", bucket) => {
-            allow("s3:ListBucket", bucket_arn(bucket)).await?;
-            let found = catalog
-                .find_bucket(bucket)
-                .await?
-                .ok_or_else(|| Error::new(ErrorCode::NoSuchBucket, "The specified bucket does not exist"))?;
+            let (_, found) = existing_bucket(api, principal, origin, "s3:ListBucket", bucket).await?;
             if request.method == "HEAD" {
                 return Ok((StatusCode::OK, [("x-amz-bucket-region", found.region)]).into_response());
             }
             Ok(empty_listing(bucket, request.query))
         }
         _ => Err(Error::new(ErrorCode::NotImplemented, "rolecall's S3 does not implement this request.")),
+    }
+}
+
+/// A bucket, its owner's catalog, and `action` on it authorized with the bucket's policy.
+/// A bucket that does not exist is NoSuchBucket to a caller whose own policies allow the
+/// action, and AccessDenied to others, as S3 answers.
+async fn existing_bucket(
+    api: &QueryApi,
+    principal: &Principal,
+    origin: &Origin,
+    action: &str,
+    bucket: &str,
+) -> Result<(std::sync::Arc<crate::catalog::Catalog>, Bucket), Error> {
+    let request = origin.request(action, bucket_arn(bucket));
+    let Some((owner, found)) = api.accounts.find_bucket(bucket).await? else {
+        api.authz.authorize(principal, &request).await?;
+        return Err(Error::new(ErrorCode::NoSuchBucket, "The specified bucket does not exist"));
+    };
+    let policy = match &found.policy {
+        Some(text) => Some(PolicyDocument::parse(text, PolicyType::Resource)?),
+        None => None,
+    };
+    match api.authz.decision_on(principal, &request, policy.as_ref(), owner.account_id()).await? {
+        Decision::Allow => Ok((owner, found)),
+        denied => Err(crate::authz::access_denied(principal, &request, denied)),
+    }
+}
+
+/// PutBucketPolicy (only by the bucket's own account), GetBucketPolicy, DeleteBucketPolicy.
+async fn bucket_policy(
+    api: &QueryApi,
+    principal: &Principal,
+    origin: &Origin,
+    request: &HttpRequest<'_>,
+    bucket: &str,
+) -> Result<Response, Error> {
+    let action = match request.method {
+        "PUT" => "s3:PutBucketPolicy",
+        "GET" => "s3:GetBucketPolicy",
+        "DELETE" => "s3:DeleteBucketPolicy",
+        _ => {
+            return Err(Error::new(
+                ErrorCode::NotImplemented,
+                "rolecall's S3 does not implement this request.",
+            ));
+        }
+    };
+    let (owner, found) = existing_bucket(api, principal, origin, action, bucket).await?;
+    if owner.account_id() != principal.account_id && request.method != "GET" {
+        // Only the bucket's own account may change its policy.
+        return Err(crate::authz::access_denied(
+            principal,
+            &origin.request(action, bucket_arn(bucket)),
+            Decision::ImplicitDeny,
+        ));
+    }
+    match request.method {
+        "PUT" => {
+            let text = std::str::from_utf8(request.body).map_err(|_| {
+                Error::new(
+                    ErrorCode::MalformedPolicy,
+                    "Policies must be valid JSON and the first byte must be '{'",
+                )
+            })?;
+            owner.put_bucket_policy(bucket, Some(text)).await?;
+            Ok(StatusCode::NO_CONTENT.into_response())
+        }
+        "DELETE" => {
+            owner.put_bucket_policy(bucket, None).await?;
+            Ok(StatusCode::NO_CONTENT.into_response())
+        }
+        _ => match found.policy {
+            Some(text) => Ok((StatusCode::OK, [("content-type", "application/json")], text).into_response()),
+            None => Err(Error::new(ErrorCode::NoSuchBucketPolicy, "The bucket policy does not exist")),
+        },
     }
 }
 
