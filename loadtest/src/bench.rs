@@ -49,6 +49,8 @@ pub struct Options {
     pub in_process: bool,
     /// Rolecall replicas on one etcd (None: a single server on the in-memory store).
     pub replicas: Option<usize>,
+    /// One server on redb (in `out`) rather than in memory.
+    pub redb: bool,
     /// The storm's rotation period: the whole fleet must warm up within it.
     pub storm_period_secs: i64,
     /// Pause between two role replacements in churn.
@@ -102,6 +104,18 @@ async fn start_server(opts: &Options, scenario: Scenario) -> Result<ServerUnderT
         && kind == Kind::Rolecall
     {
         return start_replicas(opts, config, n);
+    }
+    let mut config = config;
+    if opts.redb && kind == Kind::Rolecall {
+        let dir = opts.out.join("redb-data");
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        config.storage.backend = "redb".into();
+        config.storage.data_dir = dir.clone();
+        let key = dir.join("master.key");
+        std::fs::write(&key, rolecall_server::domain::master_key::MasterKey::generate())
+            .map_err(|e| e.to_string())?;
+        config.storage.master_key_file = Some(key);
     }
     if opts.in_process {
         ServerUnderTest::in_process(kind, config).await
@@ -264,6 +278,7 @@ async fn pass_for(
     let me = std::process::id();
     let issued_before = server.counter("rolecall_credentials_issued_total").await;
     let reads_before = server.counter("rolecall_store_reads_total").await;
+    let commits_before = commit_buckets(server).await;
     let server_cpu_before = server.cpu_time();
     let replica_cpu_before = server.replica_cpu_times();
     let etcd_cpu_before = server.etcd_cpu_time();
@@ -313,6 +328,7 @@ async fn pass_for(
         (Some(b), Some(a)) if server.kind == Kind::Rolecall => Some(a.saturating_sub(b)),
         _ => None,
     };
+    let store_commits = report::CommitLatency::between(&commits_before, &commit_buckets(server).await);
     let requests = run.requests.load(Ordering::Relaxed);
     let busy = run.busy_seconds().max(1e-9);
     let per_replica = if server.replicas() > 1 {
@@ -384,11 +400,30 @@ async fn pass_for(
         saturated: report::saturation(server_util, generator_util),
         credentials_issued: issued,
         store_reads,
+        store_commits,
         per_replica,
         details,
         warnings,
         goose_report: html_str,
     })
+}
+
+/// The store-commit histogram's cumulative buckets, summed over the replicas.
+async fn commit_buckets(server: &ServerUnderTest) -> Vec<(f64, u64)> {
+    let mut sum: Vec<(f64, u64)> = Vec::new();
+    for text in server.scrapes().await {
+        for (n, (le, count)) in
+            rolecall_server::telemetry::histogram_in(&text, "rolecall_store_commit_seconds")
+                .into_iter()
+                .enumerate()
+        {
+            match sum.get_mut(n) {
+                Some(bucket) => bucket.1 += count,
+                None => sum.push((le, count)),
+            }
+        }
+    }
+    sum
 }
 
 /// Each replica's requests (its channels' sum: channel c is on replica c % N) and CPU over a
@@ -573,6 +608,7 @@ mod smoke {
             pin: false,
             in_process: true,
             replicas: None,
+            redb: false,
             storm_period_secs: 6,
             churn_interval: Duration::from_millis(2),
             command: vec!["smoke".into()],

@@ -84,6 +84,9 @@ struct RunArgs {
     /// etcd from PATH).
     #[arg(long)]
     replicas: Option<usize>,
+    /// One server on the embedded durable store (redb, fsync per commit) instead of memory.
+    #[arg(long, conflicts_with = "replicas")]
+    redb: bool,
     /// The storm's rotation period in seconds (the fleet must warm up within it).
     #[arg(long, default_value_t = 30)]
     storm_period: i64,
@@ -144,6 +147,7 @@ fn run(args: RunArgs) -> Result<(), String> {
         metrics: args.metrics,
         pin: pinned,
         replicas: args.replicas,
+        redb: args.redb,
         in_process: false,
         storm_period_secs: args.storm_period,
         churn_interval: Duration::from_millis(args.churn_interval_ms),

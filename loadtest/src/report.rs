@@ -66,6 +66,9 @@ pub struct Pass {
     /// Store reads that no cache answered during the pass (from the server's counters).
     #[serde(default)]
     pub store_reads: Option<u64>,
+    /// Store commits during the pass, and their latency (from the server's histogram).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub store_commits: Option<CommitLatency>,
     /// With several replicas: each one's share of the requests and its own CPU.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub per_replica: Vec<ReplicaFigures>,
@@ -74,6 +77,34 @@ pub struct Pass {
     pub warnings: Vec<String>,
     /// goose's HTML report of this pass.
     pub goose_report: String,
+}
+
+/// Store commits in a pass: how many, and bounds on their latency from the histogram's
+/// buckets (each twice the one below, so a bound is within a factor of two).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct CommitLatency {
+    pub commits: u64,
+    pub p50_ms_at_most: f64,
+    pub p99_ms_at_most: f64,
+}
+
+impl CommitLatency {
+    /// From cumulative buckets (seconds) before and after a pass, summed over servers.
+    pub fn between(before: &[(f64, u64)], after: &[(f64, u64)]) -> Option<Self> {
+        let delta: Vec<(f64, u64)> = after
+            .iter()
+            .map(|(le, n)| (*le, n.saturating_sub(before.iter().find(|(b, _)| b == le).map_or(0, |b| b.1))))
+            .collect();
+        let commits = delta.last()?.1;
+        if commits == 0 {
+            return None;
+        }
+        let at = |q: f64| {
+            let rank = (q * commits as f64).ceil() as u64;
+            delta.iter().find(|(_, n)| *n >= rank).map_or(f64::INFINITY, |(le, _)| le * 1000.0)
+        };
+        Some(Self { commits, p50_ms_at_most: at(0.5), p99_ms_at_most: at(0.99) })
+    }
 }
 
 /// One replica's part of a pass.
@@ -263,6 +294,18 @@ impl Report {
                 ));
             }
         }
+        for p in &self.passes {
+            if let Some(c) = &p.store_commits {
+                out.push_str(&format!(
+                    "\n{:?} {} store commits: {}, p50 <= {:.2} ms, p99 <= {:.2} ms",
+                    p.scenario,
+                    load_name(&p.load),
+                    c.commits,
+                    c.p50_ms_at_most,
+                    c.p99_ms_at_most
+                ));
+            }
+        }
         for p in self.passes.iter().filter(|p| !p.per_replica.is_empty()) {
             out.push_str(&format!("\n{:?} {} per replica:", p.scenario, load_name(&p.load)));
             for (n, r) in p.per_replica.iter().enumerate() {
@@ -349,6 +392,7 @@ mod tests {
             saturated: saturation(Some(server), generator),
             credentials_issued: None,
             store_reads: None,
+            store_commits: None,
             per_replica: vec![],
             details: serde_json::json!({}),
             warnings: vec![],
@@ -370,6 +414,16 @@ mod tests {
             report.warnings
         );
         assert_eq!(report.checks[0].name, "fetch throughput / baseline");
+    }
+
+    #[test]
+    fn commit_latency_bounds_come_from_the_pass_own_buckets() {
+        let before = [(0.001, 5), (0.002, 5), (0.004, 5), (f64::INFINITY, 5)];
+        let after = [(0.001, 55), (0.002, 104), (0.004, 105), (f64::INFINITY, 105)];
+        let c = CommitLatency::between(&before, &after).unwrap();
+        assert_eq!(c.commits, 100);
+        assert_eq!((c.p50_ms_at_most, c.p99_ms_at_most), (1.0, 2.0));
+        assert!(CommitLatency::between(&after, &after).is_none(), "no commits, no figures");
     }
 
     #[test]

@@ -224,6 +224,19 @@ impl ServerUnderTest {
         Some(sum)
     }
 
+    /// Every replica's /metrics text (none where one has no metrics address).
+    pub async fn scrapes(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        for server in std::iter::once(self).chain(self.others.iter()) {
+            if let Some(addr) = server.metrics
+                && let Ok(text) = rolecall_server::telemetry::scrape(addr).await
+            {
+                out.push(text);
+            }
+        }
+        out
+    }
+
     /// CPU time etcd has used (with `--replicas`).
     pub fn etcd_cpu_time(&self) -> Option<Duration> {
         self.etcd.as_ref().and_then(|e| procfs::cpu_time(e.child.id()))

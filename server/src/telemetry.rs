@@ -163,6 +163,19 @@ pub fn counter_in(text: &str, name: &str) -> u64 {
     text.lines().find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok()).unwrap_or(0)
 }
 
+/// A histogram's cumulative buckets in a scrape: (upper bound in the metric's unit, count),
+/// in the order exposed, `+Inf` last; empty when absent.
+pub fn histogram_in(text: &str, name: &str) -> Vec<(f64, u64)> {
+    let prefix = format!("{name}_bucket{{le=\"");
+    text.lines()
+        .filter_map(|line| {
+            let (le, count) = line.strip_prefix(&prefix)?.split_once("\"}")?;
+            let le = if le == "+Inf" { f64::INFINITY } else { le.parse().ok()? };
+            Some((le, count.trim().parse().ok()?))
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -176,6 +189,12 @@ mod tests {
         assert!(text.contains("rolecall_credentials_issued_total 1"), "{text}");
         assert_eq!(counter_in(&text, "rolecall_credentials_issued_total"), 1);
         assert_eq!(counter_in(&text, "rolecall_credentials_issued"), 0, "a prefix is not a counter");
+        m.store.commit_seconds.observe(0.003);
+        let buckets = histogram_in(&m.encode(), "rolecall_store_commit_seconds");
+        assert_eq!(buckets.len(), 18, "17 bounds and +Inf");
+        assert_eq!(buckets.iter().find(|(le, _)| *le >= 0.003).map(|b| b.1), Some(1));
+        assert_eq!(buckets.first().map(|b| b.1), Some(0));
+        assert_eq!(buckets.last(), Some(&(f64::INFINITY, 1)));
         assert!(text.contains("rolecall_errors_total{code=\"NoSuchEntity\"} 1"), "{text}");
         for name in [
             "credentials_issued",
