@@ -58,6 +58,12 @@ fn master_key(config: &Config) -> std::result::Result<MasterKey, String> {
     }
 }
 
+/// Whether the operator gave the master key (rather than leaving one to be found, or made, in
+/// the data directory).
+fn master_key_configured(config: &Config) -> bool {
+    std::env::var_os("ROLECALL_MASTER_KEY").is_some() || config.storage.master_key_file.is_some()
+}
+
 /// The master key and the previous ones (ROLECALL_PREVIOUS_MASTER_KEYS, comma-separated,
 /// and `storage.previous_master_key_files`), which open but never seal.
 fn master_keys(config: &Config) -> std::result::Result<MasterKeys, String> {
@@ -93,7 +99,7 @@ async fn tool_store(
     // Read etcd as of one revision (redb needs nothing: the tool is its one process).
     #[cfg_attr(not(feature = "etcd"), allow(unused_variables))] snapshot: bool,
 ) -> std::result::Result<SealedStore, String> {
-    let given = std::env::var_os("ROLECALL_MASTER_KEY").is_some() || config.storage.master_key_file.is_some();
+    let given = master_key_configured(config);
     let beside = config.storage.backend != "etcd" && config.storage.data_dir.join("master.key").exists();
     if !given && !beside {
         return Err(
@@ -105,9 +111,8 @@ async fn tool_store(
         "memory" => return Err("storage.backend = memory keeps nothing at rest".into()),
         #[cfg(feature = "etcd")]
         "etcd" => {
-            let mut etcd = crate::store::etcd::EtcdStore::connect(&config.storage).await?;
+            let (mut etcd, now) = crate::store::etcd::EtcdStore::connect(&config.storage).await?;
             if snapshot {
-                let now = etcd.revision().await.map_err(|e| e.to_string())?;
                 etcd = etcd.as_of(now);
             }
             SealedStore::new(Arc::new(etcd), master_keys(config)?)
@@ -219,13 +224,13 @@ pub async fn open_store(config: &Config) -> std::result::Result<Opened, String> 
         "memory" => Arc::new(MemoryStore::default()),
         #[cfg(feature = "etcd")]
         "etcd" => {
-            if std::env::var_os("ROLECALL_MASTER_KEY").is_none() && config.storage.master_key_file.is_none() {
+            if !master_key_configured(config) {
                 return Err("storage.backend = etcd needs the master key every replica shares: ROLECALL_MASTER_KEY or storage.master_key_file".into());
             }
             let keys = master_keys(config)?;
-            let etcd = crate::store::etcd::EtcdStore::connect(&config.storage).await?;
-            // Changes from here on invalidate this replica's caches (which start empty).
-            let from = etcd.revision().await.map_err(|e| e.to_string())?;
+            // Changes after the connection's revision invalidate this replica's caches
+            // (which start empty).
+            let (etcd, from) = crate::store::etcd::EtcdStore::connect(&config.storage).await?;
             let changes = etcd.changes(from);
             tracing::info!(endpoints = ?config.storage.etcd_endpoints, prefix = %config.storage.etcd_prefix, "state in etcd, sealed at rest");
             return Ok(Opened {

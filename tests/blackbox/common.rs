@@ -415,3 +415,11 @@ pub fn in_account<T>(account: &str, message: T) -> tonic::Request<T> {
     req.metadata_mut().insert("x-rolecall-account-id", account.parse().unwrap());
     req
 }
+
+/// The account's user names (up to 1,000), through `iam`.
+pub async fn user_names(
+    iam: &mut rolecall_api::iam_client::IamClient<tonic::transport::Channel>,
+) -> Vec<String> {
+    let request = pb::ListUsersRequest { max_items: Some(1000), ..Default::default() };
+    iam.list_users(request).await.unwrap().into_inner().users.into_iter().map(|u| u.user_name).collect()
+}

@@ -118,15 +118,7 @@ async fn a_killed_server_keeps_every_acknowledged_write_and_every_credential_it_
     let channel = served.channel().await;
     let mut iam = IamClient::new(channel.clone());
     let mut ec2 = Ec2Client::new(channel.clone());
-    let users: Vec<String> = iam
-        .list_users(pb::ListUsersRequest { max_items: Some(1000), ..Default::default() })
-        .await
-        .unwrap()
-        .into_inner()
-        .users
-        .into_iter()
-        .map(|u| u.user_name)
-        .collect();
+    let users = user_names(&mut iam).await;
     for name in &acknowledged.users {
         assert!(users.contains(name), "acknowledged {name} was lost");
     }

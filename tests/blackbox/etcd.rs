@@ -257,16 +257,7 @@ async fn replicas_ride_out_an_etcd_restart_without_losing_acknowledged_writes() 
         }
     })
     .await;
-    let users: Vec<String> = b
-        .iam()
-        .list_users(pb::ListUsersRequest::default())
-        .await
-        .unwrap()
-        .into_inner()
-        .users
-        .into_iter()
-        .map(|u| u.user_name)
-        .collect();
+    let users = user_names(&mut b.iam()).await;
     for name in acknowledged.iter().chain([&"after".to_string()]) {
         assert!(users.contains(name), "{name} lost: {users:?}");
     }
@@ -584,7 +575,7 @@ async fn an_export_from_etcd_reads_one_revision_while_writes_go_on() {
         etcd_prefix: "asof/".into(),
         ..Default::default()
     };
-    let live = EtcdStore::connect(&settings).await.unwrap();
+    let (live, _) = EtcdStore::connect(&settings).await.unwrap();
     for n in 0..100 {
         live.commit(Txn::new().put(format!("k/{n:03}"), b"before".to_vec())).await.unwrap();
     }

@@ -120,7 +120,10 @@ fn tls_options(settings: &crate::config::StorageSettings) -> Result<Option<etcd_
 }
 
 impl EtcdStore {
-    pub async fn connect(settings: &crate::config::StorageSettings) -> Result<Self, String> {
+    /// Connects, and reads the store's revision at once: connecting is lazy, so this first
+    /// request is what finds a wrong endpoint, CA or certificate. The revision is what the
+    /// caller's view starts from (a watch, a snapshot).
+    pub async fn connect(settings: &crate::config::StorageSettings) -> Result<(Self, u64), String> {
         let (endpoints, prefix) = (&settings.etcd_endpoints, &settings.etcd_prefix);
         // HTTP/2 keepalives notice a silent partition within KEEPALIVE + KEEPALIVE_TIMEOUT;
         // a KV request waits at most REQUEST_TIMEOUT (not the channel's timeout, which
@@ -138,11 +141,10 @@ impl EtcdStore {
             .await
             .map_err(|e| format!("etcd {endpoints:?}: {e}"))?;
         let store = Self { client, prefix: prefix.to_string(), own: Default::default(), as_of: None };
-        // Connecting is lazy: a first request finds a wrong endpoint, CA or certificate now.
-        store.revision().await.map_err(|e| {
+        let revision = store.revision().await.map_err(|e| {
             format!("etcd {endpoints:?} did not answer ({e}); check the endpoints and, with https://, storage.etcd_ca_file and the client certificate (etcd_cert_file, etcd_key_file)")
         })?;
-        Ok(store)
+        Ok((store, revision))
     }
 
     fn full(&self, key: &str) -> String {
