@@ -45,6 +45,34 @@ pub struct Request {
     pub keys: Vec<(String, String)>,
 }
 
+/// Who makes a call, and from where: what a door (gRPC, the Query port) hands to the code
+/// that authorizes a call on its decoded request and then carries it out.
+#[derive(Clone, Debug, Default)]
+pub struct CallContext {
+    /// Who signed. None only for the operator's unsigned calls, which a door lets through
+    /// where `auth.allow_unsigned` says so: those are not authorized.
+    pub principal: Option<Principal>,
+    /// aws:SourceIp, when the transport knows it.
+    pub source_ip: Option<String>,
+    /// aws:SecureTransport.
+    pub secure_transport: bool,
+    /// EC2's DryRun: authorize, then answer DryRunOperation instead of acting.
+    pub dry_run: bool,
+}
+
+impl CallContext {
+    /// A request to the policy engine for `action` on `resource`, from this caller's side.
+    pub fn request(&self, action: impl Into<String>, resource: impl Into<String>) -> Request {
+        Request {
+            action: action.into(),
+            resource: resource.into(),
+            source_ip: self.source_ip.clone(),
+            secure_transport: self.secure_transport,
+            keys: Vec::new(),
+        }
+    }
+}
+
 pub struct Authorizer {
     accounts: Arc<Accounts>,
     clock: Arc<dyn Clock>,
@@ -319,6 +347,16 @@ impl Authorizer {
         } else {
             Err(denied())
         }
+    }
+
+    /// Whether the caller may do every (action, resource) of `needed`: Ok, or the first
+    /// AccessDenied. The operator's unsigned calls are not authorized.
+    pub async fn authorize_call(&self, caller: &CallContext, needed: &[(String, String)]) -> Result<()> {
+        let Some(principal) = &caller.principal else { return Ok(()) };
+        for (action, resource) in needed {
+            self.authorize(principal, &caller.request(action.as_str(), resource.as_str())).await?;
+        }
+        Ok(())
     }
 
     /// Ok, or AccessDenied in AWS's words.

@@ -773,7 +773,9 @@ async fn query_api_calls_see_the_source_address_and_leave_an_audit_trail() {
     assert_eq!(created["sourceIPAddress"], "127.0.0.1");
     assert_eq!(created["userIdentity"]["arn"], "arn:aws:iam::123456789012:user/admin");
     let launched = find("ec2.amazonaws.com", "RunInstances");
-    assert!(launched["requestParameters"].get("UserData").is_none(), "{launched}");
+    // The decoded request that ran, with its user data left out as on gRPC.
+    assert_eq!(launched["requestParameters"]["UserData"], "<sensitiveDataRemoved>", "{launched}");
+    assert_eq!(launched["requestParameters"]["ImageId"], "ami-0abcdef1234567890", "{launched}");
     assert_eq!(find("s3.amazonaws.com", "CreateBucket")["requestParameters"]["bucketName"], "audited-bucket");
     let denied =
         events.iter().find(|e| e["errorCode"] == "AccessDenied" && e["eventName"] == "CreateUser").unwrap();

@@ -237,6 +237,55 @@ pub async fn user_with_key(server: &TestServer, name: &str) -> pb::AccessKey {
     user_with_key_via(server.channel.clone(), name).await
 }
 
+/// The operator puts `doc` as `user`'s inline policy `p` (replacing the one before).
+pub async fn put_inline(server: &TestServer, user: &str, doc: &str) {
+    server
+        .iam()
+        .put_user_policy(pb::PutUserPolicyRequest {
+            user_name: user.into(),
+            policy_name: "p".into(),
+            policy_document: doc.into(),
+        })
+        .await
+        .unwrap();
+}
+
+/// A gRPC call as raw bytes: `body` is sent exactly as given (through `channel`, which may
+/// sign it), and the answer is its status (OK on success) and its body.
+pub async fn raw_call<S>(channel: S, path: &str, body: Vec<u8>, headers: &[(&str, &str)]) -> (Status, Vec<u8>)
+where
+    S: tower::Service<http::Request<tonic::body::Body>, Response = http::Response<tonic::body::Body>>,
+    S::Error: std::fmt::Debug,
+{
+    use http_body_util::BodyExt;
+    use tower::ServiceExt;
+    let mut request =
+        http::Request::post(path).header("content-type", "application/grpc").header("te", "trailers");
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    let request =
+        request.body(tonic::body::Body::new(http_body_util::Full::new(bytes::Bytes::from(body)))).unwrap();
+    let response = channel.oneshot(request).await.unwrap();
+    let (parts, body) = response.into_parts();
+    let collected = body.collect().await.unwrap();
+    let trailers = collected.trailers().cloned().unwrap_or_default();
+    let body = collected.to_bytes().to_vec();
+    let status = Status::from_header_map(&parts.headers)
+        .or_else(|| Status::from_header_map(&trailers))
+        .unwrap_or_else(|| Status::unknown("no grpc-status"));
+    (status, body)
+}
+
+/// A message as one gRPC frame (uncompressed).
+pub fn frame(message: &impl prost::Message) -> Vec<u8> {
+    let message = message.encode_to_vec();
+    let mut body = vec![0];
+    body.extend_from_slice(&u32::try_from(message.len()).unwrap().to_be_bytes());
+    body.extend_from_slice(&message);
+    body
+}
+
 /// A user with a long-term access key, made through `channel` (plain, or signing).
 pub async fn user_with_key_via<T>(channel: T, name: &str) -> pb::AccessKey
 where

@@ -12,6 +12,8 @@ mod durability;
 mod ec2;
 #[cfg(feature = "etcd")]
 mod etcd;
+mod every_rpc;
+mod framing;
 mod http_imds;
 mod iam;
 mod imds;

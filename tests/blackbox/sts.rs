@@ -181,18 +181,6 @@ fn session_creds(r: &pb::AssumeRoleResponse) -> ClientCredentials {
     }
 }
 
-async fn put_inline(server: &TestServer, user: &str, doc: &str) {
-    server
-        .iam()
-        .put_user_policy(pb::PutUserPolicyRequest {
-            user_name: user.into(),
-            policy_name: "p".into(),
-            policy_document: doc.into(),
-        })
-        .await
-        .unwrap();
-}
-
 #[tokio::test]
 async fn a_trust_policy_naming_the_user_lets_it_assume_the_role() {
     let server = TestServer::start().await;

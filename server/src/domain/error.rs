@@ -56,6 +56,13 @@ pub enum ErrorCode {
     ExpiredToken,
     AccessDenied,
     PackedPolicyTooLarge,
+    // gRPC framing (grpc.io's status-code guide names the status of each; no AWS code exists)
+    /// A unary or server-streaming call whose body is not exactly one message.
+    RequestCardinalityViolation,
+    /// A message compressed with an encoding the server did not negotiate.
+    UnsupportedMessageEncoding,
+    /// A body that is not gRPC's length-prefixed framing.
+    MalformedMessage,
 }
 
 /// A domain error: what went wrong, in AWS's words.
@@ -113,6 +120,9 @@ impl ErrorCode {
             Self::ExpiredToken => "ExpiredToken",
             Self::AccessDenied => "AccessDenied",
             Self::PackedPolicyTooLarge => "PackedPolicyTooLarge",
+            Self::RequestCardinalityViolation => "RequestCardinalityViolation",
+            Self::UnsupportedMessageEncoding => "UnsupportedMessageEncoding",
+            Self::MalformedMessage => "MalformedMessage",
         }
     }
 
@@ -157,6 +167,9 @@ impl ErrorCode {
         Self::ExpiredToken,
         Self::AccessDenied,
         Self::PackedPolicyTooLarge,
+        Self::RequestCardinalityViolation,
+        Self::UnsupportedMessageEncoding,
+        Self::MalformedMessage,
     ];
 }
 

@@ -37,8 +37,11 @@ pub fn grpc_code(code: ErrorCode) -> Code {
         | InvalidBucketName
         | BadRequest => Code::InvalidArgument,
         ConcurrentModification => Code::Aborted,
-        ServiceFailure => Code::Internal,
-        NotImplemented => Code::Unimplemented,
+        // grpc.io's status codes guide: "Error parsing request proto" is INTERNAL; "Request
+        // cardinality violation" and "Compression mechanism used by client not supported at
+        // the server" are UNIMPLEMENTED (https://grpc.io/docs/guides/status-codes).
+        ServiceFailure | MalformedMessage => Code::Internal,
+        NotImplemented | RequestCardinalityViolation | UnsupportedMessageEncoding => Code::Unimplemented,
         Unauthorized
         | MissingAuthenticationToken
         | IncompleteSignature

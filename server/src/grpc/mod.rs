@@ -2,10 +2,11 @@
 //! the routes with health and reflection.
 
 mod accounts;
-pub(crate) mod audit;
 mod convert;
 pub mod ec2;
 pub mod error;
+pub mod framing;
+pub mod gate;
 pub mod iam;
 mod imds;
 pub mod sigv4;
@@ -64,71 +65,53 @@ pub async fn routes(app: &App) -> Result<Routes, tonic_reflection::server::Error
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         .build_v1()?;
     let clock: Arc<dyn crate::domain::clock::Clock> = app.clock.clone();
+    let gate = |source| gate::Gate {
+        authz: app.authz.clone(),
+        audit: app.audit.clone(),
+        clock: clock.clone(),
+        metrics: app.metrics.clone(),
+        source,
+    };
+    // Every call is one well-framed message before anything else reads it (framing), then
+    // signed or the operator's (sigv4), then routed to its account's service, which
+    // authorizes and audits it on the request it decoded (gate).
     // One Iam and one Ec2 service per account, each on its account's catalog.
     let iam = app
         .accounts
         .ids()
         .filter_map(|a| {
-            let service =
-                iam::IamService::new(app.accounts.get(a)?.clone(), app.authz.clone(), app.metrics.clone());
+            let service = iam::IamService::new(app.accounts.get(a)?.clone(), gate("iam.amazonaws.com"));
             Some((a.clone(), IamServer::new(service).max_decoding_message_size(limit)))
         })
         .collect();
     let iam = accounts::ByAccount::new(iam, app.accounts.default_account());
-    let iam = audit::Audited::new(
-        iam,
-        app.audit.clone(),
-        clock.clone(),
-        "iam.amazonaws.com",
-        audit::iam_mutations,
-        limit,
-    );
     let iam = sigv4::Verified::new(iam, app.authn.clone(), app.metrics.clone(), "iam", limit)
-        .guarded(sigv4::Guard {
-            authz: app.authz.clone(),
-            resources: Arc::new(iam::IamResources::new(app.accounts.clone())),
-            allow_unsigned: app.config.auth.allow_unsigned,
-        })
+        .allowing_unsigned(app.config.auth.allow_unsigned)
         .audited(app.audit.clone(), clock.clone());
     let ec2 = app
         .accounts
         .ids()
         .filter_map(|a| {
-            let service = ec2::Ec2Service::new(app.accounts.get(a)?.clone(), app.metrics.clone());
+            let service = ec2::Ec2Service::new(app.accounts.get(a)?.clone(), gate("ec2.amazonaws.com"));
             Some((a.clone(), Ec2Server::new(service).max_decoding_message_size(limit)))
         })
         .collect();
     let ec2 = accounts::ByAccount::new(ec2, app.accounts.default_account());
-    let ec2 = audit::Audited::new(
-        ec2,
-        app.audit.clone(),
-        clock.clone(),
-        "ec2.amazonaws.com",
-        audit::ec2_mutations,
-        limit,
-    );
-    // Signed Ec2 calls are authorized like the HTTP ec2 protocol's (ec2:Action, iam:PassRole);
-    // unsigned ones are the operator's where auth.allow_unsigned says so.
     let ec2 = sigv4::Verified::new(ec2, app.authn.clone(), app.metrics.clone(), "ec2", limit)
-        .guarded(sigv4::Guard {
-            authz: app.authz.clone(),
-            resources: Arc::new(ec2::Ec2Resources::new(app.accounts.clone())),
-            allow_unsigned: app.config.auth.allow_unsigned,
-        })
+        .allowing_unsigned(app.config.auth.allow_unsigned)
         .audited(app.audit.clone(), clock.clone());
     let sts = StsServer::new(sts::StsService::new(app.authn.clone(), app.sts.clone(), app.metrics.clone()))
         .max_decoding_message_size(limit);
     let sts = sigv4::Verified::new(sts, app.authn.clone(), app.metrics.clone(), "sts", limit)
         .audited(app.audit.clone(), clock.clone());
+    let imds = InstanceMetadataServer::new(imds::ImdsService::new(app.imds.clone(), app.metrics.clone()))
+        .max_decoding_message_size(limit);
     let routes = Routes::new(health_service)
         .add_service(reflection)
-        .add_service(iam)
-        .add_service(ec2)
-        .add_service(
-            InstanceMetadataServer::new(imds::ImdsService::new(app.imds.clone(), app.metrics.clone()))
-                .max_decoding_message_size(limit),
-        )
-        .add_service(sts);
+        .add_service(framing::OneMessage::new(iam, app.metrics.clone(), limit))
+        .add_service(framing::OneMessage::new(ec2, app.metrics.clone(), limit))
+        .add_service(framing::OneMessage::new(imds, app.metrics.clone(), limit))
+        .add_service(framing::OneMessage::new(sts, app.metrics.clone(), limit));
     Ok(with_test_control(app, routes))
 }
 

@@ -11,11 +11,10 @@
 //! and hands the handler the [`Principal`] in the request's extensions; [`Signing`] wraps
 //! a client channel.
 //!
-//! Where a service is guarded, [`Verified`] also authorizes the call: the action is
-//! `SERVICE:Method` (the gRPC method is the AWS action), the resource is what the service's
-//! [`Resources`] reads from the request, and the policy engine decides. A service may let
-//! unsigned calls through (the operator's, where the config allows them): those carry no
-//! principal and are not authorized.
+//! [`Verified`] hands the service a [`CallContext`] (who signed, from where) in the
+//! request's extensions; the service authorizes each call on the request it decoded. A
+//! service may let unsigned calls through (the operator's, where the config allows them):
+//! those get an explicit operator context, with no principal.
 
 use std::{
     convert::Infallible,
@@ -33,7 +32,7 @@ use tower::Service;
 use super::error::to_status;
 use crate::{
     audit::{Actor, AuditLog, Event},
-    authz::{self, Authorizer},
+    authz::CallContext,
     domain::{
         Result,
         clock::Clock,
@@ -42,31 +41,6 @@ use crate::{
     sts::{Authenticator, GRPC_RULES, Principal},
     telemetry::Metrics,
 };
-
-/// What a guarded service's calls act on.
-#[tonic::async_trait]
-pub trait Resources: Send + Sync + 'static {
-    /// What a call to `service`'s `method` with this (encoded protobuf) request, by a
-    /// principal of `account`, must be allowed: (action, resource ARN) pairs, the call's own
-    /// `service:method` first (EC2 adds the other instances it names, and iam:PassRole on
-    /// the role a profile hands over).
-    async fn authorizations(
-        &self,
-        account: &str,
-        service: &str,
-        method: &str,
-        message: &[u8],
-    ) -> Result<Vec<(String, String)>>;
-}
-
-/// Authorization of a service's calls.
-#[derive(Clone)]
-pub struct Guard {
-    pub authz: Arc<Authorizer>,
-    pub resources: Arc<dyn Resources>,
-    /// Whether unsigned calls pass (as the operator's).
-    pub allow_unsigned: bool,
-}
 
 type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
 
@@ -80,7 +54,8 @@ pub struct Verified<S> {
     /// The signing name of the service (`sts`).
     service: &'static str,
     max_body: usize,
-    guard: Option<Guard>,
+    /// Whether unsigned calls pass, as the operator's.
+    allow_unsigned: bool,
     audit: Option<(AuditLog, Arc<dyn Clock>)>,
 }
 
@@ -92,7 +67,7 @@ impl<S> Verified<S> {
         service: &'static str,
         max_body: usize,
     ) -> Self {
-        Self { inner, authn, metrics, service, max_body, guard: None, audit: None }
+        Self { inner, authn, metrics, service, max_body, allow_unsigned: false, audit: None }
     }
 
     /// Writes every refusal (authentication or authorization) into the audit trail.
@@ -101,9 +76,9 @@ impl<S> Verified<S> {
         self
     }
 
-    /// Authorizes every signed call with the policy engine.
-    pub fn guarded(mut self, guard: Guard) -> Self {
-        self.guard = Some(guard);
+    /// Lets unsigned calls through as the operator's (`auth.allow_unsigned`).
+    pub fn allowing_unsigned(mut self, allow: bool) -> Self {
+        self.allow_unsigned = allow;
         self
     }
 }
@@ -171,17 +146,20 @@ where
         // The clone is ready-polled by the caller's contract on `self`; swap it in.
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
-        let (authn, metrics, service, max_body, guard, audit) = (
+        let (authn, metrics, service, max_body, allow_unsigned, audit) = (
             self.authn.clone(),
             self.metrics.clone(),
             self.service,
             self.max_body,
-            self.guard.clone(),
+            self.allow_unsigned,
             self.audit.clone(),
         );
         Box::pin(async move {
             let (mut parts, body) = req.into_parts();
-            if !is_signed(&parts) && guard.as_ref().is_some_and(|g| g.allow_unsigned) {
+            let (source_ip, secure_transport) = transport_keys(&parts);
+            if !is_signed(&parts) && allow_unsigned {
+                let operator = CallContext { principal: None, source_ip, secure_transport, dry_run: false };
+                parts.extensions.insert(operator);
                 return inner.call(http::Request::from_parts(parts, body)).await;
             }
             let body = match buffered(body, max_body).await {
@@ -196,29 +174,17 @@ where
                 headers: &headers,
                 body: &body,
             };
-            let verdict = match authn.authenticate(&request, service, &GRPC_RULES).await {
-                Ok(principal) => match &guard {
-                    Some(guard) => match authorize(guard, service, &parts, &body, principal.clone()).await {
-                        Ok(p) => Ok(p),
-                        Err(e) => Err((Some(principal), e)),
-                    },
-                    None => Ok(principal),
-                },
-                Err(e) => Err((None, e)),
-            };
-            if let (Err((principal, e)), Some((log, clock))) = (&verdict, &audit) {
-                let access_key_id = crate::audit::claimed_access_key(&request);
-                let actor = match principal {
-                    Some(p) => Actor::Principal(p),
-                    None => Actor::Unauthenticated { access_key_id },
-                };
+            let verdict = authn.authenticate(&request, service, &GRPC_RULES).await;
+            if let (Err(e), Some((log, clock))) = (&verdict, &audit) {
+                let actor =
+                    Actor::Unauthenticated { access_key_id: crate::audit::claimed_access_key(&request) };
                 log.record(
                     clock.unix(),
                     Event {
                         source: crate::audit::event_source(service),
                         name: parts.uri.path().rsplit('/').next().unwrap_or_default(),
                         actor,
-                        source_ip: transport_keys(&parts).0,
+                        source_ip: source_ip.clone(),
                         read_only: false,
                         request: serde_json::Value::Null,
                         response: serde_json::Value::Null,
@@ -226,10 +192,17 @@ where
                     },
                 );
             }
-            match verdict.map_err(|(_, e)| e) {
+            match verdict {
                 Ok(principal) => {
                     tracing::debug!(principal = %principal.arn, "request signed");
-                    parts.extensions.insert(principal);
+                    parts.extensions.insert(principal.clone());
+                    let signed = CallContext {
+                        principal: Some(principal),
+                        source_ip,
+                        secure_transport,
+                        dry_run: false,
+                    };
+                    parts.extensions.insert(signed);
                     inner.call(http::Request::from_parts(parts, Body::new(Full::new(body)))).await
                 }
                 Err(e) => {
@@ -242,33 +215,6 @@ where
     }
 }
 
-/// The policy engine's decision on a signed call: the principal back, or AccessDenied.
-async fn authorize(
-    guard: &Guard,
-    service: &str,
-    parts: &http::request::Parts,
-    body: &Bytes,
-    principal: Principal,
-) -> Result<Principal> {
-    let method = parts.uri.path().rsplit('/').next().unwrap_or_default();
-    // The gRPC frame: a compression flag and a 4-byte length before the message.
-    let message = body.get(5..).unwrap_or_default();
-    let needed = guard.resources.authorizations(&principal.account_id, service, method, message).await?;
-    let (source_ip, secure_transport) = transport_keys(parts);
-    for (action, resource) in needed {
-        let request = authz::Request {
-            action,
-            resource,
-            source_ip: source_ip.clone(),
-            secure_transport,
-            keys: Vec::new(),
-        };
-        guard.authz.authorize(&principal, &request).await?;
-    }
-    Ok(principal)
-}
-
-/// CloudTrail's eventSource of a signing name.
 /// The principal a [`Verified`] service put in the request.
 pub fn principal<T>(req: &tonic::Request<T>) -> Result<Principal, Status> {
     req.extensions().get::<Principal>().cloned().ok_or_else(|| Status::internal("request was not verified"))

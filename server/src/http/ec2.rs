@@ -3,9 +3,9 @@
 //! Result wrapper in lowerCamelCase with `…Set`/`item` lists, and errors as
 //! `<Response><Errors><Error>…</Errors><RequestID>`.
 //!
-//! Each action is authorized by the policy engine (`ec2:Action` on the instance's ARN,
-//! `iam:PassRole` on the role a profile passes), then carried out by the gRPC Ec2 service's
-//! handler, so that no rule is written twice.
+//! Each action's parameters are decoded into its request, which the same operation as its
+//! gRPC call authorizes (`ec2:Action` on the instance's ARN, `iam:PassRole` on the role a
+//! profile passes), audits and carries out, so that no rule is written twice.
 
 use std::sync::Arc;
 
@@ -16,14 +16,16 @@ use axum::{
 use rolecall_api::{self as pb, ec2_server::Ec2};
 use tokio_stream::StreamExt;
 
-use super::{error::http_status, form::Params, query::Origin, xml::Writer};
+use super::{
+    error::http_status,
+    form::Params,
+    query::{Failed, Origin},
+    xml::Writer,
+};
 use crate::{
     catalog::Catalog,
     domain::{Error, ErrorCode, ids},
-    grpc::{
-        ec2::{Ec2Resources, Ec2Service},
-        error::from_status,
-    },
+    grpc::{ec2::Ec2Service, error::from_status},
     sts::Principal,
 };
 
@@ -82,43 +84,18 @@ fn filters(params: &Params) -> Vec<pb::Filter> {
     params.filters().into_iter().map(|(name, values)| pb::Filter { name, values }).collect()
 }
 
-/// Who is asking: each call is authorized exactly as its gRPC twin ([`Ec2Resources`]).
-struct Gate<'a> {
-    api: &'a super::query::QueryApi,
-    principal: &'a Principal,
-    origin: &'a Origin,
-    dry_run: bool,
-}
-
-impl Gate<'_> {
-    /// `ec2:ACTION` on every instance the request names and iam:PassRole on a profile's
-    /// role, decided by the policy engine; a DryRun stops here with EC2's answer.
-    async fn check(&self, action: &str, request: &impl prost::Message) -> Result<(), Error> {
-        let resources = Ec2Resources::new(self.api.accounts.clone());
-        let message = request.encode_to_vec();
-        self.origin.authorize(self.api, self.principal, &resources, "ec2", action, &message).await?;
-        if self.dry_run {
-            return Err(Error::new(
-                ErrorCode::DryRunOperation,
-                "Request would have succeeded, but DryRun flag is set.",
-            ));
-        }
-        Ok(())
-    }
-}
-
-/// One EC2 action, authorized and carried out.
-pub async fn action(
+/// One EC2 action, decoded, then authorized and carried out by its operation.
+pub(super) async fn action(
     api: &super::query::QueryApi,
     principal: &Principal,
     catalog: &Arc<Catalog>,
     origin: &Origin,
     action: &str,
     params: &Params,
-) -> Result<Response, Error> {
-    let service = Ec2Service::new(catalog.clone(), api.metrics.clone());
-    let gate = Gate { api, principal, origin, dry_run: params.get("DryRun") == Some("true") };
-    let status = |s: tonic::Status| from_status(&s);
+) -> Result<Response, Failed> {
+    let service = Ec2Service::new(catalog.clone(), api.gate("ec2.amazonaws.com"));
+    let caller = origin.context(principal, params.get("DryRun") == Some("true"));
+    let status = |s: tonic::Status| Failed::In(from_status(&s));
     match action {
         "RunInstances" => {
             let request = pb::RunInstancesRequest {
@@ -141,9 +118,8 @@ pub async fn action(
                 }),
                 user_data: params.str("UserData"),
             };
-            gate.check(action, &request).await?;
             let mut pages =
-                service.run_instances(tonic::Request::new(request)).await.map_err(status)?.into_inner();
+                service.run_instances(with_caller(request, &caller)).await.map_err(status)?.into_inner();
             let mut reservation_id = String::new();
             let mut instances = Vec::new();
             while let Some(page) = pages.next().await {
@@ -164,9 +140,8 @@ pub async fn action(
                 next_token: params.str("NextToken"),
                 max_results: int(params, "MaxResults")?,
             };
-            gate.check(action, &request).await?;
             let r =
-                service.describe_instances(tonic::Request::new(request)).await.map_err(status)?.into_inner();
+                service.describe_instances(with_caller(request, &caller)).await.map_err(status)?.into_inner();
             Ok(answer(action, |w| {
                 w.open("reservationSet");
                 for reservation in r.instances.chunk_by(|a, b| a.reservation_id == b.reservation_id) {
@@ -183,9 +158,11 @@ pub async fn action(
         "TerminateInstances" => {
             let instance_ids = params.indexed_values("InstanceId");
             let request = pb::TerminateInstancesRequest { instance_ids };
-            gate.check(action, &request).await?;
-            let r =
-                service.terminate_instances(tonic::Request::new(request)).await.map_err(status)?.into_inner();
+            let r = service
+                .terminate_instances(with_caller(request, &caller))
+                .await
+                .map_err(status)?
+                .into_inner();
             Ok(answer(action, |w| {
                 w.open("instancesSet");
                 for change in &r.terminating_instances {
@@ -202,9 +179,10 @@ pub async fn action(
                 iam_instance_profile: profile(params),
                 instance_id: params.str("InstanceId"),
             };
-            gate.check(action, &request).await?;
-            let r =
-                service.associate_iam_instance_profile(tonic::Request::new(request)).await.map_err(status)?;
+            let r = service
+                .associate_iam_instance_profile(with_caller(request, &caller))
+                .await
+                .map_err(status)?;
             Ok(association_answer(action, r.into_inner().iam_instance_profile_association))
         }
         "ReplaceIamInstanceProfileAssociation" => {
@@ -212,9 +190,8 @@ pub async fn action(
                 iam_instance_profile: profile(params),
                 association_id: params.str("AssociationId"),
             };
-            gate.check(action, &request).await?;
             let r = service
-                .replace_iam_instance_profile_association(tonic::Request::new(request))
+                .replace_iam_instance_profile_association(with_caller(request, &caller))
                 .await
                 .map_err(status)?;
             Ok(association_answer(action, r.into_inner().iam_instance_profile_association))
@@ -222,9 +199,8 @@ pub async fn action(
         "DisassociateIamInstanceProfile" => {
             let request =
                 pb::DisassociateIamInstanceProfileRequest { association_id: params.str("AssociationId") };
-            gate.check(action, &request).await?;
             let r = service
-                .disassociate_iam_instance_profile(tonic::Request::new(request))
+                .disassociate_iam_instance_profile(with_caller(request, &caller))
                 .await
                 .map_err(status)?;
             Ok(association_answer(action, r.into_inner().iam_instance_profile_association))
@@ -236,9 +212,8 @@ pub async fn action(
                 next_token: params.str("NextToken"),
                 max_results: int(params, "MaxResults")?,
             };
-            gate.check(action, &request).await?;
             let r = service
-                .describe_iam_instance_profile_associations(tonic::Request::new(request))
+                .describe_iam_instance_profile_associations(with_caller(request, &caller))
                 .await
                 .map_err(status)?
                 .into_inner();
@@ -257,9 +232,8 @@ pub async fn action(
                 http_put_response_hop_limit: int(params, "HttpPutResponseHopLimit")?,
                 http_endpoint: params.str("HttpEndpoint"),
             };
-            gate.check(action, &request).await?;
             let r = service
-                .modify_instance_metadata_options(tonic::Request::new(request))
+                .modify_instance_metadata_options(with_caller(request, &caller))
                 .await
                 .map_err(status)?
                 .into_inner();
@@ -268,12 +242,22 @@ pub async fn action(
                 metadata_options(w, "instanceMetadataOptions", r.instance_metadata_options.as_ref());
             }))
         }
-        "" => Err(Error::new(ErrorCode::MissingParameter, "The request must contain the parameter Action")),
-        other => Err(Error::new(
+        "" => {
+            Err(Error::new(ErrorCode::MissingParameter, "The request must contain the parameter Action")
+                .into())
+        }
+        other => Err(Failed::Before(Error::new(
             ErrorCode::InvalidParameterValue,
             format!("The action {other} is not valid for this web service."),
-        )),
+        ))),
     }
+}
+
+/// The decoded request, with who asks from where: its operation authorizes it.
+fn with_caller<T>(request: T, caller: &crate::authz::CallContext) -> tonic::Request<T> {
+    let mut request = tonic::Request::new(request);
+    request.extensions_mut().insert(caller.clone());
+    request
 }
 
 fn association_answer(action: &str, a: Option<pb::IamInstanceProfileAssociation>) -> Response {

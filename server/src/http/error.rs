@@ -28,7 +28,10 @@ pub fn http_status(code: ErrorCode) -> StatusCode {
         | InsufficientFreeAddressesInSubnet
         | PackedPolicyTooLarge
         | InvalidBucketName
-        | AuthorizationQueryParametersError => StatusCode::BAD_REQUEST,
+        | AuthorizationQueryParametersError
+        | RequestCardinalityViolation
+        | MalformedMessage => StatusCode::BAD_REQUEST,
+        UnsupportedMessageEncoding => StatusCode::UNSUPPORTED_MEDIA_TYPE,
         Unauthorized => StatusCode::UNAUTHORIZED,
         Forbidden
         | MissingAuthenticationToken

@@ -21,10 +21,10 @@ use serde_json::Value;
 
 use crate::{
     audit::{Actor, AuditLog, Event},
-    authz::{self, Authorizer},
+    authz::{self, Authorizer, CallContext},
     catalog::Accounts,
     domain::{Error, ErrorCode, clock::Clock, ids, sigv4::HttpRequest},
-    grpc::{iam::IamService, sigv4::Resources},
+    grpc::{gate::Gate, iam::IamService},
     sts::{AssumeRoleInput, Authenticator, GRPC_RULES, Principal, SecurityTokenService},
     telemetry::Metrics,
 };
@@ -62,23 +62,14 @@ pub struct Origin {
 }
 
 impl Origin {
-    /// Authorizes a call from here as its gRPC twin is authorized (same actions, same
-    /// resources, from `resources`).
-    pub(super) async fn authorize(
-        &self,
-        api: &QueryApi,
-        principal: &Principal,
-        resources: &dyn Resources,
-        service: &str,
-        method: &str,
-        message: &[u8],
-    ) -> Result<(), Error> {
-        for (action, resource) in
-            resources.authorizations(&principal.account_id, service, method, message).await?
-        {
-            api.authz.authorize(principal, &self.request(&action, resource)).await?;
+    /// The context an operation authorizes `principal`'s call from here in.
+    pub(super) fn context(&self, principal: &Principal, dry_run: bool) -> CallContext {
+        CallContext {
+            principal: Some(principal.clone()),
+            source_ip: self.source_ip.clone(),
+            secure_transport: false,
+            dry_run,
         }
-        Ok(())
     }
 
     /// A request to the policy engine for `action` on `resource`, from here.
@@ -93,7 +84,50 @@ impl Origin {
     }
 }
 
+/// Why a call failed: before it reached its operation (the door audits it: its parameters
+/// did not decode, or name no action), or in it (the operation audited it).
+pub(super) enum Failed {
+    Before(Error),
+    In(Error),
+}
+
+impl From<Error> for Failed {
+    fn from(e: Error) -> Self {
+        Self::Before(e)
+    }
+}
+
 impl QueryApi {
+    /// The gate an operation of `source` (`iam.amazonaws.com`) authorizes, audits and
+    /// answers through, as on gRPC.
+    pub(super) fn gate(&self, source: &'static str) -> Gate {
+        Gate {
+            authz: self.authz.clone(),
+            audit: self.audit.clone(),
+            clock: self.clock.clone(),
+            metrics: self.metrics.clone(),
+            source,
+        }
+    }
+
+    /// A call's outcome: the answer, or its error, audited here if no operation did.
+    pub(super) fn settle(
+        &self,
+        call: &Call<'_>,
+        principal: &Principal,
+        result: Result<Response, Failed>,
+        error: fn(&Error) -> Response,
+    ) -> Response {
+        match result {
+            Ok(response) => response,
+            Err(Failed::In(e)) => error(&e),
+            Err(Failed::Before(e)) => {
+                self.record(call, Actor::Principal(principal), Some(&e));
+                error(&e)
+            }
+        }
+    }
+
     /// Records a call in the audit trail, as the gRPC path's layers do: state changes and
     /// refusals, with the form parameters (but UserData) as requestParameters.
     fn record(&self, call: &Call<'_>, actor: Actor<'_>, error: Option<&Error>) {
@@ -164,6 +198,10 @@ pub fn service(
     router(api).into_make_service_with_connect_info::<SocketAddr>()
 }
 
+fn iam_error(e: &Error) -> Response {
+    error_in(IAM_NAMESPACE, e)
+}
+
 fn error_response(e: &Error) -> Response {
     error_in(STS_NAMESPACE, e)
 }
@@ -230,22 +268,17 @@ async fn handle(
             };
         }
     };
+    let call = Call { service, action: &action, origin: &origin, params: &params };
     if service == "ec2" {
         let result = match api.catalog_of(&principal) {
             Ok(catalog) => ec2::action(&api, &principal, &catalog, &origin, &action, &params).await,
-            Err(e) => Err(e),
+            Err(e) => Err(Failed::Before(e)),
         };
-        let changes_state = crate::grpc::audit::ec2_mutations(&action, &[]).is_some();
-        let call = Call { service, action: &action, origin: &origin, params: &params };
-        api.audited(&call, changes_state, &principal, &result);
-        return result.unwrap_or_else(|e| ec2::error(&e));
+        return api.settle(&call, &principal, result, ec2::error);
     }
     if service == "iam" {
         let result = iam_action(&api, &principal, &action, &params, &origin).await;
-        let changes_state = crate::grpc::audit::iam_mutations(&action, &[]).is_some();
-        let call = Call { service, action: &action, origin: &origin, params: &params };
-        api.audited(&call, changes_state, &principal, &result);
-        return result.unwrap_or_else(|e| error_in(IAM_NAMESPACE, &e));
+        return api.settle(&call, &principal, result, iam_error);
     }
     match action.as_str() {
         "GetCallerIdentity" => get_caller_identity(&principal),
@@ -489,29 +522,29 @@ fn iam_result(action: &str, value: &Value) -> Response {
     (StatusCode::OK, [("content-type", "text/xml")], body).into_response()
 }
 
-/// One IAM action: authorized like its gRPC call (same action, same resource), then carried
-/// out by the same handler.
+/// One IAM action: its form parameters decoded into its request, which the same operation
+/// as its gRPC call authorizes, audits and carries out.
 async fn iam_action(
     api: &QueryApi,
     principal: &Principal,
     action: &str,
     params: &Params,
     origin: &Origin,
-) -> Result<Response, Error> {
+) -> Result<Response, Failed> {
     let catalog = api.catalog_of(principal)?;
-    let service = IamService::new(catalog, api.authz.clone(), api.metrics.clone());
-    let resources = crate::grpc::iam::IamResources::new(api.accounts.clone());
+    let service = IamService::new(catalog, api.gate("iam.amazonaws.com"));
     macro_rules! actions {
         ($($name:literal => $method:ident($req:ty)),* $(,)?) => {
             match action {
                 $($name => {
                     let req: $req = request_of(params)?;
-                    origin.authorize(api, principal, &resources, "iam", $name, &prost::Message::encode_to_vec(&req)).await?;
-                    let response = service.$method(tonic::Request::new(req)).await.map_err(|s| crate::grpc::error::from_status(&s))?;
-                    let value = serde_json::to_value(response.into_inner()).map_err(|e| Error::service_failure(e.to_string()))?;
+                    let mut req = tonic::Request::new(req);
+                    req.extensions_mut().insert(origin.context(principal, false));
+                    let response = service.$method(req).await.map_err(|s| Failed::In(crate::grpc::error::from_status(&s)))?;
+                    let value = serde_json::to_value(response.into_inner()).map_err(|e| Failed::In(Error::service_failure(e.to_string())))?;
                     Ok(iam_result($name, &value))
                 })*
-                other => Err(Error::new(ErrorCode::InvalidInput, format!("Could not find operation {other} for version {IAM_VERSION}"))),
+                other => Err(Failed::Before(Error::new(ErrorCode::InvalidInput, format!("Could not find operation {other} for version {IAM_VERSION}")))),
             }
         };
     }

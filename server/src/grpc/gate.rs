@@ -1,0 +1,120 @@
+//! The gate every Iam and Ec2 call passes, whichever door it came through: authorization
+//! decided on the very request the handler then runs (decoded once, by tonic or by the
+//! Query door), the audit trail fed with that request, and the answer.
+//!
+//! A door hands the handler a [`CallContext`] in the request's extensions: the signer, or
+//! an explicit operator context for the unsigned calls the config lets through. A request
+//! without one is refused, never treated as the operator's.
+
+use std::{future::Future, sync::Arc};
+
+use serde_json::Value;
+use tonic::{Request, Response, Status};
+
+use super::error::reply;
+use crate::{
+    audit::{Actor, AuditLog, Event},
+    authz::{Authorizer, CallContext},
+    domain::{Error, ErrorCode, Result, clock::Clock},
+    telemetry::Metrics,
+};
+
+/// One AWS action, as its decoded request.
+pub trait Operation: serde::Serialize {
+    /// The action's name (the gRPC method, and the AWS action).
+    const ACTION: &'static str;
+    /// Whether it changes state: audited whatever its outcome; a read only when refused.
+    const MUTATES: bool;
+
+    /// The request as the audit trail's requestParameters (the API's requests carry no
+    /// secrets; RunInstances leaves its user data out).
+    fn parameters(&self) -> Value {
+        serde_json::to_value(self).unwrap_or(Value::Null)
+    }
+}
+
+/// The context a door put in the request.
+pub fn call_context<T>(req: &Request<T>) -> Result<CallContext, Status> {
+    req.extensions()
+        .get::<CallContext>()
+        .cloned()
+        .ok_or_else(|| Status::internal("the request reached the service without a caller"))
+}
+
+/// What a service needs to authorize, audit and answer its calls.
+#[derive(Clone)]
+pub struct Gate {
+    pub authz: Arc<Authorizer>,
+    pub audit: AuditLog,
+    pub clock: Arc<dyn Clock>,
+    pub metrics: Metrics,
+    /// CloudTrail's eventSource (`iam.amazonaws.com`).
+    pub source: &'static str,
+}
+
+impl Gate {
+    /// Authorizes `request` for `caller` (every pair of `needed`, worked out from `request`
+    /// itself), then runs `act` on it; audits the call; answers.
+    pub async fn run<Q, A, F, Fut>(
+        &self,
+        caller: &CallContext,
+        request: Q,
+        needed: Result<Vec<(String, String)>>,
+        act: F,
+    ) -> Result<Response<A>, Status>
+    where
+        Q: Operation,
+        F: FnOnce(Q) -> Fut,
+        Fut: Future<Output = Result<A>>,
+    {
+        let admitted = match needed {
+            Ok(needed) => self.authz.authorize_call(caller, &needed).await,
+            Err(e) => Err(e),
+        };
+        let admitted = admitted.and_then(|()| match caller.dry_run {
+            true => Err(Error::new(
+                ErrorCode::DryRunOperation,
+                "Request would have succeeded, but DryRun flag is set.",
+            )),
+            false => Ok(()),
+        });
+        let parameters = self.audit.enabled().then(|| request.parameters());
+        let result = match admitted {
+            Ok(()) => act(request).await,
+            Err(e) => Err(e),
+        };
+        if let Some(parameters) = parameters {
+            self.record(caller, Q::ACTION, Q::MUTATES, parameters, result.as_ref().err());
+        }
+        reply(&self.metrics, result)
+    }
+
+    /// Every state change, and every refusal of authorization.
+    fn record(
+        &self,
+        caller: &CallContext,
+        action: &str,
+        mutates: bool,
+        request: Value,
+        error: Option<&Error>,
+    ) {
+        let refused = error.is_some_and(|e| e.code == ErrorCode::AccessDenied);
+        if !mutates && !refused {
+            return;
+        }
+        let actor = caller.principal.as_ref().map_or(Actor::Operator, Actor::Principal);
+        self.audit.record(
+            self.clock.unix(),
+            Event {
+                source: self.source,
+                name: action,
+                actor,
+                source_ip: caller.source_ip.clone(),
+                read_only: !mutates,
+                request,
+                response: Value::Null,
+                error,
+            },
+        );
+    }
+}
