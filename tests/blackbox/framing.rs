@@ -215,3 +215,56 @@ async fn every_malformed_framing_is_refused_with_its_status_signed_or_not() {
         raw_call(server.channel.clone(), "/rolecall.v1.InstanceMetadata/GetToken", token, &[]).await;
     assert_eq!(status.code(), Code::Unimplemented, "{status:?}");
 }
+
+#[tokio::test]
+async fn with_every_call_signed_the_second_frame_is_refused_too_and_before_authentication() {
+    let dir = std::env::temp_dir().join(format!("rolecall-framing-root-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let secret = "r".repeat(40);
+    std::fs::write(dir.join("root.secret"), &secret).unwrap();
+    let secret_file = dir.join("root.secret");
+    let server = TestServer::start_with(move |c| {
+        c.auth.allow_unsigned = false;
+        c.auth.root_access_key_id = Some("AKIAROOTFRAMING00000".into());
+        c.auth.root_secret_access_key_file = Some(secret_file);
+    })
+    .await;
+    let root = rolecall_server::grpc::sigv4::ClientCredentials {
+        access_key_id: "AKIAROOTFRAMING00000".into(),
+        secret_access_key: secret,
+        session_token: None,
+    };
+    let root_channel = server.signing(root, "iam");
+    let mut as_root = rolecall_api::iam_client::IamClient::new(root_channel.clone());
+    let role = pb::CreateRoleRequest {
+        role_name: "Admin".into(),
+        assume_role_policy_document: EC2_TRUST.into(),
+        ..Default::default()
+    };
+    as_root.create_role(role).await.unwrap();
+    let key = user_with_key_via(root_channel, "almost-admin").await;
+    let policy = pb::PutUserPolicyRequest {
+        user_name: "almost-admin".into(),
+        policy_name: "p".into(),
+        policy_document: r#"{"Version":"2012-10-17","Statement":[
+            {"Effect":"Allow","Action":"iam:*","Resource":"*"},
+            {"Effect":"Deny","Action":"iam:*","Resource":"arn:aws:iam::123456789012:role/Admin"}]}"#
+            .into(),
+    };
+    as_root.put_user_policy(policy).await.unwrap();
+    let request = pb::DeleteRoleRequest { role_name: "Admin".into() };
+    let signed = server.signing(long_term(&key), "iam");
+    let (status, _) = raw_call(signed.clone(), "/rolecall.v1.Iam/DeleteRole", frame(&request), &[]).await;
+    assert_eq!(status.code(), Code::PermissionDenied, "{status:?}");
+    let (status, _) = raw_call(signed, "/rolecall.v1.Iam/DeleteRole", two_frames(&request), &[]).await;
+    assert_eq!(status.code(), Code::Unimplemented, "{status:?}");
+    as_root.get_role(pb::GetRoleRequest { role_name: "Admin".into() }).await.unwrap();
+    // Unsigned: the framing is refused first; one well-framed message is then unsigned.
+    let unsigned = server.channel.clone();
+    let (status, _) =
+        raw_call(unsigned.clone(), "/rolecall.v1.Iam/DeleteRole", two_frames(&request), &[]).await;
+    assert_eq!(reason(&status), "RequestCardinalityViolation", "{status:?}");
+    let (status, _) = raw_call(unsigned, "/rolecall.v1.Iam/DeleteRole", frame(&request), &[]).await;
+    assert_eq!(reason(&status), "MissingAuthenticationToken", "{status:?}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -78,18 +78,30 @@ impl Gate {
             )),
             false => Ok(()),
         });
-        let parameters = self.audit.enabled().then(|| request.parameters());
-        let result = match admitted {
-            Ok(()) => act(request).await,
-            Err(e) => Err(e),
+        // The audit trail takes every state change (whatever its outcome) and every refusal
+        // of authorization, with the request that was decided on.
+        let audited = |error: Option<&Error>| {
+            self.audit.enabled() && (Q::MUTATES || error.is_some_and(|e| e.code == ErrorCode::AccessDenied))
         };
-        if let Some(parameters) = parameters {
-            self.record(caller, Q::ACTION, Q::MUTATES, parameters, result.as_ref().err());
-        }
+        let result = match admitted {
+            Ok(()) => {
+                let parameters = audited(None).then(|| request.parameters());
+                let result = act(request).await;
+                if let Some(parameters) = parameters {
+                    self.record(caller, Q::ACTION, Q::MUTATES, parameters, result.as_ref().err());
+                }
+                result
+            }
+            Err(e) => {
+                if audited(Some(&e)) {
+                    self.record(caller, Q::ACTION, Q::MUTATES, request.parameters(), Some(&e));
+                }
+                Err(e)
+            }
+        };
         reply(&self.metrics, result)
     }
 
-    /// Every state change, and every refusal of authorization.
     fn record(
         &self,
         caller: &CallContext,
@@ -98,10 +110,6 @@ impl Gate {
         request: Value,
         error: Option<&Error>,
     ) {
-        let refused = error.is_some_and(|e| e.code == ErrorCode::AccessDenied);
-        if !mutates && !refused {
-            return;
-        }
         let actor = caller.principal.as_ref().map_or(Actor::Operator, Actor::Principal);
         self.audit.record(
             self.clock.unix(),
