@@ -704,9 +704,7 @@ async fn aws_iam_covers_the_whole_iam_service_with_member_lists_and_encoded_docu
 
 #[tokio::test]
 async fn query_api_calls_see_the_source_address_and_leave_an_audit_trail() {
-    let path = std::env::temp_dir().join(format!("rolecall-audit-{}-{}.jsonl", std::process::id(), line!()));
-    let _ = std::fs::remove_file(&path);
-    let output = path.display().to_string();
+    let (path, output) = audit_file(line!());
     let server = TestServer::start_with(move |c| c.audit.output = output).await;
     let admin_key = admin(&server).await;
     let admin_env = keys_env(&admin_key);

@@ -237,6 +237,15 @@ pub async fn user_with_key(server: &TestServer, name: &str) -> pb::AccessKey {
     user_with_key_via(server.channel.clone(), name).await
 }
 
+/// A fresh file for a test server's audit trail, unique to the test (its `line`): the path,
+/// and the path as `audit.output` takes it.
+pub fn audit_file(line: u32) -> (std::path::PathBuf, String) {
+    let path = std::env::temp_dir().join(format!("rolecall-audit-{}-{line}.jsonl", std::process::id()));
+    let _ = std::fs::remove_file(&path);
+    let output = path.display().to_string();
+    (path, output)
+}
+
 /// The operator puts `doc` as `user`'s inline policy `p` (replacing the one before).
 pub async fn put_inline(server: &TestServer, user: &str, doc: &str) {
     server

@@ -80,9 +80,7 @@ async fn a_second_frame_does_not_launch_an_instance_with_someone_elses_role() {
 
 #[tokio::test]
 async fn a_second_frame_does_not_get_past_an_explicit_deny_and_the_refusal_is_audited() {
-    let path = std::env::temp_dir().join(format!("rolecall-audit-{}-{}.jsonl", std::process::id(), line!()));
-    let _ = std::fs::remove_file(&path);
-    let output = path.to_string_lossy().into_owned();
+    let (path, output) = audit_file(line!());
     let server = TestServer::start_with(move |c| c.audit.output = output).await;
     create_role(&server, "Admin", EC2_TRUST).await;
     let key = user_with_key(&server, "almost-admin").await;
@@ -181,6 +179,8 @@ async fn every_malformed_framing_is_refused_with_its_status_signed_or_not() {
         ("the compressed flag, nothing negotiated", compressed.clone(), &[],
             Code::Internal, "MalformedMessage", "no grpc-encoding"),
         ("gzip, which the server does not accept", compressed, &[("grpc-encoding", "gzip")],
+            Code::Unimplemented, "UnsupportedMessageEncoding", "compressed with gzip"),
+        ("gzip declared, the message not compressed", message.clone(), &[("grpc-encoding", "gzip")],
             Code::Unimplemented, "UnsupportedMessageEncoding", "compressed with gzip"),
         ("a length larger than the body", long, &[], Code::Internal, "MalformedMessage", "declares"),
     ];

@@ -513,9 +513,7 @@ async fn revoking_a_roles_sessions_cuts_off_stolen_credentials_and_instances_get
 
 #[tokio::test]
 async fn the_audit_trail_records_issuance_assume_role_changes_and_refusals_without_secrets() {
-    let path = std::env::temp_dir().join(format!("rolecall-audit-{}-{}.jsonl", std::process::id(), line!()));
-    let _ = std::fs::remove_file(&path);
-    let output = path.display().to_string();
+    let (path, output) = audit_file(line!());
     let server = TestServer::start_with(move |c| c.audit.output = output).await;
     let key = user_with_key(&server, "alice").await;
     let role =

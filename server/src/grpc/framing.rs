@@ -5,8 +5,9 @@
 //! (4 bytes) and the message ([PROTOCOL-HTTP2]). tonic's unary handler decodes the first
 //! message and discards what follows, so a body with a second frame would run a message
 //! that any other reader of the body (SigV4, the audit trail) saw differently. [`OneMessage`]
-//! refuses such a body whole, signed or not: it must be exactly one frame, uncompressed
-//! (rolecall negotiates no compression), whose length is the rest of the body.
+//! refuses such a body, signed or not, as its bytes are read and before any handler runs:
+//! it must be exactly one frame, uncompressed (rolecall negotiates no compression), whose
+//! length is the rest of the body.
 //!
 //! The statuses are the ones grpc.io's status codes guide gives
 //! (<https://grpc.io/docs/guides/status-codes>): a request cardinality violation and an
@@ -21,9 +22,9 @@ use std::{
     task::{Context, Poll},
 };
 
-use bytes::Bytes;
-use http_body_util::Full;
-use tonic::{body::Body, server::NamedService};
+use bytes::Buf;
+use http_body::{Body as HttpBody, Frame, SizeHint};
+use tonic::{Status, body::Body, server::NamedService};
 use tower::Service;
 
 use super::error::to_status;
@@ -35,63 +36,183 @@ use crate::{
 /// The compressed flag and the length before each message.
 const PREFIX: usize = 5;
 
-/// Checks that `body` is exactly one gRPC message frame. `encoding` is the request's
-/// `grpc-encoding` header, if any.
-pub fn one_message(encoding: Option<&str>, body: &[u8]) -> Result<()> {
-    let cardinality = |message: String| Error::new(ErrorCode::RequestCardinalityViolation, message);
-    let malformed = |message: String| Error::new(ErrorCode::MalformedMessage, message);
-    if body.is_empty() {
-        return Err(cardinality(
-            "the call takes exactly one request message, and the body holds none".into(),
-        ));
+/// gRPC's framing of a request body, checked as its bytes go by: exactly one message,
+/// uncompressed, whose length prefix the body then matches exactly.
+#[derive(Clone, Debug, Default)]
+pub struct FrameCheck {
+    /// The last message prefix, as far as it has come (`got` bytes of it).
+    prefix: [u8; PREFIX],
+    got: usize,
+    /// Bytes still to come of the message being read (None between messages).
+    remaining: Option<usize>,
+    /// Whether a message's prefix has been read whole.
+    seen_message: bool,
+    /// The request's `grpc-encoding`, where one was sent and is not `identity`.
+    encoding: Option<String>,
+}
+
+impl FrameCheck {
+    /// A check for a request that sent `encoding` as its `grpc-encoding`.
+    pub fn new(encoding: Option<&str>) -> Self {
+        let encoding = encoding.filter(|e| !e.eq_ignore_ascii_case("identity")).map(str::to_string);
+        Self { encoding, ..Self::default() }
     }
-    let Some((prefix, rest)) = body.split_first_chunk::<PREFIX>() else {
-        return Err(malformed(format!(
-            "the body ends inside a message prefix ({} of {PREFIX} bytes)",
-            body.len()
-        )));
-    };
-    match prefix[0] {
-        0 => {}
-        1 => {
-            return Err(match encoding.filter(|e| !e.eq_ignore_ascii_case("identity")) {
+
+    /// The next bytes of the body: refused as soon as they break the rule (a second
+    /// message's prefix is refused once it is whole).
+    pub fn feed(&mut self, mut bytes: &[u8]) -> Result<()> {
+        while !bytes.is_empty() {
+            if let Some(remaining) = self.remaining {
+                let taken = remaining.min(bytes.len());
+                bytes = &bytes[taken..];
+                self.remaining = (remaining > taken).then_some(remaining - taken);
+                continue;
+            }
+            let taken = (PREFIX - self.got).min(bytes.len());
+            self.prefix[self.got..self.got + taken].copy_from_slice(&bytes[..taken]);
+            self.got += taken;
+            bytes = &bytes[taken..];
+            if self.got == PREFIX {
+                if self.seen_message {
+                    return Err(cardinality(
+                        "the call takes exactly one request message, and a second one follows it",
+                    ));
+                }
+                self.seen_message = true;
+                self.got = 0;
+                self.check_flag()?;
+                let declared = self.declared();
+                self.remaining = (declared > 0).then_some(declared);
+            }
+        }
+        Ok(())
+    }
+
+    /// The body has ended: it must have ended right after its one message.
+    pub fn finish(&self) -> Result<()> {
+        match (self.seen_message, self.got, self.remaining) {
+            (_, _, Some(short)) => Err(malformed(format!(
+                "the message prefix declares {} bytes, and the body ends {short} bytes short of them",
+                self.declared()
+            ))),
+            (false, 0, None) => {
+                Err(cardinality("the call takes exactly one request message, and the body holds none"))
+            }
+            (false, n, None) => {
+                Err(malformed(format!("the body ends inside a message prefix ({n} of {PREFIX} bytes)")))
+            }
+            (true, 0, None) => Ok(()),
+            (true, n, None) => Err(malformed(format!("{n} bytes follow the message, which are not a frame"))),
+        }
+    }
+
+    fn declared(&self) -> usize {
+        u32::from_be_bytes([self.prefix[1], self.prefix[2], self.prefix[3], self.prefix[4]]) as usize
+    }
+
+    fn check_flag(&self) -> Result<()> {
+        match self.prefix[0] {
+            0 => Ok(()),
+            1 => Err(match &self.encoding {
                 Some(e) => Error::new(
                     ErrorCode::UnsupportedMessageEncoding,
                     format!("the message is compressed with {e}, which this server does not accept"),
                 ),
-                None => malformed("the message is flagged compressed, but no grpc-encoding was sent".into()),
-            });
+                None => malformed("the message is flagged compressed, but no grpc-encoding was sent"),
+            }),
+            flag => Err(malformed(format!("the compressed flag is {flag}, where gRPC allows 0 or 1"))),
         }
-        flag => return Err(malformed(format!("the compressed flag is {flag}, where gRPC allows 0 or 1"))),
-    }
-    let declared = u32::from_be_bytes([prefix[1], prefix[2], prefix[3], prefix[4]]) as usize;
-    match rest.len().checked_sub(declared) {
-        None => Err(malformed(format!(
-            "the message prefix declares {declared} bytes, and the body holds {}",
-            rest.len()
-        ))),
-        Some(0) => Ok(()),
-        Some(extra) if extra >= PREFIX => Err(cardinality(format!(
-            "the call takes exactly one request message, and {extra} more bytes of frames follow it"
-        ))),
-        Some(extra) => Err(malformed(format!("{extra} bytes follow the message, which are not a frame"))),
     }
 }
 
-type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
+fn cardinality(message: &str) -> Error {
+    Error::new(ErrorCode::RequestCardinalityViolation, message)
+}
 
-/// A service whose every call must carry exactly one well-framed request message; the
-/// body reaches the service buffered (at most `max_body` bytes).
+fn malformed(message: impl Into<String>) -> Error {
+    Error::new(ErrorCode::MalformedMessage, message)
+}
+
+/// Checks that a whole `body` is exactly one gRPC message frame. `encoding` is the
+/// request's `grpc-encoding` header, if any.
+pub fn one_message(encoding: Option<&str>, body: &[u8]) -> Result<()> {
+    let mut check = FrameCheck::new(encoding);
+    check.feed(body)?;
+    check.finish()
+}
+
+/// A request body checked frame by frame as it is read: the first byte that breaks the
+/// one-message rule, or an end that comes too early, is an error in place of the data, so
+/// that no reader (SigV4's buffer, tonic's decoder, which also reads to the end before the
+/// handler runs) ever gets past it.
+struct Checked {
+    inner: Body,
+    check: FrameCheck,
+    metrics: Metrics,
+    failed: bool,
+}
+
+impl Checked {
+    fn refuse(&mut self, e: &Error) -> Status {
+        self.failed = true;
+        tracing::info!(code = e.code.as_str(), "request refused: {}", e.message);
+        self.metrics.error(e.code.as_str());
+        to_status(e)
+    }
+}
+
+impl HttpBody for Checked {
+    type Data = bytes::Bytes;
+    type Error = Status;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
+        if self.failed {
+            return Poll::Ready(None);
+        }
+        let this = &mut *self;
+        match Pin::new(&mut this.inner).poll_frame(cx) {
+            Poll::Ready(Some(Ok(frame))) => {
+                let verdict = match frame.data_ref() {
+                    Some(data) => this.check.feed(data.chunk()),
+                    None => this.check.finish(),
+                };
+                Poll::Ready(Some(match verdict {
+                    Ok(()) => Ok(frame),
+                    Err(e) => Err(this.refuse(&e)),
+                }))
+            }
+            Poll::Ready(None) => match this.check.finish() {
+                Ok(()) => Poll::Ready(None),
+                Err(e) => Poll::Ready(Some(Err(this.refuse(&e)))),
+            },
+            other => other,
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        // The end is where the check has its last word.
+        false
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+/// A service whose every call must carry exactly one well-framed request message. The body
+/// is not buffered here: it is checked as the service reads it.
 #[derive(Clone)]
 pub struct OneMessage<S> {
     inner: S,
     metrics: Metrics,
-    max_body: usize,
 }
 
 impl<S> OneMessage<S> {
-    pub fn new(inner: S, metrics: Metrics, max_body: usize) -> Self {
-        Self { inner, metrics, max_body }
+    pub fn new(inner: S, metrics: Metrics) -> Self {
+        Self { inner, metrics }
     }
 }
 
@@ -101,44 +222,55 @@ impl<S: NamedService> NamedService for OneMessage<S> {
 
 impl<S> Service<http::Request<Body>> for OneMessage<S>
 where
-    S: Service<http::Request<Body>, Response = http::Response<Body>, Error = Infallible>
-        + Clone
-        + Send
-        + 'static,
-    S::Future: Send + 'static,
+    S: Service<http::Request<Body>, Response = http::Response<Body>, Error = Infallible>,
+    S::Future: Unpin,
 {
     type Response = http::Response<Body>;
     type Error = Infallible;
-    type Future = BoxFuture<Result<Self::Response, Infallible>>;
+    type Future = Answer<S::Future>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
         self.inner.poll_ready(cx)
     }
 
     fn call(&mut self, req: http::Request<Body>) -> Self::Future {
-        // The clone is ready-polled by the caller's contract on `self`; swap it in.
-        let clone = self.inner.clone();
-        let mut inner = std::mem::replace(&mut self.inner, clone);
-        let (metrics, max_body) = (self.metrics.clone(), self.max_body);
-        Box::pin(async move {
-            let (parts, body) = req.into_parts();
-            let body: Bytes = match super::sigv4::buffered(body, max_body).await {
-                Ok(body) => body,
-                Err(refused) => return Ok(refused),
-            };
-            let encoding = parts.headers.get("grpc-encoding").and_then(|v| v.to_str().ok());
-            if let Err(e) = one_message(encoding, &body) {
-                tracing::info!(
-                    code = e.code.as_str(),
-                    path = parts.uri.path(),
-                    "request refused: {}",
-                    e.message
-                );
-                metrics.error(e.code.as_str());
-                return Ok(to_status(&e).into_http());
-            }
-            inner.call(http::Request::from_parts(parts, Body::new(Full::new(body)))).await
-        })
+        let encoding = req.headers().get("grpc-encoding").map(|v| v.to_str().unwrap_or("(not text)"));
+        let check = FrameCheck::new(encoding);
+        // No compression is negotiated: a request that declares one is refused before its
+        // body is read ("Compression mechanism used by client not supported at the server").
+        if let Some(e) = &check.encoding {
+            let e = Error::new(
+                ErrorCode::UnsupportedMessageEncoding,
+                format!("the request is compressed with {e}, which this server does not accept"),
+            );
+            tracing::info!(code = e.code.as_str(), "request refused: {}", e.message);
+            self.metrics.error(e.code.as_str());
+            return Answer::Refused(Some(to_status(&e).into_http()));
+        }
+        let metrics = self.metrics.clone();
+        Answer::Served(
+            self.inner.call(req.map(|inner| Body::new(Checked { inner, check, metrics, failed: false }))),
+        )
+    }
+}
+
+/// The inner service's answer, or a refusal made before it was called.
+pub enum Answer<F> {
+    Served(F),
+    Refused(Option<http::Response<Body>>),
+}
+
+impl<F> Future for Answer<F>
+where
+    F: Future<Output = Result<http::Response<Body>, Infallible>> + Unpin,
+{
+    type Output = Result<http::Response<Body>, Infallible>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.get_mut() {
+            Self::Served(inner) => Pin::new(inner).poll(cx),
+            Self::Refused(answer) => Poll::Ready(Ok(answer.take().unwrap_or_default())),
+        }
     }
 }
 
@@ -179,6 +311,39 @@ mod tests {
         for (what, encoding, body, code) in cases {
             let err = one_message(encoding, &body).expect_err(what);
             assert_eq!(err.code, code, "{what}: {err:?}");
+        }
+    }
+
+    proptest::proptest! {
+        /// However the body arrives in pieces, the verdict is the whole body's.
+        #[test]
+        fn the_verdict_does_not_depend_on_how_the_body_is_split(
+            body in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..24),
+            small_lengths in proptest::prelude::any::<bool>(),
+            cuts in proptest::collection::vec(0usize..24, 0..6),
+        ) {
+            let mut body = body;
+            if small_lengths && body.len() >= PREFIX {
+                // Mostly plausible frames: flag 0, a length within the body.
+                body[0] = 0;
+                body[1..4].fill(0);
+                body[4] %= 20;
+            }
+            let whole = one_message(None, &body).map_err(|e| e.code);
+            let mut cuts: Vec<usize> = cuts.into_iter().filter(|c| *c <= body.len()).collect();
+            cuts.sort_unstable();
+            let mut check = FrameCheck::new(None);
+            let mut from = 0;
+            let mut verdict = Ok(());
+            for cut in cuts.into_iter().chain([body.len()]) {
+                verdict = check.feed(&body[from..cut]);
+                from = cut;
+                if verdict.is_err() {
+                    break;
+                }
+            }
+            let pieces = verdict.and_then(|()| check.finish()).map_err(|e| e.code);
+            proptest::prop_assert_eq!(whole, pieces);
         }
     }
 }

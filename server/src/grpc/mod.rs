@@ -108,10 +108,10 @@ pub async fn routes(app: &App) -> Result<Routes, tonic_reflection::server::Error
         .max_decoding_message_size(limit);
     let routes = Routes::new(health_service)
         .add_service(reflection)
-        .add_service(framing::OneMessage::new(iam, app.metrics.clone(), limit))
-        .add_service(framing::OneMessage::new(ec2, app.metrics.clone(), limit))
-        .add_service(framing::OneMessage::new(imds, app.metrics.clone(), limit))
-        .add_service(framing::OneMessage::new(sts, app.metrics.clone(), limit));
+        .add_service(framing::OneMessage::new(iam, app.metrics.clone()))
+        .add_service(framing::OneMessage::new(ec2, app.metrics.clone()))
+        .add_service(framing::OneMessage::new(imds, app.metrics.clone()))
+        .add_service(framing::OneMessage::new(sts, app.metrics.clone()));
     Ok(with_test_control(app, routes))
 }
 

@@ -89,11 +89,15 @@ fn is_signed(parts: &http::request::Parts) -> bool {
         || parts.uri.query().is_some_and(|q| q.contains("X-Amz-Algorithm="))
 }
 
-/// The whole body of a request, up to `max` bytes; past it, the RESOURCE_EXHAUSTED answer.
+/// The whole body of a request, up to `max` bytes; past it, the RESOURCE_EXHAUSTED answer;
+/// a body that failed as it was read (its framing, see [`super::framing`]), its own status.
 pub(super) async fn buffered(body: Body, max: usize) -> Result<Bytes, http::Response<Body>> {
     match Limited::new(body, max).collect().await {
         Ok(collected) => Ok(collected.to_bytes()),
-        Err(_) => Err(Status::resource_exhausted("request body over the message size limit").into_http()),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => {
+            Err(Status::resource_exhausted("request body over the message size limit").into_http())
+        }
+        Err(e) => Err(Status::from_error(e).into_http()),
     }
 }
 
