@@ -19,6 +19,7 @@ use std::{
     convert::Infallible,
     future::Future,
     pin::Pin,
+    sync::Arc,
     task::{Context, Poll},
 };
 
@@ -148,7 +149,7 @@ pub fn one_message(encoding: Option<&str>, body: &[u8]) -> Result<()> {
 struct Checked {
     inner: Body,
     check: FrameCheck,
-    metrics: Metrics,
+    metrics: Arc<Metrics>,
     failed: bool,
 }
 
@@ -207,12 +208,13 @@ impl HttpBody for Checked {
 #[derive(Clone)]
 pub struct OneMessage<S> {
     inner: S,
-    metrics: Metrics,
+    /// Shared by every call's body (one reference count, not one per counter).
+    metrics: Arc<Metrics>,
 }
 
 impl<S> OneMessage<S> {
     pub fn new(inner: S, metrics: Metrics) -> Self {
-        Self { inner, metrics }
+        Self { inner, metrics: Arc::new(metrics) }
     }
 }
 
