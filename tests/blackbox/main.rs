@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod accounts;
+mod audit;
 mod aws_cli;
 mod botocore;
 mod cli;

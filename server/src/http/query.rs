@@ -128,16 +128,19 @@ impl QueryApi {
         }
     }
 
-    /// Records a call in the audit trail, as the gRPC path's layers do: state changes and
-    /// refusals, with the form parameters (but UserData) as requestParameters.
+    /// Records a call that reached no operation in the audit trail: refusals, with the form
+    /// parameters (but UserData and the presigned authentication) as requestParameters
+    /// (none where the request proved no one: see `AuditLog::record`).
     fn record(&self, call: &Call<'_>, actor: Actor<'_>, error: Option<&Error>) {
         if !self.audit.enabled() {
             return;
         }
+        // A presigned request's authentication (X-Amz-Signature, X-Amz-Security-Token, …) is
+        // not a parameter of the call: recorded, it would let the URL be replayed.
         let request: serde_json::Map<String, Value> = call
             .params
             .input()
-            .filter(|(k, _)| k != "UserData")
+            .filter(|(k, _)| k != "UserData" && !k.get(..6).is_some_and(|p| p.eq_ignore_ascii_case("x-amz-")))
             .map(|(k, v)| (k.clone(), Value::String(v.clone())))
             .collect();
         let event = Event {

@@ -1,0 +1,101 @@
+//! An audit trail that cannot be turned against the service: anyone can send refused
+//! requests, so what they leave there is bounded; presigned authentication is not recorded
+//! (it would let the URL be replayed); the file is its owner's alone.
+
+use rolecall_server::domain::clock::Clock;
+
+use crate::common::*;
+
+/// The events written so far.
+fn events(path: &std::path::Path) -> (String, Vec<serde_json::Value>) {
+    let text = std::fs::read_to_string(path).unwrap();
+    let events = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    (text, events)
+}
+
+#[tokio::test]
+async fn unauthenticated_refusals_leave_no_body_and_at_most_100_events_a_second() {
+    let (path, output) = audit_file(line!());
+    let server = TestServer::start_with(move |c| c.audit.output = output).await;
+    let client = reqwest::Client::new();
+    let url = format!("http://{}/", server.query_addr);
+    let post = |body: String| {
+        client.post(&url).header("content-type", "application/x-www-form-urlencoded").body(body).send()
+    };
+    // One large refused request: 1 MB of parameters from no one.
+    let large = format!("Action=CreateUser&Version=2010-05-08&UserName={}", "a".repeat(1 << 20));
+    assert_eq!(post(large).await.unwrap().status(), 403);
+    let (_, recorded) = events(&path);
+    assert_eq!(recorded.len(), 1);
+    assert_eq!(recorded[0]["errorCode"], "MissingAuthenticationToken");
+    let size = recorded[0].to_string().len();
+    assert!(recorded[0]["requestParameters"].is_null() && size < 4096, "an event of {size} bytes");
+    let sent = 300;
+    for _ in 1..sent {
+        assert_eq!(post("Action=ListUsers&Version=2010-05-08".into()).await.unwrap().status(), 403);
+    }
+    // In a second of its own, the next one carries the count of those dropped before it.
+    server.advance(2).await;
+    assert_eq!(post("Action=ListUsers&Version=2010-05-08".into()).await.unwrap().status(), 403);
+    let (text, recorded) = events(&path);
+    assert!(text.len() < 200 * 1024, "{} bytes for {} refusals", text.len(), sent + 1);
+    let mut per_second = std::collections::BTreeMap::<String, u64>::new();
+    let mut dropped = 0;
+    for event in &recorded {
+        assert_eq!(event["userIdentity"]["type"], "Unknown", "{event}");
+        assert!(event["requestParameters"].is_null(), "parameters from no one: {}", event["eventName"]);
+        *per_second.entry(event["eventTime"].as_str().unwrap().to_string()).or_default() += 1;
+        dropped += event["additionalEventData"]["unauthenticatedRefusalsDropped"].as_u64().unwrap_or(0);
+    }
+    assert!(per_second.values().all(|n| *n <= 100), "{per_second:?}");
+    assert_eq!(recorded.len() as u64 + dropped, sent + 1, "every refusal recorded or counted");
+    let _ = std::fs::remove_file(&path);
+}
+
+#[tokio::test]
+async fn presigned_authentication_is_not_recorded_and_the_file_is_private() {
+    use rolecall_server::domain::sigv4::{self, HttpRequest, SigningCredentials, SigningOptions};
+    let (path, output) = audit_file(line!());
+    let server = TestServer::start_with(move |c| c.audit.output = output).await;
+    role_in_profile(&server, "Web").await;
+    let (instance, key) = launch(&server, 1, Some("Web")).await.remove(0);
+    let token = token(&server, &instance.instance_id, &key).await;
+    let creds = credentials(&server, &token, "Web").await.unwrap();
+    // A presigned GET, signed for IAM with the instance's temporary credentials, of an
+    // action IAM does not have: refused after authentication, with its parameters recorded.
+    let host = server.query_addr.to_string();
+    let headers = vec![("host".to_string(), host.clone())];
+    let query = "Action=NoSuchAction&Version=2010-05-08&Marker=visible";
+    let request = HttpRequest { method: "GET", path: "/", query, headers: &headers, body: b"" };
+    let signing = SigningCredentials {
+        access_key_id: &creds.access_key_id,
+        secret_access_key: &creds.secret_access_key,
+        session_token: Some(&creds.token),
+    };
+    let options = SigningOptions {
+        region: "us-east-1",
+        service: "iam",
+        timestamp: server.client_clock.unix(),
+        rules: rolecall_server::sts::GRPC_RULES,
+        sign_body: false,
+        omit_session_token: false,
+    };
+    let signed = sigv4::presign(&request, &signing, &options, 300);
+    let url = format!("http://{host}/?{query}&{}", sigv4::encode_query(&signed.params));
+    let answer = reqwest::get(&url).await.unwrap();
+    assert_eq!(answer.status(), 400, "{}", answer.text().await.unwrap());
+    let (text, recorded) = events(&path);
+    let refused = recorded.iter().find(|e| e["eventName"] == "NoSuchAction").expect("the refusal");
+    assert_eq!(refused["requestParameters"]["Marker"], "visible", "{refused}");
+    for secret in [signed.signature.as_str(), creds.token.as_str(), creds.secret_access_key.as_str()] {
+        assert!(!text.contains(secret), "a presigned credential is in the audit trail: {refused}");
+    }
+    assert!(!text.to_ascii_lowercase().contains("x-amz-signature"), "{refused}");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "the audit file is {mode:o}");
+    }
+    let _ = std::fs::remove_file(&path);
+}
