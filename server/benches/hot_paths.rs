@@ -5,7 +5,9 @@
 //! - a credential cache hit;
 //! - a whole credential issuance (seal + schedule), as a cache miss pays it;
 //! - a SigV4 verification (header form, signing key cached), and signing;
-//! - a policy decision (an AWS managed policy and a boundary, with conditions).
+//! - a policy decision (an AWS managed policy and a boundary, with conditions);
+//! - the Query door's list parameters, which it reads before authorizing: 10,000 tags and
+//!   1,000 filters of 10 values.
 
 #![allow(clippy::unwrap_used)]
 
@@ -166,5 +168,31 @@ fn policy_decisions(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, session_tokens, imds_tokens, cache_hit, signed_requests, policy_decisions);
+fn query_lists(c: &mut Criterion) {
+    use rolecall_server::http::form::Params;
+    let tags: String =
+        (1..=10_000).map(|n| format!("Tags.member.{n}.Key=k{n}&Tags.member.{n}.Value=v{n}&")).collect();
+    let filters: String = (1..=1_000)
+        .map(|n| {
+            let values: String = (1..=10).map(|m| format!("Filter.{n}.Value.{m}=v{m}&")).collect();
+            format!("Filter.{n}.Name=instance-id&{values}")
+        })
+        .collect();
+    c.bench_function("query lists: 10,000 tags", |b| {
+        b.iter(|| Params::parse("", black_box(tags.as_bytes())).tag_members("Tags").len())
+    });
+    c.bench_function("query lists: 1,000 filters of 10 values", |b| {
+        b.iter(|| Params::parse("", black_box(filters.as_bytes())).filters().len())
+    });
+}
+
+criterion_group!(
+    benches,
+    session_tokens,
+    imds_tokens,
+    cache_hit,
+    signed_requests,
+    policy_decisions,
+    query_lists
+);
 criterion_main!(benches);

@@ -2,6 +2,8 @@
 //! two ways AWS spells lists in them: `Name.member.N` (the Query protocol of IAM and STS) and
 //! `Name.N` (EC2's own protocol).
 
+use std::collections::BTreeMap;
+
 /// A request's parameters, in the order they came.
 #[derive(Debug, Default)]
 pub struct Params(Vec<(String, String)>);
@@ -48,40 +50,61 @@ impl Params {
 
     /// `Tags.member.N.Key`/`.Value` pairs (a missing value is "").
     pub fn tag_members(&self, name: &str) -> Vec<(String, String)> {
-        let values = self.members(name, Some("Value"));
-        self.members(name, Some("Key"))
-            .into_iter()
-            .map(|(n, k)| {
-                let v = values.iter().find(|(m, _)| *m == n).map_or("", |(_, v)| v);
-                (k.to_string(), v.to_string())
+        self.groups(&format!("{name}.member."))
+            .into_values()
+            .filter_map(|fields| {
+                let key = field(&fields, "Key")?;
+                Some((key.to_string(), field(&fields, "Value").unwrap_or_default().to_string()))
             })
             .collect()
     }
 
+    /// The parameters under `PREFIX.N` (`PREFIX.N` itself and `PREFIX.N.TAIL`), grouped by
+    /// N in N's order, each as (TAIL, value) with "" for `PREFIX.N` itself: one pass over the
+    /// parameters, so that a list costs what its request is long, not its square.
+    pub fn groups(&self, prefix: &str) -> BTreeMap<usize, Vec<(&str, &str)>> {
+        let mut groups: BTreeMap<usize, Vec<(&str, &str)>> = BTreeMap::new();
+        for (k, v) in &self.0 {
+            let Some(rest) = k.strip_prefix(prefix) else { continue };
+            let (n, tail) = rest.split_once('.').unwrap_or((rest, ""));
+            if let Ok(n) = n.parse() {
+                groups.entry(n).or_default().push((tail, v.as_str()));
+            }
+        }
+        groups
+    }
+
     fn numbered(&self, prefix: &str, field: Option<&str>) -> Vec<(usize, &str)> {
-        let mut found: Vec<(usize, &str)> = self
-            .0
-            .iter()
-            .filter_map(|(k, v)| {
-                let rest = k.strip_prefix(prefix)?;
-                let (n, tail) = match rest.split_once('.') {
-                    Some((n, tail)) => (n, Some(tail)),
-                    None => (rest, None),
-                };
-                (tail == field).then(|| n.parse().ok().map(|n| (n, v.as_str())))?
-            })
-            .collect();
-        found.sort_by_key(|(n, _)| *n);
-        found
+        let wanted = field.unwrap_or_default();
+        self.groups(prefix)
+            .into_iter()
+            .filter_map(|(n, fields)| fields.iter().find(|(tail, _)| *tail == wanted).map(|(_, v)| (n, *v)))
+            .collect()
     }
 
     /// EC2's `Filter.N.Name` with its `Filter.N.Value.M`s.
     pub fn filters(&self) -> Vec<(String, Vec<String>)> {
-        self.indexed("Filter", Some("Name"))
-            .into_iter()
-            .map(|(n, name)| (name.to_string(), self.indexed_values(&format!("Filter.{n}.Value"))))
+        self.groups("Filter.")
+            .into_values()
+            .filter_map(|fields| {
+                let name = field(&fields, "Name")?;
+                Some((name.to_string(), numbered_tails(&fields, "Value.")))
+            })
             .collect()
     }
+}
+
+/// The value of `tail` in a group.
+pub fn field<'a>(fields: &[(&str, &'a str)], tail: &str) -> Option<&'a str> {
+    fields.iter().find(|(t, _)| *t == tail).map(|(_, v)| *v)
+}
+
+/// A group's `PREFIX.M` values (`Value.1`, `Value.2`, …), in M's order.
+pub fn numbered_tails(fields: &[(&str, &str)], prefix: &str) -> Vec<String> {
+    let mut values: Vec<(usize, &str)> =
+        fields.iter().filter_map(|(tail, v)| Some((tail.strip_prefix(prefix)?.parse().ok()?, *v))).collect();
+    values.sort_by_key(|(m, _)| *m);
+    values.into_iter().map(|(_, v)| v.to_string()).collect()
 }
 
 #[cfg(test)]

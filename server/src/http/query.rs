@@ -29,7 +29,13 @@ use crate::{
     telemetry::Metrics,
 };
 
-use super::{ec2, error::http_status, form::Params, s3, xml::escape as xml};
+use super::{
+    ec2,
+    error::http_status,
+    form::{self, Params},
+    s3,
+    xml::escape as xml,
+};
 
 const STS_NAMESPACE: &str = "https://sts.amazonaws.com/doc/2011-06-15/";
 const IAM_NAMESPACE: &str = "https://iam.amazonaws.com/doc/2010-05-08/";
@@ -443,12 +449,14 @@ impl QueryInput for pb::SimulatePrincipalPolicyRequest {
         self.action_names = strings(p, "ActionNames");
         self.resource_arns = strings(p, "ResourceArns");
         self.context_entries = p
-            .members("ContextEntries", Some("ContextKeyName"))
-            .into_iter()
-            .map(|(n, name)| pb::ContextEntry {
-                context_key_name: name.to_string(),
-                context_key_values: strings(p, &format!("ContextEntries.member.{n}.ContextKeyValues")),
-                context_key_type: p.str(&format!("ContextEntries.member.{n}.ContextKeyType")),
+            .groups("ContextEntries.member.")
+            .into_values()
+            .filter_map(|fields| {
+                Some(pb::ContextEntry {
+                    context_key_name: form::field(&fields, "ContextKeyName")?.to_string(),
+                    context_key_values: form::numbered_tails(&fields, "ContextKeyValues.member."),
+                    context_key_type: form::field(&fields, "ContextKeyType").unwrap_or_default().to_string(),
+                })
             })
             .collect();
     }
