@@ -754,3 +754,30 @@ async fn read_only_roles_list_but_do_not_create_and_a_detach_takes_effect_at_onc
         .await;
     expect_error(missing, Code::NotFound, "NoSuchEntity");
 }
+
+#[tokio::test]
+async fn creation_takes_at_most_50_tags_as_tagging_does() {
+    // IAM's API reference: Tags, "Array Members: Maximum number of 50 items", at CreateUser
+    // and CreateRole as at TagUser; and 50 tags per user or role in all (IAM quotas).
+    let server = TestServer::start().await;
+    let mut iam = server.iam();
+    let tags = |n: usize| (0..n).map(|i| pb::Tag { key: format!("k{i}"), value: "v".into() }).collect();
+    let create = pb::CreateUserRequest { user_name: "many".into(), tags: tags(10_000), ..Default::default() };
+    let msg = expect_error(iam.create_user(create).await, Code::InvalidArgument, "ValidationError");
+    assert!(msg.contains("less than or equal to 50"), "{msg}");
+    let missing = iam.get_user(pb::GetUserRequest { user_name: "many".into() }).await;
+    expect_error(missing, Code::NotFound, "NoSuchEntity");
+    let role = pb::CreateRoleRequest {
+        role_name: "many".into(),
+        assume_role_policy_document: EC2_TRUST.into(),
+        tags: tags(51),
+        ..Default::default()
+    };
+    expect_error(iam.create_role(role).await, Code::InvalidArgument, "ValidationError");
+    // 40 at creation, then 11 more: over the quota of 50 in all.
+    let create = pb::CreateUserRequest { user_name: "some".into(), tags: tags(40), ..Default::default() };
+    iam.create_user(create).await.unwrap();
+    let more = (40..51).map(|i| pb::Tag { key: format!("k{i}"), value: "v".into() }).collect();
+    let tag = iam.tag_user(pb::TagUserRequest { user_name: "some".into(), tags: more }).await;
+    expect_error(tag, Code::ResourceExhausted, "LimitExceeded");
+}

@@ -214,8 +214,23 @@ pub struct NewRole {
     pub tags: Vec<Tag>,
 }
 
+/// The most tags (or tag keys) one IAM request may carry: every Tags and TagKeys parameter
+/// of the IAM API reference says "Array Members: Maximum number of 50 items", at creation
+/// as in TagUser/TagRole/UntagUser/UntagRole.
+const TAGS_PER_REQUEST: usize = 50;
+
 fn validate_tags(tags: &[Tag]) -> Result<()> {
+    too_many("tags", tags.len())?;
     tags.iter().try_for_each(|t| validate::tag(&t.key, &t.value))
+}
+
+fn too_many(field: &str, count: usize) -> Result<()> {
+    if count > TAGS_PER_REQUEST {
+        return Err(Error::validation(format!(
+            "1 validation error detected: Value at '{field}' failed to satisfy constraint: Member must have length less than or equal to {TAGS_PER_REQUEST}"
+        )));
+    }
+    Ok(())
 }
 
 fn policy_not_found(policy_arn: &str) -> Error {
@@ -416,6 +431,7 @@ impl Catalog {
     }
 
     async fn untag<P: PolicyHolder>(&self, name: &str, tag_keys: &[String]) -> Result<()> {
+        too_many("tagKeys", tag_keys.len())?;
         retrying(|| async {
             let (mut holder, rev) = self.holder::<P>(name).await?;
             holder.tags().retain(|t| !tag_keys.contains(&t.key));
