@@ -36,7 +36,10 @@ use std::{future::Future, sync::Arc, time::Duration};
 
 use tokio::net::TcpListener;
 use tower::ServiceBuilder;
-use tower_http::trace::TraceLayer;
+use tower_http::{
+    classify::{GrpcCode, GrpcErrorsAsFailures, SharedClassifier},
+    trace::TraceLayer,
+};
 
 use crate::{
     catalog::{Catalog, Settings},
@@ -237,8 +240,9 @@ pub async fn serve(
         builder = builder.tls_config(tls_config(tls)?)?;
     }
     let layers = ServiceBuilder::new()
-        // One span per request, so every log line names the RPC it belongs to.
-        .layer(TraceLayer::new_for_grpc())
+        // One span per request, so every log line names the RPC it belongs to; failures
+        // (ERROR) are the server's faults only, see `client_errors_are_not_failures`.
+        .layer(TraceLayer::new(client_errors_are_not_failures()))
         // Past the concurrency limit, answer at once (RESOURCE_EXHAUSTED) rather than queue
         // without bound: callers retry with backoff, latency of admitted requests holds.
         .load_shed()
@@ -358,4 +362,31 @@ fn tls_config(tls: &config::TlsConfig) -> Result<tonic::transport::ServerTlsConf
         cfg = cfg.client_ca_root(tonic::transport::Certificate::from_pem(read(ca)?));
     }
     Ok(cfg)
+}
+
+/// The trace layer's idea of a failure, which it logs at ERROR: a fault of the server, not
+/// of its caller. A fleet polling IMDS for a role it lacks (NOT_FOUND), a caller without
+/// credentials or permission, a bad argument or a malformed frame would otherwise fill the
+/// log at ERROR; they are answered with their status and logged at DEBUG with the response
+/// (the server's own refusals at INFO where they name a reason). INTERNAL is also a
+/// caller's malformed message (grpc.io's status codes guide), so the server's internal
+/// faults (ServiceFailure) are logged at ERROR where they are answered (`grpc::error::reply`).
+fn client_errors_are_not_failures() -> SharedClassifier<GrpcErrorsAsFailures> {
+    let client = [
+        GrpcCode::Cancelled,
+        GrpcCode::InvalidArgument,
+        GrpcCode::NotFound,
+        GrpcCode::AlreadyExists,
+        GrpcCode::PermissionDenied,
+        GrpcCode::ResourceExhausted,
+        GrpcCode::FailedPrecondition,
+        GrpcCode::Aborted,
+        GrpcCode::OutOfRange,
+        GrpcCode::Unimplemented,
+        GrpcCode::Internal,
+        GrpcCode::Unauthenticated,
+    ];
+    SharedClassifier::new(
+        client.into_iter().fold(GrpcErrorsAsFailures::new(), GrpcErrorsAsFailures::with_success),
+    )
 }

@@ -235,3 +235,29 @@ async fn keys_and_tokens_that_start_with_a_hyphen_are_values_not_flags() {
     assert!(!ok);
     assert!(err.contains("Unauthorized"), "{err}");
 }
+
+#[tokio::test]
+async fn callers_mistakes_are_not_logged_as_the_servers_errors() {
+    let served = serve_binary(&["--storage", "memory"], &[]).await;
+    let channel = served.channel().await;
+    let mut iam = rolecall_api::iam_client::IamClient::new(channel.clone());
+    let mut imds = rolecall_api::instance_metadata_client::InstanceMetadataClient::new(channel.clone());
+    let mut sts = rolecall_api::sts_client::StsClient::new(channel.clone());
+    for _ in 0..5 {
+        // NOT_FOUND, INVALID_ARGUMENT, UNAUTHENTICATED, a malformed frame (INTERNAL).
+        let missing = iam.get_role(rolecall_api::GetRoleRequest { role_name: "Missing".into() }).await;
+        assert_eq!(missing.unwrap_err().code(), tonic::Code::NotFound);
+        let bad = iam.get_role(rolecall_api::GetRoleRequest { role_name: "bad name!".into() }).await;
+        assert_eq!(bad.unwrap_err().code(), tonic::Code::InvalidArgument);
+        let token =
+            rolecall_api::GetTokenRequest { instance_id: "i-0000000000000000".into(), ..Default::default() };
+        assert!(imds.get_token(token).await.is_err());
+        let unsigned = sts.get_caller_identity(rolecall_api::GetCallerIdentityRequest {}).await;
+        assert_eq!(unsigned.unwrap_err().code(), tonic::Code::Unauthenticated);
+        let (malformed, _) = raw_call(channel.clone(), "/rolecall.v1.Iam/GetRole", vec![0, 0, 0], &[]).await;
+        assert_eq!(malformed.code(), tonic::Code::Internal);
+    }
+    let (status, log) = served.stop("TERM").await;
+    assert!(status.success(), "exit: {status:?}\n{log}");
+    assert!(!log.contains("ERROR"), "a caller's error logged as the server's:\n{log}");
+}

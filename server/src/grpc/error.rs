@@ -75,6 +75,9 @@ pub fn from_status(status: &Status) -> Error {
 pub fn reply<T>(metrics: &Metrics, result: Result<T, Error>) -> Result<Response<T>, Status> {
     result.map(Response::new).map_err(|e| {
         metrics.error(e.code.as_str());
+        if e.code == ErrorCode::ServiceFailure {
+            tracing::error!(code = e.code.as_str(), "the server failed a call: {}", e.message);
+        }
         to_status(&e)
     })
 }
