@@ -6,13 +6,11 @@ use std::{env, path::PathBuf};
 use prost::Message;
 
 /// The service's own API: what server reflection describes.
-const SERVED: &[&str] = &[
-    "rolecall/v1/sts.proto",
-    "rolecall/v1/iam.proto",
-    "rolecall/v1/ec2.proto",
-    "rolecall/v1/imds.proto",
-    "rolecall/v1/test_control.proto",
-];
+const SERVED: &[&str] =
+    &["rolecall/v1/sts.proto", "rolecall/v1/iam.proto", "rolecall/v1/ec2.proto", "rolecall/v1/imds.proto"];
+
+/// The test clock's service, described only by a server that serves it.
+const TEST_CONTROL: &[&str] = &["rolecall/v1/test_control.proto"];
 
 /// Everything generated: the API and the load tester's baseline service.
 const PROTOS: &[&str] = &[
@@ -44,6 +42,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // Served by gRPC server reflection, so grpcurl can discover the API (and only it).
     let served = protox::compile(SERVED, ["proto"])?;
     std::fs::write(out_dir.join("rolecall_descriptor.bin"), served.encode_to_vec())?;
+    let test_control = protox::compile(TEST_CONTROL, ["proto"])?;
+    std::fs::write(out_dir.join("test_control_descriptor.bin"), test_control.encode_to_vec())?;
     let fds = protox::compile(PROTOS, ["proto"])?;
     tonic_prost_build::configure()
         .emit_rerun_if_changed(false)

@@ -30,8 +30,13 @@ pub use generated::rolecall::loadtest::v1 as loadtest;
 
 pub use pb::*;
 
-/// The encoded `FileDescriptorSet` of every rolecall proto, for server reflection.
+/// The encoded `FileDescriptorSet` of rolecall's API, for server reflection.
 pub const FILE_DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/rolecall_descriptor.bin"));
+
+/// The encoded `FileDescriptorSet` of `TestControl`, which a server describes only where it
+/// serves it (a debug build with the manual clock).
+pub const TEST_CONTROL_DESCRIPTOR_SET: &[u8] =
+    include_bytes!(concat!(env!("OUT_DIR"), "/test_control_descriptor.bin"));
 
 /// What a secret prints as in `Debug` output.
 pub const REDACTED: &str = "** redacted **";

@@ -49,14 +49,13 @@ async fn test_control_is_absent_unless_configured() {
     assert_eq!(err.code(), tonic::Code::Unimplemented);
 }
 
-#[tokio::test]
-async fn reflection_lists_the_api_and_nothing_else() {
+/// The services reflection lists.
+async fn listed(server: &TestServer) -> Vec<String> {
     use tokio_stream::StreamExt;
     use tonic_reflection::pb::v1::{
         ServerReflectionRequest, server_reflection_client::ServerReflectionClient,
         server_reflection_request::MessageRequest, server_reflection_response::MessageResponse,
     };
-    let server = TestServer::start().await;
     let mut client = ServerReflectionClient::new(server.channel.clone());
     let request = ServerReflectionRequest {
         host: String::new(),
@@ -68,11 +67,25 @@ async fn reflection_lists_the_api_and_nothing_else() {
     let Some(MessageResponse::ListServicesResponse(list)) = answer.message_response else {
         panic!("{answer:?}")
     };
-    let names: Vec<String> = list.service.into_iter().map(|s| s.name).collect();
+    list.service.into_iter().map(|s| s.name).collect()
+}
+
+#[tokio::test]
+async fn reflection_lists_the_api_and_nothing_else() {
+    let server = TestServer::start().await;
+    let names = listed(&server).await;
     for expected in
         ["rolecall.v1.Iam", "rolecall.v1.Ec2", "rolecall.v1.InstanceMetadata", "grpc.health.v1.Health"]
     {
         assert!(names.iter().any(|n| n == expected), "{expected} in {names:?}");
     }
     assert!(!names.iter().any(|n| n.contains("loadtest")), "{names:?}");
+    // The test clock is listed where it is served (here: the manual clock)...
+    assert!(names.iter().any(|n| n == "rolecall.v1.TestControl"), "{names:?}");
+    // ...and only there: a server without it neither lists nor serves it.
+    let server = TestServer::start_with(|c| c.simulation.manual_clock = false).await;
+    let names = listed(&server).await;
+    assert!(!names.iter().any(|n| n.contains("TestControl")), "{names:?}");
+    let advance = server.test_control().advance_clock(rolecall_api::AdvanceClockRequest { seconds: 1 }).await;
+    assert_eq!(advance.unwrap_err().code(), tonic::Code::Unimplemented);
 }

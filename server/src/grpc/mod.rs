@@ -60,10 +60,15 @@ pub async fn routes(app: &App) -> Result<Routes, tonic_reflection::server::Error
             }
         }
     });
-    let reflection = tonic_reflection::server::Builder::configure()
+    let mut reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(rolecall_api::FILE_DESCRIPTOR_SET)
-        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-        .build_v1()?;
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET);
+    // Reflection describes what is served: TestControl only where it is.
+    if serves_test_control(app) {
+        reflection =
+            reflection.register_encoded_file_descriptor_set(rolecall_api::TEST_CONTROL_DESCRIPTOR_SET);
+    }
+    let reflection = reflection.build_v1()?;
     let clock: Arc<dyn crate::domain::clock::Clock> = app.clock.clone();
     let gate = |source| gate::Gate {
         authz: app.authz.clone(),
@@ -115,9 +120,14 @@ pub async fn routes(app: &App) -> Result<Routes, tonic_reflection::server::Error
     Ok(with_test_control(app, routes))
 }
 
+/// Whether this server serves TestControl: a debug build with the manual clock.
+fn serves_test_control(app: &App) -> bool {
+    cfg!(debug_assertions) && app.config.simulation.manual_clock
+}
+
 #[cfg(debug_assertions)]
 fn with_test_control(app: &App, routes: Routes) -> Routes {
-    if app.config.simulation.manual_clock {
+    if serves_test_control(app) {
         routes.add_service(rolecall_api::test_control_server::TestControlServer::new(
             test_control::TestControlService::new(app.clock.clone(), app.key_keeper.clone()),
         ))
