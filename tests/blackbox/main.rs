@@ -9,6 +9,7 @@ mod aws_cli;
 mod botocore;
 mod cli;
 mod common;
+mod doors;
 mod durability;
 mod ec2;
 #[cfg(feature = "etcd")]

@@ -4,6 +4,9 @@
 
 use std::collections::BTreeMap;
 
+/// The longest list a request may carry.
+pub const MAX_LIST_INDEX: usize = 1000;
+
 /// A request's parameters, in the order they came.
 #[derive(Debug, Default)]
 pub struct Params(Vec<(String, String)>);
@@ -17,6 +20,26 @@ impl Params {
             .collect();
         pairs.dedup();
         Self(pairs)
+    }
+
+    /// A list index past [`MAX_LIST_INDEX`] anywhere in the parameters (`Name.member.1001`,
+    /// `Filter.5.Value.2000`), as an error in AWS's words: lists are bounded before any
+    /// work on them, at 1,000 members where AWS documents no smaller bound.
+    pub fn check_list_lengths(&self) -> Result<(), crate::domain::Error> {
+        for (k, _) in &self.0 {
+            let too_long = k
+                .split('.')
+                .filter(|segment| !segment.is_empty() && segment.bytes().all(|b| b.is_ascii_digit()))
+                .any(|index| index.parse::<usize>().map_or(true, |n| n > MAX_LIST_INDEX));
+            if too_long {
+                let name = k.get(..k.len().min(128)).unwrap_or_default();
+                return Err(crate::domain::Error::validation(format!(
+                    "1 validation error detected: Value at '{name}' failed to satisfy constraint: \
+                     Member must have length less than or equal to {MAX_LIST_INDEX}"
+                )));
+            }
+        }
+        Ok(())
     }
 
     pub fn get(&self, name: &str) -> Option<&str> {
@@ -123,5 +146,19 @@ mod tests {
         assert_eq!(p.filters(), [("state".to_string(), vec!["running".to_string(), "pending".to_string()])]);
         assert_eq!(p.get("Action"), Some("X"));
         assert_eq!(p.input().count(), 9);
+    }
+
+    #[test]
+    fn lists_stop_at_1000_members() {
+        let ok = Params::parse("", b"Tags.member.1000.Key=k&Filter.1.Value.1000=v&Version=2010-05-08");
+        assert!(ok.check_list_lengths().is_ok());
+        for body in [
+            &b"ContextEntries.member.1001.ContextKeyName=k"[..],
+            b"Filter.1.Value.99999999999999999999999=v",
+            b"InstanceId.1001=i-a",
+        ] {
+            let err = Params::parse("", body).check_list_lengths().unwrap_err();
+            assert_eq!(err.code, crate::domain::ErrorCode::ValidationError, "{err:?}");
+        }
     }
 }

@@ -261,6 +261,15 @@ async fn handle(
     if s3::is_s3(&method, uri.query().unwrap_or(""), &headers, param("Action").is_some()) {
         return s3::handle(&api, &request, &origin).await;
     }
+    // The Query protocols' lists are bounded before any work on them (S3's bodies are not
+    // form parameters).
+    if let Err(e) = params.check_list_lengths() {
+        return match param("Version") {
+            Some(ec2::VERSION) => ec2::error(&e),
+            Some(IAM_VERSION) => iam_error(&e),
+            _ => error_response(&e),
+        };
+    }
     let service = match param("Version") {
         Some(IAM_VERSION) => "iam",
         Some(ec2::VERSION) => "ec2",
