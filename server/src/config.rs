@@ -232,6 +232,21 @@ pub struct ServerLimits {
     pub max_message_bytes: usize,
     /// How long graceful shutdown waits for in-flight requests.
     pub shutdown_grace_ms: u64,
+    /// The HTTP doors (instance metadata, the Query port): how long a client may take to
+    /// send a request's headers, which is also how long a keep-alive connection may idle.
+    pub http_header_read_timeout_ms: u64,
+    /// The HTTP doors: connections open at once, per door; past it new ones wait.
+    pub http_max_connections: usize,
+}
+
+impl ServerLimits {
+    /// The bounds of each HTTP door.
+    pub fn http_door_limits(&self) -> crate::http::door::DoorLimits {
+        crate::http::door::DoorLimits {
+            header_read_timeout: std::time::Duration::from_millis(self.http_header_read_timeout_ms),
+            max_connections: self.http_max_connections,
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -446,8 +461,16 @@ impl Config {
         if self.auth.root_access_key_id.is_none() && self.auth.root_secret_access_key_file.is_some() {
             return invalid("auth.root_secret_access_key_file needs auth.root_access_key_id".into());
         }
-        if self.server.concurrency_limit == 0 || self.server.request_timeout_ms == 0 {
-            return invalid("server.concurrency_limit and server.request_timeout_ms must be positive".into());
+        if self.server.concurrency_limit == 0
+            || self.server.request_timeout_ms == 0
+            || self.server.http_header_read_timeout_ms == 0
+            || self.server.http_max_connections == 0
+        {
+            return invalid(
+                "server.concurrency_limit, request_timeout_ms, http_header_read_timeout_ms and \
+                 http_max_connections must be positive"
+                    .into(),
+            );
         }
         Ok(())
     }
@@ -511,6 +534,8 @@ impl Default for ServerLimits {
             concurrency_limit: 4096,
             max_message_bytes: 4 << 20,
             shutdown_grace_ms: 10_000,
+            http_header_read_timeout_ms: 10_000,
+            http_max_connections: 256,
         }
     }
 }

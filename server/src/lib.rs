@@ -285,7 +285,6 @@ pub async fn serve(
     }
 
     if let Some(listener) = listeners.imds {
-        let mut stop = stop_rx.clone();
         let addr = listener.local_addr().map_err(ServeError::Metrics)?;
         let identity = http::imds::Identity::from_config(&config.imds.instance_identity);
         match identity {
@@ -296,23 +295,25 @@ pub async fn serve(
                 tracing::info!(%addr, "instance metadata (HTTP) listening; instances are known by source address")
             }
         }
-        let router = http::imds::router(app.imds.clone(), identity)
-            .into_make_service_with_connect_info::<http::imds::Peer>();
-        tokio::spawn(async move {
-            let served = axum::serve(listener, router).with_graceful_shutdown(async move {
-                let _ = stop.wait_for(|s| *s).await;
-            });
-            if let Err(e) = served.await {
-                tracing::error!(error = %e, "instance metadata (HTTP) failed");
-            }
-        });
+        let router = http::imds::router(app.imds.clone(), identity);
+        tokio::spawn(http::door::serve(
+            "instance metadata",
+            app.metrics
+                .http_connections
+                .get_or_create(&telemetry::DoorLabels { door: "imds".into() })
+                .clone(),
+            listener,
+            router,
+            config.server.http_door_limits(),
+            http::imds::Peer::new,
+            stop_rx.clone(),
+        ));
     }
 
     if let Some(listener) = listeners.query {
-        let mut stop = stop_rx.clone();
         let addr = listener.local_addr().map_err(ServeError::Metrics)?;
         tracing::info!(%addr, "AWS APIs (STS, IAM, EC2, S3) listening: AWS_ENDPOINT_URL=http://{addr}");
-        let router = http::query::service(http::query::QueryApi {
+        let router = http::query::router(http::query::QueryApi {
             authn: app.authn.clone(),
             accounts: app.accounts.clone(),
             authz: app.authz.clone(),
@@ -321,14 +322,18 @@ pub async fn serve(
             audit: app.audit.clone(),
             clock: app.clock.clone(),
         });
-        tokio::spawn(async move {
-            let served = axum::serve(listener, router).with_graceful_shutdown(async move {
-                let _ = stop.wait_for(|s| *s).await;
-            });
-            if let Err(e) = served.await {
-                tracing::error!(error = %e, "AWS Query API failed");
-            }
-        });
+        tokio::spawn(http::door::serve(
+            "AWS Query API",
+            app.metrics
+                .http_connections
+                .get_or_create(&telemetry::DoorLabels { door: "query".into() })
+                .clone(),
+            listener,
+            router,
+            config.server.http_door_limits(),
+            |_: &tokio::net::TcpStream, peer| peer,
+            stop_rx.clone(),
+        ));
     }
 
     let addr = listeners.grpc.local_addr().map_err(ServeError::Metrics)?;

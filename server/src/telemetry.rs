@@ -24,6 +24,12 @@ pub struct ErrorLabels {
     pub code: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct DoorLabels {
+    /// The HTTP door: `imds` or `query`.
+    pub door: String,
+}
+
 /// What the server counts. Cloning shares the counters.
 #[derive(Clone, Default)]
 pub struct Metrics {
@@ -41,6 +47,8 @@ pub struct Metrics {
     pub store_in_sync: prometheus_client::metrics::gauge::Gauge,
     pub store: StoreMetrics,
     pub errors: Family<ErrorLabels, Counter>,
+    /// Connections open on each HTTP door (at most `server.http_max_connections`).
+    pub http_connections: Family<DoorLabels, prometheus_client::metrics::gauge::Gauge>,
 }
 
 /// What the catalog asks of the store (`store::MeasuredStore` counts it): reads that missed
@@ -140,6 +148,11 @@ impl Metrics {
             "errors",
             "Requests answered with an error, by AWS error code",
             self.errors.clone(),
+        );
+        registry.register(
+            "http_connections",
+            "Connections open on each HTTP door (imds, query)",
+            self.http_connections.clone(),
         );
         let mut out = String::new();
         // Writing into a String cannot fail.

@@ -30,3 +30,87 @@ async fn query_lists_longer_than_1000_are_refused_before_authentication() {
     let answer = post("Action=ListUsers&Version=2010-05-08&Marker.member.1000=x".into()).await.unwrap();
     assert_eq!(answer.status(), 403);
 }
+
+/// Sends `request` on `stream` and reads one HTTP/1.1 response (head and Content-Length body).
+async fn exchange(stream: &mut tokio::net::TcpStream, request: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut response = Vec::new();
+    let mut byte = [0u8; 1];
+    while !response.ends_with(b"\r\n\r\n") {
+        assert_eq!(stream.read(&mut byte).await.unwrap(), 1, "closed mid-head");
+        response.push(byte[0]);
+    }
+    let head = String::from_utf8(response).unwrap();
+    let length: usize = head
+        .lines()
+        .find_map(|l| {
+            l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().parse().unwrap())
+        })
+        .unwrap_or(0);
+    let mut body = vec![0u8; length];
+    stream.read_exact(&mut body).await.unwrap();
+    head + &String::from_utf8_lossy(&body)
+}
+
+/// Reads until the server closes the connection (a guard of a minute fails the test
+/// instead of hanging it, where the server never would).
+async fn until_closed(stream: &mut tokio::net::TcpStream) -> Vec<u8> {
+    use tokio::io::AsyncReadExt;
+    let mut rest = Vec::new();
+    let read = tokio::time::timeout(std::time::Duration::from_secs(60), stream.read_to_end(&mut rest)).await;
+    assert!(read.is_ok(), "the server kept the connection open");
+    rest
+}
+
+#[tokio::test]
+async fn slow_and_idle_connections_are_closed_after_the_header_read_timeout() {
+    use tokio::io::AsyncWriteExt;
+    let server = TestServer::start_with(|c| c.server.http_header_read_timeout_ms = 200).await;
+    for door in [server.imds_addr, server.query_addr] {
+        // Headers that never end.
+        let mut slow = tokio::net::TcpStream::connect(door).await.unwrap();
+        slow.write_all(b"GET /latest/meta-data/ HTTP/1.1\r\nHost: x\r\n").await.unwrap();
+        until_closed(&mut slow).await;
+        // A keep-alive connection left idle after its answer.
+        let mut idle = tokio::net::TcpStream::connect(door).await.unwrap();
+        let answer = exchange(&mut idle, "GET /latest/meta-data/ HTTP/1.1\r\nHost: x\r\n\r\n").await;
+        assert!(answer.starts_with("HTTP/1.1 "), "{answer}");
+        until_closed(&mut idle).await;
+    }
+}
+
+#[tokio::test]
+async fn past_the_connection_limit_new_connections_wait_while_established_ones_are_served() {
+    let server = TestServer::start_with(|c| {
+        c.server.http_max_connections = 2;
+        c.server.http_header_read_timeout_ms = 120_000;
+    })
+    .await;
+    let request = "GET /?Action=GetCallerIdentity&Version=2011-06-15 HTTP/1.1\r\nHost: x\r\n\r\n";
+    let connect = || tokio::net::TcpStream::connect(server.query_addr);
+    // B (idle) then A (a client): both accepted once A has its answer.
+    let mut idle = connect().await.unwrap();
+    let mut client = connect().await.unwrap();
+    assert!(exchange(&mut client, request).await.starts_with("HTTP/1.1 403"));
+    // C asks while the door is full; A keeps being served meanwhile.
+    let mut waiting = connect().await.unwrap();
+    tokio::io::AsyncWriteExt::write_all(&mut waiting, request.as_bytes()).await.unwrap();
+    assert!(exchange(&mut client, request).await.starts_with("HTTP/1.1 403"));
+    let open = server.counter("rolecall_http_connections{door=\"query\"}").await;
+    assert_eq!(open, 2, "C was not let in");
+    // B leaves: C is let in and answered.
+    tokio::io::AsyncWriteExt::shutdown(&mut idle).await.unwrap();
+    drop(idle);
+    let answer = String::from_utf8(until_closed_or_answered(&mut waiting).await).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 403"), "{answer}");
+}
+
+/// Reads C's answer: its head and body, however the server frames them.
+async fn until_closed_or_answered(stream: &mut tokio::net::TcpStream) -> Vec<u8> {
+    use tokio::io::AsyncReadExt;
+    let mut answer = vec![0u8; 12];
+    let read = tokio::time::timeout(std::time::Duration::from_secs(60), stream.read_exact(&mut answer)).await;
+    assert!(read.is_ok(), "C was never answered");
+    answer
+}

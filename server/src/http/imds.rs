@@ -15,13 +15,12 @@ use std::{
 
 use axum::{
     Router,
-    extract::{ConnectInfo, FromRequestParts, OriginalUri, State, connect_info::Connected},
+    extract::{ConnectInfo, FromRequestParts, OriginalUri, State},
     http::{HeaderMap, StatusCode, request::Parts},
     response::{IntoResponse, Response},
     routing::{get, put},
-    serve::IncomingStream,
 };
-use tokio::net::TcpListener;
+use tokio::net::TcpStream;
 
 use super::error::imds_error;
 use crate::{
@@ -69,17 +68,16 @@ pub struct Peer {
     lowered: Arc<AtomicBool>,
 }
 
-impl Connected<IncomingStream<'_, TcpListener>> for Peer {
-    fn connect_info(stream: IncomingStream<'_, TcpListener>) -> Self {
+impl Peer {
+    /// The connection `stream` from `addr`.
+    pub fn new(stream: &TcpStream, addr: SocketAddr) -> Self {
         Self {
-            addr: *stream.remote_addr(),
-            socket: stream.io().as_fd().try_clone_to_owned().ok().map(Arc::new),
+            addr,
+            socket: stream.as_fd().try_clone_to_owned().ok().map(Arc::new),
             lowered: Arc::new(AtomicBool::new(false)),
         }
     }
-}
 
-impl Peer {
     /// Sends what follows on this connection with this IP TTL.
     fn set_ttl(&self, ttl: u32) {
         if let Some(socket) = &self.socket

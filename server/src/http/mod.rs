@@ -2,6 +2,7 @@
 //! service (`imds`) and the AWS Query API (`query`), with the one table from domain errors
 //! to IMDS statuses (`error`; the Query API's is in `query`, beside its XML).
 
+pub mod door;
 pub mod ec2;
 pub mod error;
 pub mod form;

@@ -200,13 +200,6 @@ pub fn router(api: QueryApi) -> Router {
     Router::new().route("/", any(handle)).fallback(handle).with_state(api)
 }
 
-/// The router as a service that knows each connection's peer (aws:SourceIp).
-pub fn service(
-    api: QueryApi,
-) -> axum::extract::connect_info::IntoMakeServiceWithConnectInfo<Router, SocketAddr> {
-    router(api).into_make_service_with_connect_info::<SocketAddr>()
-}
-
 fn iam_error(e: &Error) -> Response {
     error_in(IAM_NAMESPACE, e)
 }

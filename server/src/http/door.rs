@@ -1,0 +1,141 @@
+//! How an HTTP door (instance metadata, the Query port) accepts and holds connections: what
+//! `axum::serve` does, with the bounds a door on a network needs, which it does not give
+//! (it hands hyper no timer, so no timeout ever fires, and it caps nothing):
+//!
+//! - a header read timeout, which in HTTP/1.1 also closes a keep-alive connection idle for
+//!   as long (hyper starts it whenever the connection waits for a request's head);
+//! - at most `max_connections` open at once: past it the door stops accepting, so new
+//!   connections wait in the kernel's backlog while established clients keep being served;
+//! - accept errors (out of descriptors, among others) logged, with a short pause, instead
+//!   of a busy loop.
+//!
+//! HTTP/1.1 only: the AWS SDKs and CLIs speak it to these doors.
+
+use std::{net::SocketAddr, sync::Arc, time::Duration};
+
+use axum::{Extension, Router, extract::ConnectInfo};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use prometheus_client::metrics::gauge::Gauge;
+use tokio::{
+    net::{TcpListener, TcpStream},
+    sync::{Semaphore, watch},
+};
+
+/// The bounds of one door.
+#[derive(Clone, Copy, Debug)]
+pub struct DoorLimits {
+    pub header_read_timeout: Duration,
+    pub max_connections: usize,
+}
+
+/// Serves `router` on `listener` until `stop` turns true, then lets the connections finish
+/// their requests. `connect_info` makes what the handlers find as `ConnectInfo<C>`; `open`
+/// counts the connections open.
+pub async fn serve<C, F>(
+    name: &'static str,
+    open: Gauge,
+    listener: TcpListener,
+    router: Router,
+    limits: DoorLimits,
+    connect_info: F,
+    mut stop: watch::Receiver<bool>,
+) where
+    C: Clone + Send + Sync + 'static,
+    F: Fn(&TcpStream, SocketAddr) -> C,
+{
+    let permits = Arc::new(Semaphore::new(limits.max_connections));
+    let mut full = false;
+    loop {
+        let permit = match permits.clone().try_acquire_owned() {
+            Ok(permit) => {
+                full = false;
+                permit
+            }
+            Err(_) => {
+                if !full {
+                    tracing::warn!(
+                        door = name,
+                        max = limits.max_connections,
+                        "connections at their maximum: new ones wait until one closes"
+                    );
+                    full = true;
+                }
+                tokio::select! {
+                    permit = permits.clone().acquire_owned() => match permit {
+                        Ok(permit) => permit,
+                        Err(_) => return,
+                    },
+                    () = stopped(&mut stop) => return,
+                }
+            }
+        };
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(e) => {
+                    tracing::warn!(door = name, error = %e, "cannot accept a connection");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = stopped(&mut stop) => return,
+        };
+        let _ = stream.set_nodelay(true);
+        let service = router.clone().layer(Extension(ConnectInfo(connect_info(&stream, peer))));
+        let stop = stop.clone();
+        let open = Open::new(open.clone());
+        tokio::spawn(connection(stream, service, limits, stop, (permit, open)));
+    }
+}
+
+/// One connection, until it closes, times out, or the door stops (then gracefully).
+async fn connection(
+    stream: TcpStream,
+    service: Router,
+    limits: DoorLimits,
+    mut stop: watch::Receiver<bool>,
+    _held: (tokio::sync::OwnedSemaphorePermit, Open),
+) {
+    let service = hyper_util::service::TowerToHyperService::new(service);
+    let connection = hyper::server::conn::http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_read_timeout)
+        .serve_connection(TokioIo::new(stream), service);
+    let mut connection = std::pin::pin!(connection);
+    let ended = tokio::select! {
+        ended = connection.as_mut() => Some(ended),
+        () = stopped(&mut stop) => None,
+    };
+    let ended = match ended {
+        Some(ended) => ended,
+        None => {
+            connection.as_mut().graceful_shutdown();
+            connection.await
+        }
+    };
+    if let Err(e) = ended {
+        // A client's disconnect or timeout: not the server's fault.
+        tracing::debug!(error = %e, "connection ended");
+    }
+}
+
+/// Resolves once the door is told to stop (holding no lock of the watch across awaits).
+async fn stopped(stop: &mut watch::Receiver<bool>) {
+    let _ = stop.wait_for(|s| *s).await;
+}
+
+/// One open connection in the door's gauge, for as long as it lives.
+struct Open(Gauge);
+
+impl Open {
+    fn new(gauge: Gauge) -> Self {
+        gauge.inc();
+        Self(gauge)
+    }
+}
+
+impl Drop for Open {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
+}
