@@ -67,6 +67,12 @@ struct Output {
     dropped: u64,
 }
 
+impl Output {
+    fn new(writer: Box<dyn Write + Send>) -> Self {
+        Self { writer, second: i64::MIN, unauthenticated: 0, dropped: 0 }
+    }
+}
+
 /// Who an event is about, as CloudTrail's userIdentity.
 #[derive(Clone, Debug)]
 pub enum Actor<'a> {
@@ -152,9 +158,8 @@ impl AuditLog {
             Sink::Stdout => Some(Box::new(std::io::stdout())),
             Sink::File(path) => Some(Box::new(private_file().create(true).append(true).open(path)?)),
         };
-        let output = |writer| Output { writer, second: i64::MIN, unauthenticated: 0, dropped: 0 };
         Ok(Self {
-            out: out.map(|o| Arc::new(Mutex::new(output(o)))),
+            out: out.map(|o| Arc::new(Mutex::new(Output::new(o)))),
             account_id: account_id.into(),
             region: region.into(),
         })
@@ -291,12 +296,7 @@ mod tests {
             }
         }
         let buffer = Arc::new(Mutex::new(Vec::new()));
-        let output = Output {
-            writer: Box::new(Shared(buffer.clone())),
-            second: i64::MIN,
-            unauthenticated: 0,
-            dropped: 0,
-        };
+        let output = Output::new(Box::new(Shared(buffer.clone())));
         let log = AuditLog {
             out: Some(Arc::new(Mutex::new(output))),
             account_id: "123456789012".into(),

@@ -297,11 +297,8 @@ pub async fn serve(
         }
         let router = http::imds::router(app.imds.clone(), identity);
         tokio::spawn(http::door::serve(
-            "instance metadata",
-            app.metrics
-                .http_connections
-                .get_or_create(&telemetry::DoorLabels { door: "imds".into() })
-                .clone(),
+            "imds",
+            app.metrics.clone(),
             listener,
             router,
             config.server.http_door_limits(),
@@ -323,11 +320,8 @@ pub async fn serve(
             clock: app.clock.clone(),
         });
         tokio::spawn(http::door::serve(
-            "AWS Query API",
-            app.metrics
-                .http_connections
-                .get_or_create(&telemetry::DoorLabels { door: "query".into() })
-                .clone(),
+            "query",
+            app.metrics.clone(),
             listener,
             router,
             config.server.http_door_limits(),

@@ -16,8 +16,8 @@ use tower::{Service, ServiceExt};
 
 use super::error::to_status;
 use crate::{
+    authz::CallContext,
     domain::{Error, ErrorCode},
-    sts::Principal,
 };
 
 /// The metadata naming the account of an unsigned call.
@@ -59,7 +59,8 @@ where
     }
 
     fn call(&mut self, req: http::Request<Body>) -> Self::Future {
-        let account = match req.extensions().get::<Principal>() {
+        let signer = req.extensions().get::<CallContext>().and_then(|c| c.principal.as_ref());
+        let account = match signer {
             Some(p) => p.account_id.clone(),
             None => req
                 .headers()

@@ -115,10 +115,7 @@ impl FrameCheck {
         match self.prefix[0] {
             0 => Ok(()),
             1 => Err(match &self.encoding {
-                Some(e) => Error::new(
-                    ErrorCode::UnsupportedMessageEncoding,
-                    format!("the message is compressed with {e}, which this server does not accept"),
-                ),
+                Some(e) => unsupported(e),
                 None => malformed("the message is flagged compressed, but no grpc-encoding was sent"),
             }),
             flag => Err(malformed(format!("the compressed flag is {flag}, where gRPC allows 0 or 1"))),
@@ -134,12 +131,20 @@ fn malformed(message: impl Into<String>) -> Error {
     Error::new(ErrorCode::MalformedMessage, message)
 }
 
-/// Checks that a whole `body` is exactly one gRPC message frame. `encoding` is the
-/// request's `grpc-encoding` header, if any.
-pub fn one_message(encoding: Option<&str>, body: &[u8]) -> Result<()> {
-    let mut check = FrameCheck::new(encoding);
-    check.feed(body)?;
-    check.finish()
+/// rolecall negotiates no compression ("Compression mechanism used by client not supported
+/// at the server").
+fn unsupported(encoding: &str) -> Error {
+    Error::new(
+        ErrorCode::UnsupportedMessageEncoding,
+        format!("the message is compressed with {encoding}, which this server does not accept"),
+    )
+}
+
+/// A refusal: logged at INFO (the caller's mistake), counted, answered with its status.
+fn refusal(metrics: &Metrics, e: &Error) -> Status {
+    tracing::info!(code = e.code.as_str(), "request refused: {}", e.message);
+    metrics.error(e.code.as_str());
+    to_status(e)
 }
 
 /// A request body checked frame by frame as it is read: the first byte that breaks the
@@ -156,9 +161,7 @@ struct Checked {
 impl Checked {
     fn refuse(&mut self, e: &Error) -> Status {
         self.failed = true;
-        tracing::info!(code = e.code.as_str(), "request refused: {}", e.message);
-        self.metrics.error(e.code.as_str());
-        to_status(e)
+        refusal(&self.metrics, e)
     }
 }
 
@@ -238,16 +241,9 @@ where
     fn call(&mut self, req: http::Request<Body>) -> Self::Future {
         let encoding = req.headers().get("grpc-encoding").map(|v| v.to_str().unwrap_or("(not text)"));
         let check = FrameCheck::new(encoding);
-        // No compression is negotiated: a request that declares one is refused before its
-        // body is read ("Compression mechanism used by client not supported at the server").
-        if let Some(e) = &check.encoding {
-            let e = Error::new(
-                ErrorCode::UnsupportedMessageEncoding,
-                format!("the request is compressed with {e}, which this server does not accept"),
-            );
-            tracing::info!(code = e.code.as_str(), "request refused: {}", e.message);
-            self.metrics.error(e.code.as_str());
-            return Answer::Refused(Some(to_status(&e).into_http()));
+        // A request that declares a compression is refused before its body is read.
+        if let Some(encoding) = &check.encoding {
+            return Answer::Refused(Some(refusal(&self.metrics, &unsupported(encoding)).into_http()));
         }
         let metrics = self.metrics.clone();
         Answer::Served(
@@ -279,6 +275,14 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Checks that a whole `body` is exactly one gRPC message frame. `encoding` is the
+    /// request's `grpc-encoding` header, if any.
+    fn one_message(encoding: Option<&str>, body: &[u8]) -> Result<()> {
+        let mut check = FrameCheck::new(encoding);
+        check.feed(body)?;
+        check.finish()
+    }
 
     fn frame(flag: u8, declared: u32, message: &[u8]) -> Vec<u8> {
         let mut body = vec![flag];

@@ -8,7 +8,7 @@
 //!
 //! Interceptors see only metadata, so both ends are tower services that buffer the body
 //! (bounded by the server's message size limit): [`Verified`] wraps a service on the server
-//! and hands the handler the [`Principal`] in the request's extensions; [`Signing`] wraps
+//! and hands the handler the [`Principal`] in its [`CallContext`]; [`Signing`] wraps
 //! a client channel.
 //!
 //! [`Verified`] hands the service a [`CallContext`] (who signed, from where) in the
@@ -44,8 +44,8 @@ use crate::{
 
 type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
 
-/// A service whose every request must be signed; the handler finds the [`Principal`] in the
-/// request's extensions.
+/// A service whose every request must be signed (or, where allowed, the operator's); the
+/// handler finds who asks in the [`CallContext`] of the request's extensions.
 #[derive(Clone)]
 pub struct Verified<S> {
     inner: S,
@@ -70,7 +70,8 @@ impl<S> Verified<S> {
         Self { inner, authn, metrics, service, max_body, allow_unsigned: false, audit: None }
     }
 
-    /// Writes every refusal (authentication or authorization) into the audit trail.
+    /// Writes every refusal of authentication into the audit trail (the services audit
+    /// their authorization).
     pub fn audited(mut self, log: AuditLog, clock: Arc<dyn Clock>) -> Self {
         self.audit = Some((log, clock));
         self
@@ -199,7 +200,6 @@ where
             match verdict {
                 Ok(principal) => {
                     tracing::debug!(principal = %principal.arn, "request signed");
-                    parts.extensions.insert(principal.clone());
                     let signed = CallContext {
                         principal: Some(principal),
                         source_ip,
@@ -221,7 +221,10 @@ where
 
 /// The principal a [`Verified`] service put in the request.
 pub fn principal<T>(req: &tonic::Request<T>) -> Result<Principal, Status> {
-    req.extensions().get::<Principal>().cloned().ok_or_else(|| Status::internal("request was not verified"))
+    req.extensions()
+        .get::<CallContext>()
+        .and_then(|c| c.principal.clone())
+        .ok_or_else(|| Status::internal("request was not verified"))
 }
 
 /// Credentials a client signs with.

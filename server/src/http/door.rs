@@ -11,15 +11,19 @@
 //!
 //! HTTP/1.1 only: the AWS SDKs and CLIs speak it to these doors.
 
-use std::{net::SocketAddr, sync::Arc, time::Duration};
+use std::{convert::Infallible, net::SocketAddr, sync::Arc, time::Duration};
 
 use axum::{Extension, Router, extract::ConnectInfo};
+use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use prometheus_client::metrics::gauge::Gauge;
 use tokio::{
     net::{TcpListener, TcpStream},
     sync::{Semaphore, watch},
 };
+use tower::{Layer, Service};
+
+use crate::telemetry::{DoorLabels, Metrics};
 
 /// The bounds of one door.
 #[derive(Clone, Copy, Debug)]
@@ -29,11 +33,11 @@ pub struct DoorLimits {
 }
 
 /// Serves `router` on `listener` until `stop` turns true, then lets the connections finish
-/// their requests. `connect_info` makes what the handlers find as `ConnectInfo<C>`; `open`
-/// counts the connections open.
+/// their requests. `connect_info` makes what the handlers find as `ConnectInfo<C>`; the
+/// connections open are `rolecall_http_connections{door}`.
 pub async fn serve<C, F>(
-    name: &'static str,
-    open: Gauge,
+    door: &'static str,
+    metrics: Metrics,
     listener: TcpListener,
     router: Router,
     limits: DoorLimits,
@@ -43,6 +47,7 @@ pub async fn serve<C, F>(
     C: Clone + Send + Sync + 'static,
     F: Fn(&TcpStream, SocketAddr) -> C,
 {
+    let open = metrics.http_connections.get_or_create(&DoorLabels { door: door.into() }).clone();
     let permits = Arc::new(Semaphore::new(limits.max_connections));
     let mut full = false;
     loop {
@@ -54,7 +59,7 @@ pub async fn serve<C, F>(
             Err(_) => {
                 if !full {
                     tracing::warn!(
-                        door = name,
+                        door,
                         max = limits.max_connections,
                         "connections at their maximum: new ones wait until one closes"
                     );
@@ -73,7 +78,7 @@ pub async fn serve<C, F>(
             accepted = listener.accept() => match accepted {
                 Ok(accepted) => accepted,
                 Err(e) => {
-                    tracing::warn!(door = name, error = %e, "cannot accept a connection");
+                    tracing::warn!(door, error = %e, "cannot accept a connection");
                     tokio::time::sleep(Duration::from_millis(50)).await;
                     continue;
                 }
@@ -81,7 +86,9 @@ pub async fn serve<C, F>(
             () = stopped(&mut stop) => return,
         };
         let _ = stream.set_nodelay(true);
-        let service = router.clone().layer(Extension(ConnectInfo(connect_info(&stream, peer))));
+        // The peer reaches the handlers as axum::serve puts it there: one extension around
+        // the router, not a router rebuilt per connection.
+        let service = Extension(ConnectInfo(connect_info(&stream, peer))).layer(router.clone());
         let stop = stop.clone();
         let open = Open::new(open.clone());
         tokio::spawn(connection(stream, service, limits, stop, (permit, open)));
@@ -89,13 +96,19 @@ pub async fn serve<C, F>(
 }
 
 /// One connection, until it closes, times out, or the door stops (then gracefully).
-async fn connection(
+async fn connection<S>(
     stream: TcpStream,
-    service: Router,
+    service: S,
     limits: DoorLimits,
     mut stop: watch::Receiver<bool>,
     _held: (tokio::sync::OwnedSemaphorePermit, Open),
-) {
+) where
+    S: Service<http::Request<Incoming>, Response = axum::response::Response, Error = Infallible>
+        + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+{
     let service = hyper_util::service::TowerToHyperService::new(service);
     let connection = hyper::server::conn::http1::Builder::new()
         .timer(TokioTimer::new())

@@ -80,13 +80,7 @@ impl Origin {
 
     /// A request to the policy engine for `action` on `resource`, from here.
     pub fn request(&self, action: &str, resource: String) -> authz::Request {
-        authz::Request {
-            action: action.to_string(),
-            resource,
-            source_ip: self.source_ip.clone(),
-            secure_transport: false,
-            keys: Vec::new(),
-        }
+        CallContext { source_ip: self.source_ip.clone(), ..CallContext::default() }.request(action, resource)
     }
 }
 
