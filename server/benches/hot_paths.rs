@@ -56,9 +56,12 @@ fn session_tokens(c: &mut Criterion) {
 fn imds_tokens(c: &mut Criterion) {
     let ring = KeyRing::new(KeyRingPolicy::default(), 0);
     c.bench_function("IMDS token MAC (issue)", |b| {
-        b.iter(|| imds_token::issue(&ring, black_box("i-0123456789abcdef0"), 21_600))
+        b.iter(|| {
+            imds_token::issue(&ring, black_box("i-0123456789abcdef0"), imds_token::Proof::InstanceKey, 21_600)
+        })
     });
-    let token = imds_token::issue(&ring, "i-0123456789abcdef0", 21_600).unwrap();
+    let token =
+        imds_token::issue(&ring, "i-0123456789abcdef0", imds_token::Proof::InstanceKey, 21_600).unwrap();
     c.bench_function("IMDS token verify", |b| b.iter(|| imds_token::verify(&ring, black_box(&token), 100)));
 }
 

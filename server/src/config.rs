@@ -177,6 +177,10 @@ pub struct AuthSettings {
     /// administrator bootstraps users, roles and keys); false: every one must be signed and
     /// is authorized by the policy engine. Signed calls are always authorized.
     pub allow_unsigned: bool,
+    /// Unsigned calls are the operator's only from peers on this host (decided per
+    /// connection); true lets any peer that reaches the gRPC listener act as the operator
+    /// unsigned, announced at start (docs/configuration.md, the exposure rule).
+    pub allow_unsigned_off_loopback: bool,
     /// The default account's root user's access key id (AKIA…), so that an operator can sign
     /// from the start when allow_unsigned is false. Its secret comes from
     /// ROLECALL_ROOT_SECRET_ACCESS_KEY or `root_secret_access_key_file`, never from here.
@@ -206,6 +210,7 @@ impl Default for AuthSettings {
     fn default() -> Self {
         Self {
             allow_unsigned: true,
+            allow_unsigned_off_loopback: false,
             root_access_key_id: None,
             root_secret_access_key_file: None,
             account_roots: Vec::new(),
@@ -391,6 +396,9 @@ impl Config {
         }
         if !(1..=64).contains(&self.instances.http_put_response_hop_limit) {
             return invalid("instances.http_put_response_hop_limit must be 1-64".into());
+        }
+        if self.auth.allow_unsigned_off_loopback && !self.auth.allow_unsigned {
+            return invalid("auth.allow_unsigned_off_loopback needs auth.allow_unsigned".into());
         }
         if self.simulation.manual_clock && !cfg!(debug_assertions) {
             return invalid("simulation.manual_clock is only available in debug builds".into());

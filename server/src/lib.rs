@@ -23,6 +23,7 @@ pub mod catalog;
 pub mod config;
 pub mod custody;
 pub mod domain;
+pub mod exposure;
 pub mod grpc;
 pub mod http;
 pub mod metadata;
@@ -231,6 +232,7 @@ pub async fn serve(
         tracing::warn!("SIMULATION setting on: {setting}");
     }
     let routes = grpc::routes(&app).await?;
+    announce_exposure(&config, &listeners);
 
     let mut builder = tonic::transport::Server::builder()
         // Each request has a deadline: a stuck call must not hold a concurrency slot forever
@@ -287,13 +289,10 @@ pub async fn serve(
     if let Some(listener) = listeners.imds {
         let addr = listener.local_addr().map_err(ServeError::Metrics)?;
         let identity = http::imds::Identity::from_config(&config.imds.instance_identity);
-        match identity {
-            http::imds::Identity::PathPrefix => {
-                tracing::info!(%addr, "instance metadata (HTTP) listening: AWS_EC2_METADATA_SERVICE_ENDPOINT=http://{addr}/INSTANCE-ID/")
-            }
-            http::imds::Identity::SourceAddress => {
-                tracing::info!(%addr, "instance metadata (HTTP) listening; instances are known by source address")
-            }
+        if identity == http::imds::Identity::PathPrefix {
+            tracing::info!(%addr, "instance metadata (HTTP) listening: AWS_EC2_METADATA_SERVICE_ENDPOINT=http://{addr}/INSTANCE-ID/")
+        } else {
+            tracing::info!(%addr, "instance metadata (HTTP) listening; instances are known by source address")
         }
         let router = http::imds::router(app.imds.clone(), identity);
         tokio::spawn(http::door::serve(
@@ -350,6 +349,25 @@ pub async fn serve(
     }
     tracing::info!("rolecall stopped");
     Ok(())
+}
+
+/// Says at start what each listener exposes and to whom (the exposure rule).
+fn announce_exposure(config: &Config, listeners: &Listeners) {
+    let local = |l: &TcpListener| l.local_addr().ok();
+    let Some(grpc) = local(&listeners.grpc) else { return };
+    let bound = exposure::Bound {
+        grpc,
+        metrics: listeners.metrics.as_ref().and_then(local),
+        imds: listeners.imds.as_ref().and_then(local),
+        query: listeners.query.as_ref().and_then(local),
+    };
+    for exposure::Announcement { warn, line } in exposure::announcements(config, &bound) {
+        if warn {
+            tracing::warn!("{line}");
+        } else {
+            tracing::info!("{line}");
+        }
+    }
 }
 
 fn tls_config(tls: &config::TlsConfig) -> Result<tonic::transport::ServerTlsConfig, ServeError> {

@@ -148,6 +148,10 @@ struct ServeArgs {
     /// Refuse unsigned Iam and Ec2 calls (auth.allow_unsigned = false).
     #[arg(long, env = "ROLECALL_DENY_UNSIGNED")]
     deny_unsigned: bool,
+    /// Let unsigned Iam and Ec2 calls act as the operator from any peer, not only from this
+    /// host (auth.allow_unsigned_off_loopback): anyone who reaches the listener is the operator.
+    #[arg(long, env = "ROLECALL_ALLOW_UNSIGNED_OFF_LOOPBACK")]
+    allow_unsigned_off_loopback: bool,
     /// The root user's access key id (AKIA…); its secret is read from
     /// ROLECALL_ROOT_SECRET_ACCESS_KEY or auth.root_secret_access_key_file.
     #[arg(long, env = "ROLECALL_ROOT_ACCESS_KEY_ID")]
@@ -224,6 +228,7 @@ impl ServeArgs {
         if self.deny_unsigned {
             c.auth.allow_unsigned = false;
         }
+        c.auth.allow_unsigned_off_loopback |= self.allow_unsigned_off_loopback;
         if let Some(v) = self.root_access_key_id {
             c.auth.root_access_key_id = Some(v);
         }

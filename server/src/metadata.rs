@@ -20,7 +20,7 @@ use crate::{
         clock::{Clock, iso8601},
         credentials::{RotationSchedule, SessionClaims, TemporaryCredentials},
         identity::IdentitySigner,
-        imds_token,
+        imds_token::{self, Proof},
         keyring::KeyRing,
         model::{Association, HttpTokens, Instance, InstanceState, Role},
         policy::EC2_SERVICE,
@@ -31,7 +31,9 @@ use crate::{
 /// How an instance proves who it is.
 #[derive(Clone)]
 pub enum Caller {
-    /// IMDSv2: a session token from [`InstanceMetadata::get_token`].
+    /// IMDSv2 over gRPC: a session token from [`InstanceMetadata::get_token`], so minted on
+    /// the instance key (a token minted over HTTP on a weaker proof is refused, unless
+    /// gRPC itself believes claims: `simulation.trust_claimed_instance_id`).
     Token(String),
     /// IMDSv1 (only where the instance's HttpTokens is optional): the instance key.
     InstanceKey {
@@ -46,10 +48,12 @@ pub enum Caller {
         instance_key: String,
     },
     /// Over HTTP, where the transport established which instance is asking (its source
-    /// address, or a simulation's path prefix): IMDSv1 without a token (only where HttpTokens
-    /// is optional), or IMDSv2 with a token, which must be this instance's.
+    /// address, or a simulation's path prefix), with that much `proof`: IMDSv1 without a
+    /// token (only where HttpTokens is optional), or IMDSv2 with a token, which must be this
+    /// instance's and minted on at least as strong a proof.
     Located {
         instance_id: String,
+        proof: Proof,
         token: Option<String>,
     },
     Anonymous,
@@ -182,17 +186,27 @@ impl InstanceMetadata {
     pub async fn get_token(&self, instance_id: &str, instance_key: &str, ttl_seconds: i64) -> Result<String> {
         check_token_ttl(ttl_seconds)?;
         let instance = self.authenticate(instance_id, instance_key).await?;
-        self.token_for(&instance, ttl_seconds)
+        self.token_for(&instance, self.key_proof(), ttl_seconds)
     }
 
-    /// PUT /latest/api/token over HTTP, for the instance the transport located: the token
-    /// and the instance's hop limit (the IP TTL the answer is sent with).
-    pub async fn get_token_at(&self, instance_id: &str, ttl_seconds: i64) -> Result<(String, i32)> {
+    /// What gRPC's instance key proves: the key, or only a claim where the key is not checked.
+    fn key_proof(&self) -> Proof {
+        if self.settings.trust_claimed_instance_id { Proof::Claimed } else { Proof::InstanceKey }
+    }
+
+    /// PUT /latest/api/token over HTTP, for the instance the transport located with `proof`:
+    /// the token and the instance's hop limit (the IP TTL the answer is sent with).
+    pub async fn get_token_at(
+        &self,
+        instance_id: &str,
+        proof: Proof,
+        ttl_seconds: i64,
+    ) -> Result<(String, i32)> {
         check_token_ttl(ttl_seconds)?;
         let (_, instance) = self.accounts.find_instance(instance_id).await?.ok_or_else(unauthorized)?;
         let instance = usable(instance)?;
         let hop_limit = instance.metadata_options.http_put_response_hop_limit;
-        Ok((self.token_for(&instance, ttl_seconds)?, hop_limit))
+        Ok((self.token_for(&instance, proof, ttl_seconds)?, hop_limit))
     }
 
     /// The running instance whose private address this is (the transport's word for who
@@ -203,11 +217,11 @@ impl InstanceMetadata {
         })
     }
 
-    /// A session token for an instance whose identity is established.
-    fn token_for(&self, instance: &Instance, ttl_seconds: i64) -> Result<String> {
+    /// A session token for an instance whose identity is established by `proof`.
+    fn token_for(&self, instance: &Instance, proof: Proof, ttl_seconds: i64) -> Result<String> {
         let now = self.clock.unix();
         self.maintain_key_ring(now)?;
-        let token = imds_token::issue(&self.ring, &instance.instance_id, now + ttl_seconds)?;
+        let token = imds_token::issue(&self.ring, &instance.instance_id, proof, now + ttl_seconds)?;
         self.metrics.imds_tokens_issued.inc();
         Ok(token)
     }
@@ -228,8 +242,7 @@ impl InstanceMetadata {
     async fn instance(&self, caller: &Caller) -> Result<Placed> {
         match caller {
             Caller::Token(token) => {
-                let id =
-                    imds_token::verify(&self.ring, token, self.clock.unix())?.ok_or_else(unauthorized)?;
+                let id = self.token_of(token, self.key_proof())?;
                 let (catalog, instance) = self.accounts.find_instance(&id).await?.ok_or_else(unauthorized)?;
                 Ok(Placed { catalog, instance: usable(instance)? })
             }
@@ -243,14 +256,13 @@ impl InstanceMetadata {
             Caller::Workload { instance_id, instance_key } => {
                 self.authenticate(instance_id, instance_key).await
             }
-            Caller::Located { instance_id, token } => {
+            Caller::Located { instance_id, proof, token } => {
                 let (catalog, instance) =
                     self.accounts.find_instance(instance_id).await?.ok_or_else(unauthorized)?;
                 let instance = Placed { catalog, instance: usable(instance)? };
                 match token {
                     Some(token) => {
-                        let id = imds_token::verify(&self.ring, token, self.clock.unix())?
-                            .ok_or_else(unauthorized)?;
+                        let id = self.token_of(token, *proof)?;
                         // Another instance's token is no token.
                         if !bool::from(id.as_bytes().ct_eq(instance_id.as_bytes())) {
                             return Err(unauthorized());
@@ -264,6 +276,15 @@ impl InstanceMetadata {
                 Ok(instance)
             }
             Caller::Anonymous => Err(unauthorized()),
+        }
+    }
+
+    /// The instance a token was minted for, if it is valid and was minted on at least
+    /// `required` proof.
+    fn token_of(&self, token: &str, required: Proof) -> Result<String> {
+        match imds_token::verify(&self.ring, token, self.clock.unix())? {
+            Some(v) if v.proof >= required => Ok(v.instance_id),
+            _ => Err(unauthorized()),
         }
     }
 

@@ -49,7 +49,8 @@ impl TestServer {
         adjust(&mut config);
         let region = config.region.clone();
         // Bound before the server starts: connecting below cannot race its start-up.
-        let grpc = TcpListener::bind("127.0.0.1:0").await.expect("bind grpc");
+        // On loopback, unless the test names an address of its own (a peer off this host).
+        let grpc = TcpListener::bind(SocketAddr::new(config.listen.ip(), 0)).await.expect("bind grpc");
         let metrics = TcpListener::bind("127.0.0.1:0").await.expect("bind metrics");
         // Where the test asks for an address of its own (instances in network namespaces).
         let imds_at = config.imds.listen.unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 0)));

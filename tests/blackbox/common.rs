@@ -318,16 +318,21 @@ pub struct Served {
     pub child: std::process::Child,
     /// The gRPC address it logged.
     pub addr: String,
+    /// Its log up to and with the line that said so (the start-up announcements).
+    pub started: String,
     /// The rest of its log.
     pub log: std::io::BufReader<std::process::ChildStderr>,
 }
 
-/// Starts `rolecall serve --listen 127.0.0.1:0 --metrics-listen none ARGS` with `env`, and
+/// Starts `rolecall serve --listen 127.0.0.1:0 --metrics-listen none ARGS` (ARGS's own
+/// `--listen` instead, if it has one) with `env`, and
 /// reads its log until it says where it listens (no sleeping).
 pub async fn serve_binary(args: &[&str], env: &[(&str, &str)]) -> Served {
     use std::io::BufRead;
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_rolecall"))
-        .args(["serve", "--listen", "127.0.0.1:0", "--metrics-listen", "none"])
+        .arg("serve")
+        .args(if args.contains(&"--listen") { &[][..] } else { &["--listen", "127.0.0.1:0"][..] })
+        .args(["--metrics-listen", "none"])
         .args(args)
         .env("RUST_LOG", "info")
         .envs(env.iter().copied())
@@ -335,7 +340,7 @@ pub async fn serve_binary(args: &[&str], env: &[(&str, &str)]) -> Served {
         .spawn()
         .unwrap();
     let stderr = child.stderr.take().unwrap();
-    let (addr, log) = tokio::task::spawn_blocking(move || {
+    let (addr, started, log) = tokio::task::spawn_blocking(move || {
         let mut reader = std::io::BufReader::new(stderr);
         let mut line = String::new();
         let mut seen = String::new();
@@ -345,13 +350,13 @@ pub async fn serve_binary(args: &[&str], env: &[(&str, &str)]) -> Served {
             seen.push_str(&line);
             if line.contains("rolecall gRPC listening") {
                 let addr = line.split("addr=").nth(1).unwrap().split_whitespace().next().unwrap().to_string();
-                return (addr, reader);
+                return (addr, seen, reader);
             }
         }
     })
     .await
     .unwrap();
-    Served { child, addr, log }
+    Served { child, addr, started, log }
 }
 
 impl Served {

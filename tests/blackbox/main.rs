@@ -15,6 +15,7 @@ mod ec2;
 #[cfg(feature = "etcd")]
 mod etcd;
 mod every_rpc;
+mod exposure;
 mod framing;
 mod http_imds;
 mod iam;

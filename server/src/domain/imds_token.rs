@@ -1,20 +1,51 @@
-//! IMDSv2 session tokens: stateless, a MAC over (instance, expiry, key id). Any replica
-//! holding the key ring verifies them; one instance's token is useless to another.
+//! IMDSv2 session tokens: stateless, a MAC over (how the instance was identified, instance,
+//! expiry, key id). Any replica holding the key ring verifies them; one instance's token is
+//! useless to another, and a door that demands a stronger proof of identity than the one a
+//! token was minted on refuses it.
 
 use data_encoding::BASE64URL_NOPAD;
 
 use super::{Result, keyring::KeyRing};
 
-const VERSION: u8 = 1;
+/// Tokens without a proof byte, minted before proofs were recorded: taken as [`Proof::Claimed`].
+const V1: u8 = 1;
+const VERSION: u8 = 2;
 const MAC_LEN: usize = 32;
 /// IMDSv2's TTL range (X-aws-ec2-metadata-token-ttl-seconds).
 pub const TTL_RANGE: std::ops::RangeInclusive<i64> = 1..=21_600;
 
-/// Makes a token for `instance_id` valid until `expires_at`.
-pub fn issue(ring: &KeyRing, instance_id: &str, expires_at: i64) -> Result<String> {
+/// How the instance a token was minted for proved who it was, weakest first.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Proof {
+    /// Only claimed: a simulation's path prefix or loopback address, or a gRPC instance id
+    /// believed without its key (`simulation.trust_claimed_instance_id`).
+    Claimed = 0,
+    /// The connection came from the instance's own private address, on a network where
+    /// only it holds that address (EC2's way).
+    SourceAddress = 1,
+    /// The instance presented its instance key.
+    InstanceKey = 2,
+}
+
+impl Proof {
+    fn from_byte(b: u8) -> Option<Self> {
+        [Self::Claimed, Self::SourceAddress, Self::InstanceKey].into_iter().find(|p| *p as u8 == b)
+    }
+}
+
+/// What a valid token says.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Verified {
+    pub instance_id: String,
+    pub proof: Proof,
+}
+
+/// Makes a token for `instance_id`, identified by `proof`, valid until `expires_at`.
+pub fn issue(ring: &KeyRing, instance_id: &str, proof: Proof, expires_at: i64) -> Result<String> {
     let (mut token, tag) = ring.sign_with(|key_id| {
-        let mut body = Vec::with_capacity(1 + 4 + 8 + instance_id.len() + MAC_LEN);
+        let mut body = Vec::with_capacity(2 + 4 + 8 + instance_id.len() + MAC_LEN);
         body.push(VERSION);
+        body.push(proof as u8);
         body.extend_from_slice(&key_id.to_be_bytes());
         body.extend_from_slice(&expires_at.to_be_bytes());
         body.extend_from_slice(instance_id.as_bytes());
@@ -24,23 +55,33 @@ pub fn issue(ring: &KeyRing, instance_id: &str, expires_at: i64) -> Result<Strin
     Ok(BASE64URL_NOPAD.encode(&token))
 }
 
-/// The instance a token was issued to, if it is ours, untampered and unexpired at `now`.
-pub fn verify(ring: &KeyRing, token: &str, now: i64) -> Result<Option<String>> {
+/// The instance a token was issued to and how it was identified, if the token is ours,
+/// untampered and unexpired at `now`.
+pub fn verify(ring: &KeyRing, token: &str, now: i64) -> Result<Option<Verified>> {
     let Ok(raw) = BASE64URL_NOPAD.decode(token.as_bytes()) else { return Ok(None) };
-    if raw.len() < 1 + 4 + 8 + MAC_LEN || raw[0] != VERSION {
+    // The proof byte, and where the key id starts.
+    let (proof, at) = match raw.first() {
+        Some(&VERSION) if raw.len() >= 2 => match Proof::from_byte(raw[1]) {
+            Some(proof) => (proof, 2),
+            None => return Ok(None),
+        },
+        Some(&V1) => (Proof::Claimed, 1),
+        _ => return Ok(None),
+    };
+    if raw.len() < at + 4 + 8 + MAC_LEN {
         return Ok(None);
     }
     let (body, tag) = raw.split_at(raw.len() - MAC_LEN);
-    let key_id = u32::from_be_bytes([body[1], body[2], body[3], body[4]]);
+    let key_id = u32::from_be_bytes([body[at], body[at + 1], body[at + 2], body[at + 3]]);
     if !ring.verify(key_id, body, tag)? {
         return Ok(None);
     }
     let mut exp = [0u8; 8];
-    exp.copy_from_slice(&body[5..13]);
+    exp.copy_from_slice(&body[at + 4..at + 12]);
     if now >= i64::from_be_bytes(exp) {
         return Ok(None);
     }
-    Ok(String::from_utf8(body[13..].to_vec()).ok())
+    Ok(String::from_utf8(body[at + 12..].to_vec()).ok().map(|instance_id| Verified { instance_id, proof }))
 }
 
 #[cfg(test)]
@@ -48,19 +89,61 @@ mod tests {
     use super::*;
     use crate::domain::keyring::KeyRingPolicy;
 
+    const ID: &str = "i-0123456789abcdef0";
+
+    fn id(v: Option<Verified>) -> Option<String> {
+        v.map(|v| v.instance_id)
+    }
+
     #[test]
     fn tokens_bind_instance_and_expire() {
         let ring = KeyRing::new(KeyRingPolicy::default(), 0);
-        let t = issue(&ring, "i-0123456789abcdef0", 100).unwrap();
-        assert_eq!(verify(&ring, &t, 99).unwrap().as_deref(), Some("i-0123456789abcdef0"));
+        let t = issue(&ring, ID, Proof::InstanceKey, 100).unwrap();
+        assert_eq!(
+            verify(&ring, &t, 99).unwrap(),
+            Some(Verified { instance_id: ID.into(), proof: Proof::InstanceKey })
+        );
         assert_eq!(verify(&ring, &t, 100).unwrap(), None);
         // Change the instance id inside the token: the MAC no longer matches.
         let mut raw = BASE64URL_NOPAD.decode(t.as_bytes()).unwrap();
-        raw[13] ^= 1;
+        raw[14] ^= 1;
         assert_eq!(verify(&ring, &BASE64URL_NOPAD.encode(&raw), 50).unwrap(), None);
         assert_eq!(verify(&ring, "garbage", 50).unwrap(), None);
         // Still valid after the ring rotates (old key retained).
         ring.rotate(10).unwrap();
         assert!(verify(&ring, &t, 50).unwrap().is_some());
+    }
+
+    #[test]
+    fn the_proof_is_signed_with_the_rest() {
+        let ring = KeyRing::new(KeyRingPolicy::default(), 0);
+        let claimed = issue(&ring, ID, Proof::Claimed, 100).unwrap();
+        assert_eq!(verify(&ring, &claimed, 50).unwrap().map(|v| v.proof), Some(Proof::Claimed));
+        // Raising a claimed token's proof breaks its MAC; an unknown proof is no token.
+        for forged in [Proof::SourceAddress as u8, Proof::InstanceKey as u8, 7] {
+            let mut raw = BASE64URL_NOPAD.decode(claimed.as_bytes()).unwrap();
+            raw[1] = forged;
+            assert_eq!(id(verify(&ring, &BASE64URL_NOPAD.encode(&raw), 50).unwrap()), None);
+        }
+    }
+
+    #[test]
+    fn tokens_minted_before_proofs_were_recorded_count_as_claims() {
+        let ring = KeyRing::new(KeyRingPolicy::default(), 0);
+        let (mut token, tag) = ring
+            .sign_with(|key_id| {
+                let mut body = vec![V1];
+                body.extend_from_slice(&key_id.to_be_bytes());
+                body.extend_from_slice(&100i64.to_be_bytes());
+                body.extend_from_slice(ID.as_bytes());
+                body
+            })
+            .unwrap();
+        token.extend_from_slice(tag.as_ref());
+        let v1 = BASE64URL_NOPAD.encode(&token);
+        assert_eq!(
+            verify(&ring, &v1, 50).unwrap(),
+            Some(Verified { instance_id: ID.into(), proof: Proof::Claimed })
+        );
     }
 }

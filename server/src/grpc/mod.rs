@@ -22,7 +22,7 @@ use std::sync::Arc;
 
 use tonic::service::Routes;
 
-use crate::App;
+use crate::{App, exposure::UnsignedCalls};
 
 /// Every service rolecall serves over gRPC, plus grpc.health.v1 and server reflection so
 /// that grpcurl and any gRPC client can discover the API.
@@ -91,7 +91,7 @@ pub async fn routes(app: &App) -> Result<Routes, tonic_reflection::server::Error
         .collect();
     let iam = accounts::ByAccount::new(iam, app.accounts.default_account());
     let iam = sigv4::Verified::new(iam, app.authn.clone(), app.metrics.clone(), "iam", limit)
-        .allowing_unsigned(app.config.auth.allow_unsigned)
+        .allowing_unsigned(UnsignedCalls::of(&app.config.auth))
         .audited(app.audit.clone(), clock.clone());
     let ec2 = app
         .accounts
@@ -103,7 +103,7 @@ pub async fn routes(app: &App) -> Result<Routes, tonic_reflection::server::Error
         .collect();
     let ec2 = accounts::ByAccount::new(ec2, app.accounts.default_account());
     let ec2 = sigv4::Verified::new(ec2, app.authn.clone(), app.metrics.clone(), "ec2", limit)
-        .allowing_unsigned(app.config.auth.allow_unsigned)
+        .allowing_unsigned(UnsignedCalls::of(&app.config.auth))
         .audited(app.audit.clone(), clock.clone());
     let sts = StsServer::new(sts::StsService::new(app.authn.clone(), app.sts.clone(), app.metrics.clone()))
         .max_decoding_message_size(limit);
@@ -128,8 +128,13 @@ fn serves_test_control(app: &App) -> bool {
 #[cfg(debug_assertions)]
 fn with_test_control(app: &App, routes: Routes) -> Routes {
     if serves_test_control(app) {
-        routes.add_service(rolecall_api::test_control_server::TestControlServer::new(
+        // Unsigned, so the exposure rule's: peers on this host only.
+        routes.add_service(rolecall_api::test_control_server::TestControlServer::with_interceptor(
             test_control::TestControlService::new(app.clock.clone(), app.key_keeper.clone()),
+            |req: tonic::Request<()>| match req.remote_addr() {
+                Some(peer) if crate::exposure::is_loopback(peer.ip()) => Ok(req),
+                _ => Err(tonic::Status::permission_denied("TestControl answers peers on this host only")),
+            },
         ))
     } else {
         routes

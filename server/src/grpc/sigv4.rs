@@ -19,6 +19,7 @@
 use std::{
     convert::Infallible,
     future::Future,
+    net::IpAddr,
     pin::Pin,
     sync::Arc,
     task::{Context, Poll},
@@ -38,6 +39,7 @@ use crate::{
         clock::Clock,
         sigv4::{self, HttpRequest, SigningCredentials, SigningOptions},
     },
+    exposure::UnsignedCalls,
     sts::{Authenticator, GRPC_RULES, Principal},
     telemetry::Metrics,
 };
@@ -54,8 +56,8 @@ pub struct Verified<S> {
     /// The signing name of the service (`sts`).
     service: &'static str,
     max_body: usize,
-    /// Whether unsigned calls pass, as the operator's.
-    allow_unsigned: bool,
+    /// From whom unsigned calls pass, as the operator's.
+    unsigned: UnsignedCalls,
     audit: Option<(AuditLog, Arc<dyn Clock>)>,
 }
 
@@ -67,7 +69,7 @@ impl<S> Verified<S> {
         service: &'static str,
         max_body: usize,
     ) -> Self {
-        Self { inner, authn, metrics, service, max_body, allow_unsigned: false, audit: None }
+        Self { inner, authn, metrics, service, max_body, unsigned: UnsignedCalls::Refused, audit: None }
     }
 
     /// Writes every refusal of authentication into the audit trail (the services audit
@@ -77,9 +79,10 @@ impl<S> Verified<S> {
         self
     }
 
-    /// Lets unsigned calls through as the operator's (`auth.allow_unsigned`).
-    pub fn allowing_unsigned(mut self, allow: bool) -> Self {
-        self.allow_unsigned = allow;
+    /// Lets unsigned calls from `unsigned`'s peers through as the operator's (the exposure
+    /// rule: `auth.allow_unsigned`, from this host only unless widened).
+    pub fn allowing_unsigned(mut self, unsigned: UnsignedCalls) -> Self {
+        self.unsigned = unsigned;
         self
     }
 }
@@ -102,14 +105,22 @@ pub(super) async fn buffered(body: Body, max: usize) -> Result<Bytes, http::Resp
     }
 }
 
-/// aws:SourceIp and aws:SecureTransport, from the connection.
-pub(super) fn transport_keys(parts: &http::request::Parts) -> (Option<String>, bool) {
+/// The peer's address (aws:SourceIp) and aws:SecureTransport, from the connection.
+fn transport_keys(parts: &http::request::Parts) -> (Option<IpAddr>, bool) {
     use tonic::transport::server::{TcpConnectInfo, TlsConnectInfo};
     if let Some(tls) = parts.extensions.get::<TlsConnectInfo<TcpConnectInfo>>() {
-        return (tls.get_ref().remote_addr().map(|a| a.ip().to_string()), true);
+        return (tls.get_ref().remote_addr().map(|a| a.ip().to_canonical()), true);
     }
     let tcp = parts.extensions.get::<TcpConnectInfo>().and_then(|i| i.remote_addr());
-    (tcp.map(|a| a.ip().to_string()), false)
+    (tcp.map(|a| a.ip().to_canonical()), false)
+}
+
+/// An unsigned call from a peer the exposure rule does not let act as the operator.
+fn unsigned_off_loopback() -> crate::domain::Error {
+    crate::domain::Error::new(
+        crate::domain::ErrorCode::MissingAuthenticationToken,
+        "Request is missing Authentication Token: unsigned calls act as the operator only from this host (auth.allow_unsigned); sign the request",
+    )
 }
 
 impl<S: NamedService> NamedService for Verified<S> {
@@ -151,18 +162,20 @@ where
         // The clone is ready-polled by the caller's contract on `self`; swap it in.
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
-        let (authn, metrics, service, max_body, allow_unsigned, audit) = (
+        let (authn, metrics, service, max_body, unsigned, audit) = (
             self.authn.clone(),
             self.metrics.clone(),
             self.service,
             self.max_body,
-            self.allow_unsigned,
+            self.unsigned,
             self.audit.clone(),
         );
         Box::pin(async move {
             let (mut parts, body) = req.into_parts();
-            let (source_ip, secure_transport) = transport_keys(&parts);
-            if !is_signed(&parts) && allow_unsigned {
+            let (peer, secure_transport) = transport_keys(&parts);
+            let source_ip = peer.map(|ip| ip.to_string());
+            let signed = is_signed(&parts);
+            if !signed && unsigned.admit(peer) {
                 let operator = CallContext { principal: None, source_ip, secure_transport, dry_run: false };
                 parts.extensions.insert(operator);
                 return inner.call(http::Request::from_parts(parts, body)).await;
@@ -179,7 +192,11 @@ where
                 headers: &headers,
                 body: &body,
             };
-            let verdict = authn.authenticate(&request, service, &GRPC_RULES).await;
+            let verdict = if !signed && unsigned != UnsignedCalls::Refused {
+                Err(unsigned_off_loopback())
+            } else {
+                authn.authenticate(&request, service, &GRPC_RULES).await
+            };
             if let (Err(e), Some((log, clock))) = (&verdict, &audit) {
                 let actor =
                     Actor::Unauthenticated { access_key_id: crate::audit::claimed_access_key(&request) };

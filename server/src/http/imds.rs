@@ -24,7 +24,7 @@ use tokio::net::TcpStream;
 
 use super::error::imds_error;
 use crate::{
-    domain::{Error, ErrorCode, Result},
+    domain::{Error, ErrorCode, Result, imds_token::Proof},
     metadata::{Caller, InstanceMetadata},
 };
 
@@ -40,15 +40,35 @@ const DEFAULT_TTL: u32 = 64;
 pub enum Identity {
     /// The connection's source address is the instance's private address.
     SourceAddress,
-    /// The first path segment names the instance.
+    /// Simulation: the same over 127.0.0.0/8, where any process on the host may bind any
+    /// instance's address.
+    Loopback,
+    /// Simulation: the first path segment names the instance.
     PathPrefix,
 }
 
 impl Identity {
-    /// `imds.instance_identity`: "source_address" and "loopback" (the same, over 127/8)
-    /// identify by address.
+    /// `imds.instance_identity` (validated by the configuration).
     pub fn from_config(name: &str) -> Self {
-        if name == "path_prefix" { Self::PathPrefix } else { Self::SourceAddress }
+        match name {
+            "path_prefix" => Self::PathPrefix,
+            "loopback" => Self::Loopback,
+            _ => Self::SourceAddress,
+        }
+    }
+
+    /// How much a request located this way proves (what its tokens are minted on).
+    pub fn proof(self) -> Proof {
+        match self {
+            Self::SourceAddress => Proof::SourceAddress,
+            Self::Loopback | Self::PathPrefix => Proof::Claimed,
+        }
+    }
+
+    /// Whether the instance is only claimed, so that only clients on this host may ask
+    /// (docs/configuration.md, the exposure rule).
+    pub fn is_simulation(self) -> bool {
+        self.proof() == Proof::Claimed
     }
 }
 
@@ -98,6 +118,14 @@ impl Peer {
 /// Which instance asks, as the transport says, and on which connection.
 struct Asker(String, Option<Peer>);
 
+/// The refusal of a simulation identity to a client off this host.
+fn off_loopback() -> Response {
+    imds_error(&Error::new(
+        ErrorCode::Forbidden,
+        "this instance metadata service identifies instances by a simulation (imds.instance_identity) and answers clients on this host only",
+    ))
+}
+
 impl FromRequestParts<ImdsHttp> for Asker {
     type Rejection = Response;
 
@@ -108,9 +136,14 @@ impl FromRequestParts<ImdsHttp> for Asker {
         {
             peer.restore_ttl();
         }
+        if state.identity.is_simulation()
+            && !peer.as_ref().is_some_and(|p| crate::exposure::is_loopback(p.addr.ip()))
+        {
+            return Err(off_loopback());
+        }
         match state.identity {
             Identity::PathPrefix => Ok(Self(first_segment(parts), peer)),
-            Identity::SourceAddress => {
+            Identity::SourceAddress | Identity::Loopback => {
                 let Some(ip) = peer.as_ref().map(|p| p.addr.ip().to_canonical()) else {
                     return Err(imds_error(&Error::service_failure("no connection info")));
                 };
@@ -148,7 +181,7 @@ pub fn router(imds: Arc<InstanceMetadata>, identity: Identity) -> Router {
     let router = match identity {
         Identity::PathPrefix => Router::new()
             .nest("/{instance}", latest.route("/container-credentials", get(container_credentials))),
-        Identity::SourceAddress => {
+        Identity::SourceAddress | Identity::Loopback => {
             latest.route("/{instance}/container-credentials", get(container_credentials))
         }
     };
@@ -167,9 +200,9 @@ fn answer(result: Result<String>) -> Response {
 }
 
 /// Who asks: the instance located, with the token it sent, if any.
-fn caller(Asker(instance, _): Asker, headers: &HeaderMap) -> Caller {
+fn caller(state: &ImdsHttp, Asker(instance, _): Asker, headers: &HeaderMap) -> Caller {
     let token = headers.get(TOKEN).and_then(|v| v.to_str().ok()).map(str::to_string);
-    Caller::Located { instance_id: instance, token }
+    Caller::Located { instance_id: instance, proof: state.identity.proof(), token }
 }
 
 /// PUT /latest/api/token: 400 without a TTL in 1-21600, 403 through a proxy
@@ -185,7 +218,7 @@ async fn token(State(state): State<ImdsHttp>, Asker(instance, peer): Asker, head
             "missing or malformed X-aws-ec2-metadata-token-ttl-seconds",
         ));
     };
-    match state.imds.get_token_at(&instance, ttl).await {
+    match state.imds.get_token_at(&instance, state.identity.proof(), ttl).await {
         Ok((token, hop_limit)) => {
             if let Some(peer) = peer {
                 peer.set_ttl(u32::try_from(hop_limit).unwrap_or(1));
@@ -199,29 +232,37 @@ async fn token(State(state): State<ImdsHttp>, Asker(instance, peer): Asker, head
 }
 
 async fn meta_root(State(state): State<ImdsHttp>, asker: Asker, headers: HeaderMap) -> Response {
-    answer(state.imds.metadata(&caller(asker, &headers), "").await)
+    answer(state.imds.metadata(&caller(&state, asker, &headers), "").await)
 }
 
 async fn meta(State(state): State<ImdsHttp>, asker: Asker, uri: OriginalUri, headers: HeaderMap) -> Response {
     let path = uri.0.path().split_once("/latest/meta-data/").map_or("", |(_, p)| p);
-    answer(state.imds.metadata(&caller(asker, &headers), path).await)
+    answer(state.imds.metadata(&caller(&state, asker, &headers), path).await)
 }
 
 /// `/latest/dynamic/`: what is there, for the instance that asks.
 async fn dynamic_root(State(state): State<ImdsHttp>, asker: Asker, headers: HeaderMap) -> Response {
     answer(
-        state.imds.identity_document(&caller(asker, &headers)).await.map(|_| "instance-identity/\n".into()),
+        state
+            .imds
+            .identity_document(&caller(&state, asker, &headers))
+            .await
+            .map(|_| "instance-identity/\n".into()),
     )
 }
 
 async fn identity_root(State(state): State<ImdsHttp>, asker: Asker, headers: HeaderMap) -> Response {
     answer(
-        state.imds.identity_document(&caller(asker, &headers)).await.map(|_| "document\nsignature\n".into()),
+        state
+            .imds
+            .identity_document(&caller(&state, asker, &headers))
+            .await
+            .map(|_| "document\nsignature\n".into()),
     )
 }
 
 async fn identity_signature(State(state): State<ImdsHttp>, asker: Asker, headers: HeaderMap) -> Response {
-    answer(state.imds.identity_signature(&caller(asker, &headers)).await)
+    answer(state.imds.identity_signature(&caller(&state, asker, &headers)).await)
 }
 
 /// The public key that checks identity document signatures: anyone may read it.
@@ -230,7 +271,7 @@ async fn identity_public_key(State(state): State<ImdsHttp>) -> Response {
 }
 
 async fn identity_document(State(state): State<ImdsHttp>, asker: Asker, headers: HeaderMap) -> Response {
-    answer(state.imds.identity_document(&caller(asker, &headers)).await)
+    answer(state.imds.identity_document(&caller(&state, asker, &headers)).await)
 }
 
 /// The container credentials endpoint (AWS_CONTAINER_CREDENTIALS_FULL_URI): the instance's
@@ -264,5 +305,5 @@ async fn container_credentials(
 }
 
 async fn user_data(State(state): State<ImdsHttp>, asker: Asker, headers: HeaderMap) -> Response {
-    answer(state.imds.user_data(&caller(asker, &headers)).await)
+    answer(state.imds.user_data(&caller(&state, asker, &headers)).await)
 }
