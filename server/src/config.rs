@@ -242,14 +242,17 @@ pub struct ServerLimits {
     pub http_header_read_timeout_ms: u64,
     /// The HTTP doors: connections open at once, per door; past it new ones wait.
     pub http_max_connections: usize,
+    /// The Query port: the largest request body (413 past it, before it is read further).
+    pub query_max_body_bytes: usize,
 }
 
 impl ServerLimits {
-    /// The bounds of each HTTP door.
-    pub fn http_door_limits(&self) -> crate::http::door::DoorLimits {
+    /// The bounds of an HTTP door whose requests have at most `max_body_bytes` of body.
+    pub fn http_door_limits(&self, max_body_bytes: usize) -> crate::http::door::DoorLimits {
         crate::http::door::DoorLimits {
             header_read_timeout: std::time::Duration::from_millis(self.http_header_read_timeout_ms),
             max_connections: self.http_max_connections,
+            max_body_bytes,
         }
     }
 }
@@ -473,10 +476,11 @@ impl Config {
             || self.server.request_timeout_ms == 0
             || self.server.http_header_read_timeout_ms == 0
             || self.server.http_max_connections == 0
+            || self.server.query_max_body_bytes == 0
         {
             return invalid(
-                "server.concurrency_limit, request_timeout_ms, http_header_read_timeout_ms and \
-                 http_max_connections must be positive"
+                "server.concurrency_limit, request_timeout_ms, http_header_read_timeout_ms, \
+                 http_max_connections and query_max_body_bytes must be positive"
                     .into(),
             );
         }
@@ -544,6 +548,7 @@ impl Default for ServerLimits {
             shutdown_grace_ms: 10_000,
             http_header_read_timeout_ms: 10_000,
             http_max_connections: 256,
+            query_max_body_bytes: 1 << 20,
         }
     }
 }

@@ -300,7 +300,7 @@ pub async fn serve(
             app.metrics.clone(),
             listener,
             router,
-            config.server.http_door_limits(),
+            config.server.http_door_limits(http::imds::MAX_BODY_BYTES),
             http::imds::Peer::new,
             stop_rx.clone(),
         ));
@@ -323,7 +323,7 @@ pub async fn serve(
             app.metrics.clone(),
             listener,
             router,
-            config.server.http_door_limits(),
+            config.server.http_door_limits(config.server.query_max_body_bytes),
             |_: &tokio::net::TcpStream, peer| peer,
             stop_rx.clone(),
         ));

@@ -343,9 +343,7 @@ impl InstanceMetadata {
         let not_before = role.sessions_revoked_before().unwrap_or(i64::MIN);
         let fetched = self
             .cache
-            .get_or_issue(&key, now, not_before, || async {
-                self.issue(&instance.catalog, instance, &role, now)
-            })
+            .get_or_issue(&key, now, not_before, || self.issue(&instance.catalog, instance, &role, now))
             .await;
         let (credentials, lookup) = match fetched {
             Ok(found) => found,
@@ -372,7 +370,7 @@ impl InstanceMetadata {
     /// (parsed once per role record) is evaluated here, at issuance, as EC2 does when it
     /// assumes the role, with the keys EC2's request carries: the instance's account and ARN
     /// (aws:SourceAccount, aws:SourceArn, ec2:SourceInstanceARN) and the time.
-    fn issue(
+    async fn issue(
         &self,
         catalog: &Catalog,
         instance: &Instance,
@@ -402,7 +400,7 @@ impl InstanceMetadata {
                 ErrorCode::AssumeRoleUnauthorizedAccess,
                 format!("EC2 cannot assume the role {}.", role.role_name),
             );
-            self.audit_issuance(now, catalog.account_id(), role, instance, None, Some(&e));
+            self.audit_issuance(now, catalog.account_id(), role, instance, None, Some(&e)).await;
             return Err(e);
         }
         let schedule = self.settings.schedule;
@@ -419,7 +417,7 @@ impl InstanceMetadata {
         self.maintain_key_ring(now)?;
         let credentials = TemporaryCredentials::issue(&self.ring, claims)?;
         self.metrics.credentials_issued.inc();
-        self.audit_issuance(now, account, role, instance, Some(&credentials), None);
+        self.audit_issuance(now, account, role, instance, Some(&credentials), None).await;
         tracing::debug!(instance_id = %instance.instance_id, role = %role.role_name, access_key_id = %credentials.access_key_id, "issued credentials");
         let rotate_at = schedule.rotate_at(now, expires_at, &instance.instance_id);
         Ok(IssuedCredentials::new(credentials, rotate_at).prefetched_from(schedule.prefetch_from(rotate_at)))
@@ -427,7 +425,7 @@ impl InstanceMetadata {
 
     /// EC2's AssumeRole of an instance's role, into the audit trail: the key id and the
     /// expiration of what was issued, never the secret or the token.
-    fn audit_issuance(
+    async fn audit_issuance(
         &self,
         now: i64,
         account: &str,
@@ -448,19 +446,21 @@ impl InstanceMetadata {
                 },
             })
         });
-        self.audit.record(
-            now,
-            Event {
-                source: "sts.amazonaws.com",
-                name: "AssumeRole",
-                actor: Actor::Ec2,
-                source_ip: Some("ec2.amazonaws.com".into()),
-                read_only: false,
-                request,
-                response,
-                error,
-            },
-        );
+        self.audit
+            .record(
+                now,
+                Event {
+                    source: "sts.amazonaws.com",
+                    name: "AssumeRole",
+                    actor: Actor::Ec2,
+                    source_ip: Some("ec2.amazonaws.com".into()),
+                    read_only: false,
+                    request,
+                    response,
+                    error,
+                },
+            )
+            .await;
     }
 
     /// Queues `job` for the background worker (started by the first job).
@@ -493,7 +493,7 @@ impl InstanceMetadata {
         let now = self.clock.unix();
         if self
             .cache
-            .refresh(key, &job.current, || async { self.issue(&instance.catalog, &instance, &role, now) })
+            .refresh(key, &job.current, || self.issue(&instance.catalog, &instance, &role, now))
             .await?
         {
             self.metrics.credentials_prefetched.inc();

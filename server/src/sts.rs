@@ -312,19 +312,21 @@ impl SecurityTokenService {
                     "packedPolicySize": a.packed_policy_size,
                 })
             });
-            self.audit.record(
-                self.clock.unix(),
-                Event {
-                    source: "sts.amazonaws.com",
-                    name: "AssumeRole",
-                    actor: Actor::Principal(caller),
-                    source_ip: None,
-                    read_only: false,
-                    request,
-                    response,
-                    error: result.as_ref().err(),
-                },
-            );
+            self.audit
+                .record(
+                    self.clock.unix(),
+                    Event {
+                        source: "sts.amazonaws.com",
+                        name: "AssumeRole",
+                        actor: Actor::Principal(caller),
+                        source_ip: None,
+                        read_only: false,
+                        request,
+                        response,
+                        error: result.as_ref().err(),
+                    },
+                )
+                .await;
         }
         result
     }

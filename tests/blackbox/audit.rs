@@ -2,7 +2,9 @@
 //! requests, so what they leave there is bounded; presigned authentication is not recorded
 //! (it would let the URL be replayed); the file is its owner's alone.
 
-use rolecall_server::domain::clock::Clock;
+use rolecall_api as pb;
+use rolecall_server::{domain::clock::Clock, sts::GRPC_RULES};
+use tonic::Code;
 
 use crate::common::*;
 
@@ -22,8 +24,8 @@ async fn unauthenticated_refusals_leave_no_body_and_at_most_100_events_a_second(
     let post = |body: String| {
         client.post(&url).header("content-type", "application/x-www-form-urlencoded").body(body).send()
     };
-    // One large refused request: 1 MB of parameters from no one.
-    let large = format!("Action=CreateUser&Version=2010-05-08&UserName={}", "a".repeat(1 << 20));
+    // One large refused request: 900 KiB of parameters (under the body limit) from no one.
+    let large = format!("Action=CreateUser&Version=2010-05-08&UserName={}", "a".repeat(900 * 1024));
     assert_eq!(post(large).await.unwrap().status(), 403);
     let (_, recorded) = events(&path);
     assert_eq!(recorded.len(), 1);
@@ -98,4 +100,84 @@ async fn presigned_authentication_is_not_recorded_and_the_file_is_private() {
         assert_eq!(mode, 0o600, "the audit file is {mode:o}");
     }
     let _ = std::fs::remove_file(&path);
+}
+
+/// State changes are audited or not made (issue 13; Vault's audit devices fail closed the
+/// same way): with an audit output that takes nothing, no door changes anything, each says
+/// why, and reads still answer.
+#[tokio::test]
+async fn with_an_audit_trail_that_cannot_be_written_nothing_changes() {
+    use rolecall_server::domain::sigv4::{self, HttpRequest, Rules, SigningCredentials, SigningOptions};
+    let dir = std::env::temp_dir().join(format!("rolecall-audit-full-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let secret = "f".repeat(40);
+    std::fs::write(dir.join("root.secret"), &secret).unwrap();
+    let secret_file = dir.join("root.secret");
+    let server = TestServer::start_with(move |c| {
+        c.audit.output = "/dev/full".into();
+        c.auth.root_access_key_id = Some("AKIAROOTAUDITFULL000".into());
+        c.auth.root_secret_access_key_file = Some(secret_file);
+    })
+    .await;
+
+    // gRPC, unsigned (the operator) and signed (the root user).
+    let user = pb::CreateUserRequest { user_name: "unaudited".into(), ..Default::default() };
+    let message =
+        expect_error(server.iam().create_user(user.clone()).await, Code::Internal, "ServiceFailure");
+    assert!(message.contains("audit trail"), "{message}");
+    let root = rolecall_server::grpc::sigv4::ClientCredentials {
+        access_key_id: "AKIAROOTAUDITFULL000".into(),
+        secret_access_key: secret.clone(),
+        session_token: None,
+    };
+    let mut as_root = pb::iam_client::IamClient::new(server.signing(root, "iam"));
+    expect_error(as_root.create_user(user).await, Code::Internal, "ServiceFailure");
+    let launch = pb::RunInstancesRequest {
+        image_id: "ami-0abcdef1234567890".into(),
+        min_count: 1,
+        max_count: 1,
+        ..Default::default()
+    };
+    expect_error(server.ec2().run_instances(launch).await, Code::Internal, "ServiceFailure");
+
+    // The Query door's IAM and S3, signed by the root user.
+    let host = server.query_addr.to_string();
+    let headers = vec![("host".to_string(), host.clone())];
+    let signing = SigningCredentials {
+        access_key_id: "AKIAROOTAUDITFULL000",
+        secret_access_key: &secret,
+        session_token: None,
+    };
+    let presigned = |method: &'static str, path: &'static str, query: &'static str, service, rules| {
+        let request = HttpRequest { method, path, query, headers: &headers, body: b"" };
+        let options = SigningOptions {
+            region: "us-east-1",
+            service,
+            timestamp: server.client_clock.unix(),
+            rules,
+            sign_body: false,
+            omit_session_token: false,
+        };
+        let signed = sigv4::presign(&request, &signing, &options, 300);
+        let separator = if query.is_empty() { "" } else { "&" };
+        format!("http://{host}{path}?{query}{separator}{}", sigv4::encode_query(&signed.params))
+    };
+    let client = reqwest::Client::new();
+    let url =
+        presigned("GET", "/", "Action=CreateUser&UserName=unaudited&Version=2010-05-08", "iam", GRPC_RULES);
+    let answer = client.get(url).send().await.unwrap();
+    assert_eq!(answer.status(), 500);
+    assert!(answer.text().await.unwrap().contains("<Code>ServiceFailure</Code>"));
+    let url = presigned("PUT", "/unaudited-bucket", "", "s3", Rules::S3);
+    let answer = client.put(url).send().await.unwrap();
+    assert_eq!(answer.status(), 500, "{}", answer.text().await.unwrap());
+
+    // Nothing was made; reads answer.
+    assert!(user_names(&mut server.iam()).await.is_empty());
+    let described = server.ec2().describe_instances(pb::DescribeInstancesRequest::default()).await.unwrap();
+    assert!(described.into_inner().instances.is_empty());
+    let url = presigned("GET", "/", "", "s3", Rules::S3);
+    let listed = client.get(url).send().await.unwrap().text().await.unwrap();
+    assert!(!listed.contains("unaudited-bucket"), "{listed}");
+    let _ = std::fs::remove_dir_all(&dir);
 }

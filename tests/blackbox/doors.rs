@@ -114,3 +114,45 @@ async fn until_closed_or_answered(stream: &mut tokio::net::TcpStream) -> Vec<u8>
     assert!(read.is_ok(), "C was never answered");
     answer
 }
+
+/// Each door takes as much body as its requests need: IMDS's have none (1 KiB at most), the
+/// Query port's at most `server.query_max_body_bytes` (1 MiB). Past it, 413 before the body
+/// is read, whether its length is declared or not.
+#[tokio::test]
+async fn request_bodies_are_bounded_per_door() {
+    let server = TestServer::start().await;
+    role_in_profile(&server, "Web").await;
+    let (instance, _) = launch(&server, 1, Some("Web")).await.remove(0);
+    let client = reqwest::Client::new();
+    let token = |body: Vec<u8>| {
+        client
+            .put(format!("http://{}/{}/latest/api/token", server.imds_addr, instance.instance_id))
+            .header("X-aws-ec2-metadata-token-ttl-seconds", "60")
+            .body(body)
+            .send()
+    };
+    assert_eq!(token(Vec::new()).await.unwrap().status(), 200);
+    assert_eq!(token(vec![b'x'; 4096]).await.unwrap().status(), 413);
+
+    let query = format!("http://{}/", server.query_addr);
+    let post = |body: String| {
+        client.post(&query).header("content-type", "application/x-www-form-urlencoded").body(body).send()
+    };
+    let form = |size: usize| format!("Action=ListUsers&Version=2010-05-08&Marker={}", "m".repeat(size));
+    assert_eq!(post(form(1000)).await.unwrap().status(), 403, "small: on to authentication");
+    assert_eq!(post(form(2 << 20)).await.unwrap().status(), 413, "a declared length past the limit");
+    // Chunked, with no length declared: cut off as it is read.
+    use tokio::io::AsyncWriteExt;
+    let mut stream = tokio::net::TcpStream::connect(server.query_addr).await.unwrap();
+    let head = "POST / HTTP/1.1\r\nHost: q\r\nContent-Type: application/x-www-form-urlencoded\r\nTransfer-Encoding: chunked\r\n\r\n";
+    stream.write_all(head.as_bytes()).await.unwrap();
+    let chunk = format!("10000\r\n{}\r\n", "m".repeat(0x10000));
+    for _ in 0..32 {
+        // The server may answer and close before all of it is sent.
+        if stream.write_all(chunk.as_bytes()).await.is_err() {
+            break;
+        }
+    }
+    let answer = until_closed_or_answered(&mut stream).await;
+    assert_eq!(&answer[..12], b"HTTP/1.1 413", "{}", String::from_utf8_lossy(&answer));
+}

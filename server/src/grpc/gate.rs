@@ -78,23 +78,29 @@ impl Gate {
             )),
             false => Ok(()),
         });
-        // The audit trail takes every state change (whatever its outcome) and every refusal
-        // of authorization, with the request that was decided on.
-        let audited = |error: Option<&Error>| {
-            self.audit.enabled() && (Q::MUTATES || error.is_some_and(|e| e.code == ErrorCode::AccessDenied))
-        };
+        // The audit trail takes every state change (its request before it commits: unless
+        // that is written, the change is not made; its outcome after) and every refusal of
+        // authorization, with the request that was decided on.
         let result = match admitted {
-            Ok(()) => {
-                let parameters = audited(None).then(|| request.parameters());
-                let result = act(request).await;
-                if let Some(parameters) = parameters {
-                    self.record(caller, Q::ACTION, Q::MUTATES, parameters, result.as_ref().err());
+            Ok(()) if Q::MUTATES && self.audit.enabled() => {
+                let parameters = request.parameters();
+                let event = self.event(caller, Q::ACTION, Q::MUTATES, parameters.clone(), None);
+                match self.audit.commit(self.clock.unix(), event).await {
+                    Ok(committed) => {
+                        let result = act(request).await;
+                        let event =
+                            self.event(caller, Q::ACTION, Q::MUTATES, parameters, result.as_ref().err());
+                        self.audit.outcome(self.clock.unix(), event, committed).await;
+                        result
+                    }
+                    Err(e) => Err(e),
                 }
-                result
             }
+            Ok(()) => act(request).await,
             Err(e) => {
-                if audited(Some(&e)) {
-                    self.record(caller, Q::ACTION, Q::MUTATES, request.parameters(), Some(&e));
+                if self.audit.enabled() && (Q::MUTATES || e.code == ErrorCode::AccessDenied) {
+                    let event = self.event(caller, Q::ACTION, Q::MUTATES, request.parameters(), Some(&e));
+                    self.audit.record(self.clock.unix(), event).await;
                 }
                 Err(e)
             }
@@ -102,27 +108,23 @@ impl Gate {
         reply(&self.metrics, result)
     }
 
-    fn record(
+    fn event<'a>(
         &self,
-        caller: &CallContext,
-        action: &str,
+        caller: &'a CallContext,
+        action: &'a str,
         mutates: bool,
         request: Value,
-        error: Option<&Error>,
-    ) {
-        let actor = caller.principal.as_ref().map_or(Actor::Operator, Actor::Principal);
-        self.audit.record(
-            self.clock.unix(),
-            Event {
-                source: self.source,
-                name: action,
-                actor,
-                source_ip: caller.source_ip.clone(),
-                read_only: !mutates,
-                request,
-                response: Value::Null,
-                error,
-            },
-        );
+        error: Option<&'a Error>,
+    ) -> Event<'a> {
+        Event {
+            source: self.source,
+            name: action,
+            actor: caller.principal.as_ref().map_or(Actor::Operator, Actor::Principal),
+            source_ip: caller.source_ip.clone(),
+            read_only: !mutates,
+            request,
+            response: Value::Null,
+            error,
+        }
     }
 }

@@ -212,7 +212,8 @@ where
                         response: serde_json::Value::Null,
                         error: Some(e),
                     },
-                );
+                )
+                .await;
             }
             match verdict {
                 Ok(principal) => {

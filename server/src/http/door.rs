@@ -7,7 +7,9 @@
 //! - at most `max_connections` open at once: past it the door stops accepting, so new
 //!   connections wait in the kernel's backlog while established clients keep being served;
 //! - accept errors (out of descriptors, among others) logged, with a short pause, instead
-//!   of a busy loop.
+//!   of a busy loop;
+//! - a request body of at most `max_body_bytes`: past a declared length, 413 at once; past
+//!   it while read, the read fails (413 for the extractors).
 //!
 //! HTTP/1.1 only: the AWS SDKs and CLIs speak it to these doors.
 
@@ -30,6 +32,7 @@ use crate::telemetry::{DoorLabels, Metrics};
 pub struct DoorLimits {
     pub header_read_timeout: Duration,
     pub max_connections: usize,
+    pub max_body_bytes: usize,
 }
 
 /// Serves `router` on `listener` until `stop` turns true, then lets the connections finish
@@ -47,6 +50,7 @@ pub async fn serve<C, F>(
     C: Clone + Send + Sync + 'static,
     F: Fn(&TcpStream, SocketAddr) -> C,
 {
+    let router = router.layer(tower_http::limit::RequestBodyLimitLayer::new(limits.max_body_bytes));
     let open = metrics.http_connections.get_or_create(&DoorLabels { door: door.into() }).clone();
     let permits = Arc::new(Semaphore::new(limits.max_connections));
     let mut full = false;

@@ -32,6 +32,8 @@ const TOKEN: &str = "x-aws-ec2-metadata-token";
 const TOKEN_TTL: &str = "x-aws-ec2-metadata-token-ttl-seconds";
 /// Where the identity documents' public key is served (PEM).
 pub const IDENTITY_PUBLIC_KEY: &str = "/rolecall/instance-identity-public-key.pem";
+/// The largest request body IMDS takes: its requests have none (a PUT for a token, GETs).
+pub const MAX_BODY_BYTES: usize = 1024;
 /// Linux's default IP TTL, restored after a token answer lowered it.
 const DEFAULT_TTL: u32 = 64;
 

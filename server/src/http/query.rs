@@ -20,7 +20,7 @@ use rolecall_api::{self as pb, iam_server::Iam};
 use serde_json::Value;
 
 use crate::{
-    audit::{Actor, AuditLog, Event},
+    audit::{Actor, AuditLog, Committed, Event},
     authz::{self, Authorizer, CallContext},
     catalog::Accounts,
     domain::{Error, ErrorCode, clock::Clock, ids, sigv4::HttpRequest},
@@ -111,7 +111,7 @@ impl QueryApi {
     }
 
     /// A call's outcome: the answer, or its error, audited here if no operation did.
-    pub(super) fn settle(
+    pub(super) async fn settle(
         &self,
         call: &Call<'_>,
         principal: &Principal,
@@ -122,19 +122,16 @@ impl QueryApi {
             Ok(response) => response,
             Err(Failed::In(e)) => error(&e),
             Err(Failed::Before(e)) => {
-                self.record(call, Actor::Principal(principal), Some(&e));
+                self.record(call, Actor::Principal(principal), Some(&e)).await;
                 error(&e)
             }
         }
     }
 
-    /// Records a call that reached no operation in the audit trail: refusals, with the form
+    /// A call that reached no operation, as an audit event: refusals, with the form
     /// parameters (but UserData and the presigned authentication) as requestParameters
     /// (none where the request proved no one: see `AuditLog::record`).
-    fn record(&self, call: &Call<'_>, actor: Actor<'_>, error: Option<&Error>) {
-        if !self.audit.enabled() {
-            return;
-        }
+    fn event<'a>(&self, call: &'a Call<'_>, actor: Actor<'a>, error: Option<&'a Error>) -> Event<'a> {
         // A presigned request's authentication (X-Amz-Signature, X-Amz-Security-Token, …) is
         // not a parameter of the call: recorded, it would let the URL be replayed.
         let request: serde_json::Map<String, Value> = call
@@ -143,7 +140,7 @@ impl QueryApi {
             .filter(|(k, _)| k != "UserData" && !k.get(..6).is_some_and(|p| p.eq_ignore_ascii_case("x-amz-")))
             .map(|(k, v)| (k.clone(), Value::String(v.clone())))
             .collect();
-        let event = Event {
+        Event {
             source: crate::audit::event_source(call.service),
             name: call.action,
             actor,
@@ -152,28 +149,45 @@ impl QueryApi {
             request: Value::Object(request),
             response: Value::Null,
             error,
-        };
-        self.audit.record(self.clock.unix(), event);
+        }
     }
 
-    /// Audits a signed call: every state change, and every refusal.
-    pub(super) fn audited<T>(
+    async fn record(&self, call: &Call<'_>, actor: Actor<'_>, error: Option<&Error>) {
+        if self.audit.enabled() {
+            self.audit.record(self.clock.unix(), self.event(call, actor, error)).await;
+        }
+    }
+
+    /// Records a signed state change's request before it is carried out: unless that is
+    /// written, it must not be (the error).
+    pub(super) async fn commit(&self, call: &Call<'_>, principal: &Principal) -> Result<Committed, Error> {
+        self.audit.commit(self.clock.unix(), self.event(call, Actor::Principal(principal), None)).await
+    }
+
+    /// Audits a signed call's outcome: every state change (`committed`), and every refusal.
+    pub(super) async fn audited(
         &self,
         call: &Call<'_>,
-        changes_state: bool,
+        committed: Option<Committed>,
         principal: &Principal,
-        result: &Result<T, Error>,
+        error: Option<&Error>,
     ) {
-        let error = result.as_ref().err();
-        if changes_state || error.is_some_and(|e| e.code == ErrorCode::AccessDenied) {
-            self.record(call, Actor::Principal(principal), error);
+        match committed {
+            Some(committed) => {
+                let event = self.event(call, Actor::Principal(principal), error);
+                self.audit.outcome(self.clock.unix(), event, committed).await;
+            }
+            None if error.is_some_and(|e| e.code == ErrorCode::AccessDenied) => {
+                self.record(call, Actor::Principal(principal), error).await;
+            }
+            None => {}
         }
     }
 
     /// Audits a request whose signature proved no one.
-    pub(super) fn refused(&self, call: &Call<'_>, request: &HttpRequest<'_>, e: &Error) {
+    pub(super) async fn refused(&self, call: &Call<'_>, request: &HttpRequest<'_>, e: &Error) {
         let actor = Actor::Unauthenticated { access_key_id: crate::audit::claimed_access_key(request) };
-        self.record(call, actor, Some(e));
+        self.record(call, actor, Some(e)).await;
     }
 
     /// The catalog of the caller's account.
@@ -265,7 +279,8 @@ async fn handle(
     let principal = match api.authn.authenticate(&request, service, &GRPC_RULES).await {
         Ok(p) => p,
         Err(e) => {
-            api.refused(&Call { service, action: &action, origin: &origin, params: &params }, &request, &e);
+            api.refused(&Call { service, action: &action, origin: &origin, params: &params }, &request, &e)
+                .await;
             return match service {
                 "ec2" => ec2::error(&e),
                 "iam" => error_in(IAM_NAMESPACE, &e),
@@ -279,11 +294,11 @@ async fn handle(
             Ok(catalog) => ec2::action(&api, &principal, &catalog, &origin, &action, &params).await,
             Err(e) => Err(Failed::Before(e)),
         };
-        return api.settle(&call, &principal, result, ec2::error);
+        return api.settle(&call, &principal, result, ec2::error).await;
     }
     if service == "iam" {
         let result = iam_action(&api, &principal, &action, &params, &origin).await;
-        return api.settle(&call, &principal, result, iam_error);
+        return api.settle(&call, &principal, result, iam_error).await;
     }
     match action.as_str() {
         "GetCallerIdentity" => get_caller_identity(&principal),

@@ -97,17 +97,25 @@ pub async fn handle(api: &QueryApi, request: &HttpRequest<'_>, origin: &Origin) 
     let principal = match api.authn.authenticate(request, "s3", &crate::domain::sigv4::Rules::S3).await {
         Ok(p) => p,
         Err(e) => {
-            api.refused(&call, request, &e);
+            api.refused(&call, request, &e).await;
             return error(&e, request.path);
         }
+    };
+    // A request that may change state is in the audit trail before anything is decided, or
+    // not carried out.
+    let committed = match matches!(request.method, "PUT" | "DELETE") {
+        true => match api.commit(&call, &principal).await {
+            Ok(committed) => Some(committed),
+            Err(e) => return error(&e, request.path),
+        },
+        false => None,
     };
     let result = if policy && !bucket.is_empty() && key.is_empty() {
         bucket_policy(api, &principal, origin, request, bucket).await
     } else {
         serve(api, &principal, origin, request, bucket, key).await
     };
-    let changes_state = matches!(request.method, "PUT" | "DELETE");
-    api.audited(&call, changes_state, &principal, &result);
+    api.audited(&call, committed, &principal, result.as_ref().err()).await;
     result.unwrap_or_else(|e| error(&e, request.path))
 }
 
