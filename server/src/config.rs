@@ -244,6 +244,9 @@ pub struct ServerLimits {
     pub http_max_connections: usize,
     /// The Query port: the largest request body (413 past it, before it is read further).
     pub query_max_body_bytes: usize,
+    /// gRPC: connections open at once; past it new ones wait. A connection must send its
+    /// first bytes within `http_header_read_timeout_ms`.
+    pub grpc_max_connections: usize,
 }
 
 impl ServerLimits {
@@ -477,10 +480,11 @@ impl Config {
             || self.server.http_header_read_timeout_ms == 0
             || self.server.http_max_connections == 0
             || self.server.query_max_body_bytes == 0
+            || self.server.grpc_max_connections == 0
         {
             return invalid(
                 "server.concurrency_limit, request_timeout_ms, http_header_read_timeout_ms, \
-                 http_max_connections and query_max_body_bytes must be positive"
+                 http_max_connections, query_max_body_bytes and grpc_max_connections must be positive"
                     .into(),
             );
         }
@@ -549,6 +553,7 @@ impl Default for ServerLimits {
             http_header_read_timeout_ms: 10_000,
             http_max_connections: 256,
             query_max_body_bytes: 1 << 20,
+            grpc_max_connections: 1024,
         }
     }
 }

@@ -16,6 +16,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod admission;
 pub mod audit;
 pub mod authz;
 pub mod cache;
@@ -261,7 +262,6 @@ pub async fn serve(
 
     if let Some(listener) = listeners.metrics {
         let metrics = app.metrics.clone();
-        let mut stop = stop_rx.clone();
         let addr = listener.local_addr().map_err(ServeError::Metrics)?;
         tracing::info!(%addr, "metrics endpoint listening (GET /metrics)");
         let router = axum::Router::new().route(
@@ -276,14 +276,16 @@ pub async fn serve(
                 }
             }),
         );
-        tokio::spawn(async move {
-            let served = axum::serve(listener, router).with_graceful_shutdown(async move {
-                let _ = stop.wait_for(|s| *s).await;
-            });
-            if let Err(e) = served.await {
-                tracing::error!(error = %e, "metrics endpoint failed");
-            }
-        });
+        // Bounded as the other doors are; its requests have no body.
+        tokio::spawn(http::door::serve(
+            "metrics",
+            app.metrics.clone(),
+            listener,
+            router,
+            config.server.http_door_limits(http::imds::MAX_BODY_BYTES),
+            |_: &tokio::net::TcpStream, peer| peer,
+            stop_rx.clone(),
+        ));
     }
 
     if let Some(listener) = listeners.imds {
@@ -331,9 +333,13 @@ pub async fn serve(
 
     let addr = listeners.grpc.local_addr().map_err(ServeError::Metrics)?;
     tracing::info!(%addr, tls = config.tls.is_some(), "rolecall gRPC listening");
-    // tonic's serve_with_incoming* does not set TCP_NODELAY: without it every small RPC
-    // waits on Nagle's algorithm (~40 ms).
-    let incoming = tonic::transport::server::TcpIncoming::from(listeners.grpc).with_nodelay(Some(true));
+    let incoming = grpc::incoming::incoming(
+        listeners.grpc,
+        config.server.grpc_max_connections,
+        Duration::from_millis(config.server.http_header_read_timeout_ms),
+        &app.metrics,
+        stop_rx.clone(),
+    );
     let mut drain = stop_rx.clone();
     let serving = router.serve_with_incoming_shutdown(incoming, async move {
         let _ = drain.wait_for(|s| *s).await;

@@ -156,3 +156,46 @@ async fn request_bodies_are_bounded_per_door() {
     let answer = until_closed_or_answered(&mut stream).await;
     assert_eq!(&answer[..12], b"HTTP/1.1 413", "{}", String::from_utf8_lossy(&answer));
 }
+
+/// gRPC's listener is bounded as the HTTP doors are: a connection that sends nothing within
+/// the header read timeout is closed (hyper's HTTP/2 server would wait for its preface for
+/// good), and a client that began is served.
+#[tokio::test]
+async fn grpc_connections_that_send_nothing_in_time_are_closed() {
+    let server = TestServer::start_with(|c| c.server.http_header_read_timeout_ms = 200).await;
+    let mut silent = tokio::net::TcpStream::connect(server.grpc_addr).await.unwrap();
+    assert!(until_closed(&mut silent).await.is_empty());
+    // Half a preface, then nothing.
+    let mut slow = tokio::net::TcpStream::connect(server.grpc_addr).await.unwrap();
+    tokio::io::AsyncWriteExt::write_all(&mut slow, b"PRI * HTTP/2.0").await.unwrap();
+    until_closed(&mut slow).await;
+    let users = server.iam().list_users(rolecall_api::ListUsersRequest::default()).await;
+    assert!(users.is_ok(), "{users:?}");
+}
+
+#[tokio::test]
+async fn past_grpc_max_connections_new_connections_wait_while_established_ones_are_served() {
+    let server = TestServer::start_with(|c| {
+        c.server.grpc_max_connections = 2;
+        c.server.http_header_read_timeout_ms = 120_000;
+    })
+    .await;
+    let list = || rolecall_api::ListUsersRequest::default();
+    // A: the server's channel, connected by a first call; B: a connection that idles.
+    server.iam().list_users(list()).await.unwrap();
+    let mut idle = tokio::net::TcpStream::connect(server.grpc_addr).await.unwrap();
+    // C: another client, while the listener is full; A keeps being served meanwhile.
+    let other = tonic::transport::Endpoint::from_shared(format!("http://{}", server.grpc_addr)).unwrap();
+    let waiting = tokio::spawn(async move {
+        let channel = other.connect().await?;
+        let users = rolecall_api::iam_client::IamClient::new(channel).list_users(list()).await;
+        Ok::<_, tonic::transport::Error>(users.is_ok())
+    });
+    server.iam().list_users(list()).await.unwrap();
+    let open = server.counter("rolecall_http_connections{door=\"grpc\"}").await;
+    assert_eq!(open, 2, "C was let in past the maximum");
+    // B leaves: C is let in and answered.
+    tokio::io::AsyncWriteExt::shutdown(&mut idle).await.unwrap();
+    drop(idle);
+    assert!(waiting.await.unwrap().unwrap(), "C was answered");
+}

@@ -9,6 +9,7 @@ pub mod framing;
 pub mod gate;
 pub mod iam;
 mod imds;
+pub mod incoming;
 pub mod sigv4;
 mod sts;
 #[cfg(debug_assertions)]

@@ -4,28 +4,28 @@
 //!
 //! - a header read timeout, which in HTTP/1.1 also closes a keep-alive connection idle for
 //!   as long (hyper starts it whenever the connection waits for a request's head);
-//! - at most `max_connections` open at once: past it the door stops accepting, so new
-//!   connections wait in the kernel's backlog while established clients keep being served;
-//! - accept errors (out of descriptors, among others) logged, with a short pause, instead
-//!   of a busy loop;
+//! - at most `max_connections` open at once, accept errors logged ([`Admission`], as for
+//!   gRPC);
 //! - a request body of at most `max_body_bytes`: past a declared length, 413 at once; past
 //!   it while read, the read fails (413 for the extractors).
 //!
 //! HTTP/1.1 only: the AWS SDKs and CLIs speak it to these doors.
 
-use std::{convert::Infallible, net::SocketAddr, sync::Arc, time::Duration};
+use std::{convert::Infallible, net::SocketAddr, time::Duration};
 
 use axum::{Extension, Router, extract::ConnectInfo};
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use prometheus_client::metrics::gauge::Gauge;
 use tokio::{
     net::{TcpListener, TcpStream},
-    sync::{Semaphore, watch},
+    sync::watch,
 };
 use tower::{Layer, Service};
 
-use crate::telemetry::{DoorLabels, Metrics};
+use crate::{
+    admission::{Admission, Held, stopped},
+    telemetry::Metrics,
+};
 
 /// The bounds of one door.
 #[derive(Clone, Copy, Debug)]
@@ -51,51 +51,12 @@ pub async fn serve<C, F>(
     F: Fn(&TcpStream, SocketAddr) -> C,
 {
     let router = router.layer(tower_http::limit::RequestBodyLimitLayer::new(limits.max_body_bytes));
-    let open = metrics.http_connections.get_or_create(&DoorLabels { door: door.into() }).clone();
-    let permits = Arc::new(Semaphore::new(limits.max_connections));
-    let mut full = false;
-    loop {
-        let permit = match permits.clone().try_acquire_owned() {
-            Ok(permit) => {
-                full = false;
-                permit
-            }
-            Err(_) => {
-                if !full {
-                    tracing::warn!(
-                        door,
-                        max = limits.max_connections,
-                        "connections at their maximum: new ones wait until one closes"
-                    );
-                    full = true;
-                }
-                tokio::select! {
-                    permit = permits.clone().acquire_owned() => match permit {
-                        Ok(permit) => permit,
-                        Err(_) => return,
-                    },
-                    () = stopped(&mut stop) => return,
-                }
-            }
-        };
-        let (stream, peer) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(accepted) => accepted,
-                Err(e) => {
-                    tracing::warn!(door, error = %e, "cannot accept a connection");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-            () = stopped(&mut stop) => return,
-        };
-        let _ = stream.set_nodelay(true);
+    let mut admission = Admission::new(door, listener, limits.max_connections, &metrics);
+    while let Some((stream, peer, held)) = admission.next(&mut stop).await {
         // The peer reaches the handlers as axum::serve puts it there: one extension around
         // the router, not a router rebuilt per connection.
         let service = Extension(ConnectInfo(connect_info(&stream, peer))).layer(router.clone());
-        let stop = stop.clone();
-        let open = Open::new(open.clone());
-        tokio::spawn(connection(stream, service, limits, stop, (permit, open)));
+        tokio::spawn(connection(stream, service, limits, stop.clone(), held));
     }
 }
 
@@ -105,7 +66,7 @@ async fn connection<S>(
     service: S,
     limits: DoorLimits,
     mut stop: watch::Receiver<bool>,
-    _held: (tokio::sync::OwnedSemaphorePermit, Open),
+    _held: Held,
 ) where
     S: Service<http::Request<Incoming>, Response = axum::response::Response, Error = Infallible>
         + Clone
@@ -133,26 +94,5 @@ async fn connection<S>(
     if let Err(e) = ended {
         // A client's disconnect or timeout: not the server's fault.
         tracing::debug!(error = %e, "connection ended");
-    }
-}
-
-/// Resolves once the door is told to stop (holding no lock of the watch across awaits).
-async fn stopped(stop: &mut watch::Receiver<bool>) {
-    let _ = stop.wait_for(|s| *s).await;
-}
-
-/// One open connection in the door's gauge, for as long as it lives.
-struct Open(Gauge);
-
-impl Open {
-    fn new(gauge: Gauge) -> Self {
-        gauge.inc();
-        Self(gauge)
-    }
-}
-
-impl Drop for Open {
-    fn drop(&mut self) {
-        self.0.dec();
     }
 }
