@@ -260,4 +260,7 @@ async fn callers_mistakes_are_not_logged_as_the_servers_errors() {
     let (status, log) = served.stop("TERM").await;
     assert!(status.success(), "exit: {status:?}\n{log}");
     assert!(!log.contains("ERROR"), "a caller's error logged as the server's:\n{log}");
+    // What anyone can send must not grow the log at its default level: the refusals of
+    // requests that proved no one (counted in the metrics, bounded in the audit trail).
+    assert!(!log.contains("request refused"), "refusals of no one logged at INFO:\n{log}");
 }

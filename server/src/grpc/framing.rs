@@ -140,9 +140,10 @@ fn unsupported(encoding: &str) -> Error {
     )
 }
 
-/// A refusal: logged at INFO (the caller's mistake), counted, answered with its status.
+/// A refusal: logged at DEBUG (the caller's mistake, and anyone can send it), counted,
+/// answered with its status.
 fn refusal(metrics: &Metrics, e: &Error) -> Status {
-    tracing::info!(code = e.code.as_str(), "request refused: {}", e.message);
+    tracing::debug!(code = e.code.as_str(), "request refused: {}", e.message);
     metrics.error(e.code.as_str());
     to_status(e)
 }

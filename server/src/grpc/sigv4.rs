@@ -228,7 +228,7 @@ where
                     inner.call(http::Request::from_parts(parts, Body::new(Full::new(body)))).await
                 }
                 Err(e) => {
-                    tracing::info!(code = e.code.as_str(), access_key_id = ?crate::audit::claimed_access_key(&request), "request refused: {}", e.message);
+                    tracing::debug!(code = e.code.as_str(), access_key_id = ?crate::audit::claimed_access_key(&request), "request refused: {}", e.message);
                     metrics.error(e.code.as_str());
                     Ok(to_status(&e).into_http())
                 }
