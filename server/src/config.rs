@@ -247,6 +247,9 @@ pub struct ServerLimits {
     /// gRPC: connections open at once; past it new ones wait. A connection must send its
     /// first bytes within `http_header_read_timeout_ms`.
     pub grpc_max_connections: usize,
+    /// gRPC: the bytes that signed requests not yet authenticated may hold at once (their
+    /// bodies, read before the signature can be checked); past it, RESOURCE_EXHAUSTED.
+    pub unauthenticated_buffer_bytes: usize,
 }
 
 impl ServerLimits {
@@ -403,6 +406,12 @@ impl Config {
         if !(1..=64).contains(&self.instances.http_put_response_hop_limit) {
             return invalid("instances.http_put_response_hop_limit must be 1-64".into());
         }
+        if self.server.unauthenticated_buffer_bytes < self.server.max_message_bytes {
+            return invalid(
+                "server.unauthenticated_buffer_bytes must hold at least one request of max_message_bytes"
+                    .into(),
+            );
+        }
         if self.auth.allow_unsigned_off_loopback && !self.auth.allow_unsigned {
             return invalid("auth.allow_unsigned_off_loopback needs auth.allow_unsigned".into());
         }
@@ -554,6 +563,7 @@ impl Default for ServerLimits {
             http_max_connections: 256,
             query_max_body_bytes: 1 << 20,
             grpc_max_connections: 1024,
+            unauthenticated_buffer_bytes: 64 << 20,
         }
     }
 }

@@ -81,6 +81,9 @@ pub async fn routes(app: &App) -> Result<Routes, tonic_reflection::server::Error
     // Every call is one well-framed message before anything else reads it (framing), then
     // signed or the operator's (sigv4), then routed to its account's service, which
     // authorizes and audits it on the request it decoded (gate).
+    // What the signed services hold of requests no one has proved yet, together.
+    let unauthenticated =
+        Arc::new(tokio::sync::Semaphore::new(app.config.server.unauthenticated_buffer_bytes));
     // One Iam and one Ec2 service per account, each on its account's catalog.
     let iam = app
         .accounts
@@ -93,7 +96,8 @@ pub async fn routes(app: &App) -> Result<Routes, tonic_reflection::server::Error
     let iam = accounts::ByAccount::new(iam, app.accounts.default_account());
     let iam = sigv4::Verified::new(iam, app.authn.clone(), app.metrics.clone(), "iam", limit)
         .allowing_unsigned(UnsignedCalls::of(&app.config.auth))
-        .audited(app.audit.clone(), clock.clone());
+        .audited(app.audit.clone(), clock.clone())
+        .budgeting(unauthenticated.clone());
     let ec2 = app
         .accounts
         .ids()
@@ -105,11 +109,13 @@ pub async fn routes(app: &App) -> Result<Routes, tonic_reflection::server::Error
     let ec2 = accounts::ByAccount::new(ec2, app.accounts.default_account());
     let ec2 = sigv4::Verified::new(ec2, app.authn.clone(), app.metrics.clone(), "ec2", limit)
         .allowing_unsigned(UnsignedCalls::of(&app.config.auth))
-        .audited(app.audit.clone(), clock.clone());
+        .audited(app.audit.clone(), clock.clone())
+        .budgeting(unauthenticated.clone());
     let sts = StsServer::new(sts::StsService::new(app.authn.clone(), app.sts.clone(), app.metrics.clone()))
         .max_decoding_message_size(limit);
     let sts = sigv4::Verified::new(sts, app.authn.clone(), app.metrics.clone(), "sts", limit)
-        .audited(app.audit.clone(), clock.clone());
+        .audited(app.audit.clone(), clock.clone())
+        .budgeting(unauthenticated.clone());
     let imds = InstanceMetadataServer::new(imds::ImdsService::new(app.imds.clone(), app.metrics.clone()))
         .max_decoding_message_size(limit);
     let routes = Routes::new(health_service)

@@ -25,8 +25,9 @@ use std::{
     task::{Context, Poll},
 };
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use http_body_util::{BodyExt, Full, Limited};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tonic::{Status, body::Body, server::NamedService};
 use tower::Service;
 
@@ -59,6 +60,9 @@ pub struct Verified<S> {
     /// From whom unsigned calls pass, as the operator's.
     unsigned: UnsignedCalls,
     audit: Option<(AuditLog, Arc<dyn Clock>)>,
+    /// The bytes that requests not yet authenticated may hold at once, shared by the
+    /// services of a server.
+    unauthenticated: Arc<Semaphore>,
 }
 
 impl<S> Verified<S> {
@@ -69,13 +73,29 @@ impl<S> Verified<S> {
         service: &'static str,
         max_body: usize,
     ) -> Self {
-        Self { inner, authn, metrics, service, max_body, unsigned: UnsignedCalls::Refused, audit: None }
+        Self {
+            inner,
+            authn,
+            metrics,
+            service,
+            max_body,
+            unsigned: UnsignedCalls::Refused,
+            audit: None,
+            unauthenticated: Arc::new(Semaphore::new(max_body)),
+        }
     }
 
     /// Writes every refusal of authentication into the audit trail (the services audit
     /// their authorization).
     pub fn audited(mut self, log: AuditLog, clock: Arc<dyn Clock>) -> Self {
         self.audit = Some((log, clock));
+        self
+    }
+
+    /// Shares `budget` (bytes) among the requests that every service holding it is reading
+    /// before they are authenticated (by default, one request's worth of its own).
+    pub fn budgeting(mut self, budget: Arc<Semaphore>) -> Self {
+        self.unauthenticated = budget;
         self
     }
 
@@ -93,16 +113,39 @@ fn is_signed(parts: &http::request::Parts) -> bool {
         || parts.uri.query().is_some_and(|q| q.contains("X-Amz-Algorithm="))
 }
 
-/// The whole body of a request, up to `max` bytes; past it, the RESOURCE_EXHAUSTED answer;
-/// a body that failed as it was read (its framing, see [`super::framing`]), its own status.
-pub(super) async fn buffered(body: Body, max: usize) -> Result<Bytes, http::Response<Body>> {
-    match Limited::new(body, max).collect().await {
-        Ok(collected) => Ok(collected.to_bytes()),
-        Err(e) if e.is::<http_body_util::LengthLimitError>() => {
-            Err(Status::resource_exhausted("request body over the message size limit").into_http())
-        }
-        Err(e) => Err(Status::from_error(e).into_http()),
+/// The whole body of a request not yet authenticated, up to `max` bytes, each held against
+/// `budget` (the bytes all such requests may hold at once) until the returned permit is
+/// dropped; past either, the RESOURCE_EXHAUSTED answer. A body that failed as it was read
+/// (its framing, see [`super::framing`]) answers its own status.
+pub(super) async fn buffered(
+    body: Body,
+    max: usize,
+    budget: &Arc<Semaphore>,
+) -> Result<(Bytes, OwnedSemaphorePermit), http::Response<Body>> {
+    let exhausted = |what: &str| Status::resource_exhausted(what.to_string()).into_http();
+    let mut body = Limited::new(body, max);
+    let mut held = budget.clone().try_acquire_many_owned(0).map_err(|_| exhausted("server stopping"))?;
+    let mut bytes = BytesMut::new();
+    while let Some(frame) = body.frame().await {
+        let frame = match frame {
+            Ok(frame) => frame,
+            Err(e) if e.is::<http_body_util::LengthLimitError>() => {
+                return Err(exhausted("request body over the message size limit"));
+            }
+            Err(e) => return Err(Status::from_error(e).into_http()),
+        };
+        let Ok(data) = frame.into_data() else { continue };
+        // Limited has kept `data` under `max`, which is a u32 (max_message_bytes).
+        let more = u32::try_from(data.len()).ok().and_then(|n| budget.clone().try_acquire_many_owned(n).ok());
+        let Some(more) = more else {
+            return Err(exhausted(
+                "too many bytes of unauthenticated requests in flight (server.unauthenticated_buffer_bytes); retry",
+            ));
+        };
+        held.merge(more);
+        bytes.extend_from_slice(&data);
     }
+    Ok((bytes.freeze(), held))
 }
 
 /// The peer's address (aws:SourceIp) and aws:SecureTransport, from the connection.
@@ -162,13 +205,14 @@ where
         // The clone is ready-polled by the caller's contract on `self`; swap it in.
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
-        let (authn, metrics, service, max_body, unsigned, audit) = (
+        let (authn, metrics, service, max_body, unsigned, audit, unauthenticated) = (
             self.authn.clone(),
             self.metrics.clone(),
             self.service,
             self.max_body,
             self.unsigned,
             self.audit.clone(),
+            self.unauthenticated.clone(),
         );
         Box::pin(async move {
             let (mut parts, body) = req.into_parts();
@@ -180,8 +224,9 @@ where
                 parts.extensions.insert(operator);
                 return inner.call(http::Request::from_parts(parts, body)).await;
             }
-            let body = match buffered(body, max_body).await {
-                Ok(body) => body,
+            // Held until authentication is decided: what no one has proved yet is bounded.
+            let (body, unproven) = match buffered(body, max_body, &unauthenticated).await {
+                Ok(buffered) => buffered,
                 Err(refused) => return Ok(refused),
             };
             let headers = signed_view(&parts);
@@ -197,6 +242,7 @@ where
             } else {
                 authn.authenticate(&request, service, &GRPC_RULES).await
             };
+            drop(unproven);
             if let (Err(e), Some((log, clock))) = (&verdict, &audit) {
                 let actor =
                     Actor::Unauthenticated { access_key_id: crate::audit::claimed_access_key(&request) };
@@ -366,5 +412,33 @@ where
                 .insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("application/grpc"));
             inner.call(http::Request::from_parts(parts, Body::new(Full::new(body)))).await
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn body(bytes: usize) -> Body {
+        Body::new(Full::new(Bytes::from(vec![b'x'; bytes])))
+    }
+
+    /// Requests not yet authenticated share one budget of bytes: one over it while others
+    /// hold their share is refused, and their share comes back once they are decided.
+    #[tokio::test]
+    async fn unauthenticated_bodies_share_a_bounded_budget() {
+        let budget = Arc::new(Semaphore::new(64 * 1024));
+        let (first, held) = buffered(body(48 * 1024), 64 * 1024, &budget).await.ok().unwrap();
+        assert_eq!(first.len(), 48 * 1024);
+        let refused = buffered(body(32 * 1024), 64 * 1024, &budget).await.err().unwrap();
+        let status = Status::from_header_map(refused.headers()).unwrap();
+        assert_eq!(status.code(), tonic::Code::ResourceExhausted);
+        assert!(status.message().contains("unauthenticated"), "{}", status.message());
+        drop(held);
+        assert!(buffered(body(32 * 1024), 64 * 1024, &budget).await.is_ok());
+        assert_eq!(budget.available_permits(), 64 * 1024, "everything given back");
+        // Past the message limit, whatever the budget.
+        let over = buffered(body(65 * 1024), 64 * 1024, &budget).await.err().unwrap();
+        assert_eq!(Status::from_header_map(over.headers()).unwrap().code(), tonic::Code::ResourceExhausted);
     }
 }
