@@ -33,14 +33,26 @@ async fn channel_to(addr: SocketAddr) -> tonic::transport::Channel {
     tonic::transport::Endpoint::from_shared(format!("http://{addr}")).unwrap().connect().await.unwrap()
 }
 
-/// A server whose gRPC and IMDS listeners take connections on every address.
-async fn exposed() -> TestServer {
-    TestServer::start_with(|c| {
+/// One of this machine's non-loopback addresses (None, said, where it has none).
+fn off_loopback() -> Option<IpAddr> {
+    let host = host_address();
+    if host.is_none() {
+        eprintln!("no non-loopback address: the exposure rule's peer test not run");
+    }
+    host
+}
+
+/// A server whose gRPC and IMDS listeners take connections on every address, and this
+/// machine's address off loopback to reach it as another host would.
+async fn exposed() -> Option<(TestServer, IpAddr)> {
+    let host = off_loopback()?;
+    let server = TestServer::start_with(|c| {
         c.listen = "0.0.0.0:0".parse().unwrap();
         c.allow_insecure_plaintext = true;
         c.imds.listen = Some("0.0.0.0:0".parse().unwrap());
     })
-    .await
+    .await;
+    Some((server, host))
 }
 
 fn create_user(name: &str) -> pb::CreateUserRequest {
@@ -50,11 +62,7 @@ fn create_user(name: &str) -> pb::CreateUserRequest {
 /// Issue 13's first finding: off loopback, an unsigned client became the operator.
 #[tokio::test]
 async fn unsigned_calls_from_another_host_do_not_act_as_the_operator() {
-    let Some(host) = host_address() else {
-        eprintln!("no non-loopback address: the exposure rule's peer test not run");
-        return;
-    };
-    let server = exposed().await;
+    let Some((server, host)) = exposed().await else { return };
     let remote = channel_to(via(host, server.grpc_addr)).await;
     let mut iam = pb::iam_client::IamClient::new(remote.clone());
     let refused = iam.create_user(create_user("mallory")).await;
@@ -95,10 +103,7 @@ async fn unsigned_calls_from_another_host_do_not_act_as_the_operator() {
 /// that only this host's peers are the operator.
 #[tokio::test]
 async fn widening_unsigned_calls_is_explicit_and_announced() {
-    let Some(host) = host_address() else {
-        eprintln!("no non-loopback address: the exposure rule's peer test not run");
-        return;
-    };
+    let Some(host) = off_loopback() else { return };
     let memory = ["--storage", "memory", "--listen", "0.0.0.0:0", "--allow-insecure-plaintext"];
     let default = serve_binary(&memory, &[]).await;
     let default_log = default.started.clone();
@@ -122,11 +127,7 @@ async fn widening_unsigned_calls_is_explicit_and_announced() {
 /// public key are not simulations.
 #[tokio::test]
 async fn simulated_instance_identities_answer_this_host_only() {
-    let Some(host) = host_address() else {
-        eprintln!("no non-loopback address: the exposure rule's peer test not run");
-        return;
-    };
-    let server = exposed().await;
+    let Some((server, host)) = exposed().await else { return };
     role_in_profile(&server, "Web").await;
     let (instance, key) = launch(&server, 1, Some("Web")).await.remove(0);
     let client = reqwest::Client::new();
