@@ -311,15 +311,18 @@ pub async fn serve(
     if let Some(listener) = listeners.query {
         let addr = listener.local_addr().map_err(ServeError::Metrics)?;
         tracing::info!(%addr, "AWS APIs (STS, IAM, EC2, S3) listening: AWS_ENDPOINT_URL=http://{addr}");
-        let router = http::query::router(http::query::QueryApi {
-            authn: app.authn.clone(),
-            accounts: app.accounts.clone(),
-            authz: app.authz.clone(),
-            sts: app.sts.clone(),
-            metrics: app.metrics.clone(),
-            audit: app.audit.clone(),
-            clock: app.clock.clone(),
-        });
+        let router = http::query::router(
+            http::query::QueryApi {
+                authn: app.authn.clone(),
+                accounts: app.accounts.clone(),
+                authz: app.authz.clone(),
+                sts: app.sts.clone(),
+                metrics: app.metrics.clone(),
+                audit: app.audit.clone(),
+                clock: app.clock.clone(),
+            },
+            config.server.query_max_body_bytes,
+        );
         tokio::spawn(http::door::serve(
             "query",
             app.metrics.clone(),

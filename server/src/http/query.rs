@@ -202,10 +202,15 @@ impl QueryApi {
     }
 }
 
-/// POST / (and GET /, with the parameters in the query string).
-pub fn router(api: QueryApi) -> Router {
+/// POST / (and GET /, with the parameters in the query string), reading bodies of at most
+/// `max_body_bytes` (413 past it, whether their length was declared or not).
+pub fn router(api: QueryApi, max_body_bytes: usize) -> Router {
     // S3's bucket paths (`/BUCKET`, `/BUCKET/KEY`) share the port.
-    Router::new().route("/", any(handle)).fallback(handle).with_state(api)
+    Router::new()
+        .route("/", any(handle))
+        .fallback(handle)
+        .layer(axum::extract::DefaultBodyLimit::max(max_body_bytes))
+        .with_state(api)
 }
 
 fn iam_error(e: &Error) -> Response {
