@@ -478,12 +478,33 @@ mod tests {
     }
 
     mod props {
+        use data_encoding::BASE64URL_NOPAD;
         use proptest::prelude::*;
+
+        use super::*;
 
         proptest! {
             #[test]
             fn decoding_arbitrary_bytes_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..300)) {
                 let _ = super::super::decode_claims(&bytes);
+            }
+
+            /// Issue 14: any change to a sealed session token is refused, never opened to
+            /// other claims.
+            #[test]
+            fn any_changed_byte_of_a_session_token_is_refused(
+                at in any::<prop::sample::Index>(),
+                mask in 1u8..,
+            ) {
+                let ring = KeyRing::new(KeyRingPolicy::default(), 0);
+                let creds = TemporaryCredentials::issue(&ring, claims(0)).unwrap();
+                let opened = open_session_token(&ring, &creds.session_token.0, 10).unwrap();
+                prop_assert!(opened.is_ok());
+                let mut raw = BASE64URL_NOPAD.decode(creds.session_token.0.as_bytes()).unwrap();
+                let i = at.index(raw.len());
+                raw[i] ^= mask;
+                let changed = open_session_token(&ring, &BASE64URL_NOPAD.encode(&raw), 10).unwrap();
+                prop_assert!(matches!(changed, Err(TokenRejection::Invalid)), "{:?}", changed.map(|c| c.access_key_id));
             }
         }
     }

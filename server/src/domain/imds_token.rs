@@ -146,4 +146,49 @@ mod tests {
             Some(Verified { instance_id: ID.into(), proof: Proof::Claimed })
         );
     }
+
+    mod props {
+        use proptest::prelude::*;
+
+        use super::*;
+
+        fn proof() -> impl Strategy<Value = Proof> {
+            prop_oneof![Just(Proof::Claimed), Just(Proof::SourceAddress), Just(Proof::InstanceKey)]
+        }
+
+        proptest! {
+            /// Issue 14: any change to a token is refused, never opened to something else
+            /// (another instance, another proof, another expiry).
+            #[test]
+            fn any_changed_byte_is_refused(
+                id in "i-[0-9a-f]{8,17}",
+                proof in proof(),
+                at in any::<prop::sample::Index>(),
+                mask in 1u8..,
+            ) {
+                let ring = KeyRing::new(KeyRingPolicy::default(), 0);
+                let token = issue(&ring, &id, proof, 1_000).unwrap();
+                prop_assert_eq!(
+                    verify(&ring, &token, 500).unwrap(),
+                    Some(Verified { instance_id: id.clone(), proof })
+                );
+                let mut raw = BASE64URL_NOPAD.decode(token.as_bytes()).unwrap();
+                let i = at.index(raw.len());
+                raw[i] ^= mask;
+                prop_assert_eq!(verify(&ring, &BASE64URL_NOPAD.encode(&raw), 500).unwrap(), None);
+                // Cut short or extended: refused too.
+                raw[i] ^= mask;
+                let short = BASE64URL_NOPAD.encode(&raw[..i]);
+                prop_assert_eq!(verify(&ring, &short, 500).unwrap(), None);
+                raw.push(mask);
+                prop_assert_eq!(verify(&ring, &BASE64URL_NOPAD.encode(&raw), 500).unwrap(), None);
+            }
+
+            #[test]
+            fn arbitrary_text_is_no_token(text in ".{0,200}") {
+                let ring = KeyRing::new(KeyRingPolicy::default(), 0);
+                prop_assert_eq!(verify(&ring, &text, 0).unwrap(), None);
+            }
+        }
+    }
 }

@@ -158,4 +158,32 @@ mod tests {
         assert!(without_old.open("k", &sealed_before).is_none());
         assert!(without_old.open("k", &sealed_now).is_some());
     }
+
+    mod props {
+        use proptest::prelude::*;
+
+        use super::*;
+
+        proptest! {
+            /// Issue 14: any change to a sealed store value is refused, never opened to
+            /// something else, and a value sealed under one key does not open under another
+            /// (the key is the AEAD's associated data).
+            #[test]
+            fn any_changed_byte_of_a_sealed_value_is_refused(
+                value in proptest::collection::vec(any::<u8>(), 0..256),
+                at in any::<prop::sample::Index>(),
+                mask in 1u8..,
+            ) {
+                let keys = MasterKeys::new(MasterKey::parse(&"11".repeat(32)).unwrap(), vec![]);
+                let sealed = keys.seal("users/alice", &value).unwrap();
+                prop_assert_eq!(keys.open("users/alice", &sealed).map(|(v, _)| v), Some(value));
+                prop_assert!(keys.open("users/bob", &sealed).is_none());
+                let mut changed = sealed.clone();
+                let i = at.index(changed.len());
+                changed[i] ^= mask;
+                prop_assert!(keys.open("users/alice", &changed).is_none());
+                prop_assert!(keys.open("users/alice", &sealed[..i]).is_none());
+            }
+        }
+    }
 }
