@@ -317,3 +317,128 @@ fn operators_are_recognised_exactly() {
         assert!(!is_condition_operator(bad), "{bad}");
     }
 }
+
+/// Issue 14: the invariants an attacker would attack in identity-policy evaluation.
+mod props {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    const ACTIONS: [&str; 6] = ["iam:ListUsers", "iam:List*", "iam:*", "s3:GetObject", "*", "ec2:Describe*"];
+    const RESOURCES: [&str; 4] =
+        ["*", USERS, "arn:aws:iam::123456789012:user/*", "arn:aws:iam::123456789012:role/*"];
+    const ASKED: [(&str, &str); 4] = [
+        ("iam:ListUsers", USERS),
+        ("iam:CreateUser", USERS),
+        ("iam:GetRole", "arn:aws:iam::123456789012:role/R"),
+        ("ec2:DescribeInstances", "*"),
+    ];
+
+    /// (allow?, action, resource) of one statement.
+    type Stmt = (bool, usize, usize);
+
+    fn statements() -> impl Strategy<Value = Vec<Vec<Stmt>>> {
+        let stmt = (any::<bool>(), 0..ACTIONS.len(), 0..RESOURCES.len());
+        proptest::collection::vec(proptest::collection::vec(stmt, 1..4), 0..4)
+    }
+
+    fn docs(policies: &[Vec<Stmt>]) -> Vec<Arc<PolicyDocument>> {
+        policies
+            .iter()
+            .map(|stmts| {
+                let body: Vec<String> = stmts
+                    .iter()
+                    .map(|(allow, a, r)| {
+                        let effect = if *allow { "Allow" } else { "Deny" };
+                        format!(
+                            r#"{{"Effect":"{effect}","Action":"{}","Resource":"{}"}}"#,
+                            ACTIONS[*a], RESOURCES[*r]
+                        )
+                    })
+                    .collect();
+                doc(&format!(r#"{{"Version":"2012-10-17","Statement":[{}]}}"#, body.join(",")))
+            })
+            .collect()
+    }
+
+    fn decision(policies: &[Vec<Stmt>], asked: usize) -> Decision {
+        let (action, resource) = ASKED[asked];
+        identity(&docs(policies), &ctx(action, resource))
+    }
+
+    /// Whether a statement matches the request, worked out apart from the engine.
+    fn matches((_, a, r): &Stmt, asked: usize) -> bool {
+        let (action, resource) = ASKED[asked];
+        let action_ok = match ACTIONS[*a] {
+            "*" => true,
+            "iam:*" => action.starts_with("iam:"),
+            "iam:List*" => action.starts_with("iam:List"),
+            "ec2:Describe*" => action.starts_with("ec2:Describe"),
+            exact => exact == action,
+        };
+        let resource_ok = match RESOURCES[*r] {
+            "*" => true,
+            pattern if pattern.ends_with("/*") => resource.starts_with(&pattern[..pattern.len() - 1]),
+            exact => exact == resource,
+        };
+        action_ok && resource_ok
+    }
+
+    proptest! {
+        #[test]
+        fn an_explicit_deny_that_matches_always_wins_and_an_allow_is_needed(
+            policies in statements(),
+            asked in 0..ASKED.len(),
+        ) {
+            let all: Vec<&Stmt> = policies.iter().flatten().collect();
+            let expected = if all.iter().any(|s| !s.0 && matches(s, asked)) {
+                Decision::ExplicitDeny
+            } else if all.iter().any(|s| s.0 && matches(s, asked)) {
+                Decision::Allow
+            } else {
+                Decision::ImplicitDeny
+            };
+            prop_assert_eq!(decision(&policies, asked), expected);
+        }
+
+        #[test]
+        fn removing_an_allow_or_adding_a_deny_never_grants(
+            policies in statements(),
+            asked in 0..ASKED.len(),
+            which in any::<prop::sample::Index>(),
+            added in (0..ACTIONS.len(), 0..RESOURCES.len()),
+        ) {
+            let before = decision(&policies, asked);
+            // Without one Allow statement (a policy left empty is dropped).
+            let allows: Vec<(usize, usize)> = policies
+                .iter()
+                .enumerate()
+                .flat_map(|(p, stmts)| stmts.iter().enumerate().filter(|(_, s)| s.0).map(move |(i, _)| (p, i)))
+                .collect();
+            if !allows.is_empty() {
+                let (p, i) = allows[which.index(allows.len())];
+                let mut fewer = policies.clone();
+                fewer[p].remove(i);
+                fewer.retain(|stmts| !stmts.is_empty());
+                let after = decision(&fewer, asked);
+                prop_assert!(before == Decision::Allow || after != Decision::Allow, "{before:?} -> {after:?}");
+            }
+            // With one more Deny policy.
+            let mut more = policies.clone();
+            more.push(vec![(false, added.0, added.1)]);
+            let after = decision(&more, asked);
+            prop_assert!(before == Decision::Allow || after != Decision::Allow, "{before:?} -> {after:?}");
+        }
+
+        #[test]
+        fn the_order_of_statements_and_policies_does_not_matter(
+            policies in statements(),
+            asked in 0..ASKED.len(),
+        ) {
+            let mut reordered: Vec<Vec<Stmt>> =
+                policies.iter().map(|stmts| stmts.iter().rev().copied().collect()).collect();
+            reordered.reverse();
+            prop_assert_eq!(decision(&policies, asked), decision(&reordered, asked));
+        }
+    }
+}
