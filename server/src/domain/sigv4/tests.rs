@@ -98,6 +98,7 @@ fn cases() -> Vec<Case> {
 }
 
 /// A raw request as the suite writes it.
+#[derive(Clone, Debug)]
 struct Raw {
     method: String,
     path: String,
@@ -475,29 +476,7 @@ mod props {
     const SECRET: &str = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY";
     const NOW: i64 = 1_440_938_160;
 
-    /// A request's parts, owned.
-    #[derive(Clone, Debug)]
-    struct Parts {
-        method: String,
-        path: String,
-        query: String,
-        headers: Vec<(String, String)>,
-        body: Vec<u8>,
-    }
-
-    impl Parts {
-        fn request(&self) -> HttpRequest<'_> {
-            HttpRequest {
-                method: &self.method,
-                path: &self.path,
-                query: &self.query,
-                headers: &self.headers,
-                body: &self.body,
-            }
-        }
-    }
-
-    fn parts() -> impl Strategy<Value = Parts> {
+    fn parts() -> impl Strategy<Value = Raw> {
         (
             prop_oneof![Just("GET"), Just("POST"), Just("PUT"), Just("DELETE")],
             proptest::collection::vec("[a-zA-Z0-9._~-]{1,8}", 0..4),
@@ -510,7 +489,7 @@ mod props {
                 for (n, value) in extra.into_iter().enumerate() {
                     headers.push((format!("X-Custom-{n}"), value.trim().to_string()));
                 }
-                Parts {
+                Raw {
                     method: method.to_string(),
                     path: format!("/{}", segments.join("/")),
                     query: query.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join("&"),
@@ -521,7 +500,7 @@ mod props {
     }
 
     /// `parts` signed in the header form (the payload hash signed too).
-    fn signed(parts: &Parts) -> Parts {
+    fn signed(parts: &Raw) -> Raw {
         let creds = SigningCredentials {
             access_key_id: "AKIDEXAMPLE",
             secret_access_key: SECRET,
@@ -541,7 +520,7 @@ mod props {
         out
     }
 
-    fn verified(parts: &Parts) -> Result<()> {
+    fn verified(parts: &Raw) -> Result<()> {
         let req = parts.request();
         let auth = Authorization::parse(&req)?;
         auth.check(Expected { region: "us-east-1", service: "iam" }, NOW, &Rules::AWS)?;
