@@ -394,7 +394,7 @@ fn tls_config(tls: &config::TlsConfig) -> Result<tonic::transport::ServerTlsConf
 /// of its caller. A fleet polling IMDS for a role it lacks (NOT_FOUND), a caller without
 /// credentials or permission, a bad argument or a malformed frame would otherwise fill the
 /// log at ERROR; they are answered with their status and logged at DEBUG with the response
-/// (the server's own refusals at INFO where they name a reason). INTERNAL is also a
+/// (as are the refusals of requests that proved no one). INTERNAL is also a
 /// caller's malformed message (grpc.io's status codes guide), so the server's internal
 /// faults (ServiceFailure) are logged at ERROR where they are answered (`grpc::error::reply`).
 fn client_errors_are_not_failures() -> SharedClassifier<GrpcErrorsAsFailures> {

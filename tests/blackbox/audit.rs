@@ -108,15 +108,10 @@ async fn presigned_authentication_is_not_recorded_and_the_file_is_private() {
 #[tokio::test]
 async fn with_an_audit_trail_that_cannot_be_written_nothing_changes() {
     use rolecall_server::domain::sigv4::{self, HttpRequest, Rules, SigningCredentials, SigningOptions};
-    let dir = std::env::temp_dir().join(format!("rolecall-audit-full-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let secret = "f".repeat(40);
-    std::fs::write(dir.join("root.secret"), &secret).unwrap();
-    let secret_file = dir.join("root.secret");
-    let server = TestServer::start_with(move |c| {
+    let root = RootUser::new("audit-full", "AKIAROOTAUDITFULL000", &"f".repeat(40));
+    let server = TestServer::start_with(|c| {
         c.audit.output = "/dev/full".into();
-        c.auth.root_access_key_id = Some("AKIAROOTAUDITFULL000".into());
-        c.auth.root_secret_access_key_file = Some(secret_file);
+        root.configure(c);
     })
     .await;
 
@@ -125,12 +120,7 @@ async fn with_an_audit_trail_that_cannot_be_written_nothing_changes() {
     let message =
         expect_error(server.iam().create_user(user.clone()).await, Code::Internal, "ServiceFailure");
     assert!(message.contains("audit trail"), "{message}");
-    let root = rolecall_server::grpc::sigv4::ClientCredentials {
-        access_key_id: "AKIAROOTAUDITFULL000".into(),
-        secret_access_key: secret.clone(),
-        session_token: None,
-    };
-    let mut as_root = pb::iam_client::IamClient::new(server.signing(root, "iam"));
+    let mut as_root = pb::iam_client::IamClient::new(server.signing(root.credentials.clone(), "iam"));
     expect_error(as_root.create_user(user).await, Code::Internal, "ServiceFailure");
     let launch = pb::RunInstancesRequest {
         image_id: "ami-0abcdef1234567890".into(),
@@ -144,8 +134,8 @@ async fn with_an_audit_trail_that_cannot_be_written_nothing_changes() {
     let host = server.query_addr.to_string();
     let headers = vec![("host".to_string(), host.clone())];
     let signing = SigningCredentials {
-        access_key_id: "AKIAROOTAUDITFULL000",
-        secret_access_key: &secret,
+        access_key_id: &root.credentials.access_key_id,
+        secret_access_key: &root.credentials.secret_access_key,
         session_token: None,
     };
     let presigned = |method: &'static str, path: &'static str, query: &'static str, service, rules| {
@@ -179,5 +169,4 @@ async fn with_an_audit_trail_that_cannot_be_written_nothing_changes() {
     let url = presigned("GET", "/", "", "s3", Rules::S3);
     let listed = client.get(url).send().await.unwrap().text().await.unwrap();
     assert!(!listed.contains("unaudited-bucket"), "{listed}");
-    let _ = std::fs::remove_dir_all(&dir);
 }

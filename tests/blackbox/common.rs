@@ -486,3 +486,37 @@ pub async fn user_names(
     let request = pb::ListUsersRequest { max_items: Some(1000), ..Default::default() };
     iam.list_users(request).await.unwrap().into_inner().users.into_iter().map(|u| u.user_name).collect()
 }
+
+/// The default account's root user, for a server that names its key: the credentials to sign
+/// with, and the secret in a file of the test's own (removed on drop).
+pub struct RootUser {
+    pub credentials: rolecall_server::grpc::sigv4::ClientCredentials,
+    dir: std::path::PathBuf,
+}
+
+impl RootUser {
+    /// The key `access_key_id` with `secret`, its file under a directory named for `test`.
+    pub fn new(test: &str, access_key_id: &str, secret: &str) -> Self {
+        let dir = std::env::temp_dir().join(format!("rolecall-root-{test}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("root.secret"), secret).unwrap();
+        let credentials = rolecall_server::grpc::sigv4::ClientCredentials {
+            access_key_id: access_key_id.into(),
+            secret_access_key: secret.into(),
+            session_token: None,
+        };
+        Self { credentials, dir }
+    }
+
+    /// Names the key in a server's configuration (auth.root_access_key_id and its file).
+    pub fn configure(&self, c: &mut rolecall_server::config::Config) {
+        c.auth.root_access_key_id = Some(self.credentials.access_key_id.clone());
+        c.auth.root_secret_access_key_file = Some(self.dir.join("root.secret"));
+    }
+}
+
+impl Drop for RootUser {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}

@@ -218,23 +218,13 @@ async fn every_malformed_framing_is_refused_with_its_status_signed_or_not() {
 
 #[tokio::test]
 async fn with_every_call_signed_the_second_frame_is_refused_too_and_before_authentication() {
-    let dir = std::env::temp_dir().join(format!("rolecall-framing-root-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let secret = "r".repeat(40);
-    std::fs::write(dir.join("root.secret"), &secret).unwrap();
-    let secret_file = dir.join("root.secret");
-    let server = TestServer::start_with(move |c| {
+    let root = RootUser::new("framing", "AKIAROOTFRAMING00000", &"r".repeat(40));
+    let server = TestServer::start_with(|c| {
         c.auth.allow_unsigned = false;
-        c.auth.root_access_key_id = Some("AKIAROOTFRAMING00000".into());
-        c.auth.root_secret_access_key_file = Some(secret_file);
+        root.configure(c);
     })
     .await;
-    let root = rolecall_server::grpc::sigv4::ClientCredentials {
-        access_key_id: "AKIAROOTFRAMING00000".into(),
-        secret_access_key: secret,
-        session_token: None,
-    };
-    let root_channel = server.signing(root, "iam");
+    let root_channel = server.signing(root.credentials.clone(), "iam");
     let mut as_root = rolecall_api::iam_client::IamClient::new(root_channel.clone());
     let role = pb::CreateRoleRequest {
         role_name: "Admin".into(),
@@ -266,5 +256,4 @@ async fn with_every_call_signed_the_second_frame_is_refused_too_and_before_authe
     assert_eq!(reason(&status), "RequestCardinalityViolation", "{status:?}");
     let (status, _) = raw_call(unsigned, "/rolecall.v1.Iam/DeleteRole", frame(&request), &[]).await;
     assert_eq!(reason(&status), "MissingAuthenticationToken", "{status:?}");
-    let _ = std::fs::remove_dir_all(&dir);
 }

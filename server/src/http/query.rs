@@ -267,30 +267,28 @@ async fn handle(
     if s3::is_s3(&method, uri.query().unwrap_or(""), &headers, param("Action").is_some()) {
         return s3::handle(&api, &request, &origin).await;
     }
-    // The Query protocols' lists are bounded before any work on them (S3's bodies are not
-    // form parameters).
-    if let Err(e) = params.check_list_lengths() {
-        return match param("Version") {
-            Some(ec2::VERSION) => ec2::error(&e),
-            Some(IAM_VERSION) => iam_error(&e),
-            _ => error_response(&e),
-        };
-    }
     let service = match param("Version") {
         Some(IAM_VERSION) => "iam",
         Some(ec2::VERSION) => "ec2",
         _ => "sts",
     };
+    // Errors before an action runs, in the service's own shape.
+    let refusal = match service {
+        "ec2" => ec2::error,
+        "iam" => iam_error,
+        _ => error_response,
+    };
+    // The Query protocols' lists are bounded before any work on them (S3's bodies are not
+    // form parameters).
+    if let Err(e) = params.check_list_lengths() {
+        return refusal(&e);
+    }
     let principal = match api.authn.authenticate(&request, service, &GRPC_RULES).await {
         Ok(p) => p,
         Err(e) => {
             api.refused(&Call { service, action: &action, origin: &origin, params: &params }, &request, &e)
                 .await;
-            return match service {
-                "ec2" => ec2::error(&e),
-                "iam" => error_in(IAM_NAMESPACE, &e),
-                _ => error_in(STS_NAMESPACE, &e),
-            };
+            return refusal(&e);
         }
     };
     let call = Call { service, action: &action, origin: &origin, params: &params };
