@@ -25,6 +25,8 @@ pub mod config;
 pub mod custody;
 pub mod domain;
 pub mod exposure;
+#[cfg(any(test, feature = "fuzzing"))]
+pub mod fuzzing;
 pub mod grpc;
 pub mod http;
 pub mod metadata;

@@ -19,6 +19,7 @@ mod exposure;
 mod framing;
 mod http_imds;
 mod iam;
+mod identity;
 mod imds;
 mod netns;
 mod server;

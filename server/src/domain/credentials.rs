@@ -187,6 +187,11 @@ impl TemporaryCredentials {
         let (access_key_id, secret_access_key) = ids::temporary_key_pair();
         claims.access_key_id = access_key_id;
         claims.secret_access_key = Secret(secret_access_key);
+        Self::seal(ring, claims)
+    }
+
+    /// Seals `claims` as they are, with the key id and secret they carry.
+    pub fn seal(ring: &KeyRing, claims: SessionClaims) -> Result<Self> {
         let plain = encode_claims(&claims)?;
         let (key_id, sealed) = ring.seal(TOKEN_AAD, &plain)?;
         let mut token = Vec::with_capacity(5 + sealed.len());

@@ -487,6 +487,19 @@ fn request_of<T: QueryInput>(params: &Params) -> Result<T, Error> {
     Ok(request)
 }
 
+/// The form parameters decoded as the requests of actions of each shape (tags, tag keys,
+/// scalars of every type, SimulatePrincipalPolicy's nested lists): the fuzz target's road
+/// into [`request_of`].
+#[cfg(any(test, feature = "fuzzing"))]
+pub(crate) fn decode_requests(params: &Params) {
+    let _ = request_of::<pb::CreateRoleRequest>(params);
+    let _ = request_of::<pb::UntagRoleRequest>(params);
+    let _ = request_of::<pb::ListRolesRequest>(params);
+    let _ = request_of::<pb::UpdateRoleRequest>(params);
+    let _ = request_of::<pb::UpdateAccessKeyRequest>(params);
+    let _ = request_of::<pb::SimulatePrincipalPolicyRequest>(params);
+}
+
 /// The fields IAM's answers carry policy documents in.
 const POLICY_DOCUMENTS: &[&str] = &["AssumeRolePolicyDocument", "PolicyDocument", "Document"];
 

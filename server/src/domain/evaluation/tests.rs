@@ -441,4 +441,151 @@ mod props {
             prop_assert_eq!(decision(&policies, asked), decision(&reordered, asked));
         }
     }
+
+    /// Every kind of policy that bears on a request, as statements: identity policies, a
+    /// permissions boundary, session policies, a resource policy (its statements name the
+    /// caller as Principal), and whether the resource is in the caller's account.
+    #[derive(Clone, Debug)]
+    struct Set {
+        identity: Vec<Vec<Stmt>>,
+        boundary: Option<Vec<Stmt>>,
+        session: Vec<Vec<Stmt>>,
+        resource: Option<Vec<Stmt>>,
+        same_account: bool,
+    }
+
+    const CALLER: &str = "arn:aws:sts::123456789012:assumed-role/R/s";
+
+    fn sets() -> impl Strategy<Value = Set> {
+        let stmt = (any::<bool>(), 0..ACTIONS.len(), 0..RESOURCES.len());
+        let policy = proptest::collection::vec(stmt, 1..3);
+        (
+            proptest::collection::vec(policy.clone(), 0..3),
+            proptest::option::of(policy.clone()),
+            proptest::collection::vec(policy.clone(), 0..2),
+            proptest::option::of(policy),
+            any::<bool>(),
+        )
+            .prop_map(|(identity, boundary, session, resource, same_account)| Set {
+                identity,
+                boundary,
+                session,
+                resource,
+                same_account,
+            })
+    }
+
+    fn resource_doc(stmts: &[Stmt]) -> PolicyDocument {
+        let body: Vec<String> = stmts
+            .iter()
+            .map(|(allow, a, r)| {
+                let effect = if *allow { "Allow" } else { "Deny" };
+                format!(
+                    r#"{{"Effect":"{effect}","Principal":{{"AWS":"{CALLER}"}},"Action":"{}","Resource":"{}"}}"#,
+                    ACTIONS[*a], RESOURCES[*r]
+                )
+            })
+            .collect();
+        let text = format!(r#"{{"Version":"2012-10-17","Statement":[{}]}}"#, body.join(","));
+        PolicyDocument::parse(&text, PolicyType::Resource).unwrap()
+    }
+
+    fn decide_set(set: &Set, asked: usize) -> Decision {
+        let (action, resource) = ASKED[asked];
+        let caller = Caller::Aws {
+            arn: CALLER.into(),
+            account: "123456789012".into(),
+            role_arn: Some("arn:aws:iam::123456789012:role/R".into()),
+        };
+        let identity = docs(&set.identity);
+        let boundary = set.boundary.as_ref().map(|b| docs(std::slice::from_ref(b)).remove(0));
+        let session = docs(&set.session);
+        let resource_policy = set.resource.as_deref().map(resource_doc);
+        let policies = Policies {
+            identity: &identity,
+            boundary: boundary.as_deref(),
+            session: &session,
+            resource: resource_policy.as_ref(),
+            same_account: set.same_account,
+        };
+        decide(&policies, &ctx(action, resource).with_caller(caller))
+    }
+
+    /// Every statement of the set, with a way back to it: (place, policy, statement).
+    fn places(set: &Set) -> Vec<(usize, usize, usize)> {
+        let mut all = Vec::new();
+        let lists: [Vec<&Vec<Stmt>>; 4] = [
+            set.identity.iter().collect(),
+            set.boundary.iter().collect(),
+            set.session.iter().collect(),
+            set.resource.iter().collect(),
+        ];
+        for (place, policies) in lists.iter().enumerate() {
+            for (p, stmts) in policies.iter().enumerate() {
+                all.extend((0..stmts.len()).map(|i| (place, p, i)));
+            }
+        }
+        all
+    }
+
+    /// The policy that holds the statement at `(place, p, _)`.
+    fn policy_at(set: &mut Set, (place, p, _): (usize, usize, usize)) -> &mut Vec<Stmt> {
+        match place {
+            0 => &mut set.identity[p],
+            1 => set.boundary.as_mut().unwrap(),
+            2 => &mut set.session[p],
+            _ => set.resource.as_mut().unwrap(),
+        }
+    }
+
+    proptest! {
+        /// Issue 14, over every kind of policy: a Deny that matches, wherever it is, wins.
+        #[test]
+        fn a_matching_deny_in_any_policy_wins(set in sets(), asked in 0..ASKED.len()) {
+            let every = set.identity.iter().chain(&set.boundary).chain(&set.session).chain(&set.resource);
+            let denied = every.flatten().any(|s| !s.0 && matches(s, asked));
+            let decision = decide_set(&set, asked);
+            prop_assert_eq!(decision == Decision::ExplicitDeny, denied, "{:?}", decision);
+        }
+
+        /// Removing an Allow statement, or adding a Deny statement, in any policy never
+        /// turns a refused request into an allowed one.
+        #[test]
+        fn fewer_allows_or_more_denies_anywhere_never_grant(
+            set in sets(),
+            asked in 0..ASKED.len(),
+            which in any::<prop::sample::Index>(),
+            added in (0..ACTIONS.len(), 0..RESOURCES.len()),
+        ) {
+            let before = decide_set(&set, asked);
+            let all = places(&set);
+            if !all.is_empty() {
+                let at = all[which.index(all.len())];
+                // Turning a statement into a Deny adds a Deny and may remove an Allow.
+                let mut denied = set.clone();
+                policy_at(&mut denied, at)[at.2].0 = false;
+                let after = decide_set(&denied, asked);
+                prop_assert!(before == Decision::Allow || after != Decision::Allow, "{before:?} -> {after:?}");
+                // Adding a Deny beside it.
+                let mut more = set.clone();
+                policy_at(&mut more, at).push((false, added.0, added.1));
+                let after = decide_set(&more, asked);
+                prop_assert!(before == Decision::Allow || after != Decision::Allow, "{before:?} -> {after:?}");
+            }
+        }
+
+        /// The decision does not depend on the order of statements or of policies.
+        #[test]
+        fn the_order_within_every_kind_of_policy_does_not_matter(set in sets(), asked in 0..ASKED.len()) {
+            let mut reordered = set.clone();
+            let rev = |stmts: &mut Vec<Stmt>| stmts.reverse();
+            reordered.identity.iter_mut().for_each(rev);
+            reordered.identity.reverse();
+            reordered.boundary.iter_mut().for_each(rev);
+            reordered.session.iter_mut().for_each(rev);
+            reordered.session.reverse();
+            reordered.resource.iter_mut().for_each(rev);
+            prop_assert_eq!(decide_set(&set, asked), decide_set(&reordered, asked));
+        }
+    }
 }

@@ -97,55 +97,8 @@ fn cases() -> Vec<Case> {
     out
 }
 
-/// A raw request as the suite writes it.
-#[derive(Clone, Debug)]
-struct Raw {
-    method: String,
-    path: String,
-    query: String,
-    headers: Vec<(String, String)>,
-    body: Vec<u8>,
-}
-
-impl Raw {
-    fn parse(text: &str) -> Self {
-        let (head, body) = text.split_once("\n\n").unwrap_or((text, ""));
-        let mut lines = head.lines();
-        let line = lines.next().unwrap();
-        let (method, rest) = line.split_once(' ').unwrap();
-        let target = rest.strip_suffix(" HTTP/1.1").unwrap();
-        let (path, query) = target.split_once('?').unwrap_or((target, ""));
-        let mut headers: Vec<(String, String)> = Vec::new();
-        for line in lines {
-            if line.starts_with([' ', '\t']) {
-                // A folded (multi-line) value.
-                let last = headers.last_mut().unwrap();
-                last.1.push('\n');
-                last.1.push_str(line);
-            } else {
-                let (n, v) = line.split_once(':').unwrap();
-                headers.push((n.to_string(), v.to_string()));
-            }
-        }
-        Self {
-            method: method.into(),
-            path: path.into(),
-            query: query.into(),
-            headers,
-            body: body.trim_end_matches('\n').as_bytes().to_vec(),
-        }
-    }
-
-    fn request(&self) -> HttpRequest<'_> {
-        HttpRequest {
-            method: &self.method,
-            path: &self.path,
-            query: &self.query,
-            headers: &self.headers,
-            body: &self.body,
-        }
-    }
-}
+/// A raw request as the suite writes it (the SigV4 fuzz target reads its seeds the same way).
+type Raw = crate::fuzzing::RawRequest;
 
 fn trimmed(s: String) -> String {
     s.trim_end_matches('\n').to_string()
@@ -169,7 +122,7 @@ fn the_vendored_suite_is_the_shared_one() {
 #[test]
 fn signer_matches_every_known_answer() {
     for case in cases() {
-        let raw = Raw::parse(&case.file("request.txt"));
+        let raw = Raw::parse(&case.file("request.txt")).unwrap();
         let signed = sign_headers(&raw.request(), &case.creds(), &case.opts());
         assert_eq!(
             signed.canonical_request,
@@ -202,8 +155,8 @@ fn verify_at(case: &Case, raw: &Raw, now: i64) -> Result<Authorization> {
 
 fn signed_requests(case: &Case) -> [(Form, Raw); 2] {
     [
-        (Form::Header, Raw::parse(&case.file("header-signed-request.txt"))),
-        (Form::Presigned, Raw::parse(&case.file("query-signed-request.txt"))),
+        (Form::Header, Raw::parse(&case.file("header-signed-request.txt")).unwrap()),
+        (Form::Presigned, Raw::parse(&case.file("query-signed-request.txt")).unwrap()),
     ]
 }
 
@@ -253,7 +206,7 @@ fn a_changed_signed_header_or_body_is_refused() {
         for (form, raw) in signed_requests(&case) {
             let auth = Authorization::parse(&raw.request()).unwrap();
             for name in &auth.signed_headers {
-                let mut bad = Raw::parse(&case.file(file_of(form)));
+                let mut bad = Raw::parse(&case.file(file_of(form))).unwrap();
                 for (n, v) in bad.headers.iter_mut().filter(|(n, _)| n.eq_ignore_ascii_case(name)).take(1) {
                     *v = if n.eq_ignore_ascii_case("x-amz-date") {
                         amz_date(case.timestamp + 1)
@@ -264,7 +217,7 @@ fn a_changed_signed_header_or_body_is_refused() {
                 let what = format!("{} {form:?} header {name}", case.name);
                 assert!(verify_at(&case, &bad, case.timestamp).is_err(), "{what}: accepted");
             }
-            let mut bad = Raw::parse(&case.file(file_of(form)));
+            let mut bad = Raw::parse(&case.file(file_of(form))).unwrap();
             bad.body.push(b'x');
             let what = format!("{} {form:?} body", case.name);
             assert_refused(verify_at(&case, &bad, case.timestamp), ErrorCode::SignatureDoesNotMatch, &what);
@@ -460,7 +413,7 @@ fn signing_keys_are_cached_per_key_and_scope() {
 #[test]
 fn debug_output_hides_the_session_token() {
     let case = cases().into_iter().find(|c| c.name == "get-vanilla-with-session-token").unwrap();
-    let raw = Raw::parse(&case.file("header-signed-request.txt"));
+    let raw = Raw::parse(&case.file("header-signed-request.txt")).unwrap();
     let auth = Authorization::parse(&raw.request()).unwrap();
     let shown = format!("{auth:?}");
     assert!(!shown.contains(case.token.as_deref().unwrap()), "{shown}");
@@ -521,15 +474,20 @@ mod props {
     }
 
     fn verified(parts: &Raw) -> Result<()> {
+        verified_in(parts, "us-east-1")
+    }
+
+    /// Checked as a server in `region` checks it, then verified.
+    fn verified_in(parts: &Raw, region: &str) -> Result<()> {
         let req = parts.request();
         let auth = Authorization::parse(&req)?;
-        auth.check(Expected { region: "us-east-1", service: "iam" }, NOW, &Rules::AWS)?;
+        auth.check(Expected { region, service: "iam" }, NOW, &Rules::AWS)?;
         auth.verify(&req, SECRET, &Rules::AWS, &SigningKeys::default())
     }
 
     proptest! {
         #[test]
-        fn what_is_signed_verifies_and_any_change_to_it_is_refused(parts in parts(), change in 0..6usize) {
+        fn what_is_signed_verifies_and_any_change_to_it_is_refused(parts in parts(), change in 0..8usize) {
             let good = signed(&parts);
             prop_assert!(verified(&good).is_ok(), "{:?}", verified(&good).err().map(|e| e.message));
             let mut bad = good.clone();
@@ -539,6 +497,20 @@ mod props {
                 2 => bad.query = if bad.query.is_empty() { "z=1".into() } else { format!("{}&z=1", bad.query) },
                 3 => bad.headers[0].1.push('x'),
                 4 => bad.body.push(b'x'),
+                // The scope, moved to another region, and checked by a server in that region:
+                // only the signature can refuse it.
+                5 => {
+                    let auth = bad.headers.iter_mut().find(|(n, _)| n == "Authorization").unwrap();
+                    auth.1 = auth.1.replace("/us-east-1/iam/", "/us-west-2/iam/");
+                    let refused = verified_in(&bad, "us-west-2");
+                    prop_assert!(refused.is_err(), "a changed scope accepted: {:?}", bad);
+                }
+                // A signed header left out of SignedHeaders.
+                6 if good.headers.iter().any(|(n, _)| n == "X-Custom-0") => {
+                    let auth = bad.headers.iter_mut().find(|(n, _)| n == "Authorization").unwrap();
+                    auth.1 = auth.1.replace(";x-custom-0", "");
+                }
+                6 => bad.body.push(b'y'),
                 _ => {
                     let date = bad.headers.iter_mut().find(|(n, _)| n == "X-Amz-Date").unwrap();
                     date.1 = amz_date(NOW + 1);
