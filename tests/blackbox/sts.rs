@@ -37,6 +37,13 @@ async fn a_users_access_key_signs_get_caller_identity() {
         .unwrap()
         .into_inner();
     assert_eq!(info.account, "123456789012");
+    // "No permissions are required to perform this operation. If an administrator attaches a
+    // policy to your identity that explicitly denies access to the sts:GetCallerIdentity
+    // action, you can still perform this operation."
+    // (https://docs.aws.amazon.com/STS/latest/APIReference/API_GetCallerIdentity.html)
+    let deny = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Deny","Action":"*","Resource":"*"}]}"#;
+    put_inline(&server, "alice", deny).await;
+    assert_eq!(whoami(&server, long_term(&key)).await.unwrap().arn, me.arn);
 }
 
 #[tokio::test]
