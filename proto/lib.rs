@@ -153,6 +153,9 @@ impl InstanceCaller {
 }
 
 #[cfg(test)]
+mod wire;
+
+#[cfg(test)]
 mod tests {
     use super::*;
 
