@@ -72,6 +72,17 @@ pub struct StorageSettings {
 }
 
 impl StorageSettings {
+    /// What the etcd backend needs of these settings.
+    #[cfg(feature = "etcd")]
+    pub fn etcd(&self) -> crate::store::etcd::EtcdSettings {
+        crate::store::etcd::EtcdSettings {
+            endpoints: self.etcd_endpoints.clone(),
+            prefix: self.etcd_prefix.clone(),
+            ca_file: self.etcd_ca_file.clone(),
+            client_identity: self.etcd_cert_file.clone().zip(self.etcd_key_file.clone()),
+        }
+    }
+
     /// etcd's endpoints are all https:// (with the CA that signed etcd's certificate) or all
     /// http://. Plaintext is refused off loopback: the values are sealed, but anyone on the
     /// path could read the keys and replay old values (a detached policy, a deleted key).

@@ -7,7 +7,11 @@
 //! - The ring rotates by persist-then-install. A key seals nothing before the store holds it,
 //!   so whatever was sealed can be opened after a crash.
 
-use std::{path::Path, sync::Arc, time::Duration};
+use std::{
+    path::{Path, PathBuf},
+    sync::Arc,
+    time::Duration,
+};
 
 use crate::{
     config::Config,
@@ -33,28 +37,79 @@ fn store_failure(e: StoreError) -> Error {
     Error::service_failure(format!("store: {e}"))
 }
 
+/// Why the store or the server's own keys could not be had: each with where it came from.
+#[derive(Debug, thiserror::Error)]
+pub enum CustodyError {
+    /// A file that could not be read or written: `what` it is, and where.
+    #[error("{}: {source}", named(what, path))]
+    File { what: &'static str, path: PathBuf, source: std::io::Error },
+    /// A master key that is not one (`place`: the variable or the file it came from).
+    #[error("{place}: {}", source.message)]
+    BadMasterKey { place: String, source: Error },
+    #[error("no master key: give the one that sealed the data (ROLECALL_MASTER_KEY or --master-key-file)")]
+    NoMasterKey,
+    #[error("storage.backend = memory keeps nothing at rest")]
+    NothingAtRest,
+    #[error(
+        "storage.backend = etcd needs the master key every replica shares: ROLECALL_MASTER_KEY or storage.master_key_file"
+    )]
+    EtcdNeedsMasterKey,
+    #[error(
+        "auth.root_access_key_id needs its secret: ROLECALL_ROOT_SECRET_ACCESS_KEY or auth.root_secret_access_key_file"
+    )]
+    NoRootSecret,
+    #[error(
+        "the root secret access key of {account_id} must be at least 40 printable characters (openssl rand -base64 30)"
+    )]
+    WeakRootSecret { account_id: String },
+    #[error(transparent)]
+    Open(#[from] crate::store::OpenError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Transfer(#[from] crate::store::transfer::TransferError),
+    #[cfg(feature = "etcd")]
+    #[error(transparent)]
+    Etcd(#[from] crate::store::etcd::EtcdError),
+}
+
+/// A file as errors name it: what it is, then its path.
+fn named(what: &str, path: &Path) -> String {
+    if what.is_empty() { path.display().to_string() } else { format!("{what} {}", path.display()) }
+}
+
+fn file_error(what: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> CustodyError {
+    let path = path.to_path_buf();
+    move |source| CustodyError::File { what, path, source }
+}
+
+fn bad_key(place: impl Into<String>) -> impl FnOnce(Error) -> CustodyError {
+    let place = place.into();
+    move |source| CustodyError::BadMasterKey { place, source }
+}
+
 /// The master key: ROLECALL_MASTER_KEY, else `storage.master_key_file`, else
 /// `DATA_DIR/master.key` (made on first start, with a warning).
-fn master_key(config: &Config) -> std::result::Result<MasterKey, String> {
+fn master_key(config: &Config) -> std::result::Result<MasterKey, CustodyError> {
     if let Ok(text) = std::env::var("ROLECALL_MASTER_KEY") {
-        return MasterKey::parse(&text).map_err(|e| format!("ROLECALL_MASTER_KEY: {}", e.message));
+        return MasterKey::parse(&text).map_err(bad_key("ROLECALL_MASTER_KEY"));
     }
     let (path, configured) = match &config.storage.master_key_file {
         Some(path) => (path.clone(), true),
         None => (config.storage.data_dir.join("master.key"), false),
     };
     match std::fs::read_to_string(&path) {
-        Ok(text) => MasterKey::parse(&text).map_err(|e| format!("{}: {}", path.display(), e.message)),
+        Ok(text) => MasterKey::parse(&text).map_err(bad_key(path.display().to_string())),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound && !configured => {
             make_key_file(&path)?;
             tracing::warn!(
                 path = %path.display(),
                 "made a master key beside the data it seals; move it elsewhere (storage.master_key_file or ROLECALL_MASTER_KEY) for protection at rest"
             );
-            let text = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
-            MasterKey::parse(&text).map_err(|e| format!("{}: {}", path.display(), e.message))
+            let text = std::fs::read_to_string(&path).map_err(file_error("", &path))?;
+            MasterKey::parse(&text).map_err(bad_key(path.display().to_string()))
         }
-        Err(e) => Err(format!("master key file {}: {e}", path.display())),
+        Err(e) => Err(file_error("master key file", &path)(e)),
     }
 }
 
@@ -66,21 +121,18 @@ fn master_key_configured(config: &Config) -> bool {
 
 /// The master key and the previous ones (ROLECALL_PREVIOUS_MASTER_KEYS, comma-separated,
 /// and `storage.previous_master_key_files`), which open but never seal.
-fn master_keys(config: &Config) -> std::result::Result<MasterKeys, String> {
+fn master_keys(config: &Config) -> std::result::Result<MasterKeys, CustodyError> {
     let current = master_key(config)?;
     let mut previous = Vec::new();
     if let Ok(list) = std::env::var("ROLECALL_PREVIOUS_MASTER_KEYS") {
         for (n, text) in list.split(',').filter(|t| !t.trim().is_empty()).enumerate() {
-            previous.push(
-                MasterKey::parse(text)
-                    .map_err(|e| format!("ROLECALL_PREVIOUS_MASTER_KEYS, key {}: {}", n + 1, e.message))?,
-            );
+            let place = format!("ROLECALL_PREVIOUS_MASTER_KEYS, key {}", n + 1);
+            previous.push(MasterKey::parse(text).map_err(bad_key(place))?);
         }
     }
     for path in &config.storage.previous_master_key_files {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| format!("previous master key file {}: {e}", path.display()))?;
-        previous.push(MasterKey::parse(&text).map_err(|e| format!("{}: {}", path.display(), e.message))?);
+        let text = std::fs::read_to_string(path).map_err(file_error("previous master key file", path))?;
+        previous.push(MasterKey::parse(&text).map_err(bad_key(path.display().to_string()))?);
     }
     if !previous.is_empty() {
         tracing::info!(
@@ -98,20 +150,17 @@ async fn tool_store(
     config: &Config,
     // Read etcd as of one revision (redb needs nothing: the tool is its one process).
     #[cfg_attr(not(feature = "etcd"), allow(unused_variables))] snapshot: bool,
-) -> std::result::Result<SealedStore, String> {
+) -> std::result::Result<SealedStore, CustodyError> {
     let given = master_key_configured(config);
     let beside = config.storage.backend != "etcd" && config.storage.data_dir.join("master.key").exists();
     if !given && !beside {
-        return Err(
-            "no master key: give the one that sealed the data (ROLECALL_MASTER_KEY or --master-key-file)"
-                .into(),
-        );
+        return Err(CustodyError::NoMasterKey);
     }
     Ok(match config.storage.backend.as_str() {
-        "memory" => return Err("storage.backend = memory keeps nothing at rest".into()),
+        "memory" => return Err(CustodyError::NothingAtRest),
         #[cfg(feature = "etcd")]
         "etcd" => {
-            let (mut etcd, now) = crate::store::etcd::EtcdStore::connect(&config.storage).await?;
+            let (mut etcd, now) = crate::store::etcd::EtcdStore::connect(&config.storage.etcd()).await?;
             if snapshot {
                 etcd = etcd.as_of(now);
             }
@@ -119,7 +168,7 @@ async fn tool_store(
         }
         // One process holds a redb directory: the tool's view of it cannot change.
         _ => {
-            let redb = RedbStore::open(&config.storage.data_dir).map_err(|e| e.to_string())?;
+            let redb = RedbStore::open(&config.storage.data_dir)?;
             SealedStore::new(Arc::new(redb), master_keys(config)?)
         }
     })
@@ -127,30 +176,30 @@ async fn tool_store(
 
 /// Rewrites under the current master key every value a previous one sealed
 /// (`rolecall store reseal`).
-pub async fn reseal(config: &Config) -> std::result::Result<Resealed, String> {
-    tool_store(config, false).await?.reseal().await.map_err(|e| e.to_string())
+pub async fn reseal(config: &Config) -> std::result::Result<Resealed, CustodyError> {
+    Ok(tool_store(config, false).await?.reseal().await?)
 }
 
 /// Writes the whole store, sealed, to `path` (`rolecall store export`); how many entries.
-pub async fn export(config: &Config, path: &Path) -> std::result::Result<u64, String> {
+pub async fn export(config: &Config, path: &Path) -> std::result::Result<u64, CustodyError> {
     // etcd: every page as of one revision, so the copy is consistent while replicas write.
     let store = tool_store(config, true).await?;
-    let file = std::fs::File::create_new(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let file = std::fs::File::create_new(path).map_err(file_error("", path))?;
     let mut out = std::io::BufWriter::new(file);
-    crate::store::transfer::export(&store, &mut out).await
+    Ok(crate::store::transfer::export(&store, &mut out).await?)
 }
 
 /// Reads an export into the configured store, which must be empty (`rolecall store import`).
-pub async fn import(config: &Config, path: &Path) -> std::result::Result<u64, String> {
+pub async fn import(config: &Config, path: &Path) -> std::result::Result<u64, CustodyError> {
     let store = tool_store(config, false).await?;
-    let file = std::fs::File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    crate::store::transfer::import(&store, &mut std::io::BufReader::new(file)).await
+    let file = std::fs::File::open(path).map_err(file_error("", path))?;
+    Ok(crate::store::transfer::import(&store, &mut std::io::BufReader::new(file)).await?)
 }
 
 /// The root users' keys: the default account's (`auth.root_access_key_id`, its secret from
 /// ROLECALL_ROOT_SECRET_ACCESS_KEY or `auth.root_secret_access_key_file`), and further
 /// accounts' (`auth.account_roots`, secrets in files).
-pub fn root_keys(config: &Config) -> std::result::Result<Vec<crate::sts::RootKey>, String> {
+pub fn root_keys(config: &Config) -> std::result::Result<Vec<crate::sts::RootKey>, CustodyError> {
     let mut roots = Vec::new();
     if let Some(access_key_id) = config.auth.root_access_key_id.clone() {
         let secret = match (
@@ -159,9 +208,7 @@ pub fn root_keys(config: &Config) -> std::result::Result<Vec<crate::sts::RootKey
         ) {
             (Ok(secret), _) => secret,
             (Err(_), Some(path)) => read_secret(path)?,
-            (Err(_), None) => {
-                return Err("auth.root_access_key_id needs its secret: ROLECALL_ROOT_SECRET_ACCESS_KEY or auth.root_secret_access_key_file".into());
-            }
+            (Err(_), None) => return Err(CustodyError::NoRootSecret),
         };
         roots.push(root_key(&config.account_id, access_key_id, secret)?);
     }
@@ -172,20 +219,18 @@ pub fn root_keys(config: &Config) -> std::result::Result<Vec<crate::sts::RootKey
     Ok(roots)
 }
 
-fn read_secret(path: &Path) -> std::result::Result<String, String> {
-    std::fs::read_to_string(path).map_err(|e| format!("root secret access key file {}: {e}", path.display()))
+fn read_secret(path: &Path) -> std::result::Result<String, CustodyError> {
+    std::fs::read_to_string(path).map_err(file_error("root secret access key file", path))
 }
 
 fn root_key(
     account_id: &str,
     access_key_id: String,
     secret: String,
-) -> std::result::Result<crate::sts::RootKey, String> {
+) -> std::result::Result<crate::sts::RootKey, CustodyError> {
     let secret = secret.trim().to_string();
     if secret.len() < 40 || !secret.bytes().all(|b| b.is_ascii_graphic()) {
-        return Err(format!(
-            "the root secret access key of {account_id} must be at least 40 printable characters (openssl rand -base64 30)"
-        ));
+        return Err(CustodyError::WeakRootSecret { account_id: account_id.to_string() });
     }
     tracing::info!(account = %account_id, access_key_id = %access_key_id, "a root user's access key is configured");
     Ok(crate::sts::RootKey {
@@ -196,19 +241,19 @@ fn root_key(
 }
 
 /// Writes a new master key, readable by its owner only.
-fn make_key_file(path: &Path) -> std::result::Result<(), String> {
+fn make_key_file(path: &Path) -> std::result::Result<(), CustodyError> {
     use std::io::Write;
     #[cfg(unix)]
     use std::os::unix::fs::OpenOptionsExt;
     if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        std::fs::create_dir_all(dir).map_err(file_error("", dir))?;
     }
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create_new(true);
     #[cfg(unix)]
     options.mode(0o600);
-    let mut file = options.open(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    writeln!(file, "{}", MasterKey::generate()).map_err(|e| format!("{}: {e}", path.display()))
+    let mut file = options.open(path).map_err(file_error("", path))?;
+    writeln!(file, "{}", MasterKey::generate()).map_err(file_error("", path))
 }
 
 /// The opened store, and where other replicas' changes arrive (etcd).
@@ -219,18 +264,18 @@ pub struct Opened {
 }
 
 /// The configured store: memory, redb or etcd, the durable ones sealed under the master key.
-pub async fn open_store(config: &Config) -> std::result::Result<Opened, String> {
+pub async fn open_store(config: &Config) -> std::result::Result<Opened, CustodyError> {
     let store: Arc<dyn Store> = match config.storage.backend.as_str() {
         "memory" => Arc::new(MemoryStore::default()),
         #[cfg(feature = "etcd")]
         "etcd" => {
             if !master_key_configured(config) {
-                return Err("storage.backend = etcd needs the master key every replica shares: ROLECALL_MASTER_KEY or storage.master_key_file".into());
+                return Err(CustodyError::EtcdNeedsMasterKey);
             }
             let keys = master_keys(config)?;
             // Changes after the connection's revision invalidate this replica's caches
             // (which start empty).
-            let (etcd, from) = crate::store::etcd::EtcdStore::connect(&config.storage).await?;
+            let (etcd, from) = crate::store::etcd::EtcdStore::connect(&config.storage.etcd()).await?;
             let changes = etcd.changes(from);
             tracing::info!(endpoints = ?config.storage.etcd_endpoints, prefix = %config.storage.etcd_prefix, "state in etcd, sealed at rest");
             return Ok(Opened {
@@ -240,7 +285,7 @@ pub async fn open_store(config: &Config) -> std::result::Result<Opened, String> 
         }
         _ => {
             let keys = master_keys(config)?;
-            let redb = RedbStore::open(&config.storage.data_dir).map_err(|e| e.to_string())?;
+            let redb = RedbStore::open(&config.storage.data_dir)?;
             tracing::info!(dir = %config.storage.data_dir.display(), "state in redb, sealed at rest");
             Arc::new(SealedStore::new(Arc::new(redb), keys))
         }

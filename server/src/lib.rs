@@ -92,8 +92,8 @@ pub struct App {
 pub enum ServeError {
     #[error(transparent)]
     Config(#[from] config::ConfigError),
-    #[error("tls: {0}")]
-    Tls(String),
+    #[error("tls: {}: {source}", path.display())]
+    Tls { path: std::path::PathBuf, source: std::io::Error },
     #[error("reflection: {0}")]
     Reflection(#[from] tonic_reflection::server::Error),
     #[error("grpc server: {0}")]
@@ -105,9 +105,9 @@ pub enum ServeError {
     #[error("keys: {0}")]
     Keys(domain::Error),
     #[error("storage: {0}")]
-    Store(String),
+    Store(custody::CustodyError),
     #[error("auth: {0}")]
-    Auth(String),
+    Auth(custody::CustodyError),
 }
 
 // === impl App ===
@@ -127,7 +127,7 @@ impl App {
             default_http_tokens_required: config.instances.http_tokens == "required",
             default_hop_limit: config.instances.http_put_response_hop_limit,
             private_network: catalog::PrivateNetwork::parse(&config.instances.private_network)
-                .map_err(config::ConfigError::Invalid)?,
+                .map_err(|e| config::ConfigError::Invalid(format!("instances.private_network: {e}")))?,
         };
         let audit = audit::AuditLog::open(
             &audit::Sink::parse(&config.audit.output),
@@ -383,7 +383,7 @@ fn announce_exposure(config: &Config, listeners: &Listeners) {
 
 fn tls_config(tls: &config::TlsConfig) -> Result<tonic::transport::ServerTlsConfig, ServeError> {
     let read =
-        |p: &std::path::Path| std::fs::read(p).map_err(|e| ServeError::Tls(format!("{}: {e}", p.display())));
+        |p: &std::path::Path| std::fs::read(p).map_err(|source| ServeError::Tls { path: p.into(), source });
     let identity = tonic::transport::Identity::from_pem(read(&tls.cert)?, read(&tls.key)?);
     let mut cfg = tonic::transport::ServerTlsConfig::new().identity(identity);
     if let Some(ca) = &tls.client_ca {

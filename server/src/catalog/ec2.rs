@@ -97,6 +97,28 @@ fn validate_hop_limit(limit: i32) -> Result<i32> {
 
 /// The simulated VPC's IPv4 block, from which instances get their private addresses in
 /// launch order (as a subnet hands them out), skipping AWS's reserved first four and last.
+/// A private network block that is not one rolecall can hand out.
+#[derive(Debug, thiserror::Error)]
+#[error("{cidr:?} {problem}")]
+pub struct CidrError {
+    pub cidr: String,
+    pub problem: CidrProblem,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CidrProblem {
+    #[error("is not a CIDR block")]
+    NotCidr,
+    #[error("is not an IPv4 CIDR block")]
+    NotIpv4,
+    #[error("has no prefix length")]
+    NoPrefixLength,
+    #[error("has a prefix length outside 8 to 28")]
+    PrefixLength,
+    #[error("is not on a /{0} boundary")]
+    NotOnBoundary(u8),
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PrivateNetwork {
     base: u32,
@@ -106,16 +128,17 @@ pub struct PrivateNetwork {
 impl PrivateNetwork {
     /// `a.b.c.d/n`, with n from 8 to 28 (AWS's VPC sizes allow /16../28; /8 fits fleets
     /// of millions), the address on the block's boundary.
-    pub fn parse(cidr: &str) -> std::result::Result<Self, String> {
-        let (ip, prefix) = cidr.split_once('/').ok_or_else(|| format!("{cidr:?} is not a CIDR block"))?;
-        let ip: std::net::Ipv4Addr = ip.parse().map_err(|_| format!("{cidr:?} is not an IPv4 CIDR block"))?;
-        let prefix: u8 = prefix.parse().map_err(|_| format!("{cidr:?} has no prefix length"))?;
+    pub fn parse(cidr: &str) -> std::result::Result<Self, CidrError> {
+        let error = |problem| CidrError { cidr: cidr.to_string(), problem };
+        let (ip, prefix) = cidr.split_once('/').ok_or_else(|| error(CidrProblem::NotCidr))?;
+        let ip: std::net::Ipv4Addr = ip.parse().map_err(|_| error(CidrProblem::NotIpv4))?;
+        let prefix: u8 = prefix.parse().map_err(|_| error(CidrProblem::NoPrefixLength))?;
         if !(8..=28).contains(&prefix) {
-            return Err(format!("{cidr:?}: the prefix length must be 8 to 28"));
+            return Err(error(CidrProblem::PrefixLength));
         }
         let base = u32::from(ip);
         if base & !(u32::MAX << (32 - prefix)) != 0 {
-            return Err(format!("{cidr:?} is not on a /{prefix} boundary"));
+            return Err(error(CidrProblem::NotOnBoundary(prefix)));
         }
         Ok(Self { base, prefix })
     }

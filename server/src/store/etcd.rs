@@ -8,7 +8,10 @@
 //! - [`EtcdStore::changes`] streams the keys other writers change, from a revision on. Replicas
 //!   invalidate their caches with it.
 
-use std::time::Duration;
+use std::{
+    path::{Path, PathBuf},
+    time::Duration,
+};
 
 use etcd_client::{
     Client, Compare, CompareOp, ConnectOptions, GetOptions, Txn as EtcdTxn, TxnOp, WatchOptions,
@@ -106,14 +109,42 @@ pub enum Change {
     Up,
 }
 
-/// TLS to etcd (https:// endpoints, validated in config): etcd's CA, and a client
-/// certificate where one is configured.
-fn tls_options(settings: &crate::config::StorageSettings) -> Result<Option<etcd_client::TlsOptions>, String> {
-    let Some(ca) = &settings.etcd_ca_file else { return Ok(None) };
-    let read = |path: &std::path::Path| std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()));
+/// Where the cluster is and how to reach it (the configuration's `storage.etcd_*`, checked
+/// there: endpoints all https:// with a CA, or all http://).
+#[derive(Clone, Debug, Default)]
+pub struct EtcdSettings {
+    /// The cluster's client URLs.
+    pub endpoints: Vec<String>,
+    /// Every key of this deployment is under it.
+    pub prefix: String,
+    /// With https:// endpoints: the CA (PEM) that signed etcd's certificate.
+    pub ca_file: Option<PathBuf>,
+    /// A client certificate and its key (PEM), for an etcd started with --client-cert-auth.
+    pub client_identity: Option<(PathBuf, PathBuf)>,
+}
+
+/// Why the store could not reach etcd.
+#[derive(Debug, thiserror::Error)]
+pub enum EtcdError {
+    #[error("{}: {source}", path.display())]
+    File { path: PathBuf, source: std::io::Error },
+    #[error("etcd {endpoints:?}: {source}")]
+    Connect { endpoints: Vec<String>, source: etcd_client::Error },
+    #[error(
+        "etcd {endpoints:?} did not answer ({source}); check the endpoints and, with https://, storage.etcd_ca_file and the client certificate (etcd_cert_file, etcd_key_file)"
+    )]
+    NoAnswer { endpoints: Vec<String>, source: StoreError },
+}
+
+/// TLS to etcd (https:// endpoints): etcd's CA, and a client certificate where one is
+/// configured.
+fn tls_options(settings: &EtcdSettings) -> Result<Option<etcd_client::TlsOptions>, EtcdError> {
+    let Some(ca) = &settings.ca_file else { return Ok(None) };
+    let read =
+        |path: &Path| std::fs::read(path).map_err(|source| EtcdError::File { path: path.into(), source });
     let mut tls =
         etcd_client::TlsOptions::new().ca_certificate(etcd_client::Certificate::from_pem(read(ca)?));
-    if let (Some(cert), Some(key)) = (&settings.etcd_cert_file, &settings.etcd_key_file) {
+    if let Some((cert, key)) = &settings.client_identity {
         tls = tls.identity(etcd_client::Identity::from_pem(read(cert)?, read(key)?));
     }
     Ok(Some(tls))
@@ -123,8 +154,8 @@ impl EtcdStore {
     /// Connects, and reads the store's revision at once: connecting is lazy, so this first
     /// request is what finds a wrong endpoint, CA or certificate. The revision is what the
     /// caller's view starts from (a watch, a snapshot).
-    pub async fn connect(settings: &crate::config::StorageSettings) -> Result<(Self, u64), String> {
-        let (endpoints, prefix) = (&settings.etcd_endpoints, &settings.etcd_prefix);
+    pub async fn connect(settings: &EtcdSettings) -> Result<(Self, u64), EtcdError> {
+        let (endpoints, prefix) = (&settings.endpoints, &settings.prefix);
         // HTTP/2 keepalives notice a silent partition within KEEPALIVE + KEEPALIVE_TIMEOUT;
         // a KV request waits at most REQUEST_TIMEOUT (not the channel's timeout, which
         // would also cut the long-lived watch): a replica cut off from etcd answers errors
@@ -139,11 +170,12 @@ impl EtcdStore {
         };
         let client = Client::connect(endpoints, Some(options))
             .await
-            .map_err(|e| format!("etcd {endpoints:?}: {e}"))?;
+            .map_err(|source| EtcdError::Connect { endpoints: endpoints.clone(), source })?;
         let store = Self { client, prefix: prefix.to_string(), own: Default::default(), as_of: None };
-        let revision = store.revision().await.map_err(|e| {
-            format!("etcd {endpoints:?} did not answer ({e}); check the endpoints and, with https://, storage.etcd_ca_file and the client certificate (etcd_cert_file, etcd_key_file)")
-        })?;
+        let revision = store
+            .revision()
+            .await
+            .map_err(|source| EtcdError::NoAnswer { endpoints: endpoints.clone(), source })?;
         Ok((store, revision))
     }
 

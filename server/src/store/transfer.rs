@@ -10,7 +10,42 @@ use std::io::{BufRead, Write};
 
 use serde::{Deserialize, Serialize};
 
-use super::{FORMAT_VERSION, SealedStore, Txn, commit_batches};
+use super::{FORMAT_VERSION, SealedStore, StoreError, Txn, commit_batches};
+
+/// Why an export could not be written or an import was refused (nothing was written then).
+#[derive(Debug, thiserror::Error)]
+pub enum TransferError {
+    #[error("writing the export: {0}")]
+    Write(std::io::Error),
+    #[error("reading the export: {0}")]
+    Read(std::io::Error),
+    #[error("line {line}: {source}")]
+    Syntax { line: usize, source: serde_json::Error },
+    #[error("line {line}: a header inside the export")]
+    HeaderInside { line: usize },
+    #[error("line {line}: after the end line")]
+    AfterEnd { line: usize },
+    #[error(
+        "an export in {format:?} of store format {store_format:?}; this rolecall reads {EXPORT_FORMAT:?} of {FORMAT_VERSION:?}"
+    )]
+    Format { format: String, store_format: String },
+    #[error("not a rolecall export: no header line")]
+    NoHeader,
+    #[error("line {line}: the value of {key}: {source}")]
+    Value { line: usize, key: String, source: data_encoding::DecodeError },
+    #[error(
+        "{key} does not open with the configured master keys: import with the master key that sealed the export"
+    )]
+    DoesNotOpen { key: String },
+    #[error("the export says {says} entries and holds {holds}")]
+    Count { says: u64, holds: u64 },
+    #[error("the export is truncated: no end line")]
+    Truncated,
+    #[error("the destination store is not empty: import into a store no server has started on")]
+    NotEmpty,
+    #[error("{context}: {source}")]
+    Store { context: &'static str, source: StoreError },
+}
 
 /// What an export file says it is.
 pub const EXPORT_FORMAT: &str = "rolecall-export/1";
@@ -27,16 +62,20 @@ enum Line {
 }
 
 /// Writes every entry of `store` to `out`; how many.
-pub async fn export(store: &SealedStore, out: &mut dyn Write) -> Result<u64, String> {
-    let write = |out: &mut dyn Write, line: &Line| -> Result<(), String> {
-        let text = serde_json::to_string(line).map_err(|e| e.to_string())?;
-        writeln!(out, "{text}").map_err(|e| format!("writing the export: {e}"))
+pub async fn export(store: &SealedStore, out: &mut dyn Write) -> Result<u64, TransferError> {
+    let write = |out: &mut dyn Write, line: &Line| -> Result<(), TransferError> {
+        let text = serde_json::to_string(line).map_err(|e| TransferError::Write(e.into()))?;
+        writeln!(out, "{text}").map_err(TransferError::Write)
     };
     write(out, &Line::Header { format: EXPORT_FORMAT.into(), store_format: FORMAT_VERSION.into() })?;
     let mut entries = 0u64;
     let mut after: Option<String> = None;
     loop {
-        let page = store.raw().list("", after.as_deref(), BATCH).await.map_err(|e| e.to_string())?;
+        let page = store
+            .raw()
+            .list("", after.as_deref(), BATCH)
+            .await
+            .map_err(|source| TransferError::Store { context: "reading the store", source })?;
         let Some(last) = page.last() else { break };
         after = Some(last.key.clone());
         for v in &page {
@@ -45,45 +84,42 @@ pub async fn export(store: &SealedStore, out: &mut dyn Write) -> Result<u64, Str
         entries += page.len() as u64;
     }
     write(out, &Line::End { entries })?;
-    out.flush().map_err(|e| format!("writing the export: {e}"))?;
+    out.flush().map_err(TransferError::Write)?;
     Ok(entries)
 }
 
 /// Reads an export into `store`, which must be empty; how many entries. Nothing is written
 /// unless the whole file is well-formed, complete, and opens with the configured master keys.
-pub async fn import(store: &SealedStore, input: &mut dyn BufRead) -> Result<u64, String> {
+pub async fn import(store: &SealedStore, input: &mut dyn BufRead) -> Result<u64, TransferError> {
     let mut entries = Vec::new();
     let mut header = false;
     let mut end = None;
     for (n, line) in input.lines().enumerate() {
-        let line = line.map_err(|e| format!("reading the export: {e}"))?;
-        let at = || format!("line {}", n + 1);
+        let line_no = n + 1;
+        let line = line.map_err(TransferError::Read)?;
         if end.is_some() {
-            return Err(format!("{}: after the end line", at()));
+            return Err(TransferError::AfterEnd { line: line_no });
         }
-        match serde_json::from_str::<Line>(&line).map_err(|e| format!("{}: {e}", at()))? {
+        match serde_json::from_str::<Line>(&line)
+            .map_err(|source| TransferError::Syntax { line: line_no, source })?
+        {
             Line::Header { format, store_format } => {
                 if header || n != 0 {
-                    return Err(format!("{}: a header inside the export", at()));
+                    return Err(TransferError::HeaderInside { line: line_no });
                 }
                 if format != EXPORT_FORMAT || store_format != FORMAT_VERSION {
-                    return Err(format!(
-                        "an export in {format:?} of store format {store_format:?}; this rolecall reads {EXPORT_FORMAT:?} of {FORMAT_VERSION:?}"
-                    ));
+                    return Err(TransferError::Format { format, store_format });
                 }
                 header = true;
             }
-            Line::Entry { .. } | Line::End { .. } if !header => {
-                return Err("not a rolecall export: no header line".into());
-            }
+            Line::Entry { .. } | Line::End { .. } if !header => return Err(TransferError::NoHeader),
             Line::Entry { key, value } => {
-                let value = data_encoding::BASE64
-                    .decode(value.as_bytes())
-                    .map_err(|e| format!("{}: the value of {key}: {e}", at()))?;
+                let value = match data_encoding::BASE64.decode(value.as_bytes()) {
+                    Ok(value) => value,
+                    Err(source) => return Err(TransferError::Value { line: line_no, key, source }),
+                };
                 if !store.opens(&key, &value) {
-                    return Err(format!(
-                        "{key} does not open with the configured master keys: import with the master key that sealed the export"
-                    ));
+                    return Err(TransferError::DoesNotOpen { key });
                 }
                 entries.push((key, value));
             }
@@ -92,11 +128,16 @@ pub async fn import(store: &SealedStore, input: &mut dyn BufRead) -> Result<u64,
     }
     match end {
         Some(count) if count == entries.len() as u64 => {}
-        Some(count) => return Err(format!("the export says {count} entries and holds {}", entries.len())),
-        None => return Err("the export is truncated: no end line".into()),
+        Some(says) => return Err(TransferError::Count { says, holds: entries.len() as u64 }),
+        None => return Err(TransferError::Truncated),
     }
-    if !store.raw().list("", None, 1).await.map_err(|e| e.to_string())?.is_empty() {
-        return Err("the destination store is not empty: import into a store no server has started on".into());
+    let existing = store
+        .raw()
+        .list("", None, 1)
+        .await
+        .map_err(|source| TransferError::Store { context: "reading the destination", source })?;
+    if !existing.is_empty() {
+        return Err(TransferError::NotEmpty);
     }
     let count = entries.len() as u64;
     for chunk in commit_batches(store.raw().as_ref(), BATCH, entries, |(k, v)| k.len() + v.len()) {
@@ -104,7 +145,11 @@ pub async fn import(store: &SealedStore, input: &mut dyn BufRead) -> Result<u64,
         for (key, value) in chunk {
             txn = txn.require_absent(key.clone()).put(key, value);
         }
-        store.raw().commit(txn).await.map_err(|e| format!("importing: {e}"))?;
+        store
+            .raw()
+            .commit(txn)
+            .await
+            .map_err(|source| TransferError::Store { context: "importing", source })?;
     }
     Ok(count)
 }
@@ -138,14 +183,14 @@ mod tests {
         let destination = sealed(Arc::new(MemoryStore::default()), "11");
         assert_eq!(import(&destination, &mut file.as_slice()).await.unwrap(), 150);
         assert_eq!(&*destination.get("iam/user/u149").await.unwrap().unwrap().value, &[149u8; 8]);
-        let again = import(&destination, &mut file.as_slice()).await.unwrap_err();
+        let again = import(&destination, &mut file.as_slice()).await.unwrap_err().to_string();
         assert!(again.contains("not empty"), "{again}");
 
         let refuse = |bytes: Vec<u8>, hex: &'static str| async move {
             let empty = sealed(Arc::new(MemoryStore::default()), hex);
             let err = import(&empty, &mut bytes.as_slice()).await.unwrap_err();
             assert!(empty.raw().list("", None, 1).await.unwrap().is_empty(), "nothing written");
-            err
+            err.to_string()
         };
         let truncated: Vec<u8> = text.lines().take(100).flat_map(|l| format!("{l}\n").into_bytes()).collect();
         assert!(refuse(truncated, "11").await.contains("truncated"));
