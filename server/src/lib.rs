@@ -113,6 +113,26 @@ pub enum ServeError {
 // === impl App ===
 
 impl App {
+    /// What the gRPC services are built on.
+    pub fn grpc_services(&self) -> grpc::Services {
+        grpc::Services {
+            accounts: self.accounts.clone(),
+            authn: self.authn.clone(),
+            authz: self.authz.clone(),
+            sts: self.sts.clone(),
+            imds: self.imds.clone(),
+            audit: self.audit.clone(),
+            clock: self.clock.clone(),
+            metrics: self.metrics.clone(),
+            in_sync: self.in_sync.clone(),
+            key_keeper: self.key_keeper.clone(),
+            max_message_bytes: self.config.server.max_message_bytes,
+            unauthenticated_buffer_bytes: self.config.server.unauthenticated_buffer_bytes,
+            unsigned: exposure::UnsignedCalls::of(&self.config.auth),
+            test_control: cfg!(debug_assertions) && self.config.simulation.manual_clock,
+        }
+    }
+
     /// Builds the service from a validated configuration: opens the store, and loads (or
     /// makes) the key ring and the identity signing key from it.
     pub async fn new(config: Config) -> Result<Self, ServeError> {
@@ -234,7 +254,7 @@ pub async fn serve(
     for setting in config.simulation_settings() {
         tracing::warn!("SIMULATION setting on: {setting}");
     }
-    let routes = grpc::routes(&app).await?;
+    let routes = grpc::routes(&app.grpc_services()).await?;
     announce_exposure(&config, &listeners);
 
     let mut builder = tonic::transport::Server::builder()

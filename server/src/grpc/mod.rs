@@ -23,12 +23,46 @@ use std::sync::Arc;
 
 use tonic::service::Routes;
 
-use crate::{App, exposure::UnsignedCalls};
+use crate::{
+    audit::AuditLog,
+    authz::Authorizer,
+    catalog::Accounts,
+    custody::KeyKeeper,
+    domain::clock::SystemClock,
+    exposure::UnsignedCalls,
+    metadata::InstanceMetadata,
+    sts::{Authenticator, SecurityTokenService},
+    telemetry::Metrics,
+};
+
+/// What the gRPC services are built on: the assembled state and the settings they read.
+pub struct Services {
+    pub accounts: Arc<Accounts>,
+    pub authn: Arc<Authenticator>,
+    pub authz: Arc<Authorizer>,
+    pub sts: Arc<SecurityTokenService>,
+    pub imds: Arc<InstanceMetadata>,
+    pub audit: AuditLog,
+    pub clock: Arc<SystemClock>,
+    pub metrics: Metrics,
+    /// False while this replica has lost etcd's watch past its grace period.
+    pub in_sync: tokio::sync::watch::Receiver<bool>,
+    /// Rotates the key ring (TestControl moves the clock and rotates with it).
+    pub key_keeper: Arc<KeyKeeper>,
+    /// `server.max_message_bytes`.
+    pub max_message_bytes: usize,
+    /// `server.unauthenticated_buffer_bytes`.
+    pub unauthenticated_buffer_bytes: usize,
+    /// Whom unsigned Iam and Ec2 calls act for (the exposure rule).
+    pub unsigned: UnsignedCalls,
+    /// Whether TestControl is served (a debug build with the manual clock).
+    pub test_control: bool,
+}
 
 /// Every service rolecall serves over gRPC, plus grpc.health.v1 and server reflection so
 /// that grpcurl and any gRPC client can discover the API.
-pub async fn routes(app: &App) -> Result<Routes, tonic_reflection::server::Error> {
-    let limit = app.config.server.max_message_bytes;
+pub async fn routes(app: &Services) -> Result<Routes, tonic_reflection::server::Error> {
+    let limit = app.max_message_bytes;
     let (health, health_service) = tonic_health::server::health_reporter();
     health.set_serving::<IamServer<iam::IamService>>().await;
     health.set_serving::<Ec2Server<ec2::Ec2Service>>().await;
@@ -65,7 +99,7 @@ pub async fn routes(app: &App) -> Result<Routes, tonic_reflection::server::Error
         .register_encoded_file_descriptor_set(rolecall_api::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET);
     // Reflection describes what is served: TestControl only where it is.
-    if serves_test_control(app) {
+    if app.test_control {
         reflection =
             reflection.register_encoded_file_descriptor_set(rolecall_api::TEST_CONTROL_DESCRIPTOR_SET);
     }
@@ -82,8 +116,7 @@ pub async fn routes(app: &App) -> Result<Routes, tonic_reflection::server::Error
     // signed or the operator's (sigv4), then routed to its account's service, which
     // authorizes and audits it on the request it decoded (gate).
     // What the signed services hold of requests no one has proved yet, together.
-    let unauthenticated =
-        Arc::new(tokio::sync::Semaphore::new(app.config.server.unauthenticated_buffer_bytes));
+    let unauthenticated = Arc::new(tokio::sync::Semaphore::new(app.unauthenticated_buffer_bytes));
     // One Iam and one Ec2 service per account, each on its account's catalog.
     let iam = app
         .accounts
@@ -95,7 +128,7 @@ pub async fn routes(app: &App) -> Result<Routes, tonic_reflection::server::Error
         .collect();
     let iam = accounts::ByAccount::new(iam, app.accounts.default_account());
     let iam = sigv4::Verified::new(iam, app.authn.clone(), app.metrics.clone(), "iam", limit)
-        .allowing_unsigned(UnsignedCalls::of(&app.config.auth))
+        .allowing_unsigned(app.unsigned)
         .audited(app.audit.clone(), clock.clone())
         .budgeting(unauthenticated.clone());
     let ec2 = app
@@ -108,7 +141,7 @@ pub async fn routes(app: &App) -> Result<Routes, tonic_reflection::server::Error
         .collect();
     let ec2 = accounts::ByAccount::new(ec2, app.accounts.default_account());
     let ec2 = sigv4::Verified::new(ec2, app.authn.clone(), app.metrics.clone(), "ec2", limit)
-        .allowing_unsigned(UnsignedCalls::of(&app.config.auth))
+        .allowing_unsigned(app.unsigned)
         .audited(app.audit.clone(), clock.clone())
         .budgeting(unauthenticated.clone());
     let sts = StsServer::new(sts::StsService::new(app.authn.clone(), app.sts.clone(), app.metrics.clone()))
@@ -127,14 +160,9 @@ pub async fn routes(app: &App) -> Result<Routes, tonic_reflection::server::Error
     Ok(with_test_control(app, routes))
 }
 
-/// Whether this server serves TestControl: a debug build with the manual clock.
-fn serves_test_control(app: &App) -> bool {
-    cfg!(debug_assertions) && app.config.simulation.manual_clock
-}
-
 #[cfg(debug_assertions)]
-fn with_test_control(app: &App, routes: Routes) -> Routes {
-    if serves_test_control(app) {
+fn with_test_control(app: &Services, routes: Routes) -> Routes {
+    if app.test_control {
         // Unsigned, so the exposure rule's: peers on this host only.
         routes.add_service(rolecall_api::test_control_server::TestControlServer::with_interceptor(
             test_control::TestControlService::new(app.clock.clone(), app.key_keeper.clone()),
@@ -149,6 +177,6 @@ fn with_test_control(app: &App, routes: Routes) -> Routes {
 }
 
 #[cfg(not(debug_assertions))]
-fn with_test_control(_: &App, routes: Routes) -> Routes {
+fn with_test_control(_: &Services, routes: Routes) -> Routes {
     routes
 }
