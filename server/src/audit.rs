@@ -23,8 +23,8 @@ use serde_json::{Value, json};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::{
+    domain::principal::{Principal, PrincipalKind},
     domain::{Error, Result, clock::iso8601, ids},
-    sts::{Principal, PrincipalKind},
 };
 
 /// Where audit events go.

@@ -8,7 +8,8 @@
 use std::{sync::Arc, time::Duration};
 
 use crate::{
-    catalog::{Accounts, Catalog, PrincipalKind as HolderKind},
+    catalog::{Accounts, Catalog, HolderKind},
+    domain::principal::{Principal, PrincipalKind},
     domain::{
         Error, ErrorCode, Result,
         clock::{Clock, iso8601},
@@ -16,7 +17,6 @@ use crate::{
         model::Role,
         policy::{Effect, PolicyDocument, PolicyType},
     },
-    sts::{Principal, PrincipalKind},
 };
 
 /// A principal's policies, parsed.

@@ -21,9 +21,10 @@ use crate::{
     store::Txn,
 };
 
-/// The two kinds of IAM identity that hold permission policies.
+/// What holds permission policies (inline and attached managed ones): roles and users,
+/// both principals. Groups, which are not principals, will be the third.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum PrincipalKind {
+pub enum HolderKind {
     Role,
     User,
 }
@@ -62,7 +63,7 @@ pub enum PolicyScope {
 /// What roles and users have in common: inline and managed policies, a permissions
 /// boundary and tags.
 trait PolicyHolder: Serialize + DeserializeOwned + Send + Sync {
-    const KIND: PrincipalKind;
+    const KIND: HolderKind;
     /// The unique id (AROA…/AIDA…): a same-named entity created later has another.
     fn id(&self) -> &str;
     fn inline(&mut self) -> &mut BTreeMap<String, String>;
@@ -72,7 +73,7 @@ trait PolicyHolder: Serialize + DeserializeOwned + Send + Sync {
 }
 
 impl PolicyHolder for Role {
-    const KIND: PrincipalKind = PrincipalKind::Role;
+    const KIND: HolderKind = HolderKind::Role;
     fn id(&self) -> &str {
         &self.role_id
     }
@@ -91,7 +92,7 @@ impl PolicyHolder for Role {
 }
 
 impl PolicyHolder for User {
-    const KIND: PrincipalKind = PrincipalKind::User;
+    const KIND: HolderKind = HolderKind::User;
     fn id(&self) -> &str {
         &self.user_id
     }
@@ -109,9 +110,9 @@ impl PolicyHolder for User {
     }
 }
 
-// === impl PrincipalKind ===
+// === impl HolderKind ===
 
-impl PrincipalKind {
+impl HolderKind {
     fn noun(self) -> &'static str {
         match self {
             Self::Role => "role",
@@ -421,7 +422,7 @@ impl Catalog {
             }
             let quota = self.settings.limits.tags_per_entity;
             if holder.tags().len() > quota {
-                let noun = if P::KIND == PrincipalKind::Role { "TagsPerRole" } else { "TagsPerUser" };
+                let noun = if P::KIND == HolderKind::Role { "TagsPerRole" } else { "TagsPerUser" };
                 return Err(Error::limit_exceeded(format!("Cannot exceed quota for {noun}: {quota}")));
             }
             let key = P::KIND.key(name);
@@ -445,79 +446,74 @@ impl Catalog {
 
     pub async fn put_principal_policy(
         &self,
-        kind: PrincipalKind,
+        kind: HolderKind,
         name: &str,
         policy: &str,
         doc: &str,
     ) -> Result<()> {
         match kind {
-            PrincipalKind::Role => self.put_inline::<Role>(name, policy, doc).await,
-            PrincipalKind::User => self.put_inline::<User>(name, policy, doc).await,
+            HolderKind::Role => self.put_inline::<Role>(name, policy, doc).await,
+            HolderKind::User => self.put_inline::<User>(name, policy, doc).await,
         }
     }
 
-    pub async fn get_principal_policy(
-        &self,
-        kind: PrincipalKind,
-        name: &str,
-        policy: &str,
-    ) -> Result<String> {
+    pub async fn get_principal_policy(&self, kind: HolderKind, name: &str, policy: &str) -> Result<String> {
         match kind {
-            PrincipalKind::Role => self.get_inline::<Role>(name, policy).await,
-            PrincipalKind::User => self.get_inline::<User>(name, policy).await,
+            HolderKind::Role => self.get_inline::<Role>(name, policy).await,
+            HolderKind::User => self.get_inline::<User>(name, policy).await,
         }
     }
 
-    pub async fn delete_principal_policy(&self, kind: PrincipalKind, name: &str, policy: &str) -> Result<()> {
+    pub async fn delete_principal_policy(&self, kind: HolderKind, name: &str, policy: &str) -> Result<()> {
         match kind {
-            PrincipalKind::Role => self.delete_inline::<Role>(name, policy).await,
-            PrincipalKind::User => self.delete_inline::<User>(name, policy).await,
+            HolderKind::Role => self.delete_inline::<Role>(name, policy).await,
+            HolderKind::User => self.delete_inline::<User>(name, policy).await,
         }
     }
 
     pub async fn list_principal_policies(
         &self,
-        kind: PrincipalKind,
+        kind: HolderKind,
         name: &str,
         marker: &str,
         max_items: Option<i32>,
     ) -> Result<Page<String>> {
         let max = validate::max_items(max_items)?;
         let names: Vec<String> = match kind {
-            PrincipalKind::Role => self.holder::<Role>(name).await?.0.inline_policies.into_keys().collect(),
-            PrincipalKind::User => self.holder::<User>(name).await?.0.inline_policies.into_keys().collect(),
+            HolderKind::Role => self.holder::<Role>(name).await?.0.inline_policies.into_keys().collect(),
+            HolderKind::User => self.holder::<User>(name).await?.0.inline_policies.into_keys().collect(),
         };
         page_vec(names, marker, max)
     }
 
     pub async fn attach_principal_policy(
         &self,
-        kind: PrincipalKind,
+        kind: HolderKind,
         name: &str,
         policy_arn: &str,
     ) -> Result<()> {
         match kind {
-            PrincipalKind::Role => self.attach::<Role>(name, policy_arn).await,
-            PrincipalKind::User => self.attach::<User>(name, policy_arn).await,
+            HolderKind::Role => self.attach::<Role>(name, policy_arn).await,
+            HolderKind::User => self.attach::<User>(name, policy_arn).await,
         }
     }
 
     pub async fn detach_principal_policy(
         &self,
-        kind: PrincipalKind,
+        kind: HolderKind,
         name: &str,
         policy_arn: &str,
     ) -> Result<()> {
         match kind {
-            PrincipalKind::Role => self.detach::<Role>(name, policy_arn).await,
-            PrincipalKind::User => self.detach::<User>(name, policy_arn).await,
+            HolderKind::Role => self.detach::<Role>(name, policy_arn).await,
+            HolderKind::User => self.detach::<User>(name, policy_arn).await,
         }
     }
 
     /// (policy name, policy arn) of each attached managed policy under `path_prefix`.
     pub async fn list_attached_principal_policies(
         &self,
-        kind: PrincipalKind,
+        kind: HolderKind,
         name: &str,
         path_prefix: &str,
         marker: &str,
@@ -526,8 +522,8 @@ impl Catalog {
         let max = validate::max_items(max_items)?;
         let prefix = validate::path_prefix(path_prefix)?;
         let arns = match kind {
-            PrincipalKind::Role => self.holder::<Role>(name).await?.0.attached_policies,
-            PrincipalKind::User => self.holder::<User>(name).await?.0.attached_policies,
+            HolderKind::Role => self.holder::<Role>(name).await?.0.attached_policies,
+            HolderKind::User => self.holder::<User>(name).await?.0.attached_policies,
         };
         let listed = arns
             .into_iter()
@@ -541,27 +537,27 @@ impl Catalog {
 
     pub async fn put_principal_boundary(
         &self,
-        kind: PrincipalKind,
+        kind: HolderKind,
         name: &str,
         policy_arn: Option<&str>,
     ) -> Result<()> {
         match kind {
-            PrincipalKind::Role => self.set_boundary::<Role>(name, policy_arn).await,
-            PrincipalKind::User => self.set_boundary::<User>(name, policy_arn).await,
+            HolderKind::Role => self.set_boundary::<Role>(name, policy_arn).await,
+            HolderKind::User => self.set_boundary::<User>(name, policy_arn).await,
         }
     }
 
-    pub async fn tag_principal(&self, kind: PrincipalKind, name: &str, tags: &[Tag]) -> Result<()> {
+    pub async fn tag_principal(&self, kind: HolderKind, name: &str, tags: &[Tag]) -> Result<()> {
         match kind {
-            PrincipalKind::Role => self.tag::<Role>(name, tags).await,
-            PrincipalKind::User => self.tag::<User>(name, tags).await,
+            HolderKind::Role => self.tag::<Role>(name, tags).await,
+            HolderKind::User => self.tag::<User>(name, tags).await,
         }
     }
 
-    pub async fn untag_principal(&self, kind: PrincipalKind, name: &str, tag_keys: &[String]) -> Result<()> {
+    pub async fn untag_principal(&self, kind: HolderKind, name: &str, tag_keys: &[String]) -> Result<()> {
         match kind {
-            PrincipalKind::Role => self.untag::<Role>(name, tag_keys).await,
-            PrincipalKind::User => self.untag::<User>(name, tag_keys).await,
+            HolderKind::Role => self.untag::<Role>(name, tag_keys).await,
+            HolderKind::User => self.untag::<User>(name, tag_keys).await,
         }
     }
 
@@ -1263,7 +1259,7 @@ impl Catalog {
     pub async fn revoke_role_sessions(&self, role_name: &str) -> Result<i64> {
         let now = self.now();
         let document = policy::revoke_older_sessions(now);
-        self.put_principal_policy(PrincipalKind::Role, role_name, policy::REVOKE_OLDER_SESSIONS, &document)
+        self.put_principal_policy(HolderKind::Role, role_name, policy::REVOKE_OLDER_SESSIONS, &document)
             .await?;
         Ok(now)
     }
@@ -1271,14 +1267,10 @@ impl Catalog {
     /// The documents that decide what a role or user may do (None where it does not exist):
     /// its inline policies, the default versions of its managed policies, its permissions
     /// boundary, and its tags (aws:PrincipalTag).
-    pub async fn granting_policies(
-        &self,
-        kind: PrincipalKind,
-        name: &str,
-    ) -> Result<Option<GrantingPolicies>> {
+    pub async fn granting_policies(&self, kind: HolderKind, name: &str) -> Result<Option<GrantingPolicies>> {
         match kind {
-            PrincipalKind::Role => self.granting::<Role>(name).await,
-            PrincipalKind::User => self.granting::<User>(name).await,
+            HolderKind::Role => self.granting::<Role>(name).await,
+            HolderKind::User => self.granting::<User>(name).await,
         }
     }
 

@@ -27,6 +27,7 @@ pub mod managed;
 pub mod master_key;
 pub mod model;
 pub mod policy;
+pub mod principal;
 pub mod sigv4;
 pub mod validate;
 

@@ -10,7 +10,7 @@ use super::{
     gate::{Gate, Operation, call_context},
 };
 use crate::{
-    catalog::{Catalog, EntityKind, NewRole, PolicyScope, PrincipalKind},
+    catalog::{Catalog, EntityKind, HolderKind, NewRole, PolicyScope},
     domain::evaluation::Decision,
     domain::{Error, Result, clock::iso8601, ids::arn},
 };
@@ -45,7 +45,7 @@ impl IamService {
     }
 }
 
-use PrincipalKind::{Role as R, User as U};
+use HolderKind::{Role as R, User as U};
 
 type Answer<T> = Result<Response<T>, Status>;
 

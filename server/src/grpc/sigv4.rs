@@ -35,13 +35,14 @@ use super::error::to_status;
 use crate::{
     audit::{Actor, AuditLog, Event},
     authz::CallContext,
+    domain::principal::Principal,
     domain::{
         Result,
         clock::Clock,
         sigv4::{self, HttpRequest, SigningCredentials, SigningOptions},
     },
     exposure::UnsignedCalls,
-    sts::{Authenticator, GRPC_RULES, Principal},
+    sts::{Authenticator, GRPC_RULES},
     telemetry::Metrics,
 };
 

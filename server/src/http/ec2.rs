@@ -24,9 +24,9 @@ use super::{
 };
 use crate::{
     catalog::Catalog,
+    domain::principal::Principal,
     domain::{Error, ErrorCode, ids},
     grpc::{ec2::Ec2Service, error::from_status},
-    sts::Principal,
 };
 
 pub const VERSION: &str = "2016-11-15";

@@ -23,9 +23,10 @@ use crate::{
     audit::{Actor, AuditLog, Committed, Event},
     authz::{self, Authorizer, CallContext},
     catalog::Accounts,
+    domain::principal::Principal,
     domain::{Error, ErrorCode, clock::Clock, ids, sigv4::HttpRequest},
     grpc::{gate::Gate, iam::IamService},
-    sts::{AssumeRoleInput, Authenticator, GRPC_RULES, Principal, SecurityTokenService},
+    sts::{AssumeRoleInput, Authenticator, GRPC_RULES, SecurityTokenService},
     telemetry::Metrics,
 };
 

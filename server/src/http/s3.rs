@@ -20,6 +20,7 @@ use super::{
 };
 use crate::{
     catalog::BucketCreated,
+    domain::principal::Principal,
     domain::{
         Error, ErrorCode,
         clock::iso8601,
@@ -29,7 +30,6 @@ use crate::{
         policy::{PolicyDocument, PolicyType},
         sigv4::HttpRequest,
     },
-    sts::Principal,
 };
 
 const NAMESPACE: &str = "http://s3.amazonaws.com/doc/2006-03-01/";
