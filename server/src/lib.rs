@@ -29,6 +29,8 @@ pub mod exposure;
 pub mod fuzzing;
 pub mod grpc;
 pub mod http;
+#[cfg(test)]
+mod layers;
 pub mod metadata;
 pub mod store;
 pub mod sts;
