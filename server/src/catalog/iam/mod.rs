@@ -1,0 +1,333 @@
+//! IAM: roles, managed policies, instance profiles, users and access keys, a file each:
+//!
+//! - this file: the shared types, what roles and users have in common ([`PolicyHolder`]),
+//!   and the lookups other modules make (policies that grant, ARNs, access keys);
+//! - [`holders`]: inline and managed policies, boundaries and tags of roles and users;
+//! - [`roles`], [`policies`], [`instance_profiles`], [`users`] (with their access keys).
+
+mod holders;
+mod instance_profiles;
+mod policies;
+mod roles;
+mod users;
+
+use std::{collections::BTreeMap, sync::Arc};
+
+use serde::{Deserialize, Serialize, de::DeserializeOwned};
+use time::{OffsetDateTime, format_description::well_known::Rfc3339};
+
+use super::{Catalog, Limits, Page, encode, keys, pages::page_vec, retrying};
+use crate::{
+    domain::{
+        Error, Result, ids,
+        ids::arn,
+        managed::{self, AwsManagedPolicy},
+        model::{
+            AccessKey, AccessKeyStatus, InstanceProfile, ManagedPolicy, PolicyVersion, Role, Secret, Tag,
+            User,
+        },
+        policy::{self, PolicyDocument, PolicyType, policy_size},
+        validate,
+    },
+    store::Txn,
+};
+
+/// What holds permission policies (inline and attached managed ones): roles and users,
+/// both principals. Groups, which are not principals, will be the third.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HolderKind {
+    Role,
+    User,
+}
+
+/// IAM entities that have an ARN by name.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EntityKind {
+    Role,
+    User,
+    InstanceProfile,
+}
+
+/// A principal's policy documents, as [`Catalog::granting_policies`] reads them.
+#[derive(Clone, Debug, Default)]
+pub struct GrantingPolicies {
+    /// (name, document).
+    pub inline: Vec<(String, String)>,
+    /// (ARN, default version's document).
+    pub managed: Vec<(String, String)>,
+    /// (ARN, document): a boundary whose policy is gone has an empty document, which
+    /// allows nothing.
+    pub boundary: Option<(String, String)>,
+    pub tags: Vec<Tag>,
+    /// The role's or user's unique id.
+    pub id: String,
+}
+
+/// ListPolicies' Scope.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PolicyScope {
+    All,
+    Aws,
+    Local,
+}
+
+/// What roles and users have in common: inline and managed policies, a permissions
+/// boundary and tags.
+trait PolicyHolder: Serialize + DeserializeOwned + Send + Sync {
+    const KIND: HolderKind;
+    /// The unique id (AROA…/AIDA…): a same-named entity created later has another.
+    fn id(&self) -> &str;
+    fn inline(&mut self) -> &mut BTreeMap<String, String>;
+    fn attached(&mut self) -> &mut Vec<String>;
+    fn boundary(&mut self) -> &mut Option<String>;
+    fn tags(&mut self) -> &mut Vec<Tag>;
+}
+
+impl PolicyHolder for Role {
+    const KIND: HolderKind = HolderKind::Role;
+    fn id(&self) -> &str {
+        &self.role_id
+    }
+    fn inline(&mut self) -> &mut BTreeMap<String, String> {
+        &mut self.inline_policies
+    }
+    fn attached(&mut self) -> &mut Vec<String> {
+        &mut self.attached_policies
+    }
+    fn boundary(&mut self) -> &mut Option<String> {
+        &mut self.permissions_boundary
+    }
+    fn tags(&mut self) -> &mut Vec<Tag> {
+        &mut self.tags
+    }
+}
+
+impl PolicyHolder for User {
+    const KIND: HolderKind = HolderKind::User;
+    fn id(&self) -> &str {
+        &self.user_id
+    }
+    fn inline(&mut self) -> &mut BTreeMap<String, String> {
+        &mut self.inline_policies
+    }
+    fn attached(&mut self) -> &mut Vec<String> {
+        &mut self.attached_policies
+    }
+    fn boundary(&mut self) -> &mut Option<String> {
+        &mut self.permissions_boundary
+    }
+    fn tags(&mut self) -> &mut Vec<Tag> {
+        &mut self.tags
+    }
+}
+
+// === impl HolderKind ===
+
+impl HolderKind {
+    fn noun(self) -> &'static str {
+        match self {
+            Self::Role => "role",
+            Self::User => "user",
+        }
+    }
+
+    fn key(self, name: &str) -> String {
+        match self {
+            Self::Role => keys::role(name),
+            Self::User => keys::user(name),
+        }
+    }
+
+    fn validate_name(self, name: &str) -> Result<()> {
+        match self {
+            Self::Role => validate::role_name(name),
+            Self::User => validate::user_name(name),
+        }
+    }
+
+    fn not_found(self, name: &str) -> Error {
+        Error::no_such_entity(format!("The {} with name {name} cannot be found.", self.noun()))
+    }
+
+    fn inline_policy_not_found(self, policy_name: &str) -> Error {
+        Error::no_such_entity(format!("The {} policy with name {policy_name} cannot be found.", self.noun()))
+    }
+
+    fn inline_quota(self, limits: &Limits) -> usize {
+        match self {
+            Self::Role => limits.role_inline_policy_size,
+            Self::User => limits.user_inline_policy_size,
+        }
+    }
+
+    fn attach_quota(self, limits: &Limits) -> (usize, &'static str) {
+        match self {
+            Self::Role => (limits.managed_policies_per_role, "PoliciesPerRole"),
+            Self::User => (limits.managed_policies_per_user, "PoliciesPerUser"),
+        }
+    }
+}
+
+/// A managed policy as the API shows it: AWS's (static) or the account's (stored).
+#[derive(Clone, Debug)]
+pub struct PolicyView {
+    pub record: ManagedPolicy,
+    pub aws_managed: bool,
+}
+
+fn parse_iso(s: &str) -> i64 {
+    OffsetDateTime::parse(s, &Rfc3339).map(|t| t.unix_timestamp()).unwrap_or(0)
+}
+
+impl From<&AwsManagedPolicy> for PolicyView {
+    fn from(p: &AwsManagedPolicy) -> Self {
+        let created = parse_iso(&p.create_date);
+        Self {
+            record: ManagedPolicy {
+                policy_name: p.policy_name.clone(),
+                policy_id: p.policy_id.clone(),
+                arn: p.arn.clone(),
+                path: p.path.clone(),
+                description: p.description.clone(),
+                create_date: created,
+                update_date: parse_iso(&p.update_date),
+                default_version_id: p.default_version_id.clone(),
+                versions: vec![PolicyVersion {
+                    version_id: p.default_version_id.clone(),
+                    document: p.document.clone(),
+                    create_date: parse_iso(&p.update_date),
+                }],
+                next_version: 0,
+                attachment_count: 0,
+                permissions_boundary_usage_count: 0,
+                tags: vec![],
+            },
+            aws_managed: true,
+        }
+    }
+}
+
+/// The account's use of one AWS managed policy.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+struct PolicyUse {
+    attachment_count: i32,
+    permissions_boundary_usage_count: i32,
+}
+
+/// The parameters of CreateRole.
+#[derive(Clone, Debug, Default)]
+pub struct NewRole {
+    pub role_name: String,
+    pub path: String,
+    pub assume_role_policy_document: String,
+    pub description: String,
+    pub max_session_duration: Option<i32>,
+    pub permissions_boundary: String,
+    pub tags: Vec<Tag>,
+}
+
+/// The most tags (or tag keys) one IAM request may carry: every Tags and TagKeys parameter
+/// of the IAM API reference says "Array Members: Maximum number of 50 items", at creation
+/// as in TagUser/TagRole/UntagUser/UntagRole.
+const TAGS_PER_REQUEST: usize = 50;
+
+fn validate_tags(tags: &[Tag]) -> Result<()> {
+    too_many("tags", tags.len())?;
+    tags.iter().try_for_each(|t| validate::tag(&t.key, &t.value))
+}
+
+fn too_many(field: &str, count: usize) -> Result<()> {
+    if count > TAGS_PER_REQUEST {
+        return Err(Error::validation(format!(
+            "1 validation error detected: Value at '{field}' failed to satisfy constraint: Member must have length less than or equal to {TAGS_PER_REQUEST}"
+        )));
+    }
+    Ok(())
+}
+
+fn policy_not_found(policy_arn: &str) -> Error {
+    Error::no_such_entity(format!("Policy {policy_arn} does not exist or is not attachable."))
+}
+
+impl Catalog {
+    /// The documents that decide what a role or user may do (None where it does not exist):
+    /// its inline policies, the default versions of its managed policies, its permissions
+    /// boundary, and its tags (aws:PrincipalTag).
+    pub async fn granting_policies(&self, kind: HolderKind, name: &str) -> Result<Option<GrantingPolicies>> {
+        match kind {
+            HolderKind::Role => self.granting::<Role>(name).await,
+            HolderKind::User => self.granting::<User>(name).await,
+        }
+    }
+
+    async fn granting<P: PolicyHolder>(&self, name: &str) -> Result<Option<GrantingPolicies>> {
+        let Some((mut holder, _)) = self.load::<P>(&P::KIND.key(name)).await? else { return Ok(None) };
+        let mut managed = Vec::new();
+        for policy_arn in holder.attached().clone() {
+            if let Some(document) = self.default_document(&policy_arn).await? {
+                managed.push((policy_arn, document));
+            }
+        }
+        let boundary = match holder.boundary().clone() {
+            Some(b) => Some((b.clone(), self.default_document(&b).await?.unwrap_or_default())),
+            None => None,
+        };
+        Ok(Some(GrantingPolicies {
+            inline: holder.inline().clone().into_iter().collect(),
+            managed,
+            boundary,
+            tags: holder.tags().clone(),
+            id: holder.id().to_string(),
+        }))
+    }
+
+    /// The default version's document of a managed policy (AWS's or the account's).
+    pub async fn default_document(&self, policy_arn: &str) -> Result<Option<String>> {
+        if let Some(p) = managed::by_arn(policy_arn) {
+            return Ok(Some(p.document.clone()));
+        }
+        let Some((policy, _)) = self.customer_policy(policy_arn).await? else { return Ok(None) };
+        Ok(policy
+            .versions
+            .into_iter()
+            .find(|v| v.version_id == policy.default_version_id)
+            .map(|v| v.document))
+    }
+
+    /// The ARN of a role, user or instance profile, as stored (with its path), if it exists.
+    pub async fn entity_arn(&self, kind: EntityKind, name: &str) -> Result<Option<String>> {
+        Ok(match kind {
+            EntityKind::Role => self.load_shared::<Role>(&keys::role(name)).await?.map(|r| r.arn.clone()),
+            EntityKind::User => self.load_shared::<User>(&keys::user(name)).await?.map(|u| u.arn.clone()),
+            EntityKind::InstanceProfile => self
+                .load_shared::<InstanceProfile>(&keys::instance_profile(name))
+                .await?
+                .map(|p| p.arn.clone()),
+        })
+    }
+
+    /// The user holding this access key, and the key (None where either is gone): who signed
+    /// a request.
+    pub async fn find_access_key(&self, access_key_id: &str) -> Result<Option<(Arc<User>, AccessKey)>> {
+        let Some(user_name) = self.load_shared::<String>(&keys::access_key(access_key_id)).await? else {
+            return Ok(None);
+        };
+        let Some(user) = self.load_shared::<User>(&keys::user(&user_name)).await? else { return Ok(None) };
+        let key = user.access_keys.iter().find(|k| k.access_key_id == access_key_id).cloned();
+        Ok(key.map(|k| (user, k)))
+    }
+
+    /// The role with this name, for credential issuance (None where it is gone).
+    pub async fn find_role(&self, name: &str) -> Result<Option<Arc<Role>>> {
+        self.load_shared::<Role>(&keys::role(name)).await
+    }
+
+    /// The profile with this name (None where it is gone).
+    pub async fn find_instance_profile(&self, name: &str) -> Result<Option<Arc<InstanceProfile>>> {
+        self.load_shared::<InstanceProfile>(&keys::instance_profile(name)).await
+    }
+}
+
+fn access_key_not_found(id: &str) -> Error {
+    Error::no_such_entity(format!("The Access Key with id {id} cannot be found."))
+}
