@@ -336,7 +336,7 @@ pub async fn serve(
         let addr = listener.local_addr().map_err(ServeError::Metrics)?;
         tracing::info!(%addr, "AWS APIs (STS, IAM, EC2, S3) listening: AWS_ENDPOINT_URL=http://{addr}");
         let router = http::query::router(
-            http::query::QueryApi {
+            http::port::QueryApi {
                 authn: app.authn.clone(),
                 accounts: app.accounts.clone(),
                 authz: app.authz.clone(),

@@ -20,7 +20,11 @@ use std::{collections::BTreeMap, net::IpAddr, sync::Arc};
 use serde_json::Value;
 use time::{OffsetDateTime, format_description::well_known::Rfc3339};
 
-use super::policy::{Effect, Patterns, PolicyDocument, Principals, Statement, wildcard_match};
+use super::policy::{
+    Effect, Patterns, PolicyDocument, Principals, Statement,
+    operator::{Base, Operator, SetOperator},
+    wildcard_match,
+};
 
 /// Who is asking, as Principal elements see it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -107,6 +111,17 @@ pub fn verdict(doc: &PolicyDocument, ctx: &RequestContext) -> Option<Effect> {
         }
     }
     allowed.then_some(Effect::Allow)
+}
+
+/// Whether trust policy `doc` lets `service` (e.g. ec2.amazonaws.com) call sts:AssumeRole in
+/// `context`'s circumstances (its condition keys): the engine's verdict is Allow.
+pub fn trusts_service(doc: &PolicyDocument, service: &str, context: &[(&str, String)]) -> bool {
+    let mut ctx =
+        RequestContext::new("sts:AssumeRole", "*").with_caller(Caller::Service(service.to_string()));
+    for (key, value) in context {
+        ctx.set(key, value.clone());
+    }
+    verdict(doc, &ctx) == Some(Effect::Allow)
 }
 
 /// AWS's evaluation logic over every policy that applies.
@@ -219,106 +234,6 @@ fn resolve(variable: &str, ctx: &RequestContext) -> Option<String> {
 }
 
 // === Conditions ===
-
-/// How an operator compares one request value with one policy value.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Base {
-    StringEquals,
-    StringEqualsIgnoreCase,
-    StringLike,
-    NumericEquals,
-    NumericLessThan,
-    NumericLessThanEquals,
-    NumericGreaterThan,
-    NumericGreaterThanEquals,
-    DateEquals,
-    DateLessThan,
-    DateLessThanEquals,
-    DateGreaterThan,
-    DateGreaterThanEquals,
-    Bool,
-    BinaryEquals,
-    IpAddress,
-    ArnLike,
-    Null,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum SetOperator {
-    Single,
-    ForAllValues,
-    ForAnyValue,
-}
-
-/// A parsed condition operator, e.g. `ForAnyValue:StringNotLikeIfExists`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-struct Operator {
-    set: SetOperator,
-    base: Base,
-    negated: bool,
-    if_exists: bool,
-}
-
-impl Operator {
-    fn parse(name: &str) -> Option<Self> {
-        let (set, rest) = if let Some(r) = name.strip_prefix("ForAllValues:") {
-            (SetOperator::ForAllValues, r)
-        } else if let Some(r) = name.strip_prefix("ForAnyValue:") {
-            (SetOperator::ForAnyValue, r)
-        } else {
-            (SetOperator::Single, name)
-        };
-        let (rest, if_exists) = match rest.strip_suffix("IfExists") {
-            Some(r) => (r, true),
-            None => (rest, false),
-        };
-        use Base::*;
-        let (base, negated) = match rest {
-            "StringEquals" => (StringEquals, false),
-            "StringNotEquals" => (StringEquals, true),
-            "StringEqualsIgnoreCase" => (StringEqualsIgnoreCase, false),
-            "StringNotEqualsIgnoreCase" => (StringEqualsIgnoreCase, true),
-            "StringLike" => (StringLike, false),
-            "StringNotLike" => (StringLike, true),
-            "NumericEquals" => (NumericEquals, false),
-            "NumericNotEquals" => (NumericEquals, true),
-            "NumericLessThan" => (NumericLessThan, false),
-            "NumericLessThanEquals" => (NumericLessThanEquals, false),
-            "NumericGreaterThan" => (NumericGreaterThan, false),
-            "NumericGreaterThanEquals" => (NumericGreaterThanEquals, false),
-            "DateEquals" => (DateEquals, false),
-            "DateNotEquals" => (DateEquals, true),
-            "DateLessThan" => (DateLessThan, false),
-            "DateLessThanEquals" => (DateLessThanEquals, false),
-            "DateGreaterThan" => (DateGreaterThan, false),
-            "DateGreaterThanEquals" => (DateGreaterThanEquals, false),
-            "Bool" => (Bool, false),
-            "BinaryEquals" => (BinaryEquals, false),
-            "IpAddress" => (IpAddress, false),
-            "NotIpAddress" => (IpAddress, true),
-            // AWS documents ArnEquals as ArnLike's synonym: both match segment by segment
-            // with wildcards.
-            "ArnEquals" | "ArnLike" => (ArnLike, false),
-            "ArnNotEquals" | "ArnNotLike" => (ArnLike, true),
-            "Null" if !if_exists && set == SetOperator::Single => (Null, false),
-            _ => return None,
-        };
-        Some(Self { set, base, negated, if_exists })
-    }
-
-    /// Whether policy variables are substituted in this operator's values.
-    fn takes_variables(&self) -> bool {
-        matches!(
-            self.base,
-            Base::StringEquals | Base::StringEqualsIgnoreCase | Base::StringLike | Base::ArnLike
-        )
-    }
-}
-
-/// Whether a condition operator name is one AWS knows.
-pub fn is_condition_operator(name: &str) -> bool {
-    Operator::parse(name).is_some()
-}
 
 fn conditions_hold(block: &serde_json::Map<String, Value>, ctx: &RequestContext, variables: bool) -> bool {
     block.iter().all(|(operator, keys)| {

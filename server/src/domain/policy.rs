@@ -7,6 +7,8 @@ use serde_json::{Map, Value};
 
 use super::{Error, Result};
 
+pub mod operator;
+
 /// Which grammar a document must follow.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum PolicyType {
@@ -102,19 +104,6 @@ impl PolicyDocument {
             return Err(Error::malformed_policy("Statement IDs (SID) in a single policy must be unique."));
         }
         Ok(Self { version: version.to_string(), statements })
-    }
-
-    /// Whether this trust policy lets `service` (e.g. ec2.amazonaws.com) call
-    /// sts:AssumeRole in `context`'s circumstances (its condition keys): the policy engine's
-    /// verdict is Allow.
-    pub fn trusts_service(&self, service: &str, context: &[(&str, String)]) -> bool {
-        use super::evaluation::{Caller, RequestContext, verdict};
-        let mut ctx =
-            RequestContext::new("sts:AssumeRole", "*").with_caller(Caller::Service(service.to_string()));
-        for (key, value) in context {
-            ctx.set(key, value.clone());
-        }
-        verdict(self, &ctx) == Some(Effect::Allow)
     }
 }
 
@@ -283,7 +272,7 @@ fn parse_condition(value: &Value) -> Result<Map<String, Value>> {
         if operator.is_empty() || keys.is_empty() {
             return Err(syntax_error());
         }
-        if !super::evaluation::is_condition_operator(operator) {
+        if !operator::is_condition_operator(operator) {
             return Err(Error::malformed_policy(format!("Invalid Condition type : {operator}")));
         }
         for values in keys.values() {

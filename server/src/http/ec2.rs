@@ -19,7 +19,7 @@ use tokio_stream::StreamExt;
 use super::{
     error::http_status,
     form::Params,
-    query::{Failed, Origin},
+    port::{Failed, Origin, QueryApi},
     xml::Writer,
 };
 use crate::{
@@ -86,7 +86,7 @@ fn filters(params: &Params) -> Vec<pb::Filter> {
 
 /// One EC2 action, decoded, then authorized and carried out by its operation.
 pub(super) async fn action(
-    api: &super::query::QueryApi,
+    api: &QueryApi,
     principal: &Principal,
     catalog: &Arc<Catalog>,
     origin: &Origin,

@@ -7,6 +7,7 @@ pub mod ec2;
 pub mod error;
 pub mod form;
 pub mod imds;
+pub mod port;
 pub mod query;
 pub mod s3;
 pub mod xml;

@@ -5,7 +5,7 @@
 //! AWS's PascalCase); the answers are AWS's `…Response/…Result` shapes and `ErrorResponse`
 //! errors with request ids.
 
-use std::{net::SocketAddr, sync::Arc};
+use std::net::SocketAddr;
 
 use axum::{
     Router,
@@ -20,20 +20,16 @@ use rolecall_api::{self as pb, iam_server::Iam};
 use serde_json::Value;
 
 use crate::{
-    audit::{Actor, AuditLog, Committed, Event},
-    authz::{self, Authorizer, CallContext},
-    catalog::Accounts,
-    domain::principal::Principal,
-    domain::{Error, ErrorCode, clock::Clock, ids, sigv4::HttpRequest},
-    grpc::{gate::Gate, iam::IamService},
-    sts::{AssumeRoleInput, Authenticator, GRPC_RULES, SecurityTokenService},
-    telemetry::Metrics,
+    domain::{Error, ErrorCode, ids, principal::Principal, sigv4::HttpRequest},
+    grpc::iam::IamService,
+    sts::{AssumeRoleInput, GRPC_RULES},
 };
 
 use super::{
     ec2,
     error::http_status,
     form::{self, Params},
+    port::{Call, Failed, Origin, QueryApi},
     s3,
     xml::escape as xml,
 };
@@ -41,167 +37,6 @@ use super::{
 const STS_NAMESPACE: &str = "https://sts.amazonaws.com/doc/2011-06-15/";
 const IAM_NAMESPACE: &str = "https://iam.amazonaws.com/doc/2010-05-08/";
 const IAM_VERSION: &str = "2010-05-08";
-
-#[derive(Clone)]
-pub struct QueryApi {
-    pub authn: Arc<Authenticator>,
-    pub accounts: Arc<Accounts>,
-    pub authz: Arc<Authorizer>,
-    pub sts: Arc<SecurityTokenService>,
-    pub metrics: Metrics,
-    pub audit: AuditLog,
-    pub clock: Arc<dyn Clock>,
-}
-
-/// One call, as the audit trail names it.
-pub(super) struct Call<'a> {
-    pub service: &'a str,
-    pub action: &'a str,
-    pub origin: &'a Origin,
-    pub params: &'a Params,
-}
-
-/// Where a request came from: aws:SourceIp for the policy engine, sourceIPAddress for the
-/// audit trail. The Query port is plaintext, so aws:SecureTransport is false.
-#[derive(Clone, Debug, Default)]
-pub struct Origin {
-    pub source_ip: Option<String>,
-}
-
-impl Origin {
-    /// The context an operation authorizes `principal`'s call from here in.
-    pub(super) fn context(&self, principal: &Principal, dry_run: bool) -> CallContext {
-        CallContext {
-            principal: Some(principal.clone()),
-            source_ip: self.source_ip.clone(),
-            secure_transport: false,
-            dry_run,
-        }
-    }
-
-    /// A request to the policy engine for `action` on `resource`, from here.
-    pub fn request(&self, action: &str, resource: String) -> authz::Request {
-        CallContext { source_ip: self.source_ip.clone(), ..CallContext::default() }.request(action, resource)
-    }
-}
-
-/// Why a call failed: before it reached its operation (the door audits it: its parameters
-/// did not decode, or name no action), or in it (the operation audited it).
-pub(super) enum Failed {
-    Before(Error),
-    In(Error),
-}
-
-impl From<Error> for Failed {
-    fn from(e: Error) -> Self {
-        Self::Before(e)
-    }
-}
-
-impl QueryApi {
-    /// The gate an operation of `source` (`iam.amazonaws.com`) authorizes, audits and
-    /// answers through, as on gRPC.
-    pub(super) fn gate(&self, source: &'static str) -> Gate {
-        Gate {
-            authz: self.authz.clone(),
-            audit: self.audit.clone(),
-            clock: self.clock.clone(),
-            metrics: self.metrics.clone(),
-            source,
-        }
-    }
-
-    /// A call's outcome: the answer, or its error, audited here if no operation did.
-    pub(super) async fn settle(
-        &self,
-        call: &Call<'_>,
-        principal: &Principal,
-        result: Result<Response, Failed>,
-        error: fn(&Error) -> Response,
-    ) -> Response {
-        match result {
-            Ok(response) => response,
-            Err(Failed::In(e)) => error(&e),
-            Err(Failed::Before(e)) => {
-                self.record(call, Actor::Principal(principal), Some(&e)).await;
-                error(&e)
-            }
-        }
-    }
-
-    /// A call that reached no operation, as an audit event: refusals, with the form
-    /// parameters (but UserData and the presigned authentication) as requestParameters
-    /// (none where the request proved no one: see `AuditLog::record`).
-    fn event<'a>(&self, call: &'a Call<'_>, actor: Actor<'a>, error: Option<&'a Error>) -> Event<'a> {
-        // A presigned request's authentication (X-Amz-Signature, X-Amz-Security-Token, …) is
-        // not a parameter of the call: recorded, it would let the URL be replayed.
-        let request: serde_json::Map<String, Value> = call
-            .params
-            .input()
-            .filter(|(k, _)| k != "UserData" && !k.get(..6).is_some_and(|p| p.eq_ignore_ascii_case("x-amz-")))
-            .map(|(k, v)| (k.clone(), Value::String(v.clone())))
-            .collect();
-        Event {
-            source: crate::audit::event_source(call.service),
-            name: call.action,
-            actor,
-            source_ip: call.origin.source_ip.clone(),
-            read_only: false,
-            request: Value::Object(request),
-            response: Value::Null,
-            error,
-        }
-    }
-
-    async fn record(&self, call: &Call<'_>, actor: Actor<'_>, error: Option<&Error>) {
-        if self.audit.enabled() {
-            self.audit.record(self.clock.unix(), self.event(call, actor, error)).await;
-        }
-    }
-
-    /// Records a signed state change's request before it is carried out: unless that is
-    /// written, it must not be (the error).
-    pub(super) async fn commit(&self, call: &Call<'_>, principal: &Principal) -> Result<Committed, Error> {
-        self.audit.commit(self.clock.unix(), self.event(call, Actor::Principal(principal), None)).await
-    }
-
-    /// Audits a signed call's outcome: every state change (`committed`), and every refusal.
-    pub(super) async fn audited(
-        &self,
-        call: &Call<'_>,
-        committed: Option<Committed>,
-        principal: &Principal,
-        error: Option<&Error>,
-    ) {
-        match committed {
-            Some(committed) => {
-                let event = self.event(call, Actor::Principal(principal), error);
-                self.audit.outcome(self.clock.unix(), event, committed).await;
-            }
-            None if error.is_some_and(|e| e.code == ErrorCode::AccessDenied) => {
-                self.record(call, Actor::Principal(principal), error).await;
-            }
-            None => {}
-        }
-    }
-
-    /// Audits a request whose signature proved no one.
-    pub(super) async fn refused(&self, call: &Call<'_>, request: &HttpRequest<'_>, e: &Error) {
-        let actor = Actor::Unauthenticated { access_key_id: crate::audit::claimed_access_key(request) };
-        self.record(call, actor, Some(e)).await;
-    }
-
-    /// The catalog of the caller's account.
-    pub(super) fn catalog_of(&self, principal: &Principal) -> Result<Arc<crate::catalog::Catalog>, Error> {
-        let catalog = self.accounts.get(&principal.account_id).ok_or_else(|| {
-            Error::new(
-                ErrorCode::InvalidClientTokenId,
-                "The security token included in the request is invalid.",
-            )
-        })?;
-        Ok(catalog.clone())
-    }
-}
 
 /// POST / (and GET /, with the parameters in the query string), reading bodies of at most
 /// `max_body_bytes` (413 past it, whether their length was declared or not).

@@ -15,7 +15,7 @@ use axum::{
 use super::{
     error::http_status,
     form::Params,
-    query::{Call, Origin, QueryApi},
+    port::{Call, Origin, QueryApi},
     xml::Writer,
 };
 use crate::{

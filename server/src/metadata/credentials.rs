@@ -3,6 +3,7 @@
 //! (docs/architecture.md, "Where a fetch decides").
 
 use super::*;
+use crate::domain::evaluation;
 
 /// The credentials document: AWS answers 200 with a Code either way.
 #[derive(Debug)]
@@ -106,7 +107,7 @@ impl InstanceMetadata {
         let trusted = role.trust().is_some_and(|doc| {
             // The context costs allocations: built only for a policy with conditions.
             if doc.statements.iter().all(|s| s.condition.is_none()) {
-                return doc.trusts_service(EC2_SERVICE, &[]);
+                return evaluation::trusts_service(doc, EC2_SERVICE, &[]);
             }
             let account = catalog.account_id();
             let region = &catalog.settings().region;
@@ -119,7 +120,7 @@ impl InstanceMetadata {
                 ("aws:EpochTime", now.to_string()),
                 ("aws:RequestedRegion", region.clone()),
             ];
-            doc.trusts_service(EC2_SERVICE, &context)
+            evaluation::trusts_service(doc, EC2_SERVICE, &context)
         });
         if !trusted {
             let e = Error::new(

@@ -1,5 +1,5 @@
 use super::*;
-use crate::domain::policy::PolicyType;
+use crate::domain::policy::{PolicyType, operator::is_condition_operator};
 
 fn doc(text: &str) -> Arc<PolicyDocument> {
     Arc::new(PolicyDocument::parse(text, PolicyType::Identity).unwrap())

@@ -1,5 +1,5 @@
 use super::*;
-use crate::domain::ErrorCode;
+use crate::domain::{ErrorCode, evaluation::trusts_service};
 
 /// The trust policy the seeds save as ec2-trust-policy.json.
 const EC2_TRUST: &str = r#"{
@@ -22,8 +22,8 @@ fn malformed(text: &str, kind: PolicyType) -> String {
 #[test]
 fn seed_trust_policy_is_accepted_and_trusts_ec2() {
     let doc = PolicyDocument::parse(EC2_TRUST, PolicyType::Trust).unwrap();
-    assert!(doc.trusts_service(EC2_SERVICE, &[]));
-    assert!(!doc.trusts_service("lambda.amazonaws.com", &[]));
+    assert!(trusts_service(&doc, EC2_SERVICE, &[]));
+    assert!(!trusts_service(&doc, "lambda.amazonaws.com", &[]));
 }
 
 #[test]
@@ -131,8 +131,8 @@ fn deny_in_trust_policy_wins() {
         PolicyType::Trust,
     )
     .unwrap();
-    assert!(!doc.trusts_service(EC2_SERVICE, &[]));
-    assert!(doc.trusts_service("lambda.amazonaws.com", &[]));
+    assert!(!trusts_service(&doc, EC2_SERVICE, &[]));
+    assert!(trusts_service(&doc, "lambda.amazonaws.com", &[]));
 }
 
 #[test]
