@@ -2,8 +2,8 @@
 
 use std::fmt;
 
-/// AWS error codes rolecall answers with. Transport adapters map each to a gRPC code
-/// (and later an HTTP status) in one table; see `grpc::error`.
+/// AWS error codes rolecall answers with. [`ErrorCode::answer`] is the one table of what each
+/// transport answers with: the gRPC status code and the HTTP status, side by side.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum ErrorCode {
     // IAM
@@ -77,7 +77,78 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 // === impl ErrorCode ===
 
+/// gRPC's status codes (<https://grpc.io/docs/guides/status-codes>), by their numbers: the
+/// ones rolecall answers with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GrpcCode {
+    InvalidArgument = 3,
+    NotFound = 5,
+    AlreadyExists = 6,
+    PermissionDenied = 7,
+    ResourceExhausted = 8,
+    FailedPrecondition = 9,
+    Aborted = 10,
+    Unimplemented = 12,
+    Internal = 13,
+    Unauthenticated = 16,
+}
+
 impl ErrorCode {
+    /// How each door answers this code: the gRPC status code that fits it, and the HTTP
+    /// status AWS answers it with (IMDS, the Query API, EC2's protocol, S3; EC2 answers
+    /// every client error 400 but authorization, 403, and DryRun, 412). For the framing
+    /// codes, which have no AWS counterpart, grpc.io's status codes guide names the status:
+    /// "Error parsing request proto" is INTERNAL; "Request cardinality violation" and
+    /// "Compression mechanism used by client not supported at the server" are UNIMPLEMENTED.
+    pub const fn answer(self) -> (GrpcCode, u16) {
+        use ErrorCode::*;
+        use GrpcCode as G;
+        match self {
+            NoSuchEntity => (G::NotFound, 404),
+            EntityAlreadyExists => (G::AlreadyExists, 409),
+            LimitExceeded => (G::ResourceExhausted, 409),
+            DeleteConflict => (G::FailedPrecondition, 409),
+            MalformedPolicyDocument => (G::InvalidArgument, 400),
+            InvalidInput => (G::InvalidArgument, 400),
+            ValidationError => (G::InvalidArgument, 400),
+            ConcurrentModification => (G::Aborted, 409),
+            ServiceFailure => (G::Internal, 500),
+            InvalidParameterValue => (G::InvalidArgument, 400),
+            InvalidParameterCombination => (G::InvalidArgument, 400),
+            MissingParameter => (G::InvalidArgument, 400),
+            IncorrectState => (G::FailedPrecondition, 400),
+            InvalidInstanceIdNotFound => (G::NotFound, 400),
+            InvalidInstanceIdMalformed => (G::InvalidArgument, 400),
+            InvalidAssociationIdNotFound => (G::NotFound, 400),
+            InsufficientFreeAddressesInSubnet => (G::ResourceExhausted, 400),
+            UnauthorizedOperation => (G::PermissionDenied, 403),
+            DryRunOperation => (G::FailedPrecondition, 412),
+            NoSuchBucket => (G::NotFound, 404),
+            NoSuchBucketPolicy => (G::NotFound, 404),
+            MalformedPolicy => (G::InvalidArgument, 400),
+            BucketAlreadyExists => (G::AlreadyExists, 409),
+            BucketAlreadyOwnedByYou => (G::AlreadyExists, 409),
+            InvalidBucketName => (G::InvalidArgument, 400),
+            NotImplemented => (G::Unimplemented, 501),
+            AssumeRoleUnauthorizedAccess => (G::PermissionDenied, 403),
+            Unauthorized => (G::Unauthenticated, 401),
+            Forbidden => (G::PermissionDenied, 403),
+            NotFound => (G::NotFound, 404),
+            BadRequest => (G::InvalidArgument, 400),
+            MissingAuthenticationToken => (G::Unauthenticated, 403),
+            IncompleteSignature => (G::Unauthenticated, 403),
+            SignatureDoesNotMatch => (G::Unauthenticated, 403),
+            AuthorizationQueryParametersError => (G::Unauthenticated, 400),
+            InvalidClientTokenId => (G::Unauthenticated, 403),
+            ExpiredToken => (G::Unauthenticated, 403),
+            AccessDenied => (G::PermissionDenied, 403),
+            PackedPolicyTooLarge => (G::InvalidArgument, 400),
+            RequestCardinalityViolation => (G::Unimplemented, 400),
+            UnsupportedMessageEncoding => (G::Unimplemented, 415),
+            MalformedMessage => (G::Internal, 400),
+        }
+    }
+
     /// The code as AWS spells it on the wire.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -226,5 +297,24 @@ impl Error {
 impl fmt::Debug for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "Error({}: {})", self.code, self.message)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every code answers with an error status on HTTP, and the ones a caller can fix with a
+    /// 4xx; the server's own failures with a 5xx.
+    #[test]
+    fn every_code_has_an_answer_on_each_door() {
+        for code in ErrorCode::ALL {
+            let (_, http) = code.answer();
+            assert!((400..=599).contains(&http), "{code:?}: {http}");
+        }
+        assert_eq!(ErrorCode::ServiceFailure.answer(), (GrpcCode::Internal, 500));
+        assert_eq!(ErrorCode::AccessDenied.answer(), (GrpcCode::PermissionDenied, 403));
+        assert_eq!(ErrorCode::DryRunOperation.answer(), (GrpcCode::FailedPrecondition, 412));
+        assert_eq!(ErrorCode::InvalidClientTokenId.answer(), (GrpcCode::Unauthenticated, 403));
     }
 }

@@ -1,4 +1,4 @@
-//! The one table from AWS error codes to gRPC status codes. The AWS code itself travels as
+//! AWS error codes as gRPC statuses (by the one table, `ErrorCode::answer`). The AWS code itself travels as
 //! `google.rpc.ErrorInfo.reason` (domain `rolecall.v1`) in the status details.
 
 use tonic::{Code, Response, Status};
@@ -12,47 +12,9 @@ use crate::{
 /// The ErrorInfo domain of every rolecall error.
 pub const ERROR_DOMAIN: &str = "rolecall.v1";
 
-/// The gRPC code that fits each AWS error code.
+/// The gRPC code that fits each AWS error code (the table is [`ErrorCode::answer`]).
 pub fn grpc_code(code: ErrorCode) -> Code {
-    use ErrorCode::*;
-    match code {
-        NoSuchEntity
-        | InvalidInstanceIdNotFound
-        | InvalidAssociationIdNotFound
-        | NotFound
-        | NoSuchBucket
-        | NoSuchBucketPolicy => Code::NotFound,
-        EntityAlreadyExists | BucketAlreadyExists | BucketAlreadyOwnedByYou => Code::AlreadyExists,
-        LimitExceeded | InsufficientFreeAddressesInSubnet => Code::ResourceExhausted,
-        DeleteConflict | IncorrectState | DryRunOperation => Code::FailedPrecondition,
-        MalformedPolicyDocument
-        | MalformedPolicy
-        | InvalidInput
-        | ValidationError
-        | InvalidParameterValue
-        | InvalidParameterCombination
-        | MissingParameter
-        | InvalidInstanceIdMalformed
-        | PackedPolicyTooLarge
-        | InvalidBucketName
-        | BadRequest => Code::InvalidArgument,
-        ConcurrentModification => Code::Aborted,
-        // grpc.io's status codes guide: "Error parsing request proto" is INTERNAL; "Request
-        // cardinality violation" and "Compression mechanism used by client not supported at
-        // the server" are UNIMPLEMENTED (https://grpc.io/docs/guides/status-codes).
-        ServiceFailure | MalformedMessage => Code::Internal,
-        NotImplemented | RequestCardinalityViolation | UnsupportedMessageEncoding => Code::Unimplemented,
-        Unauthorized
-        | MissingAuthenticationToken
-        | IncompleteSignature
-        | SignatureDoesNotMatch
-        | AuthorizationQueryParametersError
-        | InvalidClientTokenId
-        | ExpiredToken => Code::Unauthenticated,
-        Forbidden | AssumeRoleUnauthorizedAccess | AccessDenied | UnauthorizedOperation => {
-            Code::PermissionDenied
-        }
-    }
+    Code::from_i32(code.answer().0 as i32)
 }
 
 /// A domain error as a gRPC status with its AWS code in the details.

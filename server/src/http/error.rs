@@ -1,4 +1,5 @@
-//! The one table from AWS error codes to HTTP statuses for rolecall's HTTP front doors.
+//! AWS error codes as HTTP statuses for rolecall's HTTP front doors (by the one table,
+//! `ErrorCode::answer`), and IMDS's bare error answers.
 
 use axum::{
     http::StatusCode,
@@ -7,52 +8,9 @@ use axum::{
 
 use crate::domain::{Error, ErrorCode};
 
-/// The HTTP status AWS answers each error code with, in IMDS, the Query API (IAM, STS),
-/// EC2's protocol and S3. EC2 answers every client error 400 but authorization (403) and
-/// DryRun (412).
+/// The HTTP status AWS answers each error code with (the table is [`ErrorCode::answer`]).
 pub fn http_status(code: ErrorCode) -> StatusCode {
-    use ErrorCode::*;
-    match code {
-        BadRequest
-        | MalformedPolicyDocument
-        | MalformedPolicy
-        | InvalidInput
-        | ValidationError
-        | InvalidParameterValue
-        | InvalidParameterCombination
-        | MissingParameter
-        | IncorrectState
-        | InvalidInstanceIdNotFound
-        | InvalidInstanceIdMalformed
-        | InvalidAssociationIdNotFound
-        | InsufficientFreeAddressesInSubnet
-        | PackedPolicyTooLarge
-        | InvalidBucketName
-        | AuthorizationQueryParametersError
-        | RequestCardinalityViolation
-        | MalformedMessage => StatusCode::BAD_REQUEST,
-        UnsupportedMessageEncoding => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-        Unauthorized => StatusCode::UNAUTHORIZED,
-        Forbidden
-        | MissingAuthenticationToken
-        | IncompleteSignature
-        | SignatureDoesNotMatch
-        | InvalidClientTokenId
-        | ExpiredToken
-        | AccessDenied
-        | UnauthorizedOperation
-        | AssumeRoleUnauthorizedAccess => StatusCode::FORBIDDEN,
-        NotFound | NoSuchEntity | NoSuchBucket | NoSuchBucketPolicy => StatusCode::NOT_FOUND,
-        EntityAlreadyExists
-        | LimitExceeded
-        | DeleteConflict
-        | ConcurrentModification
-        | BucketAlreadyExists
-        | BucketAlreadyOwnedByYou => StatusCode::CONFLICT,
-        DryRunOperation => StatusCode::PRECONDITION_FAILED,
-        ServiceFailure => StatusCode::INTERNAL_SERVER_ERROR,
-        NotImplemented => StatusCode::NOT_IMPLEMENTED,
-    }
+    StatusCode::from_u16(code.answer().1).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
 }
 
 /// IMDS answers errors with a bare status line, as EC2's does.
