@@ -71,6 +71,18 @@ pub struct StorageSettings {
     pub etcd_key_file: Option<PathBuf>,
 }
 
+impl AuthSettings {
+    /// Who may make unsigned Iam and Ec2 calls (the exposure rule).
+    pub fn unsigned_calls(&self) -> crate::exposure::UnsignedCalls {
+        use crate::exposure::UnsignedCalls;
+        match (self.allow_unsigned, self.allow_unsigned_off_loopback) {
+            (false, _) => UnsignedCalls::Refused,
+            (true, false) => UnsignedCalls::FromLoopback,
+            (true, true) => UnsignedCalls::FromAnywhere,
+        }
+    }
+}
+
 impl StorageSettings {
     /// What the etcd backend needs of these settings.
     #[cfg(feature = "etcd")]

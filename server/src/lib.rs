@@ -17,6 +17,7 @@
 #![forbid(unsafe_code)]
 
 pub mod admission;
+pub mod announce;
 pub mod audit;
 pub mod authz;
 pub mod cache;
@@ -130,7 +131,7 @@ impl App {
             key_keeper: self.key_keeper.clone(),
             max_message_bytes: self.config.server.max_message_bytes,
             unauthenticated_buffer_bytes: self.config.server.unauthenticated_buffer_bytes,
-            unsigned: exposure::UnsignedCalls::of(&self.config.auth),
+            unsigned: self.config.auth.unsigned_calls(),
             test_control: cfg!(debug_assertions) && self.config.simulation.manual_clock,
         }
     }
@@ -388,13 +389,13 @@ pub async fn serve(
 fn announce_exposure(config: &Config, listeners: &Listeners) {
     let local = |l: &TcpListener| l.local_addr().ok();
     let Some(grpc) = local(&listeners.grpc) else { return };
-    let bound = exposure::Bound {
+    let bound = announce::Bound {
         grpc,
         metrics: listeners.metrics.as_ref().and_then(local),
         imds: listeners.imds.as_ref().and_then(local),
         query: listeners.query.as_ref().and_then(local),
     };
-    for exposure::Announcement { warn, line } in exposure::announcements(config, &bound) {
+    for announce::Announcement { warn, line } in announce::announcements(config, &bound) {
         if warn {
             tracing::warn!("{line}");
         } else {
