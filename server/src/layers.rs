@@ -80,23 +80,17 @@ fn first_segment(item: &str) -> String {
         .to_string()
 }
 
-/// Every `.rs` file under `dir`, with the top-level module it belongs to.
+/// Every `.rs` file under `src`, with the top-level module it belongs to.
 fn files(src: &Path) -> Vec<(String, std::path::PathBuf)> {
-    let mut out = Vec::new();
-    let mut pending = vec![src.to_path_buf()];
-    while let Some(dir) = pending.pop() {
-        for entry in std::fs::read_dir(&dir).unwrap() {
-            let path = entry.unwrap().path();
-            if path.is_dir() {
-                pending.push(path);
-            } else if path.extension().is_some_and(|e| e == "rs") {
-                let relative = path.strip_prefix(src).unwrap();
-                let top = relative.components().next().unwrap().as_os_str().to_string_lossy();
-                out.push((top.trim_end_matches(".rs").to_string(), path.clone()));
-            }
-        }
-    }
-    out
+    let files = crate::fuzzing::seeds::sources(&[src.to_path_buf()]).unwrap();
+    files
+        .into_iter()
+        .map(|path| {
+            let relative = path.strip_prefix(src).unwrap();
+            let top = relative.components().next().unwrap().as_os_str().to_string_lossy();
+            (top.trim_end_matches(".rs").to_string(), path.clone())
+        })
+        .collect()
 }
 
 #[test]

@@ -133,6 +133,15 @@ pub async fn token(server: &TestServer, instance_id: &str, key: &str) -> String 
         .token
 }
 
+/// An IMDSv2 token minted over HTTP (PUT /INSTANCE/latest/api/token) on the simulation's
+/// path-prefix claim, valid `ttl_seconds`.
+pub async fn token_over_http(server: &TestServer, instance_id: &str, ttl_seconds: u32) -> String {
+    let url = format!("http://{}/{instance_id}/latest/api/token", server.imds_addr);
+    let minted =
+        reqwest::Client::new().put(url).header("X-aws-ec2-metadata-token-ttl-seconds", ttl_seconds).send();
+    minted.await.unwrap().text().await.unwrap()
+}
+
 pub fn caller(token: &str) -> Option<pb::InstanceCaller> {
     Some(pb::InstanceCaller::token(token))
 }

@@ -55,13 +55,6 @@ async fn exposed() -> Option<(TestServer, IpAddr)> {
     Some((server, host))
 }
 
-/// An IMDSv2 token minted over HTTP on the simulation's path-prefix claim.
-async fn token_over_http(server: &TestServer, instance_id: &str) -> String {
-    let url = format!("http://{}/{instance_id}/latest/api/token", server.imds_addr);
-    let minted = reqwest::Client::new().put(url).header("X-aws-ec2-metadata-token-ttl-seconds", "60").send();
-    minted.await.unwrap().text().await.unwrap()
-}
-
 fn create_user(name: &str) -> pb::CreateUserRequest {
     pb::CreateUserRequest { user_name: name.into(), ..Default::default() }
 }
@@ -179,7 +172,7 @@ async fn a_token_minted_on_a_claim_is_refused_where_the_instance_key_is_required
     let (instance, key) = launch(&server, 1, Some("Web")).await.remove(0);
     let base = format!("http://{}/{}/latest", server.imds_addr, instance.instance_id);
     let client = reqwest::Client::new();
-    let claimed = token_over_http(&server, &instance.instance_id).await;
+    let claimed = token_over_http(&server, &instance.instance_id, 60).await;
     expect_error(credentials(&server, &claimed, "Web").await, Code::Unauthenticated, "Unauthorized");
     let listed = server
         .imds()
@@ -205,6 +198,6 @@ async fn claimed_tokens_are_good_where_grpc_believes_claims() {
     let server = TestServer::start_with(|c| c.simulation.trust_claimed_instance_id = true).await;
     role_in_profile(&server, "Web").await;
     let (instance, _) = launch(&server, 1, Some("Web")).await.remove(0);
-    let claimed = token_over_http(&server, &instance.instance_id).await;
+    let claimed = token_over_http(&server, &instance.instance_id, 60).await;
     assert_eq!(credentials(&server, &claimed, "Web").await.unwrap().code, "Success");
 }

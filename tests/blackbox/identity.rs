@@ -109,17 +109,8 @@ fn value(name: &str, who: &Known) -> String {
     }
 }
 
-async fn know(server: &TestServer, client: &Client, id: &str, key: &str) -> Known {
-    let base = format!("http://{}/{id}/latest", server.imds_addr);
-    let http_token = client
-        .put(format!("{base}/api/token"))
-        .header("x-aws-ec2-metadata-token-ttl-seconds", "21600")
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+async fn know(server: &TestServer, id: &str, key: &str) -> Known {
+    let http_token = token_over_http(server, id, 21_600).await;
     let grpc_token = token(server, id, key).await;
     let creds = credentials(server, &grpc_token, "Web").await.unwrap();
     Known { id: id.into(), key: key.into(), http_token, grpc_token, access_key_id: creds.access_key_id }
@@ -133,8 +124,8 @@ async fn an_instances_token_or_key_never_yields_another_instances_identity() {
     let mut launched = launch_with(&server, 2, Some("Web"), "required").await;
     let (b, b_key) = launched.pop().unwrap();
     let (a, a_key) = launched.pop().unwrap();
-    let a = know(&server, &client, &a.instance_id, &a_key).await;
-    let b = know(&server, &client, &b.instance_id, &b_key).await;
+    let a = know(&server, &a.instance_id, &a_key).await;
+    let b = know(&server, &b.instance_id, &b_key).await;
     assert_ne!(a.access_key_id, b.access_key_id);
 
     let mut runner = TestRunner::deterministic();

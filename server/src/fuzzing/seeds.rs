@@ -61,8 +61,8 @@ fn policies(root: &Path) -> io::Result<Vec<Vec<u8>>> {
     Ok(found)
 }
 
-/// The `.rs` files under `dirs`.
-fn sources(dirs: &[PathBuf]) -> io::Result<Vec<PathBuf>> {
+/// The `.rs` files under `dirs`, sorted.
+pub(crate) fn sources(dirs: &[PathBuf]) -> io::Result<Vec<PathBuf>> {
     let mut files = Vec::new();
     let mut pending = dirs.to_vec();
     while let Some(dir) = pending.pop() {

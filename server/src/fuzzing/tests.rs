@@ -44,7 +44,7 @@ fn the_seeds_are_valid_inputs() {
         assert!(imds_token::verify(fixed_ring(), &token, TOKEN_NOW).unwrap().is_some());
     }
     let export = &of("export_file")[0];
-    let store = SealedStore::new(Arc::new(MemoryStore::default()), export_keys());
+    let store = empty_store();
     assert_eq!(runtime().block_on(transfer::import(&store, &mut export.as_slice())).ok(), Some(3));
     let suite = of("sigv4_request");
     assert!(suite.len() > 50, "{}", suite.len());

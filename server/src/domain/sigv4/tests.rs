@@ -343,9 +343,11 @@ fn malformed_authorizations_get_aws_codes() {
 
 #[test]
 fn unsigned_payloads_are_for_s3_only() {
-    let secret = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY";
-    let creds =
-        SigningCredentials { access_key_id: "AKIDEXAMPLE", secret_access_key: secret, session_token: None };
+    let creds = SigningCredentials {
+        access_key_id: "AKIDEXAMPLE",
+        secret_access_key: crate::fuzzing::SUITE_SECRET,
+        session_token: None,
+    };
     let headers = vec![
         ("Host".to_string(), "s3.amazonaws.com".to_string()),
         ("x-amz-content-sha256".to_string(), UNSIGNED_PAYLOAD.to_string()),
@@ -370,8 +372,11 @@ fn unsigned_payloads_are_for_s3_only() {
         let signing = HttpRequest { headers: &signed_headers, ..req };
         let canonical = canonical_request(&signing, &names, &[], UNSIGNED_PAYLOAD, &rules);
         let sig = HEXLOWER.encode(
-            hmac::sign(&signing_key(secret, &scope), string_to_sign(&date, &scope, &canonical).as_bytes())
-                .as_ref(),
+            hmac::sign(
+                &signing_key(creds.secret_access_key, &scope),
+                string_to_sign(&date, &scope, &canonical).as_bytes(),
+            )
+            .as_ref(),
         );
         signed_headers.push((
             "Authorization".into(),
@@ -426,7 +431,7 @@ mod props {
 
     use super::*;
 
-    const SECRET: &str = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY";
+    use crate::fuzzing::SUITE_SECRET as SECRET;
     const NOW: i64 = 1_440_938_160;
 
     fn parts() -> impl Strategy<Value = Raw> {
