@@ -71,6 +71,25 @@ pub struct StorageSettings {
     pub etcd_key_file: Option<PathBuf>,
 }
 
+impl Config {
+    /// The root users' keys as configured, for custody to read their secrets.
+    pub fn root_keys(&self) -> crate::custody::RootKeySettings {
+        crate::custody::RootKeySettings {
+            default: self.auth.root_access_key_id.clone().map(|access_key_id| crate::custody::DefaultRoot {
+                account_id: self.account_id.clone(),
+                access_key_id,
+                secret_access_key_file: self.auth.root_secret_access_key_file.clone(),
+            }),
+            accounts: self
+                .auth
+                .account_roots
+                .iter()
+                .map(|r| (r.account_id.clone(), r.access_key_id.clone(), r.secret_access_key_file.clone()))
+                .collect(),
+        }
+    }
+}
+
 impl AuthSettings {
     /// Who may make unsigned Iam and Ec2 calls (the exposure rule).
     pub fn unsigned_calls(&self) -> crate::exposure::UnsignedCalls {
@@ -84,6 +103,24 @@ impl AuthSettings {
 }
 
 impl StorageSettings {
+    /// What custody needs of these settings to open the store (the backend's name was
+    /// checked by `Config::validate`; an unknown one is redb's, the default).
+    pub fn custody(&self) -> crate::custody::StoreSettings {
+        use crate::custody::Backend;
+        crate::custody::StoreSettings {
+            backend: match self.backend.as_str() {
+                "memory" => Backend::Memory,
+                "etcd" => Backend::Etcd,
+                _ => Backend::Redb,
+            },
+            data_dir: self.data_dir.clone(),
+            master_key_file: self.master_key_file.clone(),
+            previous_master_key_files: self.previous_master_key_files.clone(),
+            #[cfg(feature = "etcd")]
+            etcd: self.etcd(),
+        }
+    }
+
     /// What the etcd backend needs of these settings.
     #[cfg(feature = "etcd")]
     pub fn etcd(&self) -> crate::store::etcd::EtcdSettings {

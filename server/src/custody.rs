@@ -14,7 +14,6 @@ use std::{
 };
 
 use crate::{
-    config::Config,
     domain::{
         Error, Result,
         clock::Clock,
@@ -25,6 +24,50 @@ use crate::{
     store::{MemoryStore, RedbStore, Resealed, SealedStore, Store, StoreError, Txn},
     telemetry::Metrics,
 };
+
+/// Which store holds the state.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    /// Gone at exit (tests, benchmarks).
+    Memory,
+    /// Durable, embedded, in the data directory.
+    Redb,
+    /// Shared by replicas (builds with the `etcd` feature).
+    Etcd,
+}
+
+/// What custody needs to open the store: which backend, where, and the master keys that
+/// seal it (`config::StorageSettings::custody` builds it from the configuration).
+#[derive(Clone, Debug)]
+pub struct StoreSettings {
+    pub backend: Backend,
+    /// redb's directory, and where a master key is made when none is given.
+    pub data_dir: PathBuf,
+    /// The master key's file (ROLECALL_MASTER_KEY takes precedence).
+    pub master_key_file: Option<PathBuf>,
+    /// Previous master keys' files, which open but never seal.
+    pub previous_master_key_files: Vec<PathBuf>,
+    #[cfg(feature = "etcd")]
+    pub etcd: crate::store::etcd::EtcdSettings,
+}
+
+/// The root users' access keys as configured (`config::Config::root_keys` builds it); the
+/// secrets are read from where these say, never held here.
+#[derive(Clone, Debug, Default)]
+pub struct RootKeySettings {
+    /// The default account's root key id, and the file of its secret
+    /// (ROLECALL_ROOT_SECRET_ACCESS_KEY takes precedence).
+    pub default: Option<DefaultRoot>,
+    /// Further accounts' root keys: (account id, access key id, the secret's file).
+    pub accounts: Vec<(String, String, PathBuf)>,
+}
+
+#[derive(Clone, Debug)]
+pub struct DefaultRoot {
+    pub account_id: String,
+    pub access_key_id: String,
+    pub secret_access_key_file: Option<PathBuf>,
+}
 
 /// Store keys of the server's own (outside every account's prefix).
 pub const KEY_RING: &str = "system/key-ring";
@@ -50,6 +93,9 @@ pub enum CustodyError {
     NoMasterKey,
     #[error("storage.backend = memory keeps nothing at rest")]
     NothingAtRest,
+    #[cfg(not(feature = "etcd"))]
+    #[error("storage.backend = etcd needs a build with `--features etcd`")]
+    EtcdNotBuilt,
     #[error(
         "storage.backend = etcd needs the master key every replica shares: ROLECALL_MASTER_KEY or storage.master_key_file"
     )]
@@ -90,13 +136,13 @@ fn bad_key(place: impl Into<String>) -> impl FnOnce(Error) -> CustodyError {
 
 /// The master key: ROLECALL_MASTER_KEY, else `storage.master_key_file`, else
 /// `DATA_DIR/master.key` (made on first start, with a warning).
-fn master_key(config: &Config) -> std::result::Result<MasterKey, CustodyError> {
+fn master_key(config: &StoreSettings) -> std::result::Result<MasterKey, CustodyError> {
     if let Ok(text) = std::env::var("ROLECALL_MASTER_KEY") {
         return MasterKey::parse(&text).map_err(bad_key("ROLECALL_MASTER_KEY"));
     }
-    let (path, configured) = match &config.storage.master_key_file {
+    let (path, configured) = match &config.master_key_file {
         Some(path) => (path.clone(), true),
-        None => (config.storage.data_dir.join("master.key"), false),
+        None => (config.data_dir.join("master.key"), false),
     };
     match std::fs::read_to_string(&path) {
         Ok(text) => MasterKey::parse(&text).map_err(bad_key(path.display().to_string())),
@@ -115,13 +161,13 @@ fn master_key(config: &Config) -> std::result::Result<MasterKey, CustodyError> {
 
 /// Whether the operator gave the master key (rather than leaving one to be found, or made, in
 /// the data directory).
-fn master_key_configured(config: &Config) -> bool {
-    std::env::var_os("ROLECALL_MASTER_KEY").is_some() || config.storage.master_key_file.is_some()
+fn master_key_configured(config: &StoreSettings) -> bool {
+    std::env::var_os("ROLECALL_MASTER_KEY").is_some() || config.master_key_file.is_some()
 }
 
 /// The master key and the previous ones (ROLECALL_PREVIOUS_MASTER_KEYS, comma-separated,
 /// and `storage.previous_master_key_files`), which open but never seal.
-fn master_keys(config: &Config) -> std::result::Result<MasterKeys, CustodyError> {
+fn master_keys(config: &StoreSettings) -> std::result::Result<MasterKeys, CustodyError> {
     let current = master_key(config)?;
     let mut previous = Vec::new();
     if let Ok(list) = std::env::var("ROLECALL_PREVIOUS_MASTER_KEYS") {
@@ -130,7 +176,7 @@ fn master_keys(config: &Config) -> std::result::Result<MasterKeys, CustodyError>
             previous.push(MasterKey::parse(text).map_err(bad_key(place))?);
         }
     }
-    for path in &config.storage.previous_master_key_files {
+    for path in &config.previous_master_key_files {
         let text = std::fs::read_to_string(path).map_err(file_error("previous master key file", path))?;
         previous.push(MasterKey::parse(&text).map_err(bad_key(path.display().to_string()))?);
     }
@@ -147,28 +193,30 @@ fn master_keys(config: &Config) -> std::result::Result<MasterKeys, CustodyError>
 /// stopped (it holds the directory); on etcd the replicas may keep serving. The tools never
 /// make a master key: one they did not find could not open anything.
 async fn tool_store(
-    config: &Config,
+    config: &StoreSettings,
     // Read etcd as of one revision (redb needs nothing: the tool is its one process).
     #[cfg_attr(not(feature = "etcd"), allow(unused_variables))] snapshot: bool,
 ) -> std::result::Result<SealedStore, CustodyError> {
     let given = master_key_configured(config);
-    let beside = config.storage.backend != "etcd" && config.storage.data_dir.join("master.key").exists();
+    let beside = config.backend != Backend::Etcd && config.data_dir.join("master.key").exists();
     if !given && !beside {
         return Err(CustodyError::NoMasterKey);
     }
-    Ok(match config.storage.backend.as_str() {
-        "memory" => return Err(CustodyError::NothingAtRest),
+    Ok(match config.backend {
+        Backend::Memory => return Err(CustodyError::NothingAtRest),
         #[cfg(feature = "etcd")]
-        "etcd" => {
-            let (mut etcd, now) = crate::store::etcd::EtcdStore::connect(&config.storage.etcd()).await?;
+        Backend::Etcd => {
+            let (mut etcd, now) = crate::store::etcd::EtcdStore::connect(&config.etcd).await?;
             if snapshot {
                 etcd = etcd.as_of(now);
             }
             SealedStore::new(Arc::new(etcd), master_keys(config)?)
         }
+        #[cfg(not(feature = "etcd"))]
+        Backend::Etcd => return Err(CustodyError::EtcdNotBuilt),
         // One process holds a redb directory: the tool's view of it cannot change.
-        _ => {
-            let redb = RedbStore::open(&config.storage.data_dir)?;
+        Backend::Redb => {
+            let redb = RedbStore::open(&config.data_dir)?;
             SealedStore::new(Arc::new(redb), master_keys(config)?)
         }
     })
@@ -176,12 +224,12 @@ async fn tool_store(
 
 /// Rewrites under the current master key every value a previous one sealed
 /// (`rolecall store reseal`).
-pub async fn reseal(config: &Config) -> std::result::Result<Resealed, CustodyError> {
+pub async fn reseal(config: &StoreSettings) -> std::result::Result<Resealed, CustodyError> {
     Ok(tool_store(config, false).await?.reseal().await?)
 }
 
 /// Writes the whole store, sealed, to `path` (`rolecall store export`); how many entries.
-pub async fn export(config: &Config, path: &Path) -> std::result::Result<u64, CustodyError> {
+pub async fn export(config: &StoreSettings, path: &Path) -> std::result::Result<u64, CustodyError> {
     // etcd: every page as of one revision, so the copy is consistent while replicas write.
     let store = tool_store(config, true).await?;
     let file = std::fs::File::create_new(path).map_err(file_error("", path))?;
@@ -190,7 +238,7 @@ pub async fn export(config: &Config, path: &Path) -> std::result::Result<u64, Cu
 }
 
 /// Reads an export into the configured store, which must be empty (`rolecall store import`).
-pub async fn import(config: &Config, path: &Path) -> std::result::Result<u64, CustodyError> {
+pub async fn import(config: &StoreSettings, path: &Path) -> std::result::Result<u64, CustodyError> {
     let store = tool_store(config, false).await?;
     let file = std::fs::File::open(path).map_err(file_error("", path))?;
     Ok(crate::store::transfer::import(&store, &mut std::io::BufReader::new(file)).await?)
@@ -199,22 +247,19 @@ pub async fn import(config: &Config, path: &Path) -> std::result::Result<u64, Cu
 /// The root users' keys: the default account's (`auth.root_access_key_id`, its secret from
 /// ROLECALL_ROOT_SECRET_ACCESS_KEY or `auth.root_secret_access_key_file`), and further
 /// accounts' (`auth.account_roots`, secrets in files).
-pub fn root_keys(config: &Config) -> std::result::Result<Vec<crate::sts::RootKey>, CustodyError> {
+pub fn root_keys(config: &RootKeySettings) -> std::result::Result<Vec<crate::sts::RootKey>, CustodyError> {
     let mut roots = Vec::new();
-    if let Some(access_key_id) = config.auth.root_access_key_id.clone() {
-        let secret = match (
-            std::env::var("ROLECALL_ROOT_SECRET_ACCESS_KEY"),
-            &config.auth.root_secret_access_key_file,
-        ) {
+    if let Some(root) = &config.default {
+        let secret = match (std::env::var("ROLECALL_ROOT_SECRET_ACCESS_KEY"), &root.secret_access_key_file) {
             (Ok(secret), _) => secret,
             (Err(_), Some(path)) => read_secret(path)?,
             (Err(_), None) => return Err(CustodyError::NoRootSecret),
         };
-        roots.push(root_key(&config.account_id, access_key_id, secret)?);
-    }
-    for root in &config.auth.account_roots {
-        let secret = read_secret(&root.secret_access_key_file)?;
         roots.push(root_key(&root.account_id, root.access_key_id.clone(), secret)?);
+    }
+    for (account_id, access_key_id, secret_file) in &config.accounts {
+        let secret = read_secret(secret_file)?;
+        roots.push(root_key(account_id, access_key_id.clone(), secret)?);
     }
     Ok(roots)
 }
@@ -264,29 +309,31 @@ pub struct Opened {
 }
 
 /// The configured store: memory, redb or etcd, the durable ones sealed under the master key.
-pub async fn open_store(config: &Config) -> std::result::Result<Opened, CustodyError> {
-    let store: Arc<dyn Store> = match config.storage.backend.as_str() {
-        "memory" => Arc::new(MemoryStore::default()),
+pub async fn open_store(config: &StoreSettings) -> std::result::Result<Opened, CustodyError> {
+    let store: Arc<dyn Store> = match config.backend {
+        Backend::Memory => Arc::new(MemoryStore::default()),
         #[cfg(feature = "etcd")]
-        "etcd" => {
+        Backend::Etcd => {
             if !master_key_configured(config) {
                 return Err(CustodyError::EtcdNeedsMasterKey);
             }
             let keys = master_keys(config)?;
             // Changes after the connection's revision invalidate this replica's caches
             // (which start empty).
-            let (etcd, from) = crate::store::etcd::EtcdStore::connect(&config.storage.etcd()).await?;
+            let (etcd, from) = crate::store::etcd::EtcdStore::connect(&config.etcd).await?;
             let changes = etcd.changes(from);
-            tracing::info!(endpoints = ?config.storage.etcd_endpoints, prefix = %config.storage.etcd_prefix, "state in etcd, sealed at rest");
+            tracing::info!(endpoints = ?config.etcd.endpoints, prefix = %config.etcd.prefix, "state in etcd, sealed at rest");
             return Ok(Opened {
                 store: Arc::new(SealedStore::new(Arc::new(etcd), keys)),
                 changes: Some(changes),
             });
         }
-        _ => {
+        #[cfg(not(feature = "etcd"))]
+        Backend::Etcd => return Err(CustodyError::EtcdNotBuilt),
+        Backend::Redb => {
             let keys = master_keys(config)?;
-            let redb = RedbStore::open(&config.storage.data_dir)?;
-            tracing::info!(dir = %config.storage.data_dir.display(), "state in redb, sealed at rest");
+            let redb = RedbStore::open(&config.data_dir)?;
+            tracing::info!(dir = %config.data_dir.display(), "state in redb, sealed at rest");
             Arc::new(SealedStore::new(Arc::new(redb), keys))
         }
     };

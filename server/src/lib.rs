@@ -10,7 +10,10 @@
 //! - [`sts`]: who signed a request (SigV4), and what STS answers about them.
 //! - [`authz`]: principals' policies compiled and cached, and the engine's decision.
 //! - [`audit`]: the CloudTrail-shaped audit trail.
-//! - [`grpc`]: the gRPC adapters and the one error-to-status table.
+//! - [`operations`]: every IAM and EC2 action, transport-neutral: authorized on its decoded
+//!   request, audited, carried out.
+//! - [`grpc`], [`http`]: the doors, adapters side by side over the operations (and STS and
+//!   the metadata service): decode, call, encode.
 //! - [`config`], [`telemetry`]: configuration, logging and counters.
 //! - [`run`]: serves everything on the given listeners until `shutdown` resolves.
 
@@ -33,6 +36,7 @@ pub mod http;
 #[cfg(test)]
 mod layers;
 pub mod metadata;
+pub mod operations;
 pub mod store;
 pub mod sts;
 pub mod telemetry;
@@ -158,7 +162,7 @@ impl App {
             &config.region,
         )
         .map_err(ServeError::Audit)?;
-        let opened = custody::open_store(&config).await.map_err(ServeError::Store)?;
+        let opened = custody::open_store(&config.storage.custody()).await.map_err(ServeError::Store)?;
         let store: Arc<dyn store::Store> =
             Arc::new(store::MeasuredStore::new(opened.store, metrics.store.clone()));
         let (key_ring, ring_revision) =
@@ -197,7 +201,7 @@ impl App {
             },
             identity,
         );
-        let roots = custody::root_keys(&config).map_err(ServeError::Auth)?;
+        let roots = custody::root_keys(&config.root_keys()).map_err(ServeError::Auth)?;
         let authn = Arc::new(
             sts::Authenticator::new(accounts.clone(), key_ring.clone(), dyn_clock.clone()).with_roots(roots),
         );
@@ -421,7 +425,8 @@ fn tls_config(tls: &config::TlsConfig) -> Result<tonic::transport::ServerTlsConf
 /// log at ERROR; they are answered with their status and logged at DEBUG with the response
 /// (as are the refusals of requests that proved no one). INTERNAL is also a
 /// caller's malformed message (grpc.io's status codes guide), so the server's internal
-/// faults (ServiceFailure) are logged at ERROR where they are answered (`grpc::error::reply`).
+/// faults (ServiceFailure) are logged at ERROR where they are answered (`grpc::error::reply`,
+/// `operations::Gate::run`).
 fn client_errors_are_not_failures() -> SharedClassifier<GrpcErrorsAsFailures> {
     let client = [
         GrpcCode::Cancelled,

@@ -273,7 +273,9 @@ async fn store(command: StoreCommand) -> Result<(), String> {
     };
     match command {
         StoreCommand::Reseal(args) => {
-            let done = rolecall_server::custody::reseal(&config(*args)?).await.map_err(|e| e.to_string())?;
+            let done = rolecall_server::custody::reseal(&config(*args)?.storage.custody())
+                .await
+                .map_err(|e| e.to_string())?;
             println!(
                 "resealed {} of {} values under the current master key; the previous keys can be removed",
                 done.resealed, done.examined
@@ -281,14 +283,16 @@ async fn store(command: StoreCommand) -> Result<(), String> {
         }
         StoreCommand::Export(args) => {
             let StoreFileArgs { file, serve } = *args;
-            let entries =
-                rolecall_server::custody::export(&config(serve)?, &file).await.map_err(|e| e.to_string())?;
+            let entries = rolecall_server::custody::export(&config(serve)?.storage.custody(), &file)
+                .await
+                .map_err(|e| e.to_string())?;
             println!("exported {entries} entries, sealed, to {}", file.display());
         }
         StoreCommand::Import(args) => {
             let StoreFileArgs { file, serve } = *args;
-            let entries =
-                rolecall_server::custody::import(&config(serve)?, &file).await.map_err(|e| e.to_string())?;
+            let entries = rolecall_server::custody::import(&config(serve)?.storage.custody(), &file)
+                .await
+                .map_err(|e| e.to_string())?;
             println!("imported {entries} entries from {}", file.display());
         }
     }

@@ -424,7 +424,10 @@ async fn replicas_reach_etcd_over_mutual_tls_and_without_a_certificate_are_refus
     config.storage.etcd_endpoints = vec![etcd.client_url.clone()];
     config.storage.master_key_file = Some(master_key_file());
     with_tls(false)(&mut config);
-    let refused = rolecall_server::custody::open_store(&config).await.err().expect("no client certificate");
+    let refused = rolecall_server::custody::open_store(&config.storage.custody())
+        .await
+        .err()
+        .expect("no client certificate");
     let no_answer = |e: &rolecall_server::custody::CustodyError| {
         matches!(
             e,
@@ -437,8 +440,10 @@ async fn replicas_reach_etcd_over_mutual_tls_and_without_a_certificate_are_refus
     // Nor does one that speaks plaintext to it.
     config.storage.etcd_endpoints = vec![etcd.client_url.replace("https://", "http://")];
     config.storage.etcd_ca_file = None;
-    let plaintext =
-        rolecall_server::custody::open_store(&config).await.err().expect("plaintext to a TLS etcd");
+    let plaintext = rolecall_server::custody::open_store(&config.storage.custody())
+        .await
+        .err()
+        .expect("plaintext to a TLS etcd");
     assert!(no_answer(&plaintext), "{plaintext}");
     let _ = std::fs::remove_dir_all(&pki.dir);
 }
@@ -484,10 +489,14 @@ async fn the_master_key_is_resealed_online_while_replicas_write() {
     config.storage.etcd_prefix = "reseal/".into();
     config.storage.master_key_file = Some(master_key_file());
     rotating(&mut config);
-    let done = rolecall_server::custody::reseal(&config).await.unwrap();
+    let done = rolecall_server::custody::reseal(&config.storage.custody()).await.unwrap();
     assert!(done.resealed > 0, "{done:?}");
     writer.await.unwrap();
-    assert_eq!(rolecall_server::custody::reseal(&config).await.unwrap().resealed, 0, "nothing left");
+    assert_eq!(
+        rolecall_server::custody::reseal(&config.storage.custody()).await.unwrap().resealed,
+        0,
+        "nothing left"
+    );
 
     // A replica with the new key alone opens everything: what was there, what was written
     // during the reseal, and the user's key still signs.

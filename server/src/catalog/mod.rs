@@ -20,7 +20,7 @@ use serde::{Serialize, de::DeserializeOwned};
 pub use accounts::Accounts;
 pub(crate) use ec2::instance_key_digest;
 pub use ec2::{InstanceFilter, Launch, PrivateNetwork, ProfileRef};
-pub use iam::{EntityKind, GrantingPolicies, HolderKind, NewRole, PolicyScope, PolicyView};
+pub use iam::{EntityKind, GrantingPolicies, HolderKind, NewRole, PolicyHolder, PolicyScope, PolicyView};
 pub use pages::Page;
 pub use s3::Created as BucketCreated;
 

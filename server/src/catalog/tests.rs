@@ -46,7 +46,9 @@ async fn racing_attachments_never_pass_the_quota() {
         .iter()
         .map(|arn| {
             let (catalog, arn) = (catalog.clone(), arn.clone());
-            tokio::spawn(async move { catalog.attach_principal_policy(HolderKind::Role, "App", &arn).await })
+            tokio::spawn(
+                async move { catalog.attach_policy::<crate::domain::model::Role>("App", &arn).await },
+            )
         })
         .collect();
     let mut ok = 0;
@@ -127,7 +129,7 @@ async fn a_failing_store_is_a_service_failure_and_loses_nothing() {
     assert_eq!(err.code, ErrorCode::ServiceFailure);
     assert!(!err.message.contains("disk on fire"), "store internals stay in the logs: {}", err.message);
     let err = catalog
-        .attach_principal_policy(HolderKind::Role, "Keep", "arn:aws:iam::aws:policy/AdministratorAccess")
+        .attach_policy::<crate::domain::model::Role>("Keep", "arn:aws:iam::aws:policy/AdministratorAccess")
         .await;
     assert_eq!(err.unwrap_err().code, ErrorCode::ServiceFailure);
     store.broken.store(false, Ordering::SeqCst);

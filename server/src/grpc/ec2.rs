@@ -1,429 +1,66 @@
-//! The Ec2 service: protobuf in, authorized on the decoded request, catalog, protobuf out.
+//! The Ec2 service's gRPC adapter: each call's decoded request and the caller's context
+//! handed to its operation (`operations::ec2`), its answer or error sent back;
+//! RunInstances' answer in pages.
 
-use std::{future::Future, pin::Pin, sync::Arc};
+use std::pin::Pin;
 
 use rolecall_api::{self as pb, ec2_server};
-use serde_json::Value;
 use tokio_stream::Stream;
 use tonic::{Request, Response, Status};
 
-use super::{
-    convert,
-    gate::{Gate, Operation, call_context},
-};
-use crate::{
-    catalog::{Catalog, InstanceFilter, Launch, ProfileRef},
-    domain::{Error, ErrorCode, Result},
-};
+use super::{Answer, call_context, error::to_status};
+use crate::operations::ec2::Ec2;
 
 /// Instances per RunInstances response message: ~0.5 MB, well under gRPC's 4 MiB default.
 const LAUNCH_PAGE: usize = 1000;
 
-pub struct Ec2Service {
-    catalog: Arc<Catalog>,
-    gate: Gate,
-}
+/// The Ec2 service of one account.
+pub struct Ec2Service(pub Ec2);
 
-impl Ec2Service {
-    /// The Ec2 service of `catalog`'s account; `gate` authorizes, audits and answers.
-    pub fn new(catalog: Arc<Catalog>, gate: Gate) -> Self {
-        Self { catalog, gate }
-    }
+macro_rules! adapters {
+    ($($method:ident($req:ident) -> $answer:ident;)*) => {
+        #[tonic::async_trait]
+        impl ec2_server::Ec2 for Ec2Service {
+            type RunInstancesStream =
+                Pin<Box<dyn Stream<Item = Result<pb::RunInstancesResponse, Status>> + Send>>;
 
-    /// Authorizes the decoded request `req` as EC2 does (below), runs `act` on that same
-    /// request, audits, answers.
-    async fn run<Q, A, F, Fut>(&self, req: Request<Q>, act: F) -> Answer<A>
-    where
-        Q: Ec2Call,
-        F: FnOnce(Q) -> Fut,
-        Fut: Future<Output = Result<A>>,
-    {
-        let caller = call_context(&req)?;
-        let request = req.into_inner();
-        let needed = match caller.principal {
-            Some(_) => self.authorizations(&request).await,
-            None => Ok(Vec::new()),
-        };
-        self.gate.run(&caller, request, needed, act).await
-    }
-
-    /// What an Ec2 call must be allowed, as EC2 authorizes it: `ec2:Action` on every
-    /// instance it names (`instance/*` where it names none yet), and iam:PassRole on the
-    /// role of a profile it hands to an instance.
-    async fn authorizations<Q: Ec2Call>(&self, request: &Q) -> Result<Vec<(String, String)>> {
-        let action = format!("ec2:{}", Q::ACTION);
-        let catalog = &self.catalog;
-        let instances = match request.names() {
-            Names::Instances(ids) => ids,
-            // An association that does not exist names no instance: the call is decided on
-            // `instance/*`, then answers InvalidAssociationID.NotFound. Any other failure to
-            // read it is an error, never a default.
-            Names::Association(id) => {
-                match catalog.describe_iam_instance_profile_associations(&[id], &[], "", None).await {
-                    Ok(page) => page.items.into_iter().map(|(instance, _)| instance).collect(),
-                    Err(e) if e.code == ErrorCode::InvalidAssociationIdNotFound => Vec::new(),
-                    Err(e) => return Err(e),
-                }
+            async fn run_instances(
+                &self,
+                req: Request<pb::RunInstancesRequest>,
+            ) -> Answer<Self::RunInstancesStream> {
+                let caller = call_context(&req)?;
+                let launched = self.0.run_instances(&caller, req.into_inner()).await.map_err(|e| to_status(&e))?;
+                Ok(Response::new(Box::pin(tokio_stream::iter(pages(launched)))))
             }
-        };
-        let mut needed: Vec<(String, String)> = if instances.is_empty() {
-            vec![(action, instance_arn(catalog, "*"))]
-        } else {
-            instances.iter().map(|id| (action.clone(), instance_arn(catalog, id))).collect()
-        };
-        if let Some(profile) = request.passes()
-            && let Some(role) = catalog.passed_role(&profile).await?
-        {
-            needed.push(("iam:PassRole".to_string(), role));
+
+            $(async fn $method(&self, req: Request<pb::$req>) -> Answer<pb::$answer> {
+                let caller = call_context(&req)?;
+                self.0.$method(&caller, req.into_inner()).await.map(Response::new).map_err(|e| to_status(&e))
+            })*
         }
-        Ok(needed)
-    }
-}
-
-fn instance_arn(catalog: &Catalog, id: &str) -> String {
-    crate::domain::ids::arn::instance(&catalog.settings().region, catalog.account_id(), id)
-}
-
-type Answer<T> = Result<Response<T>, Status>;
-
-/// The instances an Ec2 request names.
-pub enum Names {
-    Instances(Vec<String>),
-    /// The instance an association id belongs to (none where there is no such association).
-    Association(String),
-}
-
-/// An Ec2 request: its action, the instances it names and the profile it hands over.
-pub trait Ec2Call: Operation {
-    fn names(&self) -> Names {
-        Names::Instances(Vec::new())
-    }
-
-    fn passes(&self) -> Option<ProfileRef> {
-        None
-    }
-}
-
-macro_rules! operations {
-    ($($ty:ident $action:literal $mutates:literal;)*) => {
-        $(impl Operation for pb::$ty {
-            const ACTION: &'static str = $action;
-            const MUTATES: bool = $mutates;
-        })*
     };
 }
 
-operations! {
-    DescribeInstancesRequest "DescribeInstances" false;
-    TerminateInstancesRequest "TerminateInstances" true;
-    AssociateIamInstanceProfileRequest "AssociateIamInstanceProfile" true;
-    ReplaceIamInstanceProfileAssociationRequest "ReplaceIamInstanceProfileAssociation" true;
-    DisassociateIamInstanceProfileRequest "DisassociateIamInstanceProfile" true;
-    DescribeIamInstanceProfileAssociationsRequest "DescribeIamInstanceProfileAssociations" false;
-    ModifyInstanceMetadataOptionsRequest "ModifyInstanceMetadataOptions" true;
+adapters! {
+    describe_instances(DescribeInstancesRequest) -> DescribeInstancesResponse;
+    terminate_instances(TerminateInstancesRequest) -> TerminateInstancesResponse;
+    associate_iam_instance_profile(AssociateIamInstanceProfileRequest) -> AssociateIamInstanceProfileResponse;
+    replace_iam_instance_profile_association(ReplaceIamInstanceProfileAssociationRequest) -> ReplaceIamInstanceProfileAssociationResponse;
+    disassociate_iam_instance_profile(DisassociateIamInstanceProfileRequest) -> DisassociateIamInstanceProfileResponse;
+    describe_iam_instance_profile_associations(DescribeIamInstanceProfileAssociationsRequest) -> DescribeIamInstanceProfileAssociationsResponse;
+    modify_instance_metadata_options(ModifyInstanceMetadataOptionsRequest) -> ModifyInstanceMetadataOptionsResponse;
 }
 
-impl Operation for pb::RunInstancesRequest {
-    const ACTION: &'static str = "RunInstances";
-    const MUTATES: bool = true;
-
-    /// User data is left out, as CloudTrail does.
-    fn parameters(&self) -> Value {
-        let mut value = serde_json::to_value(self).unwrap_or(Value::Null);
-        if let Some(fields) = value.as_object_mut() {
-            match fields.get("UserData").and_then(Value::as_str) {
-                Some("") | None => fields.remove("UserData"),
-                Some(_) => fields.insert("UserData".into(), "<sensitiveDataRemoved>".into()),
-            };
-        }
-        value
+/// One RunInstances answer as messages of at most [`LAUNCH_PAGE`] instances (one, empty of
+/// instances, where none were launched).
+fn pages(launched: pb::RunInstancesResponse) -> Vec<Result<pb::RunInstancesResponse, Status>> {
+    let pb::RunInstancesResponse { reservation_id, mut instances } = launched;
+    let mut pages = Vec::with_capacity(instances.len().div_ceil(LAUNCH_PAGE).max(1));
+    while instances.len() > LAUNCH_PAGE {
+        let rest = instances.split_off(LAUNCH_PAGE);
+        pages.push(Ok(pb::RunInstancesResponse { reservation_id: reservation_id.clone(), instances }));
+        instances = rest;
     }
-}
-
-impl Ec2Call for pb::RunInstancesRequest {
-    fn passes(&self) -> Option<ProfileRef> {
-        profile_ref(self.iam_instance_profile.clone())
-    }
-}
-
-impl Ec2Call for pb::DescribeInstancesRequest {}
-
-impl Ec2Call for pb::DescribeIamInstanceProfileAssociationsRequest {}
-
-impl Ec2Call for pb::TerminateInstancesRequest {
-    fn names(&self) -> Names {
-        Names::Instances(self.instance_ids.clone())
-    }
-}
-
-impl Ec2Call for pb::AssociateIamInstanceProfileRequest {
-    fn names(&self) -> Names {
-        Names::Instances(vec![self.instance_id.clone()])
-    }
-
-    fn passes(&self) -> Option<ProfileRef> {
-        profile_ref(self.iam_instance_profile.clone())
-    }
-}
-
-impl Ec2Call for pb::ReplaceIamInstanceProfileAssociationRequest {
-    fn names(&self) -> Names {
-        Names::Association(self.association_id.clone())
-    }
-
-    fn passes(&self) -> Option<ProfileRef> {
-        profile_ref(self.iam_instance_profile.clone())
-    }
-}
-
-impl Ec2Call for pb::DisassociateIamInstanceProfileRequest {
-    fn names(&self) -> Names {
-        Names::Association(self.association_id.clone())
-    }
-}
-
-impl Ec2Call for pb::ModifyInstanceMetadataOptionsRequest {
-    fn names(&self) -> Names {
-        Names::Instances(vec![self.instance_id.clone()])
-    }
-}
-
-fn profile_ref(spec: Option<pb::IamInstanceProfileSpecification>) -> Option<ProfileRef> {
-    spec.map(|s| ProfileRef { arn: s.arn, name: s.name })
-}
-
-fn required_profile(spec: Option<pb::IamInstanceProfileSpecification>) -> Result<ProfileRef> {
-    profile_ref(spec).ok_or_else(|| {
-        Error::new(
-            crate::domain::ErrorCode::MissingParameter,
-            "The request must contain the parameter IamInstanceProfile",
-        )
-    })
-}
-
-/// DescribeInstances' filters rolecall understands.
-fn instance_filter(ids: Vec<String>, filters: Vec<pb::Filter>) -> Result<InstanceFilter> {
-    let mut f = InstanceFilter { instance_ids: ids, ..InstanceFilter::default() };
-    for filter in filters {
-        match filter.name.as_str() {
-            "instance-id" => f.instance_ids.extend(filter.values),
-            "instance-state-name" => f.states.extend(filter.values),
-            "iam-instance-profile.arn" => f.profile_arns.extend(filter.values),
-            other => {
-                return Err(Error::invalid_parameter(format!("The filter '{other}' is invalid")));
-            }
-        }
-    }
-    Ok(f)
-}
-
-#[tonic::async_trait]
-impl ec2_server::Ec2 for Ec2Service {
-    type RunInstancesStream = Pin<Box<dyn Stream<Item = Result<pb::RunInstancesResponse, Status>> + Send>>;
-
-    async fn run_instances(&self, req: Request<pb::RunInstancesRequest>) -> Answer<Self::RunInstancesStream> {
-        self.run(req, |r| async move {
-            let options = r.metadata_options.unwrap_or_default();
-            let launch = Launch {
-                image_id: r.image_id,
-                instance_type: r.instance_type,
-                min_count: r.min_count,
-                max_count: r.max_count,
-                profile: profile_ref(r.iam_instance_profile),
-                key_name: r.key_name,
-                security_group_ids: r.security_group_ids,
-                subnet_id: r.subnet_id,
-                user_data: r.user_data,
-                http_tokens: options.http_tokens,
-                hop_limit: options.http_put_response_hop_limit,
-                http_endpoint: options.http_endpoint,
-            };
-            let result = self.catalog.run_instances(launch).await;
-            if let Ok((_, launched)) = &result {
-                self.gate.metrics.instances_launched.inc_by(launched.len() as u64);
-            }
-            result.map(|(reservation_id, launched)| {
-                let pages: Vec<Result<pb::RunInstancesResponse, Status>> = launched
-                    .chunks(LAUNCH_PAGE)
-                    .map(|chunk| {
-                        Ok(pb::RunInstancesResponse {
-                            reservation_id: reservation_id.clone(),
-                            instances: chunk
-                                .iter()
-                                .map(|(i, key)| pb::LaunchedInstance {
-                                    instance: Some(convert::instance(i)),
-                                    instance_key: key.clone(),
-                                })
-                                .collect(),
-                        })
-                    })
-                    .collect();
-                Box::pin(tokio_stream::iter(pages)) as Self::RunInstancesStream
-            })
-        })
-        .await
-    }
-
-    async fn describe_instances(
-        &self,
-        req: Request<pb::DescribeInstancesRequest>,
-    ) -> Answer<pb::DescribeInstancesResponse> {
-        self.run(req, |r| async move {
-            let res = match instance_filter(r.instance_ids, r.filters) {
-                Ok(f) => self.catalog.describe_instances(&f, &r.next_token, r.max_results).await,
-                Err(e) => Err(e),
-            };
-            res.map(|page| pb::DescribeInstancesResponse {
-                instances: page.items.iter().map(convert::instance).collect(),
-                next_token: page.next_marker.unwrap_or_default(),
-            })
-        })
-        .await
-    }
-
-    async fn terminate_instances(
-        &self,
-        req: Request<pb::TerminateInstancesRequest>,
-    ) -> Answer<pb::TerminateInstancesResponse> {
-        self.run(req, |r| async move {
-            let res = self.catalog.terminate_instances(&r.instance_ids).await;
-            res.map(|changes| pb::TerminateInstancesResponse {
-                terminating_instances: changes
-                    .into_iter()
-                    .map(|(instance_id, previous, current)| pb::InstanceStateChange {
-                        instance_id,
-                        current_state: Some(convert::state(current)),
-                        previous_state: Some(convert::state(previous)),
-                    })
-                    .collect(),
-            })
-        })
-        .await
-    }
-
-    async fn associate_iam_instance_profile(
-        &self,
-        req: Request<pb::AssociateIamInstanceProfileRequest>,
-    ) -> Answer<pb::AssociateIamInstanceProfileResponse> {
-        self.run(req, |r| async move {
-            let res = match required_profile(r.iam_instance_profile) {
-                Ok(spec) => self.catalog.associate_iam_instance_profile(&r.instance_id, &spec).await,
-                Err(e) => Err(e),
-            };
-            res.map(|(i, a)| pb::AssociateIamInstanceProfileResponse {
-                iam_instance_profile_association: Some(convert::association(
-                    &i.instance_id,
-                    &a,
-                    "associating",
-                )),
-            })
-        })
-        .await
-    }
-
-    async fn replace_iam_instance_profile_association(
-        &self,
-        req: Request<pb::ReplaceIamInstanceProfileAssociationRequest>,
-    ) -> Answer<pb::ReplaceIamInstanceProfileAssociationResponse> {
-        self.run(req, |r| async move {
-            let res = match required_profile(r.iam_instance_profile) {
-                Ok(spec) => {
-                    self.catalog.replace_iam_instance_profile_association(&r.association_id, &spec).await
-                }
-                Err(e) => Err(e),
-            };
-            res.map(|(i, a)| pb::ReplaceIamInstanceProfileAssociationResponse {
-                iam_instance_profile_association: Some(convert::association(
-                    &i.instance_id,
-                    &a,
-                    "associating",
-                )),
-            })
-        })
-        .await
-    }
-
-    async fn disassociate_iam_instance_profile(
-        &self,
-        req: Request<pb::DisassociateIamInstanceProfileRequest>,
-    ) -> Answer<pb::DisassociateIamInstanceProfileResponse> {
-        self.run(req, |r| async move {
-            let res = self.catalog.disassociate_iam_instance_profile(&r.association_id).await;
-            res.map(|(i, a)| pb::DisassociateIamInstanceProfileResponse {
-                iam_instance_profile_association: Some(convert::association(
-                    &i.instance_id,
-                    &a,
-                    "disassociating",
-                )),
-            })
-        })
-        .await
-    }
-
-    async fn describe_iam_instance_profile_associations(
-        &self,
-        req: Request<pb::DescribeIamInstanceProfileAssociationsRequest>,
-    ) -> Answer<pb::DescribeIamInstanceProfileAssociationsResponse> {
-        self.run(req, |r| async move {
-            let mut instance_ids = Vec::new();
-            // Every association rolecall keeps is applied at once, so "associated" is its only state.
-            let mut only_other_states = false;
-            let mut bad_filter = None;
-            for f in r.filters {
-                match f.name.as_str() {
-                    "instance-id" => instance_ids.extend(f.values),
-                    "state" => only_other_states |= !f.values.iter().any(|v| v == "associated"),
-                    other => {
-                        bad_filter =
-                            Some(Error::invalid_parameter(format!("The filter '{other}' is invalid")))
-                    }
-                }
-            }
-            let res = match bad_filter {
-                Some(e) => Err(e),
-                None if only_other_states => Ok(crate::catalog::Page { items: vec![], next_marker: None }),
-                None => {
-                    self.catalog
-                        .describe_iam_instance_profile_associations(
-                            &r.association_ids,
-                            &instance_ids,
-                            &r.next_token,
-                            r.max_results,
-                        )
-                        .await
-                }
-            };
-            res.map(|page| pb::DescribeIamInstanceProfileAssociationsResponse {
-                iam_instance_profile_associations: page
-                    .items
-                    .iter()
-                    .map(|(instance_id, a)| convert::association(instance_id, a, "associated"))
-                    .collect(),
-                next_token: page.next_marker.unwrap_or_default(),
-            })
-        })
-        .await
-    }
-
-    async fn modify_instance_metadata_options(
-        &self,
-        req: Request<pb::ModifyInstanceMetadataOptionsRequest>,
-    ) -> Answer<pb::ModifyInstanceMetadataOptionsResponse> {
-        self.run(req, |r| async move {
-            let res = self
-                .catalog
-                .modify_instance_metadata_options(
-                    &r.instance_id,
-                    &r.http_tokens,
-                    r.http_put_response_hop_limit,
-                    &r.http_endpoint,
-                )
-                .await;
-            res.map(|o| pb::ModifyInstanceMetadataOptionsResponse {
-                instance_id: r.instance_id,
-                instance_metadata_options: Some(convert::metadata_options(&o)),
-            })
-        })
-        .await
-    }
+    pages.push(Ok(pb::RunInstancesResponse { reservation_id, instances }));
+    pages
 }

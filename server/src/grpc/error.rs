@@ -24,16 +24,8 @@ pub fn to_status(err: &Error) -> Status {
     Status::with_error_details(grpc_code(err.code), err.message.clone(), details)
 }
 
-/// The domain error a status of ours carries (its ErrorInfo reason; ServiceFailure for a
-/// status without one): the inverse of [`to_status`].
-pub fn from_status(status: &Status) -> Error {
-    let reason = status.get_details_error_info().map(|i| i.reason).unwrap_or_default();
-    let code =
-        ErrorCode::ALL.iter().copied().find(|c| c.as_str() == reason).unwrap_or(ErrorCode::ServiceFailure);
-    Error::new(code, status.message())
-}
-
-/// Answers a request: the value, or the error counted by code and mapped to a status.
+/// Answers a request that reached no operation (STS, the metadata service): the value, or
+/// the error counted by code and mapped to a status. The operations count their own.
 pub fn reply<T>(metrics: &Metrics, result: Result<T, Error>) -> Result<Response<T>, Status> {
     result.map(Response::new).map_err(|e| {
         metrics.error(e.code.as_str());
@@ -52,7 +44,7 @@ mod tests {
     fn every_code_maps_and_carries_its_reason() {
         for code in ErrorCode::ALL {
             let status = to_status(&Error::new(*code, "m"));
-            assert_eq!(from_status(&status), Error::new(*code, "m"));
+            assert_eq!(status.message(), "m");
             assert_eq!(status.code(), grpc_code(*code));
             let info = status.get_details_error_info().expect("error info");
             assert_eq!(info.reason, code.as_str());

@@ -1,12 +1,11 @@
-//! gRPC adapters: one per service (protobuf -> domain -> protobuf), the error table, and
-//! the routes with health and reflection.
+//! gRPC adapters: one per service (the Iam and Ec2 calls handed to their operations, STS
+//! and the metadata service to theirs), the error table's gRPC side, and the routes with
+//! health and reflection.
 
 mod accounts;
-mod convert;
 pub mod ec2;
 pub mod error;
 pub mod framing;
-pub mod gate;
 pub mod iam;
 mod imds;
 pub mod incoming;
@@ -21,16 +20,17 @@ use rolecall_api::{
 };
 use std::sync::Arc;
 
-use tonic::service::Routes;
+use tonic::{Request, Response, Status, service::Routes};
 
 use crate::{
     audit::AuditLog,
-    authz::Authorizer,
+    authz::{Authorizer, CallContext},
     catalog::Accounts,
     custody::KeyKeeper,
     domain::clock::SystemClock,
     exposure::UnsignedCalls,
     metadata::InstanceMetadata,
+    operations::{Gate, ec2::Ec2, iam::Iam},
     sts::{Authenticator, SecurityTokenService},
     telemetry::Metrics,
 };
@@ -57,6 +57,19 @@ pub struct Services {
     pub unsigned: UnsignedCalls,
     /// Whether TestControl is served (a debug build with the manual clock).
     pub test_control: bool,
+}
+
+/// A call's answer, or its error as a status.
+type Answer<T> = Result<Response<T>, Status>;
+
+/// The caller's context the signing layer (`sigv4`) put in the request: the signer, or an
+/// explicit operator context for the unsigned calls the config lets through. A request
+/// without one is refused, never treated as the operator's.
+fn call_context<T>(req: &Request<T>) -> Result<CallContext, Status> {
+    req.extensions()
+        .get::<CallContext>()
+        .cloned()
+        .ok_or_else(|| Status::internal("the request reached the service without a caller"))
 }
 
 /// Every service rolecall serves over gRPC, plus grpc.health.v1 and server reflection so
@@ -105,7 +118,7 @@ pub async fn routes(app: &Services) -> Result<Routes, tonic_reflection::server::
     }
     let reflection = reflection.build_v1()?;
     let clock: Arc<dyn crate::domain::clock::Clock> = app.clock.clone();
-    let gate = |source| gate::Gate {
+    let gate = |source| Gate {
         authz: app.authz.clone(),
         audit: app.audit.clone(),
         clock: clock.clone(),
@@ -114,7 +127,7 @@ pub async fn routes(app: &Services) -> Result<Routes, tonic_reflection::server::
     };
     // Every call is one well-framed message before anything else reads it (framing), then
     // signed or the operator's (sigv4), then routed to its account's service, which
-    // authorizes and audits it on the request it decoded (gate).
+    // hands the request it decoded to its operation, which authorizes and audits it.
     // What the signed services hold of requests no one has proved yet, together.
     let unauthenticated = Arc::new(tokio::sync::Semaphore::new(app.unauthenticated_buffer_bytes));
     // One Iam and one Ec2 service per account, each on its account's catalog.
@@ -122,7 +135,7 @@ pub async fn routes(app: &Services) -> Result<Routes, tonic_reflection::server::
         .accounts
         .ids()
         .filter_map(|a| {
-            let service = iam::IamService::new(app.accounts.get(a)?.clone(), gate("iam.amazonaws.com"));
+            let service = iam::IamService(Iam::new(app.accounts.get(a)?.clone(), gate("iam.amazonaws.com")));
             Some((a.clone(), IamServer::new(service).max_decoding_message_size(limit)))
         })
         .collect();
@@ -135,7 +148,7 @@ pub async fn routes(app: &Services) -> Result<Routes, tonic_reflection::server::
         .accounts
         .ids()
         .filter_map(|a| {
-            let service = ec2::Ec2Service::new(app.accounts.get(a)?.clone(), gate("ec2.amazonaws.com"));
+            let service = ec2::Ec2Service(Ec2::new(app.accounts.get(a)?.clone(), gate("ec2.amazonaws.com")));
             Some((a.clone(), Ec2Server::new(service).max_decoding_message_size(limit)))
         })
         .collect();

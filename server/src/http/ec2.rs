@@ -3,8 +3,8 @@
 //! Result wrapper in lowerCamelCase with `…Set`/`item` lists, and errors as
 //! `<Response><Errors><Error>…</Errors><RequestID>`.
 //!
-//! Each action's parameters are decoded into its request, which the same operation as its
-//! gRPC call authorizes (`ec2:Action` on the instance's ARN, `iam:PassRole` on the role a
+//! Each action's parameters are decoded into its request, which its operation
+//! (`operations::ec2`, the gRPC call's too) authorizes (`ec2:Action` on the instance's ARN, `iam:PassRole` on the role a
 //! profile passes), audits and carries out, so that no rule is written twice.
 
 use std::sync::Arc;
@@ -13,8 +13,7 @@ use axum::{
     http::StatusCode,
     response::{IntoResponse, Response},
 };
-use rolecall_api::{self as pb, ec2_server::Ec2};
-use tokio_stream::StreamExt;
+use rolecall_api as pb;
 
 use super::{
     error::http_status,
@@ -26,7 +25,7 @@ use crate::{
     catalog::Catalog,
     domain::principal::Principal,
     domain::{Error, ErrorCode, ids},
-    grpc::{ec2::Ec2Service, error::from_status},
+    operations::ec2::Ec2,
 };
 
 pub const VERSION: &str = "2016-11-15";
@@ -93,9 +92,8 @@ pub(super) async fn action(
     action: &str,
     params: &Params,
 ) -> Result<Response, Failed> {
-    let service = Ec2Service::new(catalog.clone(), api.gate("ec2.amazonaws.com"));
+    let operations = Ec2::new(catalog.clone(), api.gate("ec2.amazonaws.com"));
     let caller = origin.context(principal, params.get("DryRun") == Some("true"));
-    let status = |s: tonic::Status| Failed::In(from_status(&s));
     match action {
         "RunInstances" => {
             let request = pb::RunInstancesRequest {
@@ -118,17 +116,11 @@ pub(super) async fn action(
                 }),
                 user_data: params.str("UserData"),
             };
-            let mut pages =
-                service.run_instances(with_caller(request, &caller)).await.map_err(status)?.into_inner();
-            let mut reservation_id = String::new();
-            let mut instances = Vec::new();
-            while let Some(page) = pages.next().await {
-                let page = page.map_err(status)?;
-                reservation_id = page.reservation_id;
-                instances.extend(page.instances.into_iter().filter_map(|l| l.instance));
-            }
+            let launched = operations.run_instances(&caller, request).await.map_err(Failed::In)?;
+            let instances: Vec<pb::Instance> =
+                launched.instances.into_iter().filter_map(|l| l.instance).collect();
             Ok(answer(action, |w| {
-                w.leaf("reservationId", &reservation_id).leaf("ownerId", catalog.account_id());
+                w.leaf("reservationId", &launched.reservation_id).leaf("ownerId", catalog.account_id());
                 w.open("groupSet").close("groupSet");
                 instances_set(w, catalog, &instances);
             }))
@@ -140,8 +132,7 @@ pub(super) async fn action(
                 next_token: params.str("NextToken"),
                 max_results: int(params, "MaxResults")?,
             };
-            let r =
-                service.describe_instances(with_caller(request, &caller)).await.map_err(status)?.into_inner();
+            let r = operations.describe_instances(&caller, request).await.map_err(Failed::In)?;
             Ok(answer(action, |w| {
                 w.open("reservationSet");
                 for reservation in r.instances.chunk_by(|a, b| a.reservation_id == b.reservation_id) {
@@ -158,11 +149,7 @@ pub(super) async fn action(
         "TerminateInstances" => {
             let instance_ids = params.indexed_values("InstanceId");
             let request = pb::TerminateInstancesRequest { instance_ids };
-            let r = service
-                .terminate_instances(with_caller(request, &caller))
-                .await
-                .map_err(status)?
-                .into_inner();
+            let r = operations.terminate_instances(&caller, request).await.map_err(Failed::In)?;
             Ok(answer(action, |w| {
                 w.open("instancesSet");
                 for change in &r.terminating_instances {
@@ -179,31 +166,26 @@ pub(super) async fn action(
                 iam_instance_profile: profile(params),
                 instance_id: params.str("InstanceId"),
             };
-            let r = service
-                .associate_iam_instance_profile(with_caller(request, &caller))
-                .await
-                .map_err(status)?;
-            Ok(association_answer(action, r.into_inner().iam_instance_profile_association))
+            let r = operations.associate_iam_instance_profile(&caller, request).await.map_err(Failed::In)?;
+            Ok(association_answer(action, r.iam_instance_profile_association))
         }
         "ReplaceIamInstanceProfileAssociation" => {
             let request = pb::ReplaceIamInstanceProfileAssociationRequest {
                 iam_instance_profile: profile(params),
                 association_id: params.str("AssociationId"),
             };
-            let r = service
-                .replace_iam_instance_profile_association(with_caller(request, &caller))
+            let r = operations
+                .replace_iam_instance_profile_association(&caller, request)
                 .await
-                .map_err(status)?;
-            Ok(association_answer(action, r.into_inner().iam_instance_profile_association))
+                .map_err(Failed::In)?;
+            Ok(association_answer(action, r.iam_instance_profile_association))
         }
         "DisassociateIamInstanceProfile" => {
             let request =
                 pb::DisassociateIamInstanceProfileRequest { association_id: params.str("AssociationId") };
-            let r = service
-                .disassociate_iam_instance_profile(with_caller(request, &caller))
-                .await
-                .map_err(status)?;
-            Ok(association_answer(action, r.into_inner().iam_instance_profile_association))
+            let r =
+                operations.disassociate_iam_instance_profile(&caller, request).await.map_err(Failed::In)?;
+            Ok(association_answer(action, r.iam_instance_profile_association))
         }
         "DescribeIamInstanceProfileAssociations" => {
             let request = pb::DescribeIamInstanceProfileAssociationsRequest {
@@ -212,11 +194,10 @@ pub(super) async fn action(
                 next_token: params.str("NextToken"),
                 max_results: int(params, "MaxResults")?,
             };
-            let r = service
-                .describe_iam_instance_profile_associations(with_caller(request, &caller))
+            let r = operations
+                .describe_iam_instance_profile_associations(&caller, request)
                 .await
-                .map_err(status)?
-                .into_inner();
+                .map_err(Failed::In)?;
             Ok(answer(action, |w| {
                 w.open("iamInstanceProfileAssociationSet");
                 for a in &r.iam_instance_profile_associations {
@@ -232,11 +213,8 @@ pub(super) async fn action(
                 http_put_response_hop_limit: int(params, "HttpPutResponseHopLimit")?,
                 http_endpoint: params.str("HttpEndpoint"),
             };
-            let r = service
-                .modify_instance_metadata_options(with_caller(request, &caller))
-                .await
-                .map_err(status)?
-                .into_inner();
+            let r =
+                operations.modify_instance_metadata_options(&caller, request).await.map_err(Failed::In)?;
             Ok(answer(action, |w| {
                 w.leaf("instanceId", &r.instance_id);
                 metadata_options(w, "instanceMetadataOptions", r.instance_metadata_options.as_ref());
@@ -251,13 +229,6 @@ pub(super) async fn action(
             format!("The action {other} is not valid for this web service."),
         ))),
     }
-}
-
-/// The decoded request, with who asks from where: its operation authorizes it.
-fn with_caller<T>(request: T, caller: &crate::authz::CallContext) -> tonic::Request<T> {
-    let mut request = tonic::Request::new(request);
-    request.extensions_mut().insert(caller.clone());
-    request
 }
 
 fn association_answer(action: &str, a: Option<pb::IamInstanceProfileAssociation>) -> Response {

@@ -1,6 +1,7 @@
 //! What the Query port's doors share: its state ([`QueryApi`]), where a call came from
-//! ([`Origin`]), how the audit trail names it ([`Call`]), and how a call that failed before
-//! its operation is told from one that failed in it ([`Failed`]). The Query API
+//! ([`Origin`]), how the audit trail names a call that reached no operation ([`Call`]), and
+//! how a call that failed before its operation is told from one that failed in it
+//! ([`Failed`]): the operations audit every call that reaches them, the door the others. The Query API
 //! (query.rs), EC2's protocol (ec2.rs) and the S3 front (s3.rs) all build on it.
 
 use std::sync::Arc;
@@ -10,11 +11,11 @@ use serde_json::Value;
 
 use super::form::Params;
 use crate::{
-    audit::{Actor, AuditLog, Committed, Event},
-    authz::{self, Authorizer, CallContext},
+    audit::{Actor, AuditLog, Event},
+    authz::{Authorizer, CallContext},
     catalog::Accounts,
     domain::{Error, ErrorCode, clock::Clock, principal::Principal, sigv4::HttpRequest},
-    grpc::gate::Gate,
+    operations::Gate,
     sts::{Authenticator, SecurityTokenService},
     telemetry::Metrics,
 };
@@ -55,11 +56,6 @@ impl Origin {
             dry_run,
         }
     }
-
-    /// A request to the policy engine for `action` on `resource`, from here.
-    pub fn request(&self, action: &str, resource: String) -> authz::Request {
-        CallContext { source_ip: self.source_ip.clone(), ..CallContext::default() }.request(action, resource)
-    }
 }
 
 /// Why a call failed: before it reached its operation (the door audits it: its parameters
@@ -94,7 +90,7 @@ impl QueryApi {
         call: &Call<'_>,
         principal: &Principal,
         result: Result<Response, Failed>,
-        error: fn(&Error) -> Response,
+        error: impl Fn(&Error) -> Response,
     ) -> Response {
         match result {
             Ok(response) => response,
@@ -133,32 +129,6 @@ impl QueryApi {
     async fn record(&self, call: &Call<'_>, actor: Actor<'_>, error: Option<&Error>) {
         if self.audit.enabled() {
             self.audit.record(self.clock.unix(), self.event(call, actor, error)).await;
-        }
-    }
-
-    /// Records a signed state change's request before it is carried out: unless that is
-    /// written, it must not be (the error).
-    pub(super) async fn commit(&self, call: &Call<'_>, principal: &Principal) -> Result<Committed, Error> {
-        self.audit.commit(self.clock.unix(), self.event(call, Actor::Principal(principal), None)).await
-    }
-
-    /// Audits a signed call's outcome: every state change (`committed`), and every refusal.
-    pub(super) async fn audited(
-        &self,
-        call: &Call<'_>,
-        committed: Option<Committed>,
-        principal: &Principal,
-        error: Option<&Error>,
-    ) {
-        match committed {
-            Some(committed) => {
-                let event = self.event(call, Actor::Principal(principal), error);
-                self.audit.outcome(self.clock.unix(), event, committed).await;
-            }
-            None if error.is_some_and(|e| e.code == ErrorCode::AccessDenied) => {
-                self.record(call, Actor::Principal(principal), error).await;
-            }
-            None => {}
         }
     }
 

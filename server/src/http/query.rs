@@ -1,8 +1,8 @@
 //! The AWS Query API (form-encoded POST, XML answers) for STS and IAM, as the aws CLI and the
 //! SDKs call it with `--endpoint-url`. Every request is SigV4-verified by the same
 //! [`Authenticator`] as the gRPC services, and an IAM action is authorized and carried out by
-//! the same code as its gRPC call (the form parameters are the gRPC request's fields, in
-//! AWS's PascalCase); the answers are AWS's `…Response/…Result` shapes and `ErrorResponse`
+//! the same operation as its gRPC call (`operations::iam`; the form parameters are the API
+//! request's fields, in AWS's PascalCase); the answers are AWS's `…Response/…Result` shapes and `ErrorResponse`
 //! errors with request ids.
 
 use std::net::SocketAddr;
@@ -16,12 +16,12 @@ use axum::{
     routing::any,
 };
 
-use rolecall_api::{self as pb, iam_server::Iam};
+use rolecall_api as pb;
 use serde_json::Value;
 
 use crate::{
     domain::{Error, ErrorCode, ids, principal::Principal, sigv4::HttpRequest},
-    grpc::iam::IamService,
+    operations::iam::Iam,
     sts::{AssumeRoleInput, GRPC_RULES},
 };
 
@@ -396,8 +396,8 @@ fn iam_result(action: &str, value: &Value) -> Response {
     (StatusCode::OK, [("content-type", "text/xml")], body).into_response()
 }
 
-/// One IAM action: its form parameters decoded into its request, which the same operation
-/// as its gRPC call authorizes, audits and carries out.
+/// One IAM action: its form parameters decoded into its request, which its operation (the
+/// gRPC call's too) authorizes, audits and carries out.
 async fn iam_action(
     api: &QueryApi,
     principal: &Principal,
@@ -406,16 +406,15 @@ async fn iam_action(
     origin: &Origin,
 ) -> Result<Response, Failed> {
     let catalog = api.catalog_of(principal)?;
-    let service = IamService::new(catalog, api.gate("iam.amazonaws.com"));
+    let operations = Iam::new(catalog, api.gate("iam.amazonaws.com"));
+    let caller = origin.context(principal, false);
     macro_rules! actions {
         ($($name:literal => $method:ident($req:ty)),* $(,)?) => {
             match action {
                 $($name => {
                     let req: $req = request_of(params)?;
-                    let mut req = tonic::Request::new(req);
-                    req.extensions_mut().insert(origin.context(principal, false));
-                    let response = service.$method(req).await.map_err(|s| Failed::In(crate::grpc::error::from_status(&s)))?;
-                    let value = serde_json::to_value(response.into_inner()).map_err(|e| Failed::In(Error::service_failure(e.to_string())))?;
+                    let response = operations.$method(&caller, req).await.map_err(Failed::In)?;
+                    let value = serde_json::to_value(response).map_err(|e| Failed::In(Error::service_failure(e.to_string())))?;
                     Ok(iam_result($name, &value))
                 })*
                 other => Err(Failed::Before(Error::new(ErrorCode::InvalidInput, format!("Could not find operation {other} for version {IAM_VERSION}")))),

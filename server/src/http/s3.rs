@@ -2,10 +2,9 @@
 //! DeleteBucket, HeadBucket, an always-empty object listing, and bucket policies (Put, Get,
 //! DeleteBucketPolicy), behind the same SigV4 verification (S3's rules) and policy engine as
 //! every other call, because `aws s3 ls` is how every IAM-role walkthrough checks that an
-//! instance's role works. A bucket's policy is its resource policy: in the owner's account
-//! it can grant on its own, across accounts both it and the caller's policies must allow, and
-//! its explicit Deny stops everyone. rolecall stores no objects: object calls answer
-//! NotImplemented.
+//! instance's role works. The operations (`operations::s3`) authorize and carry them out;
+//! this door reads S3's REST requests and writes S3's answers. rolecall stores no objects:
+//! object calls answer NotImplemented.
 
 use axum::{
     http::{HeaderMap, Method, StatusCode},
@@ -15,20 +14,15 @@ use axum::{
 use super::{
     error::http_status,
     form::Params,
-    port::{Call, Origin, QueryApi},
+    port::{Call, Failed, Origin, QueryApi},
     xml::Writer,
 };
 use crate::{
-    catalog::BucketCreated,
     domain::principal::Principal,
-    domain::{
-        Error, ErrorCode,
-        clock::iso8601,
-        evaluation::Decision,
-        ids,
-        model::Bucket,
-        policy::{PolicyDocument, PolicyType},
-        sigv4::HttpRequest,
+    domain::{Error, ErrorCode, clock::iso8601, ids, sigv4::HttpRequest},
+    operations::s3::{
+        CreateBucket, DeleteBucket, DeleteBucketPolicy, GetBucketPolicy, HeadBucket, ListBuckets,
+        ListObjects, PutBucketPolicy, S3,
     },
 };
 
@@ -73,11 +67,8 @@ fn xml(body: String) -> Response {
     (StatusCode::OK, [("content-type", "application/xml")], body).into_response()
 }
 
-fn bucket_arn(bucket: &str) -> String {
-    format!("arn:aws:s3:::{bucket}")
-}
-
-/// One S3 request, authenticated, authorized, carried out and audited.
+/// One S3 request: authenticated, then decoded and handed to its operation (which authorizes,
+/// audits and carries it out), its answer in S3's shape.
 pub async fn handle(api: &QueryApi, request: &HttpRequest<'_>, origin: &Origin) -> Response {
     let path = request.path.trim_start_matches('/');
     let (bucket, key) = path.split_once('/').unwrap_or((path, ""));
@@ -101,153 +92,67 @@ pub async fn handle(api: &QueryApi, request: &HttpRequest<'_>, origin: &Origin) 
             return error(&e, request.path);
         }
     };
-    // A request that may change state is in the audit trail before anything is decided, or
-    // not carried out.
-    let committed = match matches!(request.method, "PUT" | "DELETE") {
-        true => match api.commit(&call, &principal).await {
-            Ok(committed) => Some(committed),
-            Err(e) => return error(&e, request.path),
-        },
-        false => None,
-    };
-    let result = if policy && !bucket.is_empty() && key.is_empty() {
-        bucket_policy(api, &principal, origin, request, bucket).await
-    } else {
-        serve(api, &principal, origin, request, bucket, key).await
-    };
-    api.audited(&call, committed, &principal, result.as_ref().err()).await;
-    result.unwrap_or_else(|e| error(&e, request.path))
+    let result = operation(api, &principal, origin, request, bucket, key).await;
+    api.settle(&call, &principal, result, |e| error(e, request.path)).await
 }
 
-async fn serve(
+/// The request as its operation's, carried out.
+async fn operation(
     api: &QueryApi,
     principal: &Principal,
     origin: &Origin,
     request: &HttpRequest<'_>,
     bucket: &str,
     key: &str,
-) -> Result<Response, Error> {
-    let allow = |action: &str, resource: String| {
-        let request = origin.request(action, resource);
-        async move { api.authz.authorize(principal, &request).await }
-    };
-    let catalog = api.catalog_of(principal)?;
+) -> Result<Response, Failed> {
+    let s3 = S3::new(api.accounts.clone(), api.gate("s3.amazonaws.com"));
+    let caller = origin.context(principal, false);
+    let policy = Params::parse(request.query, b"").get("policy").is_some();
+    let not_implemented =
+        |what: &str| Failed::Before(Error::new(ErrorCode::NotImplemented, what.to_string()));
     if !key.is_empty() {
-        return Err(Error::new(ErrorCode::NotImplemented, "rolecall's S3 stores no objects."));
+        return Err(not_implemented("rolecall's S3 stores no objects."));
     }
-    match (request.method, bucket) {
-        ("GET", "") => {
-            allow("s3:ListAllMyBuckets", "*".to_string()).await?;
-            Ok(list_buckets(principal, &catalog.list_buckets().await?))
+    let no_content = || StatusCode::NO_CONTENT.into_response();
+    let answer = match (request.method, bucket, policy) {
+        ("GET", "", _) => {
+            let buckets = s3.list_buckets(&caller, ListBuckets {}).await;
+            buckets.map(|b| list_buckets(principal, &b))
         }
-        (_, "") => Err(Error::new(ErrorCode::NotImplemented, "rolecall's S3 serves ListBuckets on /.")),
-        ("PUT", bucket) => {
-            allow("s3:CreateBucket", bucket_arn(bucket)).await?;
-            crate::domain::validate::bucket_name(bucket)?;
-            if let Some((owner, _)) = api.accounts.find_bucket(bucket).await?
-                && owner.account_id() != principal.account_id
-            {
-                return Err(Error::new(
-                    ErrorCode::BucketAlreadyExists,
-                    "The requested bucket name is not available. The bucket namespace is shared by all users of the system. Please select a different name and try again.",
-                ));
-            }
-            let region = location_constraint(request.body);
-            match catalog.create_bucket(bucket, &region).await? {
-                BucketCreated::New(b) | BucketCreated::AlreadyOwned(b) => {
-                    Ok((StatusCode::OK, [("location", format!("/{}", b.name))]).into_response())
-                }
-            }
+        (_, "", _) => return Err(not_implemented("rolecall's S3 serves ListBuckets on /.")),
+        ("PUT", bucket, true) => {
+            let put = PutBucketPolicy { bucket_name: bucket.to_string(), policy: request.body.to_vec() };
+            s3.put_bucket_policy(&caller, put).await.map(|()| no_content())
         }
-        ("DELETE", bucket) => {
-            let (owner, _) = existing_bucket(api, principal, origin, "s3:DeleteBucket", bucket).await?;
-            owner.delete_bucket(bucket).await?;
-            Ok(StatusCode::NO_CONTENT.into_response())
+        ("GET", bucket, true) => s3
+            .get_bucket_policy(&caller, GetBucketPolicy::new(bucket))
+            .await
+            .map(|text| (StatusCode::OK, [("content-type", "application/json")], text).into_response()),
+        ("DELETE", bucket, true) => {
+            s3.delete_bucket_policy(&caller, DeleteBucketPolicy::new(bucket)).await.map(|()| no_content())
         }
-        ("HEAD" | "GET", bucket) => {
-            let (_, found) = existing_bucket(api, principal, origin, "s3:ListBucket", bucket).await?;
-            if request.method == "HEAD" {
-                return Ok((StatusCode::OK, [("x-amz-bucket-region", found.region)]).into_response());
-            }
-            Ok(empty_listing(bucket, request.query))
+        ("PUT", bucket, false) => {
+            let create = CreateBucket {
+                bucket_name: bucket.to_string(),
+                location_constraint: location_constraint(request.body),
+            };
+            let created = s3.create_bucket(&caller, create).await;
+            created.map(|b| (StatusCode::OK, [("location", format!("/{}", b.name))]).into_response())
         }
-        _ => Err(Error::new(ErrorCode::NotImplemented, "rolecall's S3 does not implement this request.")),
-    }
-}
-
-/// A bucket, its owner's catalog, and `action` on it authorized with the bucket's policy.
-/// A bucket that does not exist is NoSuchBucket to a caller whose own policies allow the
-/// action, and AccessDenied to others, as S3 answers.
-async fn existing_bucket(
-    api: &QueryApi,
-    principal: &Principal,
-    origin: &Origin,
-    action: &str,
-    bucket: &str,
-) -> Result<(std::sync::Arc<crate::catalog::Catalog>, Bucket), Error> {
-    let request = origin.request(action, bucket_arn(bucket));
-    let Some((owner, found)) = api.accounts.find_bucket(bucket).await? else {
-        api.authz.authorize(principal, &request).await?;
-        return Err(Error::new(ErrorCode::NoSuchBucket, "The specified bucket does not exist"));
+        ("DELETE", bucket, false) => {
+            s3.delete_bucket(&caller, DeleteBucket::new(bucket)).await.map(|()| no_content())
+        }
+        ("HEAD", bucket, _) => s3
+            .head_bucket(&caller, HeadBucket::new(bucket))
+            .await
+            .map(|found| (StatusCode::OK, [("x-amz-bucket-region", found.region)]).into_response()),
+        ("GET", bucket, false) => {
+            let listed = s3.list_objects(&caller, ListObjects::new(bucket)).await;
+            listed.map(|()| empty_listing(bucket, request.query))
+        }
+        _ => return Err(not_implemented("rolecall's S3 does not implement this request.")),
     };
-    let policy = match &found.policy {
-        Some(text) => Some(PolicyDocument::parse(text, PolicyType::Resource)?),
-        None => None,
-    };
-    match api.authz.decision_on(principal, &request, policy.as_ref(), owner.account_id()).await? {
-        Decision::Allow => Ok((owner, found)),
-        denied => Err(crate::authz::access_denied(principal, &request, denied)),
-    }
-}
-
-/// PutBucketPolicy (only by the bucket's own account), GetBucketPolicy, DeleteBucketPolicy.
-async fn bucket_policy(
-    api: &QueryApi,
-    principal: &Principal,
-    origin: &Origin,
-    request: &HttpRequest<'_>,
-    bucket: &str,
-) -> Result<Response, Error> {
-    let action = match request.method {
-        "PUT" => "s3:PutBucketPolicy",
-        "GET" => "s3:GetBucketPolicy",
-        "DELETE" => "s3:DeleteBucketPolicy",
-        _ => {
-            return Err(Error::new(
-                ErrorCode::NotImplemented,
-                "rolecall's S3 does not implement this request.",
-            ));
-        }
-    };
-    let (owner, found) = existing_bucket(api, principal, origin, action, bucket).await?;
-    if owner.account_id() != principal.account_id && request.method != "GET" {
-        // Only the bucket's own account may change its policy.
-        return Err(crate::authz::access_denied(
-            principal,
-            &origin.request(action, bucket_arn(bucket)),
-            Decision::ImplicitDeny,
-        ));
-    }
-    match request.method {
-        "PUT" => {
-            let text = std::str::from_utf8(request.body).map_err(|_| {
-                Error::new(
-                    ErrorCode::MalformedPolicy,
-                    "Policies must be valid JSON and the first byte must be '{'",
-                )
-            })?;
-            owner.put_bucket_policy(bucket, Some(text)).await?;
-            Ok(StatusCode::NO_CONTENT.into_response())
-        }
-        "DELETE" => {
-            owner.put_bucket_policy(bucket, None).await?;
-            Ok(StatusCode::NO_CONTENT.into_response())
-        }
-        _ => match found.policy {
-            Some(text) => Ok((StatusCode::OK, [("content-type", "application/json")], text).into_response()),
-            None => Err(Error::new(ErrorCode::NoSuchBucketPolicy, "The bucket policy does not exist")),
-        },
-    }
+    answer.map_err(Failed::In)
 }
 
 /// CreateBucketConfiguration's LocationConstraint, if the body has one.

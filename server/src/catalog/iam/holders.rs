@@ -1,5 +1,7 @@
 //! What roles and users have in common: inline and attached managed policies, a permissions
-//! boundary and tags, generic over [`PolicyHolder`].
+//! boundary and tags, generic over [`PolicyHolder`] (what holds policies, not what kind of
+//! principal: groups, which are not principals, will be a third holder). Callers name the
+//! holder by its type: `catalog.attach_policy::<Role>(name, arn)`.
 
 use super::*;
 
@@ -9,7 +11,7 @@ impl Catalog {
         self.load::<P>(&P::KIND.key(name)).await?.ok_or_else(|| P::KIND.not_found(name))
     }
 
-    pub(super) async fn put_inline<P: PolicyHolder>(
+    pub async fn put_inline_policy<P: PolicyHolder>(
         &self,
         name: &str,
         policy_name: &str,
@@ -34,12 +36,12 @@ impl Catalog {
         .await
     }
 
-    pub(super) async fn get_inline<P: PolicyHolder>(&self, name: &str, policy_name: &str) -> Result<String> {
+    pub async fn get_inline_policy<P: PolicyHolder>(&self, name: &str, policy_name: &str) -> Result<String> {
         let (mut holder, _) = self.holder::<P>(name).await?;
         holder.inline().get(policy_name).cloned().ok_or_else(|| P::KIND.inline_policy_not_found(policy_name))
     }
 
-    pub(super) async fn delete_inline<P: PolicyHolder>(&self, name: &str, policy_name: &str) -> Result<()> {
+    pub async fn delete_inline_policy<P: PolicyHolder>(&self, name: &str, policy_name: &str) -> Result<()> {
         retrying(|| async {
             let (mut holder, rev) = self.holder::<P>(name).await?;
             if holder.inline().remove(policy_name).is_none() {
@@ -51,7 +53,7 @@ impl Catalog {
         .await
     }
 
-    pub(super) async fn attach<P: PolicyHolder>(&self, name: &str, policy_arn: &str) -> Result<()> {
+    pub async fn attach_policy<P: PolicyHolder>(&self, name: &str, policy_arn: &str) -> Result<()> {
         retrying(|| async {
             let (mut holder, rev) = self.holder::<P>(name).await?;
             self.require_policy(policy_arn).await?;
@@ -71,7 +73,7 @@ impl Catalog {
         .await
     }
 
-    pub(super) async fn detach<P: PolicyHolder>(&self, name: &str, policy_arn: &str) -> Result<()> {
+    pub async fn detach_policy<P: PolicyHolder>(&self, name: &str, policy_arn: &str) -> Result<()> {
         retrying(|| async {
             let (mut holder, rev) = self.holder::<P>(name).await?;
             let before = holder.attached().len();
@@ -87,7 +89,7 @@ impl Catalog {
         .await
     }
 
-    pub(super) async fn set_boundary<P: PolicyHolder>(
+    pub async fn set_permissions_boundary<P: PolicyHolder>(
         &self,
         name: &str,
         policy_arn: Option<&str>,
@@ -115,7 +117,7 @@ impl Catalog {
         .await
     }
 
-    pub(super) async fn tag<P: PolicyHolder>(&self, name: &str, tags: &[Tag]) -> Result<()> {
+    pub async fn tag_holder<P: PolicyHolder>(&self, name: &str, tags: &[Tag]) -> Result<()> {
         validate_tags(tags)?;
         retrying(|| async {
             let (mut holder, rev) = self.holder::<P>(name).await?;
@@ -136,7 +138,7 @@ impl Catalog {
         .await
     }
 
-    pub(super) async fn untag<P: PolicyHolder>(&self, name: &str, tag_keys: &[String]) -> Result<()> {
+    pub async fn untag_holder<P: PolicyHolder>(&self, name: &str, tag_keys: &[String]) -> Result<()> {
         too_many("tagKeys", tag_keys.len())?;
         retrying(|| async {
             let (mut holder, rev) = self.holder::<P>(name).await?;
@@ -147,78 +149,23 @@ impl Catalog {
         .await
     }
 
-    // --- the public face of the shared operations ---
-
-    pub async fn put_principal_policy(
+    /// The names of `name`'s inline policies.
+    pub async fn list_inline_policies<P: PolicyHolder>(
         &self,
-        kind: HolderKind,
-        name: &str,
-        policy: &str,
-        doc: &str,
-    ) -> Result<()> {
-        match kind {
-            HolderKind::Role => self.put_inline::<Role>(name, policy, doc).await,
-            HolderKind::User => self.put_inline::<User>(name, policy, doc).await,
-        }
-    }
-
-    pub async fn get_principal_policy(&self, kind: HolderKind, name: &str, policy: &str) -> Result<String> {
-        match kind {
-            HolderKind::Role => self.get_inline::<Role>(name, policy).await,
-            HolderKind::User => self.get_inline::<User>(name, policy).await,
-        }
-    }
-
-    pub async fn delete_principal_policy(&self, kind: HolderKind, name: &str, policy: &str) -> Result<()> {
-        match kind {
-            HolderKind::Role => self.delete_inline::<Role>(name, policy).await,
-            HolderKind::User => self.delete_inline::<User>(name, policy).await,
-        }
-    }
-
-    pub async fn list_principal_policies(
-        &self,
-        kind: HolderKind,
         name: &str,
         marker: &str,
         max_items: Option<i32>,
     ) -> Result<Page<String>> {
         let max = validate::max_items(max_items)?;
-        let names: Vec<String> = match kind {
-            HolderKind::Role => self.holder::<Role>(name).await?.0.inline_policies.into_keys().collect(),
-            HolderKind::User => self.holder::<User>(name).await?.0.inline_policies.into_keys().collect(),
-        };
+        let (mut holder, _) = self.holder::<P>(name).await?;
+        let names = std::mem::take(holder.inline()).into_keys().collect();
         page_vec(names, marker, max)
     }
 
-    pub async fn attach_principal_policy(
+    /// (policy name, policy arn) of each managed policy attached to `name` under
+    /// `path_prefix`.
+    pub async fn list_attached_policies<P: PolicyHolder>(
         &self,
-        kind: HolderKind,
-        name: &str,
-        policy_arn: &str,
-    ) -> Result<()> {
-        match kind {
-            HolderKind::Role => self.attach::<Role>(name, policy_arn).await,
-            HolderKind::User => self.attach::<User>(name, policy_arn).await,
-        }
-    }
-
-    pub async fn detach_principal_policy(
-        &self,
-        kind: HolderKind,
-        name: &str,
-        policy_arn: &str,
-    ) -> Result<()> {
-        match kind {
-            HolderKind::Role => self.detach::<Role>(name, policy_arn).await,
-            HolderKind::User => self.detach::<User>(name, policy_arn).await,
-        }
-    }
-
-    /// (policy name, policy arn) of each attached managed policy under `path_prefix`.
-    pub async fn list_attached_principal_policies(
-        &self,
-        kind: HolderKind,
         name: &str,
         path_prefix: &str,
         marker: &str,
@@ -226,11 +173,8 @@ impl Catalog {
     ) -> Result<Page<(String, String)>> {
         let max = validate::max_items(max_items)?;
         let prefix = validate::path_prefix(path_prefix)?;
-        let arns = match kind {
-            HolderKind::Role => self.holder::<Role>(name).await?.0.attached_policies,
-            HolderKind::User => self.holder::<User>(name).await?.0.attached_policies,
-        };
-        let listed = arns
+        let (mut holder, _) = self.holder::<P>(name).await?;
+        let listed = std::mem::take(holder.attached())
             .into_iter()
             .filter_map(|a| {
                 let (_, path, policy_name) = arn::parse_policy(&a)?;
@@ -239,32 +183,4 @@ impl Catalog {
             .collect();
         page_vec(listed, marker, max)
     }
-
-    pub async fn put_principal_boundary(
-        &self,
-        kind: HolderKind,
-        name: &str,
-        policy_arn: Option<&str>,
-    ) -> Result<()> {
-        match kind {
-            HolderKind::Role => self.set_boundary::<Role>(name, policy_arn).await,
-            HolderKind::User => self.set_boundary::<User>(name, policy_arn).await,
-        }
-    }
-
-    pub async fn tag_principal(&self, kind: HolderKind, name: &str, tags: &[Tag]) -> Result<()> {
-        match kind {
-            HolderKind::Role => self.tag::<Role>(name, tags).await,
-            HolderKind::User => self.tag::<User>(name, tags).await,
-        }
-    }
-
-    pub async fn untag_principal(&self, kind: HolderKind, name: &str, tag_keys: &[String]) -> Result<()> {
-        match kind {
-            HolderKind::Role => self.untag::<Role>(name, tag_keys).await,
-            HolderKind::User => self.untag::<User>(name, tag_keys).await,
-        }
-    }
-
-    // --- roles ---
 }

@@ -73,7 +73,7 @@ pub enum PolicyScope {
 
 /// What roles and users have in common: inline and managed policies, a permissions
 /// boundary and tags.
-trait PolicyHolder: Serialize + DeserializeOwned + Send + Sync {
+pub trait PolicyHolder: Serialize + DeserializeOwned + Send + Sync {
     const KIND: HolderKind;
     /// The unique id (AROA…/AIDA…): a same-named entity created later has another.
     fn id(&self) -> &str;
@@ -83,42 +83,33 @@ trait PolicyHolder: Serialize + DeserializeOwned + Send + Sync {
     fn tags(&mut self) -> &mut Vec<Tag>;
 }
 
-impl PolicyHolder for Role {
-    const KIND: HolderKind = HolderKind::Role;
-    fn id(&self) -> &str {
-        &self.role_id
-    }
-    fn inline(&mut self) -> &mut BTreeMap<String, String> {
-        &mut self.inline_policies
-    }
-    fn attached(&mut self) -> &mut Vec<String> {
-        &mut self.attached_policies
-    }
-    fn boundary(&mut self) -> &mut Option<String> {
-        &mut self.permissions_boundary
-    }
-    fn tags(&mut self) -> &mut Vec<Tag> {
-        &mut self.tags
-    }
+/// Each holder's fields, which roles and users name alike but for the id.
+macro_rules! policy_holders {
+    ($($ty:ident $kind:ident $id:ident;)*) => {
+        $(impl PolicyHolder for $ty {
+            const KIND: HolderKind = HolderKind::$kind;
+            fn id(&self) -> &str {
+                &self.$id
+            }
+            fn inline(&mut self) -> &mut BTreeMap<String, String> {
+                &mut self.inline_policies
+            }
+            fn attached(&mut self) -> &mut Vec<String> {
+                &mut self.attached_policies
+            }
+            fn boundary(&mut self) -> &mut Option<String> {
+                &mut self.permissions_boundary
+            }
+            fn tags(&mut self) -> &mut Vec<Tag> {
+                &mut self.tags
+            }
+        })*
+    };
 }
 
-impl PolicyHolder for User {
-    const KIND: HolderKind = HolderKind::User;
-    fn id(&self) -> &str {
-        &self.user_id
-    }
-    fn inline(&mut self) -> &mut BTreeMap<String, String> {
-        &mut self.inline_policies
-    }
-    fn attached(&mut self) -> &mut Vec<String> {
-        &mut self.attached_policies
-    }
-    fn boundary(&mut self) -> &mut Option<String> {
-        &mut self.permissions_boundary
-    }
-    fn tags(&mut self) -> &mut Vec<Tag> {
-        &mut self.tags
-    }
+policy_holders! {
+    Role Role role_id;
+    User User user_id;
 }
 
 // === impl HolderKind ===

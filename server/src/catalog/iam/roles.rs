@@ -139,8 +139,7 @@ impl Catalog {
     pub async fn revoke_role_sessions(&self, role_name: &str) -> Result<i64> {
         let now = self.now();
         let document = policy::revoke_older_sessions(now);
-        self.put_principal_policy(HolderKind::Role, role_name, policy::REVOKE_OLDER_SESSIONS, &document)
-            .await?;
+        self.put_inline_policy::<Role>(role_name, policy::REVOKE_OLDER_SESSIONS, &document).await?;
         Ok(now)
     }
 }

@@ -1,17 +1,24 @@
-//! The gate every Iam and Ec2 call passes, whichever door it came through: authorization
-//! decided on the very request the handler then runs (decoded once, by tonic or by the
-//! Query door), the audit trail fed with that request, and the answer.
+//! The operations: every IAM, EC2 and S3 action, transport-neutral. Each takes the caller's
+//! context (who signed, from where, over what transport: [`CallContext`]) and the decoded
+//! request, names the (action, resource) pairs it needs from that very request, asks the
+//! policy engine, audits (through [`Gate`], once, whichever door the call came through), and
+//! acts. The doors (gRPC in `grpc`; the Query, EC2 and S3 protocols in `http`) are adapters
+//! beside each other above this layer: decode, call the operation, encode its answer or its
+//! error. There is no other road from a caller to the catalog's IAM, EC2 and S3 state.
 //!
-//! A door hands the handler a [`CallContext`] in the request's extensions: the signer, or
-//! an explicit operator context for the unsigned calls the config lets through. A request
-//! without one is refused, never treated as the operator's.
+//! IAM's and EC2's requests and answers are the API's messages (`rolecall_api`, prost
+//! structs): the one decoded form both doors share. S3's, served on HTTP only, are small
+//! structs of their own. Nothing here knows a transport.
+
+pub mod convert;
+pub mod ec2;
+pub mod iam;
+pub mod s3;
 
 use std::{future::Future, sync::Arc};
 
 use serde_json::Value;
-use tonic::{Request, Response, Status};
 
-use super::error::reply;
 use crate::{
     audit::{Actor, AuditLog, Event},
     authz::{Authorizer, CallContext},
@@ -33,15 +40,7 @@ pub trait Operation: serde::Serialize {
     }
 }
 
-/// The context a door put in the request.
-pub fn call_context<T>(req: &Request<T>) -> Result<CallContext, Status> {
-    req.extensions()
-        .get::<CallContext>()
-        .cloned()
-        .ok_or_else(|| Status::internal("the request reached the service without a caller"))
-}
-
-/// What a service needs to authorize, audit and answer its calls.
+/// What the operations need to authorize, audit and count their calls.
 #[derive(Clone)]
 pub struct Gate {
     pub authz: Arc<Authorizer>,
@@ -54,14 +53,14 @@ pub struct Gate {
 
 impl Gate {
     /// Authorizes `request` for `caller` (every pair of `needed`, worked out from `request`
-    /// itself), then runs `act` on it; audits the call; answers.
+    /// itself), then runs `act` on it; audits the call; counts its error, if any.
     pub async fn run<Q, A, F, Fut>(
         &self,
         caller: &CallContext,
         request: Q,
         needed: Result<Vec<(String, String)>>,
         act: F,
-    ) -> Result<Response<A>, Status>
+    ) -> Result<A>
     where
         Q: Operation,
         F: FnOnce(Q) -> Fut,
@@ -71,23 +70,41 @@ impl Gate {
             Ok(needed) => self.authz.authorize_call(caller, &needed).await,
             Err(e) => Err(e),
         };
-        let admitted = admitted.and_then(|()| match caller.dry_run {
+        self.admit(caller, request, admitted, |request, ()| act(request)).await
+    }
+
+    /// Runs `act` on `request` with what its authorization found (`admitted`: decided by the
+    /// operation on that very request, as S3 decides with a bucket's policy), unless it was
+    /// refused; audits the call; counts its error, if any.
+    pub async fn admit<Q, T, A, F, Fut>(
+        &self,
+        caller: &CallContext,
+        request: Q,
+        admitted: Result<T>,
+        act: F,
+    ) -> Result<A>
+    where
+        Q: Operation,
+        F: FnOnce(Q, T) -> Fut,
+        Fut: Future<Output = Result<A>>,
+    {
+        let admitted = admitted.and_then(|found| match caller.dry_run {
             true => Err(Error::new(
                 ErrorCode::DryRunOperation,
                 "Request would have succeeded, but DryRun flag is set.",
             )),
-            false => Ok(()),
+            false => Ok(found),
         });
         // The audit trail takes every state change (its request before it commits: unless
         // that is written, the change is not made; its outcome after) and every refusal of
         // authorization, with the request that was decided on.
         let result = match admitted {
-            Ok(()) if Q::MUTATES && self.audit.enabled() => {
+            Ok(found) if Q::MUTATES && self.audit.enabled() => {
                 let parameters = request.parameters();
                 let event = self.event(caller, Q::ACTION, Q::MUTATES, parameters.clone(), None);
                 match self.audit.commit(self.clock.unix(), event).await {
                     Ok(committed) => {
-                        let result = act(request).await;
+                        let result = act(request, found).await;
                         let event =
                             self.event(caller, Q::ACTION, Q::MUTATES, parameters, result.as_ref().err());
                         self.audit.outcome(self.clock.unix(), event, committed).await;
@@ -96,7 +113,7 @@ impl Gate {
                     Err(e) => Err(e),
                 }
             }
-            Ok(()) => act(request).await,
+            Ok(found) => act(request, found).await,
             Err(e) => {
                 if self.audit.enabled() && (Q::MUTATES || e.code == ErrorCode::AccessDenied) {
                     let event = self.event(caller, Q::ACTION, Q::MUTATES, request.parameters(), Some(&e));
@@ -105,7 +122,13 @@ impl Gate {
                 Err(e)
             }
         };
-        reply(&self.metrics, result)
+        if let Err(e) = &result {
+            self.metrics.error(e.code.as_str());
+            if e.code == ErrorCode::ServiceFailure {
+                tracing::error!(code = e.code.as_str(), "the server failed a call: {}", e.message);
+            }
+        }
+        result
     }
 
     fn event<'a>(

@@ -1,0 +1,1029 @@
+//! The IAM operations: each authorized on its decoded request (iam:ACTION on the entity it
+//! names, read from that request), audited, and carried out on its account's catalog.
+
+use std::{future::Future, sync::Arc};
+
+use rolecall_api as pb;
+
+use super::{
+    Gate, Operation,
+    convert::{self, truncation},
+};
+use crate::{
+    authz::CallContext,
+    catalog::{Catalog, EntityKind, NewRole, PolicyScope},
+    domain::evaluation::Decision,
+    domain::{Error, Result, clock::iso8601, ids::arn},
+};
+
+/// The IAM operations of one account.
+pub struct Iam {
+    catalog: Arc<Catalog>,
+    authz: Arc<crate::authz::Authorizer>,
+    gate: Gate,
+}
+
+impl Iam {
+    /// The IAM operations of `catalog`'s account; `gate` authorizes, audits and answers.
+    pub fn new(catalog: Arc<Catalog>, gate: Gate) -> Self {
+        Self { catalog, authz: gate.authz.clone(), gate }
+    }
+
+    /// Authorizes the decoded `request` (iam:ACTION on what it names), runs `act` on that
+    /// same request, audits, answers.
+    async fn run<Q, A, F, Fut>(&self, caller: &CallContext, request: Q, act: F) -> Result<A>
+    where
+        Q: IamCall,
+        F: FnOnce(Q) -> Fut,
+        Fut: Future<Output = Result<A>>,
+    {
+        let needed = match caller.principal {
+            Some(_) => self.resource(request.target()).await.map(|r| vec![(format!("iam:{}", Q::ACTION), r)]),
+            None => Ok(Vec::new()),
+        };
+        self.gate.run(caller, request, needed, act).await
+    }
+}
+
+use crate::domain::model::{Role as R, User as U};
+
+fn scope(s: &str) -> Result<PolicyScope> {
+    match s {
+        "" | "All" => Ok(PolicyScope::All),
+        "AWS" => Ok(PolicyScope::Aws),
+        "Local" => Ok(PolicyScope::Local),
+        other => Err(Error::validation(format!(
+            "1 validation error detected: Value '{other}' at 'scope' failed to satisfy constraint: Member must satisfy enum value set: [All, AWS, Local]"
+        ))),
+    }
+}
+
+impl Iam {
+    pub async fn create_role(
+        &self,
+        caller: &CallContext,
+        req: pb::CreateRoleRequest,
+    ) -> Result<pb::CreateRoleResponse> {
+        self.run(caller, req, |r| async move {
+            let new = NewRole {
+                role_name: r.role_name,
+                path: r.path,
+                assume_role_policy_document: r.assume_role_policy_document,
+                description: r.description,
+                max_session_duration: r.max_session_duration,
+                permissions_boundary: r.permissions_boundary,
+                tags: convert::tags_in(r.tags),
+            };
+            let res = self.catalog.create_role(new).await;
+            res.map(|role| pb::CreateRoleResponse { role: Some(convert::role(&role)) })
+        })
+        .await
+    }
+
+    pub async fn get_role(
+        &self,
+        caller: &CallContext,
+        req: pb::GetRoleRequest,
+    ) -> Result<pb::GetRoleResponse> {
+        self.run(caller, req, |r| async move {
+            let res = self.catalog.get_role(&r.role_name).await;
+            res.map(|role| pb::GetRoleResponse { role: Some(convert::role(&role)) })
+        })
+        .await
+    }
+
+    pub async fn list_roles(
+        &self,
+        caller: &CallContext,
+        req: pb::ListRolesRequest,
+    ) -> Result<pb::ListRolesResponse> {
+        self.run(caller, req, |r| async move {
+            let res = self.catalog.list_roles(&r.path_prefix, &r.marker, r.max_items).await;
+            res.map(|page| {
+                let (is_truncated, marker) = truncation(&page);
+                pb::ListRolesResponse {
+                    roles: page.items.iter().map(convert::role).collect(),
+                    is_truncated,
+                    marker,
+                }
+            })
+        })
+        .await
+    }
+
+    pub async fn update_role(
+        &self,
+        caller: &CallContext,
+        req: pb::UpdateRoleRequest,
+    ) -> Result<pb::UpdateRoleResponse> {
+        self.run(caller, req, |r| async move {
+            let res = self
+                .catalog
+                .update_role(&r.role_name, r.description.as_deref(), r.max_session_duration)
+                .await;
+            res.map(|()| pb::UpdateRoleResponse {})
+        })
+        .await
+    }
+
+    pub async fn delete_role(
+        &self,
+        caller: &CallContext,
+        req: pb::DeleteRoleRequest,
+    ) -> Result<pb::DeleteRoleResponse> {
+        self.run(caller, req, |r| async move {
+            let res = self.catalog.delete_role(&r.role_name).await;
+            res.map(|()| pb::DeleteRoleResponse {})
+        })
+        .await
+    }
+
+    pub async fn update_assume_role_policy(
+        &self,
+        caller: &CallContext,
+        req: pb::UpdateAssumeRolePolicyRequest,
+    ) -> Result<pb::UpdateAssumeRolePolicyResponse> {
+        self.run(caller, req, |r| async move {
+            let res = self.catalog.update_assume_role_policy(&r.role_name, &r.policy_document).await;
+            res.map(|()| pb::UpdateAssumeRolePolicyResponse {})
+        })
+        .await
+    }
+
+    pub async fn put_role_policy(
+        &self,
+        caller: &CallContext,
+        req: pb::PutRolePolicyRequest,
+    ) -> Result<pb::PutRolePolicyResponse> {
+        self.run(caller, req, |r| async move {
+            let res =
+                self.catalog.put_inline_policy::<R>(&r.role_name, &r.policy_name, &r.policy_document).await;
+            res.map(|()| pb::PutRolePolicyResponse {})
+        })
+        .await
+    }
+
+    pub async fn get_role_policy(
+        &self,
+        caller: &CallContext,
+        req: pb::GetRolePolicyRequest,
+    ) -> Result<pb::GetRolePolicyResponse> {
+        self.run(caller, req, |r| async move {
+            let res = self.catalog.get_inline_policy::<R>(&r.role_name, &r.policy_name).await;
+            res.map(|policy_document| pb::GetRolePolicyResponse {
+                role_name: r.role_name,
+                policy_name: r.policy_name,
+                policy_document,
+            })
+        })
+        .await
+    }
+
+    pub async fn list_role_policies(
+        &self,
+        caller: &CallContext,
+        req: pb::ListRolePoliciesRequest,
+    ) -> Result<pb::ListRolePoliciesResponse> {
+        self.run(caller, req, |r| async move {
+            let res = self.catalog.list_inline_policies::<R>(&r.role_name, &r.marker, r.max_items).await;
+            res.map(|page| {
+                let (is_truncated, marker) = truncation(&page);
+                pb::ListRolePoliciesResponse { policy_names: page.items, is_truncated, marker }
+            })
+        })
+        .await
+    }
+
+    pub async fn delete_role_policy(
+        &self,
+        caller: &CallContext,
+        req: pb::DeleteRolePolicyRequest,
+    ) -> Result<pb::DeleteRolePolicyResponse> {
+        self.run(caller, req, |r| async move {
+            let res = self.catalog.delete_inline_policy::<R>(&r.role_name, &r.policy_name).await;
+            res.map(|()| pb::DeleteRolePolicyResponse {})
+        })
+        .await
+    }
+
+    pub async fn attach_role_policy(
+        &self,
+        caller: &CallContext,
+        req: pb::AttachRolePolicyRequest,
+    ) -> Result<pb::AttachRolePolicyResponse> {
+        self.run(caller, req, |r| async move {
+            let res = self.catalog.attach_policy::<R>(&r.role_name, &r.policy_arn).await;
+            res.map(|()| pb::AttachRolePolicyResponse {})
+        })
+        .await
+    }
+
+    pub async fn detach_role_policy(
+        &self,
+        caller: &CallContext,
+        req: pb::DetachRolePolicyRequest,
+    ) -> Result<pb::DetachRolePolicyResponse> {
+        self.run(caller, req, |r| async move {
+            let res = self.catalog.detach_policy::<R>(&r.role_name, &r.policy_arn).await;
+            res.map(|()| pb::DetachRolePolicyResponse {})
+        })
+        .await
+    }
+
+    pub async fn list_attached_role_policies(
+        &self,
+        caller: &CallContext,
+        req: pb::ListAttachedRolePoliciesRequest,
+    ) -> Result<pb::ListAttachedRolePoliciesResponse> {
+        self.run(caller, req, |r| async move {
+            let res = self
+                .catalog
+                .list_attached_policies::<R>(&r.role_name, &r.path_prefix, &r.marker, r.max_items)
+                .await;
+            res.map(|page| {
+                let (is_truncated, marker) = truncation(&page);
+                pb::ListAttachedRolePoliciesResponse {
+                    attached_policies: attached(page.items),
+                    is_truncated,
+                    marker,
+                }
+            })
+        })
+        .await
+    }
+
+    pub async fn put_role_permissions_boundary(
+        &self,
+        caller: &CallContext,
+        req: pb::PutRolePermissionsBoundaryRequest,
+    ) -> Result<pb::PutRolePermissionsBoundaryResponse> {
+        self.run(caller, req, |r| async move {
+            let res =
+                self.catalog.set_permissions_boundary::<R>(&r.role_name, Some(&r.permissions_boundary)).await;
+            res.map(|()| pb::PutRolePermissionsBoundaryResponse {})
+        })
+        .await
+    }
+
+    pub async fn delete_role_permissions_boundary(
+        &self,
+        caller: &CallContext,
+        req: pb::DeleteRolePermissionsBoundaryRequest,
+    ) -> Result<pb::DeleteRolePermissionsBoundaryResponse> {
+        self.run(caller, req, |r| async move {
+            let res = self.catalog.set_permissions_boundary::<R>(&r.role_name, None).await;
+            res.map(|()| pb::DeleteRolePermissionsBoundaryResponse {})
+        })
+        .await
+    }
+
+    pub async fn tag_role(
+        &self,
+        caller: &CallContext,
+        req: pb::TagRoleRequest,
+    ) -> Result<pb::TagRoleResponse> {
+        self.run(caller, req, |r| async move {
+            let res = self.catalog.tag_holder::<R>(&r.role_name, &convert::tags_in(r.tags)).await;
+            res.map(|()| pb::TagRoleResponse {})
+        })
+        .await
+    }
+
+    pub async fn untag_role(
+        &self,
+        caller: &CallContext,
+        req: pb::UntagRoleRequest,
+    ) -> Result<pb::UntagRoleResponse> {
+        self.run(caller, req, |r| async move {
+            let res = self.catalog.untag_holder::<R>(&r.role_name, &r.tag_keys).await;
+            res.map(|()| pb::UntagRoleResponse {})
+        })
+        .await
+    }
+
+    pub async fn list_role_tags(
+        &self,
+        caller: &CallContext,
+        req: pb::ListRoleTagsRequest,
+    ) -> Result<pb::ListRoleTagsResponse> {
+        self.run(caller, req, |r| async move {
+            let res = match self.catalog.get_role(&r.role_name).await {
+                Ok(role) => crate::catalog::page_of(role.tags, &r.marker, r.max_items),
+                Err(e) => Err(e),
+            };
+            res.map(|page| {
+                let (is_truncated, marker) = truncation(&page);
+                pb::ListRoleTagsResponse { tags: convert::tags(&page.items), is_truncated, marker }
+            })
+        })
+        .await
+    }
+
+    pub async fn create_policy(
+        &self,
+        caller: &CallContext,
+        req: pb::CreatePolicyRequest,
+    ) -> Result<pb::CreatePolicyResponse> {
+        self.run(caller, req, |r| async move {
+            let tags = convert::tags_in(r.tags);
+            let res = self
+                .catalog
+                .create_policy(&r.policy_name, &r.path, &r.policy_document, &r.description, &tags)
+                .await;
+            res.map(|record| pb::CreatePolicyResponse {
+                policy: Some(convert::policy(&crate::catalog::PolicyView { record, aws_managed: false })),
+            })
+        })
+        .await
+    }
+
+    pub async fn get_policy(
+        &self,
+        caller: &CallContext,
+        req: pb::GetPolicyRequest,
+    ) -> Result<pb::GetPolicyResponse> {
+        self.run(caller, req, |r| async move {
+            let res = self.catalog.get_policy(&r.policy_arn).await;
+            res.map(|p| pb::GetPolicyResponse { policy: Some(convert::policy(&p)) })
+        })
+        .await
+    }
+
+    pub async fn list_policies(
+        &self,
+        caller: &CallContext,
+        req: pb::ListPoliciesRequest,
+    ) -> Result<pb::ListPoliciesResponse> {
+        self.run(caller, req, |r| async move {
+            let res = match scope(&r.scope) {
+                Ok(s) => {
+                    self.catalog
+                        .list_policies(s, r.only_attached, &r.path_prefix, &r.marker, r.max_items)
+                        .await
+                }
+                Err(e) => Err(e),
+            };
+            res.map(|page| {
+                let (is_truncated, marker) = truncation(&page);
+                pb::ListPoliciesResponse {
+                    policies: page.items.iter().map(convert::policy).collect(),
+                    is_truncated,
+                    marker,
+                }
+            })
+        })
+        .await
+    }
+
+    pub async fn delete_policy(
+        &self,
+        caller: &CallContext,
+        req: pb::DeletePolicyRequest,
+    ) -> Result<pb::DeletePolicyResponse> {
+        self.run(caller, req, |r| async move {
+            let res = self.catalog.delete_policy(&r.policy_arn).await;
+            res.map(|()| pb::DeletePolicyResponse {})
+        })
+        .await
+    }
+
+    pub async fn create_policy_version(
+        &self,
+        caller: &CallContext,
+        req: pb::CreatePolicyVersionRequest,
+    ) -> Result<pb::CreatePolicyVersionResponse> {
+        self.run(caller, req, |r| async move {
+            let res =
+                self.catalog.create_policy_version(&r.policy_arn, &r.policy_document, r.set_as_default).await;
+            res.map(|v| pb::CreatePolicyVersionResponse {
+                policy_version: Some(convert::policy_version(&v, r.set_as_default)),
+            })
+        })
+        .await
+    }
+
+    pub async fn get_policy_version(
+        &self,
+        caller: &CallContext,
+        req: pb::GetPolicyVersionRequest,
+    ) -> Result<pb::GetPolicyVersionResponse> {
+        self.run(caller, req, |r| async move {
+            let res = self.catalog.get_policy_version(&r.policy_arn, &r.version_id).await;
+            res.map(|(v, d)| pb::GetPolicyVersionResponse {
+                policy_version: Some(convert::policy_version(&v, d)),
+            })
+        })
+        .await
+    }
+
+    pub async fn list_policy_versions(
+        &self,
+        caller: &CallContext,
+        req: pb::ListPolicyVersionsRequest,
+    ) -> Result<pb::ListPolicyVersionsResponse> {
+        self.run(caller, req, |r| async move {
+            let res = self.catalog.list_policy_versions(&r.policy_arn, &r.marker, r.max_items).await;
+            res.map(|page| {
+                let (is_truncated, marker) = truncation(&page);
+                pb::ListPolicyVersionsResponse {
+                    versions: page.items.iter().map(|(v, d)| convert::policy_version(v, *d)).collect(),
+                    is_truncated,
+                    marker,
+                }
+            })
+        })
+        .await
+    }
+
+    pub async fn set_default_policy_version(
+        &self,
+        caller: &CallContext,
+        req: pb::SetDefaultPolicyVersionRequest,
+    ) -> Result<pb::SetDefaultPolicyVersionResponse> {
+        self.run(caller, req, |r| async move {
+            let res = self.catalog.set_default_policy_version(&r.policy_arn, &r.version_id).await;
+            res.map(|()| pb::SetDefaultPolicyVersionResponse {})
+        })
+        .await
+    }
+
+    pub async fn delete_policy_version(
+        &self,
+        caller: &CallContext,
+        req: pb::DeletePolicyVersionRequest,
+    ) -> Result<pb::DeletePolicyVersionResponse> {
+        self.run(caller, req, |r| async move {
+            let res = self.catalog.delete_policy_version(&r.policy_arn, &r.version_id).await;
+            res.map(|()| pb::DeletePolicyVersionResponse {})
+        })
+        .await
+    }
+
+    pub async fn create_instance_profile(
+        &self,
+        caller: &CallContext,
+        req: pb::CreateInstanceProfileRequest,
+    ) -> Result<pb::CreateInstanceProfileResponse> {
+        self.run(caller, req, |r| async move {
+            let res = self
+                .catalog
+                .create_instance_profile(&r.instance_profile_name, &r.path, &convert::tags_in(r.tags))
+                .await;
+            res.map(|p| pb::CreateInstanceProfileResponse {
+                instance_profile: Some(convert::instance_profile(&p, &[])),
+            })
+        })
+        .await
+    }
+
+    pub async fn get_instance_profile(
+        &self,
+        caller: &CallContext,
+        req: pb::GetInstanceProfileRequest,
+    ) -> Result<pb::GetInstanceProfileResponse> {
+        self.run(caller, req, |r| async move {
+            let res = self.catalog.get_instance_profile(&r.instance_profile_name).await;
+            res.map(|(p, roles)| pb::GetInstanceProfileResponse {
+                instance_profile: Some(convert::instance_profile(&p, &roles)),
+            })
+        })
+        .await
+    }
+
+    pub async fn list_instance_profiles(
+        &self,
+        caller: &CallContext,
+        req: pb::ListInstanceProfilesRequest,
+    ) -> Result<pb::ListInstanceProfilesResponse> {
+        self.run(caller, req, |r| async move {
+            let res = self.catalog.list_instance_profiles(&r.path_prefix, &r.marker, r.max_items).await;
+            res.map(|page| {
+                let (is_truncated, marker) = truncation(&page);
+                let instance_profiles =
+                    page.items.iter().map(|(p, roles)| convert::instance_profile(p, roles)).collect();
+                pb::ListInstanceProfilesResponse { instance_profiles, is_truncated, marker }
+            })
+        })
+        .await
+    }
+
+    pub async fn list_instance_profiles_for_role(
+        &self,
+        caller: &CallContext,
+        req: pb::ListInstanceProfilesForRoleRequest,
+    ) -> Result<pb::ListInstanceProfilesForRoleResponse> {
+        self.run(caller, req, |r| async move {
+            let res =
+                self.catalog.list_instance_profiles_for_role(&r.role_name, &r.marker, r.max_items).await;
+            res.map(|page| {
+                let (is_truncated, marker) = truncation(&page);
+                let instance_profiles =
+                    page.items.iter().map(|(p, roles)| convert::instance_profile(p, roles)).collect();
+                pb::ListInstanceProfilesForRoleResponse { instance_profiles, is_truncated, marker }
+            })
+        })
+        .await
+    }
+
+    pub async fn delete_instance_profile(
+        &self,
+        caller: &CallContext,
+        req: pb::DeleteInstanceProfileRequest,
+    ) -> Result<pb::DeleteInstanceProfileResponse> {
+        self.run(caller, req, |r| async move {
+            let res = self.catalog.delete_instance_profile(&r.instance_profile_name).await;
+            res.map(|()| pb::DeleteInstanceProfileResponse {})
+        })
+        .await
+    }
+
+    pub async fn add_role_to_instance_profile(
+        &self,
+        caller: &CallContext,
+        req: pb::AddRoleToInstanceProfileRequest,
+    ) -> Result<pb::AddRoleToInstanceProfileResponse> {
+        self.run(caller, req, |r| async move {
+            let res = self.catalog.add_role_to_instance_profile(&r.instance_profile_name, &r.role_name).await;
+            res.map(|()| pb::AddRoleToInstanceProfileResponse {})
+        })
+        .await
+    }
+
+    pub async fn remove_role_from_instance_profile(
+        &self,
+        caller: &CallContext,
+        req: pb::RemoveRoleFromInstanceProfileRequest,
+    ) -> Result<pb::RemoveRoleFromInstanceProfileResponse> {
+        self.run(caller, req, |r| async move {
+            let res =
+                self.catalog.remove_role_from_instance_profile(&r.instance_profile_name, &r.role_name).await;
+            res.map(|()| pb::RemoveRoleFromInstanceProfileResponse {})
+        })
+        .await
+    }
+
+    pub async fn create_user(
+        &self,
+        caller: &CallContext,
+        req: pb::CreateUserRequest,
+    ) -> Result<pb::CreateUserResponse> {
+        self.run(caller, req, |r| async move {
+            let tags = convert::tags_in(r.tags);
+            let res = self.catalog.create_user(&r.user_name, &r.path, &r.permissions_boundary, &tags).await;
+            res.map(|u| pb::CreateUserResponse { user: Some(convert::user(&u)) })
+        })
+        .await
+    }
+
+    pub async fn get_user(
+        &self,
+        caller: &CallContext,
+        req: pb::GetUserRequest,
+    ) -> Result<pb::GetUserResponse> {
+        self.run(caller, req, |r| async move {
+            let res = self.catalog.get_user(&r.user_name).await;
+            res.map(|u| pb::GetUserResponse { user: Some(convert::user(&u)) })
+        })
+        .await
+    }
+
+    pub async fn list_users(
+        &self,
+        caller: &CallContext,
+        req: pb::ListUsersRequest,
+    ) -> Result<pb::ListUsersResponse> {
+        self.run(caller, req, |r| async move {
+            let res = self.catalog.list_users(&r.path_prefix, &r.marker, r.max_items).await;
+            res.map(|page| {
+                let (is_truncated, marker) = truncation(&page);
+                pb::ListUsersResponse {
+                    users: page.items.iter().map(convert::user).collect(),
+                    is_truncated,
+                    marker,
+                }
+            })
+        })
+        .await
+    }
+
+    pub async fn delete_user(
+        &self,
+        caller: &CallContext,
+        req: pb::DeleteUserRequest,
+    ) -> Result<pb::DeleteUserResponse> {
+        self.run(caller, req, |r| async move {
+            let res = self.catalog.delete_user(&r.user_name).await;
+            res.map(|()| pb::DeleteUserResponse {})
+        })
+        .await
+    }
+
+    pub async fn tag_user(
+        &self,
+        caller: &CallContext,
+        req: pb::TagUserRequest,
+    ) -> Result<pb::TagUserResponse> {
+        self.run(caller, req, |r| async move {
+            let res = self.catalog.tag_holder::<U>(&r.user_name, &convert::tags_in(r.tags)).await;
+            res.map(|()| pb::TagUserResponse {})
+        })
+        .await
+    }
+
+    pub async fn untag_user(
+        &self,
+        caller: &CallContext,
+        req: pb::UntagUserRequest,
+    ) -> Result<pb::UntagUserResponse> {
+        self.run(caller, req, |r| async move {
+            let res = self.catalog.untag_holder::<U>(&r.user_name, &r.tag_keys).await;
+            res.map(|()| pb::UntagUserResponse {})
+        })
+        .await
+    }
+
+    pub async fn put_user_policy(
+        &self,
+        caller: &CallContext,
+        req: pb::PutUserPolicyRequest,
+    ) -> Result<pb::PutUserPolicyResponse> {
+        self.run(caller, req, |r| async move {
+            let res =
+                self.catalog.put_inline_policy::<U>(&r.user_name, &r.policy_name, &r.policy_document).await;
+            res.map(|()| pb::PutUserPolicyResponse {})
+        })
+        .await
+    }
+
+    pub async fn get_user_policy(
+        &self,
+        caller: &CallContext,
+        req: pb::GetUserPolicyRequest,
+    ) -> Result<pb::GetUserPolicyResponse> {
+        self.run(caller, req, |r| async move {
+            let res = self.catalog.get_inline_policy::<U>(&r.user_name, &r.policy_name).await;
+            res.map(|policy_document| pb::GetUserPolicyResponse {
+                user_name: r.user_name,
+                policy_name: r.policy_name,
+                policy_document,
+            })
+        })
+        .await
+    }
+
+    pub async fn list_user_policies(
+        &self,
+        caller: &CallContext,
+        req: pb::ListUserPoliciesRequest,
+    ) -> Result<pb::ListUserPoliciesResponse> {
+        self.run(caller, req, |r| async move {
+            let res = self.catalog.list_inline_policies::<U>(&r.user_name, &r.marker, r.max_items).await;
+            res.map(|page| {
+                let (is_truncated, marker) = truncation(&page);
+                pb::ListUserPoliciesResponse { policy_names: page.items, is_truncated, marker }
+            })
+        })
+        .await
+    }
+
+    pub async fn delete_user_policy(
+        &self,
+        caller: &CallContext,
+        req: pb::DeleteUserPolicyRequest,
+    ) -> Result<pb::DeleteUserPolicyResponse> {
+        self.run(caller, req, |r| async move {
+            let res = self.catalog.delete_inline_policy::<U>(&r.user_name, &r.policy_name).await;
+            res.map(|()| pb::DeleteUserPolicyResponse {})
+        })
+        .await
+    }
+
+    pub async fn attach_user_policy(
+        &self,
+        caller: &CallContext,
+        req: pb::AttachUserPolicyRequest,
+    ) -> Result<pb::AttachUserPolicyResponse> {
+        self.run(caller, req, |r| async move {
+            let res = self.catalog.attach_policy::<U>(&r.user_name, &r.policy_arn).await;
+            res.map(|()| pb::AttachUserPolicyResponse {})
+        })
+        .await
+    }
+
+    pub async fn detach_user_policy(
+        &self,
+        caller: &CallContext,
+        req: pb::DetachUserPolicyRequest,
+    ) -> Result<pb::DetachUserPolicyResponse> {
+        self.run(caller, req, |r| async move {
+            let res = self.catalog.detach_policy::<U>(&r.user_name, &r.policy_arn).await;
+            res.map(|()| pb::DetachUserPolicyResponse {})
+        })
+        .await
+    }
+
+    pub async fn list_attached_user_policies(
+        &self,
+        caller: &CallContext,
+        req: pb::ListAttachedUserPoliciesRequest,
+    ) -> Result<pb::ListAttachedUserPoliciesResponse> {
+        self.run(caller, req, |r| async move {
+            let res = self
+                .catalog
+                .list_attached_policies::<U>(&r.user_name, &r.path_prefix, &r.marker, r.max_items)
+                .await;
+            res.map(|page| {
+                let (is_truncated, marker) = truncation(&page);
+                pb::ListAttachedUserPoliciesResponse {
+                    attached_policies: attached(page.items),
+                    is_truncated,
+                    marker,
+                }
+            })
+        })
+        .await
+    }
+
+    pub async fn put_user_permissions_boundary(
+        &self,
+        caller: &CallContext,
+        req: pb::PutUserPermissionsBoundaryRequest,
+    ) -> Result<pb::PutUserPermissionsBoundaryResponse> {
+        self.run(caller, req, |r| async move {
+            let res =
+                self.catalog.set_permissions_boundary::<U>(&r.user_name, Some(&r.permissions_boundary)).await;
+            res.map(|()| pb::PutUserPermissionsBoundaryResponse {})
+        })
+        .await
+    }
+
+    pub async fn delete_user_permissions_boundary(
+        &self,
+        caller: &CallContext,
+        req: pb::DeleteUserPermissionsBoundaryRequest,
+    ) -> Result<pb::DeleteUserPermissionsBoundaryResponse> {
+        self.run(caller, req, |r| async move {
+            let res = self.catalog.set_permissions_boundary::<U>(&r.user_name, None).await;
+            res.map(|()| pb::DeleteUserPermissionsBoundaryResponse {})
+        })
+        .await
+    }
+
+    pub async fn create_access_key(
+        &self,
+        caller: &CallContext,
+        req: pb::CreateAccessKeyRequest,
+    ) -> Result<pb::CreateAccessKeyResponse> {
+        self.run(caller, req, |r| async move {
+            let user_name = r.user_name;
+            let res = self.catalog.create_access_key(&user_name).await;
+            res.map(|k| pb::CreateAccessKeyResponse {
+                access_key: Some(pb::AccessKey {
+                    user_name: user_name.clone(),
+                    access_key_id: k.access_key_id,
+                    status: k.status.as_str().into(),
+                    secret_access_key: k.secret_access_key.0,
+                    create_date: crate::domain::clock::iso8601(k.create_date),
+                }),
+            })
+        })
+        .await
+    }
+
+    pub async fn list_access_keys(
+        &self,
+        caller: &CallContext,
+        req: pb::ListAccessKeysRequest,
+    ) -> Result<pb::ListAccessKeysResponse> {
+        self.run(caller, req, |r| async move {
+            let res = self.catalog.list_access_keys(&r.user_name, &r.marker, r.max_items).await;
+            res.map(|page| {
+                let (is_truncated, marker) = truncation(&page);
+                let access_key_metadata =
+                    page.items.iter().map(|k| convert::access_key_metadata(&r.user_name, k)).collect();
+                pb::ListAccessKeysResponse { access_key_metadata, is_truncated, marker }
+            })
+        })
+        .await
+    }
+
+    pub async fn update_access_key(
+        &self,
+        caller: &CallContext,
+        req: pb::UpdateAccessKeyRequest,
+    ) -> Result<pb::UpdateAccessKeyResponse> {
+        self.run(caller, req, |r| async move {
+            let res = self.catalog.update_access_key(&r.user_name, &r.access_key_id, &r.status).await;
+            res.map(|()| pb::UpdateAccessKeyResponse {})
+        })
+        .await
+    }
+
+    pub async fn delete_access_key(
+        &self,
+        caller: &CallContext,
+        req: pb::DeleteAccessKeyRequest,
+    ) -> Result<pb::DeleteAccessKeyResponse> {
+        self.run(caller, req, |r| async move {
+            let res = self.catalog.delete_access_key(&r.user_name, &r.access_key_id).await;
+            res.map(|()| pb::DeleteAccessKeyResponse {})
+        })
+        .await
+    }
+
+    pub async fn revoke_role_sessions(
+        &self,
+        caller: &CallContext,
+        req: pb::RevokeRoleSessionsRequest,
+    ) -> Result<pb::RevokeRoleSessionsResponse> {
+        self.run(caller, req, |r| async move {
+            let res = self.catalog.revoke_role_sessions(&r.role_name).await;
+            res.map(|at| pb::RevokeRoleSessionsResponse { revoked_before: iso8601(at) })
+        })
+        .await
+    }
+
+    pub async fn simulate_principal_policy(
+        &self,
+        caller: &CallContext,
+        req: pb::SimulatePrincipalPolicyRequest,
+    ) -> Result<pb::SimulatePrincipalPolicyResponse> {
+        self.run(caller, req, |r| async move {
+            let keys: Vec<(String, Vec<String>)> =
+                r.context_entries.into_iter().map(|e| (e.context_key_name, e.context_key_values)).collect();
+            let res =
+                self.authz.simulate(&r.policy_source_arn, &r.action_names, &r.resource_arns, &keys).await;
+            res.map(|evaluations| pb::SimulatePrincipalPolicyResponse {
+                evaluation_results: evaluations
+                    .into_iter()
+                    .map(|e| pb::EvaluationResult {
+                        eval_action_name: e.action,
+                        eval_resource_name: e.resource,
+                        eval_decision: match e.decision {
+                            Decision::Allow => "allowed",
+                            Decision::ExplicitDeny => "explicitDeny",
+                            Decision::ImplicitDeny => "implicitDeny",
+                        }
+                        .to_string(),
+                    })
+                    .collect(),
+                is_truncated: false,
+            })
+        })
+        .await
+    }
+}
+
+fn attached(items: Vec<(String, String)>) -> Vec<pb::AttachedPolicy> {
+    items
+        .into_iter()
+        .map(|(policy_name, policy_arn)| pb::AttachedPolicy { policy_name, policy_arn })
+        .collect()
+}
+
+/// What an Iam request names, read from the decoded request itself.
+pub enum Target<'a> {
+    Role(&'a str),
+    User(&'a str),
+    InstanceProfile(&'a str),
+    /// An entity a Create call makes: its kind, path and name.
+    New(NewKind, &'a str, &'a str),
+    /// A List call's path prefix under `role/`, `user/` or `instance-profile/`.
+    Prefix(&'static str, &'a str),
+    /// An ARN the request gives (a policy's, or the simulated principal's).
+    Arn(&'a str),
+    /// No one resource (ListPolicies).
+    Any,
+}
+
+#[derive(Clone, Copy)]
+pub enum NewKind {
+    Role,
+    User,
+    InstanceProfile,
+    Policy,
+}
+
+/// An Iam request: its action and what it acts on.
+pub trait IamCall: Operation {
+    fn target(&self) -> Target<'_>;
+}
+
+impl Iam {
+    /// The ARN IAM authorizes a call on: the entity's (with its path), the ARN a Create call
+    /// will make, a List call's path-prefix ARN.
+    async fn resource(&self, target: Target<'_>) -> Result<String> {
+        let account = self.catalog.account_id();
+        let path = |p: &str| if p.is_empty() { "/".to_string() } else { p.to_string() };
+        Ok(match target {
+            Target::Role(name) => self.entity(EntityKind::Role, name).await?,
+            Target::User(name) => self.entity(EntityKind::User, name).await?,
+            Target::InstanceProfile(name) => self.entity(EntityKind::InstanceProfile, name).await?,
+            Target::New(kind, p, name) => match kind {
+                NewKind::Role => arn::role(account, &path(p), name),
+                NewKind::User => arn::user(account, &path(p), name),
+                NewKind::InstanceProfile => arn::instance_profile(account, &path(p), name),
+                NewKind::Policy => arn::policy(account, &path(p), name),
+            },
+            Target::Prefix(kind, prefix) => {
+                format!("arn:aws:iam::{account}:{kind}{}", prefix.trim_start_matches('/'))
+            }
+            Target::Arn(arn) => arn.to_string(),
+            Target::Any => "*".to_string(),
+        })
+    }
+
+    async fn entity(&self, kind: EntityKind, name: &str) -> Result<String> {
+        if let Some(arn) = self.catalog.entity_arn(kind, name).await? {
+            return Ok(arn);
+        }
+        // Not there (yet): its ARN on the root path, so that the call answers NoSuchEntity
+        // (or AccessDenied) as AWS would.
+        let account = self.catalog.account_id();
+        Ok(match kind {
+            EntityKind::Role => arn::role(account, "/", name),
+            EntityKind::User => arn::user(account, "/", name),
+            EntityKind::InstanceProfile => arn::instance_profile(account, "/", name),
+        })
+    }
+}
+
+/// Each Iam request's action, whether it changes state, and what it names.
+macro_rules! iam_calls {
+    ($($ty:ident $action:literal $mutates:literal |$r:ident| $target:expr;)*) => {
+        $(
+            impl Operation for pb::$ty {
+                const ACTION: &'static str = $action;
+                const MUTATES: bool = $mutates;
+            }
+            impl IamCall for pb::$ty {
+                fn target(&self) -> Target<'_> {
+                    let $r = self;
+                    $target
+                }
+            }
+        )*
+    };
+}
+
+use Target::{Arn, InstanceProfile as Profile, New, Prefix, Role as OfRole, User as OfUser};
+
+iam_calls! {
+    CreateRoleRequest "CreateRole" true |r| New(NewKind::Role, &r.path, &r.role_name);
+    GetRoleRequest "GetRole" false |r| OfRole(&r.role_name);
+    ListRolesRequest "ListRoles" false |r| Prefix("role/", &r.path_prefix);
+    UpdateRoleRequest "UpdateRole" true |r| OfRole(&r.role_name);
+    DeleteRoleRequest "DeleteRole" true |r| OfRole(&r.role_name);
+    UpdateAssumeRolePolicyRequest "UpdateAssumeRolePolicy" true |r| OfRole(&r.role_name);
+    PutRolePolicyRequest "PutRolePolicy" true |r| OfRole(&r.role_name);
+    GetRolePolicyRequest "GetRolePolicy" false |r| OfRole(&r.role_name);
+    ListRolePoliciesRequest "ListRolePolicies" false |r| OfRole(&r.role_name);
+    DeleteRolePolicyRequest "DeleteRolePolicy" true |r| OfRole(&r.role_name);
+    AttachRolePolicyRequest "AttachRolePolicy" true |r| OfRole(&r.role_name);
+    DetachRolePolicyRequest "DetachRolePolicy" true |r| OfRole(&r.role_name);
+    ListAttachedRolePoliciesRequest "ListAttachedRolePolicies" false |r| OfRole(&r.role_name);
+    PutRolePermissionsBoundaryRequest "PutRolePermissionsBoundary" true |r| OfRole(&r.role_name);
+    DeleteRolePermissionsBoundaryRequest "DeleteRolePermissionsBoundary" true |r| OfRole(&r.role_name);
+    TagRoleRequest "TagRole" true |r| OfRole(&r.role_name);
+    UntagRoleRequest "UntagRole" true |r| OfRole(&r.role_name);
+    ListRoleTagsRequest "ListRoleTags" false |r| OfRole(&r.role_name);
+    RevokeRoleSessionsRequest "RevokeRoleSessions" true |r| OfRole(&r.role_name);
+    CreatePolicyRequest "CreatePolicy" true |r| New(NewKind::Policy, &r.path, &r.policy_name);
+    GetPolicyRequest "GetPolicy" false |r| Arn(&r.policy_arn);
+    ListPoliciesRequest "ListPolicies" false |_r| Target::Any;
+    DeletePolicyRequest "DeletePolicy" true |r| Arn(&r.policy_arn);
+    CreatePolicyVersionRequest "CreatePolicyVersion" true |r| Arn(&r.policy_arn);
+    GetPolicyVersionRequest "GetPolicyVersion" false |r| Arn(&r.policy_arn);
+    ListPolicyVersionsRequest "ListPolicyVersions" false |r| Arn(&r.policy_arn);
+    SetDefaultPolicyVersionRequest "SetDefaultPolicyVersion" true |r| Arn(&r.policy_arn);
+    DeletePolicyVersionRequest "DeletePolicyVersion" true |r| Arn(&r.policy_arn);
+    CreateInstanceProfileRequest "CreateInstanceProfile" true
+        |r| New(NewKind::InstanceProfile, &r.path, &r.instance_profile_name);
+    GetInstanceProfileRequest "GetInstanceProfile" false |r| Profile(&r.instance_profile_name);
+    ListInstanceProfilesRequest "ListInstanceProfiles" false |r| Prefix("instance-profile/", &r.path_prefix);
+    ListInstanceProfilesForRoleRequest "ListInstanceProfilesForRole" false |r| OfRole(&r.role_name);
+    DeleteInstanceProfileRequest "DeleteInstanceProfile" true |r| Profile(&r.instance_profile_name);
+    AddRoleToInstanceProfileRequest "AddRoleToInstanceProfile" true |r| Profile(&r.instance_profile_name);
+    RemoveRoleFromInstanceProfileRequest "RemoveRoleFromInstanceProfile" true
+        |r| Profile(&r.instance_profile_name);
+    CreateUserRequest "CreateUser" true |r| New(NewKind::User, &r.path, &r.user_name);
+    GetUserRequest "GetUser" false |r| OfUser(&r.user_name);
+    ListUsersRequest "ListUsers" false |r| Prefix("user/", &r.path_prefix);
+    DeleteUserRequest "DeleteUser" true |r| OfUser(&r.user_name);
+    TagUserRequest "TagUser" true |r| OfUser(&r.user_name);
+    UntagUserRequest "UntagUser" true |r| OfUser(&r.user_name);
+    PutUserPolicyRequest "PutUserPolicy" true |r| OfUser(&r.user_name);
+    GetUserPolicyRequest "GetUserPolicy" false |r| OfUser(&r.user_name);
+    ListUserPoliciesRequest "ListUserPolicies" false |r| OfUser(&r.user_name);
+    DeleteUserPolicyRequest "DeleteUserPolicy" true |r| OfUser(&r.user_name);
+    AttachUserPolicyRequest "AttachUserPolicy" true |r| OfUser(&r.user_name);
+    DetachUserPolicyRequest "DetachUserPolicy" true |r| OfUser(&r.user_name);
+    ListAttachedUserPoliciesRequest "ListAttachedUserPolicies" false |r| OfUser(&r.user_name);
+    PutUserPermissionsBoundaryRequest "PutUserPermissionsBoundary" true |r| OfUser(&r.user_name);
+    DeleteUserPermissionsBoundaryRequest "DeleteUserPermissionsBoundary" true |r| OfUser(&r.user_name);
+    CreateAccessKeyRequest "CreateAccessKey" true |r| OfUser(&r.user_name);
+    ListAccessKeysRequest "ListAccessKeys" false |r| OfUser(&r.user_name);
+    UpdateAccessKeyRequest "UpdateAccessKey" true |r| OfUser(&r.user_name);
+    DeleteAccessKeyRequest "DeleteAccessKey" true |r| OfUser(&r.user_name);
+    SimulatePrincipalPolicyRequest "SimulatePrincipalPolicy" false |r| Arn(&r.policy_source_arn);
+}
