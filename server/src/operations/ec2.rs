@@ -96,23 +96,14 @@ pub trait Ec2Call: Operation {
     }
 }
 
-macro_rules! operations {
-    ($($ty:ident $action:literal $mutates:literal;)*) => {
-        $(impl Operation for pb::$ty {
-            const ACTION: &'static str = $action;
-            const MUTATES: bool = $mutates;
-        })*
-    };
-}
-
 operations! {
-    DescribeInstancesRequest "DescribeInstances" false;
-    TerminateInstancesRequest "TerminateInstances" true;
-    AssociateIamInstanceProfileRequest "AssociateIamInstanceProfile" true;
-    ReplaceIamInstanceProfileAssociationRequest "ReplaceIamInstanceProfileAssociation" true;
-    DisassociateIamInstanceProfileRequest "DisassociateIamInstanceProfile" true;
-    DescribeIamInstanceProfileAssociationsRequest "DescribeIamInstanceProfileAssociations" false;
-    ModifyInstanceMetadataOptionsRequest "ModifyInstanceMetadataOptions" true;
+    pb::DescribeInstancesRequest, "DescribeInstances" false;
+    pb::TerminateInstancesRequest, "TerminateInstances" true;
+    pb::AssociateIamInstanceProfileRequest, "AssociateIamInstanceProfile" true;
+    pb::ReplaceIamInstanceProfileAssociationRequest, "ReplaceIamInstanceProfileAssociation" true;
+    pb::DisassociateIamInstanceProfileRequest, "DisassociateIamInstanceProfile" true;
+    pb::DescribeIamInstanceProfileAssociationsRequest, "DescribeIamInstanceProfileAssociations" false;
+    pb::ModifyInstanceMetadataOptionsRequest, "ModifyInstanceMetadataOptions" true;
 }
 
 impl Operation for pb::RunInstancesRequest {

@@ -10,6 +10,16 @@
 //! structs): the one decoded form both doors share. S3's, served on HTTP only, are small
 //! structs of their own. Nothing here knows a transport.
 
+/// Each listed request type's action and whether it changes state.
+macro_rules! operations {
+    ($($ty:path, $action:literal $mutates:literal;)*) => {
+        $(impl $crate::operations::Operation for $ty {
+            const ACTION: &'static str = $action;
+            const MUTATES: bool = $mutates;
+        })*
+    };
+}
+
 pub mod convert;
 pub mod ec2;
 pub mod iam;

@@ -4,7 +4,7 @@
 //! and the caller's policies must allow, and its explicit Deny stops everyone. Bucket names
 //! are one namespace across accounts, so these operations work on all of them.
 
-use std::{future::Future, sync::Arc};
+use std::sync::Arc;
 
 use serde::Serialize;
 
@@ -51,19 +51,10 @@ pub struct PutBucketPolicy {
     pub policy: Vec<u8>,
 }
 
-macro_rules! operations {
-    ($($ty:ident $action:literal $mutates:literal;)*) => {
-        $(impl Operation for $ty {
-            const ACTION: &'static str = $action;
-            const MUTATES: bool = $mutates;
-        })*
-    };
-}
-
 operations! {
-    ListBuckets "ListBuckets" false;
-    CreateBucket "CreateBucket" true;
-    PutBucketPolicy "PutBucketPolicy" true;
+    ListBuckets, "ListBuckets" false;
+    CreateBucket, "CreateBucket" true;
+    PutBucketPolicy, "PutBucketPolicy" true;
 }
 
 /// The requests that name only a bucket, one type each.
@@ -173,32 +164,18 @@ impl S3 {
         Ok(owner)
     }
 
-    /// Runs `act` once `admitted` (the operation's authorization of that request) holds.
-    async fn run<Q, T, A, F, Fut>(
-        &self,
-        caller: &CallContext,
-        request: Q,
-        admitted: Result<T>,
-        act: F,
-    ) -> Result<A>
-    where
-        Q: Operation,
-        F: FnOnce(Q, T) -> Fut,
-        Fut: Future<Output = Result<A>>,
-    {
-        self.gate.admit(caller, request, admitted, act).await
-    }
-
     pub async fn list_buckets(&self, caller: &CallContext, request: ListBuckets) -> Result<Vec<Bucket>> {
         let admitted = self.allowed(caller, "s3:ListAllMyBuckets", "*".to_string()).await;
         let admitted = admitted.and_then(|()| self.own_catalog(caller));
-        self.run(caller, request, admitted, |_, catalog| async move { catalog.list_buckets().await }).await
+        self.gate
+            .admit(caller, request, admitted, |_, catalog| async move { catalog.list_buckets().await })
+            .await
     }
 
     pub async fn create_bucket(&self, caller: &CallContext, request: CreateBucket) -> Result<Bucket> {
         let admitted = self.allowed(caller, "s3:CreateBucket", bucket_arn(&request.bucket_name)).await;
         let admitted = admitted.and_then(|()| self.own_catalog(caller));
-        self.run(caller, request, admitted, |r, catalog| async move {
+        self.gate.admit(caller, request, admitted, |r, catalog| async move {
             validate::bucket_name(&r.bucket_name)?;
             if let Some((owner, _)) = self.accounts.find_bucket(&r.bucket_name).await?
                 && owner.account_id() != catalog.account_id()
@@ -217,48 +194,51 @@ impl S3 {
 
     pub async fn delete_bucket(&self, caller: &CallContext, request: DeleteBucket) -> Result<()> {
         let admitted = self.existing(caller, "s3:DeleteBucket", &request.0.bucket_name).await;
-        self.run(caller, request, admitted, |r, (owner, _)| async move {
-            owner.delete_bucket(&r.0.bucket_name).await
-        })
-        .await
+        self.gate
+            .admit(caller, request, admitted, |r, (owner, _)| async move {
+                owner.delete_bucket(&r.0.bucket_name).await
+            })
+            .await
     }
 
     /// HeadBucket: the bucket, for its region.
     pub async fn head_bucket(&self, caller: &CallContext, request: HeadBucket) -> Result<Bucket> {
         let admitted = self.existing(caller, "s3:ListBucket", &request.0.bucket_name).await;
-        self.run(caller, request, admitted, |_, (_, found)| async move { Ok(found) }).await
+        self.gate.admit(caller, request, admitted, |_, (_, found)| async move { Ok(found) }).await
     }
 
     /// ListObjects: authorized on the bucket; rolecall stores no objects, so the listing is
     /// empty.
     pub async fn list_objects(&self, caller: &CallContext, request: ListObjects) -> Result<()> {
         let admitted = self.existing(caller, "s3:ListBucket", &request.0.bucket_name).await;
-        self.run(caller, request, admitted, |_, _| async move { Ok(()) }).await
+        self.gate.admit(caller, request, admitted, |_, _| async move { Ok(()) }).await
     }
 
     pub async fn put_bucket_policy(&self, caller: &CallContext, request: PutBucketPolicy) -> Result<()> {
         let admitted = self.own_policy(caller, "s3:PutBucketPolicy", &request.bucket_name).await;
-        self.run(caller, request, admitted, |r, owner| async move {
-            let text = std::str::from_utf8(&r.policy).map_err(|_| {
-                Error::new(
-                    ErrorCode::MalformedPolicy,
-                    "Policies must be valid JSON and the first byte must be '{'",
-                )
-            })?;
-            owner.put_bucket_policy(&r.bucket_name, Some(text)).await
-        })
-        .await
+        self.gate
+            .admit(caller, request, admitted, |r, owner| async move {
+                let text = std::str::from_utf8(&r.policy).map_err(|_| {
+                    Error::new(
+                        ErrorCode::MalformedPolicy,
+                        "Policies must be valid JSON and the first byte must be '{'",
+                    )
+                })?;
+                owner.put_bucket_policy(&r.bucket_name, Some(text)).await
+            })
+            .await
     }
 
     /// GetBucketPolicy: the policy as it was put (any account its policy lets read it).
     pub async fn get_bucket_policy(&self, caller: &CallContext, request: GetBucketPolicy) -> Result<String> {
         let admitted = self.existing(caller, "s3:GetBucketPolicy", &request.0.bucket_name).await;
-        self.run(caller, request, admitted, |_, (_, found)| async move {
-            found
-                .policy
-                .ok_or_else(|| Error::new(ErrorCode::NoSuchBucketPolicy, "The bucket policy does not exist"))
-        })
-        .await
+        self.gate
+            .admit(caller, request, admitted, |_, (_, found)| async move {
+                found.policy.ok_or_else(|| {
+                    Error::new(ErrorCode::NoSuchBucketPolicy, "The bucket policy does not exist")
+                })
+            })
+            .await
     }
 
     pub async fn delete_bucket_policy(
@@ -267,9 +247,10 @@ impl S3 {
         request: DeleteBucketPolicy,
     ) -> Result<()> {
         let admitted = self.own_policy(caller, "s3:DeleteBucketPolicy", &request.0.bucket_name).await;
-        self.run(caller, request, admitted, |r, owner| async move {
-            owner.put_bucket_policy(&r.0.bucket_name, None).await
-        })
-        .await
+        self.gate
+            .admit(caller, request, admitted, |r, owner| async move {
+                owner.put_bucket_policy(&r.0.bucket_name, None).await
+            })
+            .await
     }
 }
