@@ -58,6 +58,15 @@ pub struct IssuedCredentials {
     prefetch_at: i64,
     /// Set by the one fetch that asked for the background replacement.
     prefetch_claimed: AtomicBool,
+    /// Whether every field is JSON-safe as it is (nothing to escape), checked once at issue
+    /// so that each answer can copy the fields instead of escaping them.
+    json_plain: bool,
+}
+
+/// Whether a string stands in a JSON string as it is: no control character, quote or
+/// backslash (the characters JSON, and serde_json, escape).
+pub fn json_plain(s: &str) -> bool {
+    s.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\')
 }
 
 impl IssuedCredentials {
@@ -79,14 +88,20 @@ impl IssuedCredentials {
             }
         }
         Self {
-            packed: packed.into_boxed_str(),
             ends,
             issued_at: credentials.issued_at,
             expires_at: credentials.expires_at,
             rotate_at,
             prefetch_at: i64::MAX,
             prefetch_claimed: AtomicBool::new(false),
+            json_plain: json_plain(&packed),
+            packed: packed.into_boxed_str(),
         }
+    }
+
+    /// Whether every field stands in JSON as it is (see [`json_plain`]).
+    pub fn json_plain(&self) -> bool {
+        self.json_plain
     }
 
     /// To be replaced in the background when fetched from `prefetch_at` on.

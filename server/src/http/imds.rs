@@ -165,29 +165,30 @@ fn first_segment(parts: &Parts) -> String {
 }
 
 /// The routes under `/latest/` (at the root, or under `/INSTANCE-ID/` with a path prefix),
-/// and the container credentials endpoint at `/INSTANCE-ID/container-credentials`.
+/// and the container credentials endpoint at `/INSTANCE-ID/container-credentials`. With a
+/// path prefix each route is written with it rather than nested under it: nesting rewrites
+/// every request's URI, a cost on each credential fetch.
 pub fn router(imds: Arc<InstanceMetadata>, identity: Identity) -> Router {
     let state = ImdsHttp { imds, identity };
-    let latest = Router::new()
-        .route("/latest/api/token", put(token))
-        .route("/latest/meta-data", get(meta_root))
-        .route("/latest/meta-data/", get(meta_root))
-        .route("/latest/meta-data/{*path}", get(meta))
-        .route("/latest/dynamic", get(dynamic_root))
-        .route("/latest/dynamic/", get(dynamic_root))
-        .route("/latest/dynamic/instance-identity", get(identity_root))
-        .route("/latest/dynamic/instance-identity/", get(identity_root))
-        .route("/latest/dynamic/instance-identity/document", get(identity_document))
-        .route("/latest/dynamic/instance-identity/signature", get(identity_signature))
-        .route("/latest/user-data", get(user_data));
-    let router = match identity {
-        Identity::PathPrefix => Router::new()
-            .nest("/{instance}", latest.route("/container-credentials", get(container_credentials))),
-        Identity::SourceAddress | Identity::Loopback => {
-            latest.route("/{instance}/container-credentials", get(container_credentials))
-        }
+    let at = |path: &str| match identity {
+        Identity::PathPrefix => format!("/{{instance}}{path}"),
+        Identity::SourceAddress | Identity::Loopback => path.to_string(),
     };
-    router.route(IDENTITY_PUBLIC_KEY, get(identity_public_key)).with_state(state)
+    Router::new()
+        .route(&at("/latest/api/token"), put(token))
+        .route(&at("/latest/meta-data"), get(meta_root))
+        .route(&at("/latest/meta-data/"), get(meta_root))
+        .route(&at("/latest/meta-data/{*path}"), get(meta))
+        .route(&at("/latest/dynamic"), get(dynamic_root))
+        .route(&at("/latest/dynamic/"), get(dynamic_root))
+        .route(&at("/latest/dynamic/instance-identity"), get(identity_root))
+        .route(&at("/latest/dynamic/instance-identity/"), get(identity_root))
+        .route(&at("/latest/dynamic/instance-identity/document"), get(identity_document))
+        .route(&at("/latest/dynamic/instance-identity/signature"), get(identity_signature))
+        .route(&at("/latest/user-data"), get(user_data))
+        .route("/{instance}/container-credentials", get(container_credentials))
+        .route(IDENTITY_PUBLIC_KEY, get(identity_public_key))
+        .with_state(state)
 }
 
 fn text(status: StatusCode, body: String) -> Response {
@@ -201,9 +202,20 @@ fn answer(result: Result<String>) -> Response {
     }
 }
 
+/// The session token a request sent (X-aws-ec2-metadata-token), if any: read alone, without
+/// a copy of the other headers.
+struct SentToken(Option<String>);
+
+impl<S: Sync> FromRequestParts<S> for SentToken {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(Self(parts.headers.get(TOKEN).and_then(|v| v.to_str().ok()).map(str::to_string)))
+    }
+}
+
 /// Who asks: the instance located, with the token it sent, if any.
-fn caller(state: &ImdsHttp, Asker(instance, _): Asker, headers: &HeaderMap) -> Caller {
-    let token = headers.get(TOKEN).and_then(|v| v.to_str().ok()).map(str::to_string);
+fn caller(state: &ImdsHttp, Asker(instance, _): Asker, SentToken(token): SentToken) -> Caller {
     Caller::Located { instance_id: instance, proof: state.identity.proof(), token }
 }
 
@@ -233,38 +245,38 @@ async fn token(State(state): State<ImdsHttp>, Asker(instance, peer): Asker, head
     }
 }
 
-async fn meta_root(State(state): State<ImdsHttp>, asker: Asker, headers: HeaderMap) -> Response {
-    answer(state.imds.metadata(&caller(&state, asker, &headers), "").await)
+async fn meta_root(State(state): State<ImdsHttp>, asker: Asker, sent: SentToken) -> Response {
+    answer(state.imds.metadata(&caller(&state, asker, sent), "").await)
 }
 
-async fn meta(State(state): State<ImdsHttp>, asker: Asker, uri: OriginalUri, headers: HeaderMap) -> Response {
+async fn meta(State(state): State<ImdsHttp>, asker: Asker, uri: OriginalUri, sent: SentToken) -> Response {
     let path = uri.0.path().split_once("/latest/meta-data/").map_or("", |(_, p)| p);
-    answer(state.imds.metadata(&caller(&state, asker, &headers), path).await)
+    answer(state.imds.metadata(&caller(&state, asker, sent), path).await)
 }
 
 /// `/latest/dynamic/`: what is there, for the instance that asks.
-async fn dynamic_root(State(state): State<ImdsHttp>, asker: Asker, headers: HeaderMap) -> Response {
+async fn dynamic_root(State(state): State<ImdsHttp>, asker: Asker, sent: SentToken) -> Response {
     answer(
         state
             .imds
-            .identity_document(&caller(&state, asker, &headers))
+            .identity_document(&caller(&state, asker, sent))
             .await
             .map(|_| "instance-identity/\n".into()),
     )
 }
 
-async fn identity_root(State(state): State<ImdsHttp>, asker: Asker, headers: HeaderMap) -> Response {
+async fn identity_root(State(state): State<ImdsHttp>, asker: Asker, sent: SentToken) -> Response {
     answer(
         state
             .imds
-            .identity_document(&caller(&state, asker, &headers))
+            .identity_document(&caller(&state, asker, sent))
             .await
             .map(|_| "document\nsignature\n".into()),
     )
 }
 
-async fn identity_signature(State(state): State<ImdsHttp>, asker: Asker, headers: HeaderMap) -> Response {
-    answer(state.imds.identity_signature(&caller(&state, asker, &headers)).await)
+async fn identity_signature(State(state): State<ImdsHttp>, asker: Asker, sent: SentToken) -> Response {
+    answer(state.imds.identity_signature(&caller(&state, asker, sent)).await)
 }
 
 /// The public key that checks identity document signatures: anyone may read it.
@@ -272,8 +284,8 @@ async fn identity_public_key(State(state): State<ImdsHttp>) -> Response {
     text(StatusCode::OK, state.imds.identity_public_key())
 }
 
-async fn identity_document(State(state): State<ImdsHttp>, asker: Asker, headers: HeaderMap) -> Response {
-    answer(state.imds.identity_document(&caller(&state, asker, &headers)).await)
+async fn identity_document(State(state): State<ImdsHttp>, asker: Asker, sent: SentToken) -> Response {
+    answer(state.imds.identity_document(&caller(&state, asker, sent)).await)
 }
 
 /// The container credentials endpoint (AWS_CONTAINER_CREDENTIALS_FULL_URI): the instance's
@@ -306,6 +318,6 @@ async fn container_credentials(
     }
 }
 
-async fn user_data(State(state): State<ImdsHttp>, asker: Asker, headers: HeaderMap) -> Response {
-    answer(state.imds.user_data(&caller(&state, asker, &headers)).await)
+async fn user_data(State(state): State<ImdsHttp>, asker: Asker, sent: SentToken) -> Response {
+    answer(state.imds.user_data(&caller(&state, asker, sent)).await)
 }

@@ -5,10 +5,13 @@
 //! Each document is a struct of borrowed fields written by serde straight into a buffer of
 //! its final size: a credential fetch is the hot path, and building a `serde_json::Value`
 //! map per answer cost a quarter of a warm HTTP credential GET (docs/benchmarks.md).
+//! Credentials whose fields were found at issue to need no escaping (all that rolecall
+//! issues: ids, base64 and timestamps) are copied instead, which is cheaper still.
 
 use serde::Serialize;
 
 use super::*;
+use crate::cache::json_plain;
 
 /// A document's JSON: `fields` are the lengths of the variable strings it holds, so the
 /// buffer is allocated once.
@@ -23,6 +26,27 @@ fn json(document: &impl Serialize, fields: &[&str]) -> String {
         return String::new();
     }
     String::from_utf8(out).unwrap_or_default()
+}
+
+/// A document of string values that need no escaping (checked by the caller with
+/// `cache::json_plain`), written by copying: the same bytes serde writes (the test below
+/// holds the two together), without its per-byte escaping scan of the session token.
+fn plain(fields: &[(&str, &str)]) -> String {
+    let capacity = 2 + fields.iter().map(|(k, v)| k.len() + v.len() + 6).sum::<usize>();
+    let mut out = String::with_capacity(capacity);
+    out.push('{');
+    for (n, (key, value)) in fields.iter().enumerate() {
+        if n > 0 {
+            out.push(',');
+        }
+        out.push('"');
+        out.push_str(key);
+        out.push_str("\":\"");
+        out.push_str(value);
+        out.push('"');
+    }
+    out.push('}');
+    out
 }
 
 #[derive(Serialize)]
@@ -93,6 +117,17 @@ struct ContainerErrorJson<'a> {
 /// reason there are none.
 pub fn container_credentials_json(doc: &CredentialsDocument) -> String {
     match doc {
+        CredentialsDocument::Success { credentials: c, account_id }
+            if c.json_plain() && json_plain(account_id) =>
+        {
+            plain(&[
+                ("AccessKeyId", c.access_key_id()),
+                ("SecretAccessKey", c.secret_access_key()),
+                ("Token", c.session_token()),
+                ("Expiration", c.expiration()),
+                ("AccountId", account_id),
+            ])
+        }
         CredentialsDocument::Success { credentials: c, account_id } => {
             let document = ContainerCredentialsJson {
                 access_key_id: c.access_key_id(),
@@ -113,6 +148,21 @@ pub fn container_credentials_json(doc: &CredentialsDocument) -> String {
 /// `security-credentials-extended` path answers).
 pub fn credentials_json(doc: &CredentialsDocument, extended: bool) -> String {
     match doc {
+        CredentialsDocument::Success { credentials: c, account_id }
+            if c.json_plain() && json_plain(account_id) =>
+        {
+            let fields = [
+                ("Code", "Success"),
+                ("LastUpdated", c.last_updated()),
+                ("Type", "AWS-HMAC"),
+                ("AccessKeyId", c.access_key_id()),
+                ("SecretAccessKey", c.secret_access_key()),
+                ("Token", c.session_token()),
+                ("Expiration", c.expiration()),
+                ("AccountId", account_id),
+            ];
+            plain(if extended { &fields } else { &fields[..7] })
+        }
         CredentialsDocument::Success { credentials: c, account_id } => {
             let document = CredentialsJson {
                 code: "Success",
@@ -176,6 +226,38 @@ mod tests {
             container_credentials_json(&issued),
             r#"{"AccessKeyId":"ASIAEXAMPLE","SecretAccessKey":"s/e+cret","Token":"to/k+en=","Expiration":"1970-01-01T06:00:00Z","AccountId":"123456789012"}"#
         );
+        // The copying writer and serde's agree byte for byte.
+        for extended in [false, true] {
+            let CredentialsDocument::Success { credentials: c, account_id } = &issued else { unreachable!() };
+            let document = CredentialsJson {
+                code: "Success",
+                last_updated: c.last_updated(),
+                kind: "AWS-HMAC",
+                access_key_id: c.access_key_id(),
+                secret_access_key: c.secret_access_key(),
+                token: c.session_token(),
+                expiration: c.expiration(),
+                account_id: extended.then_some(account_id.as_str()),
+            };
+            assert!(c.json_plain());
+            assert_eq!(credentials_json(&issued, extended), json(&document, &[]));
+        }
+        // Fields that need escaping are escaped (serde's road).
+        let odd = crate::domain::credentials::TemporaryCredentials {
+            access_key_id: "ASIA\"quoted\\".into(),
+            secret_access_key: crate::domain::model::Secret("s".into()),
+            session_token: crate::domain::model::Secret("t".into()),
+            issued_at: 0,
+            expires_at: 1,
+        };
+        let odd = IssuedCredentials::new(odd, 1);
+        assert!(!odd.json_plain());
+        let odd =
+            CredentialsDocument::Success { credentials: Arc::new(odd), account_id: "123456789012".into() };
+        let parsed: serde_json::Value = serde_json::from_str(&credentials_json(&odd, false)).unwrap();
+        assert_eq!(parsed["AccessKeyId"], "ASIA\"quoted\\");
+        let parsed: serde_json::Value = serde_json::from_str(&container_credentials_json(&odd)).unwrap();
+        assert_eq!(parsed["AccessKeyId"], "ASIA\"quoted\\");
         let refused = CredentialsDocument::Unauthorized { message: "no \"trust\"".into(), last_updated: 0 };
         let parsed: serde_json::Value = serde_json::from_str(&credentials_json(&refused, false)).unwrap();
         assert_eq!(parsed["Message"], "no \"trust\"", "escaped where it must be");
