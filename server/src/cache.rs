@@ -38,7 +38,7 @@ pub struct CredentialKey(String);
 impl CredentialKey {
     pub fn new(instance_id: &str, association_id: &str, role_id: &str) -> Self {
         let association = association_id.strip_prefix("iip-assoc-").unwrap_or(association_id);
-        Self(format!("{instance_id}/{association}/{role_id}"))
+        Self([instance_id, "/", association, "/", role_id].concat())
     }
 }
 
@@ -172,7 +172,9 @@ pub enum Lookup {
 
 #[derive(Clone)]
 pub struct CredentialCache {
-    inner: Cache<CredentialKey, Arc<IssuedCredentials>>,
+    /// foldhash, not SipHash, for the lookup every fetch makes (keys are the server's own
+    /// ids).
+    inner: Cache<CredentialKey, Arc<IssuedCredentials>, foldhash::quality::RandomState>,
 }
 
 impl CredentialCache {
@@ -182,7 +184,7 @@ impl CredentialCache {
             .max_capacity(capacity)
             .eviction_policy(EvictionPolicy::lru())
             .time_to_live(time_to_live)
-            .build();
+            .build_with_hasher(foldhash::quality::RandomState::default());
         Self { inner }
     }
 

@@ -101,7 +101,9 @@ pub struct Catalog {
 /// invalidate too), so it needs no eviction, and a plain concurrent map spares the hot path
 /// an LRU's bookkeeping.
 struct RecordCache {
-    records: dashmap::DashMap<String, Arc<dyn Any + Send + Sync>>,
+    /// foldhash, not SipHash: a fetch makes three lookups, and only stored records are
+    /// inserted (a caller's keys are looked up, never added).
+    records: dashmap::DashMap<String, Arc<dyn Any + Send + Sync>, foldhash::quality::RandomState>,
     generation: Mutex<u64>,
 }
 
@@ -112,7 +114,7 @@ const MAX_ATTEMPTS: usize = 32;
 
 impl Catalog {
     pub fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>, settings: Settings) -> Self {
-        let records = RecordCache { records: dashmap::DashMap::new(), generation: Mutex::new(0) };
+        let records = RecordCache { records: dashmap::DashMap::default(), generation: Mutex::new(0) };
         Self { store, clock, settings, records, iam_generation: std::sync::atomic::AtomicU64::new(0) }
     }
 
@@ -260,35 +262,43 @@ fn decode<T: DeserializeOwned>(key: &str, bytes: &[u8]) -> Result<T> {
 
 /// Store keys. IAM names are unique case-insensitively, so their keys are lower-cased.
 mod keys {
+    // Built without `format!`: the credential path builds three keys a fetch.
+
+    /// `prefix` then `name` lower-cased, in one allocation.
+    fn lowered(prefix: &str, name: &str) -> String {
+        let mut key = [prefix, name].concat();
+        key[prefix.len()..].make_ascii_lowercase();
+        key
+    }
     pub fn role(name: &str) -> String {
-        format!("iam/role/{}", name.to_ascii_lowercase())
+        lowered("iam/role/", name)
     }
     pub fn user(name: &str) -> String {
-        format!("iam/user/{}", name.to_ascii_lowercase())
+        lowered("iam/user/", name)
     }
     pub fn instance_profile(name: &str) -> String {
-        format!("iam/instance-profile/{}", name.to_ascii_lowercase())
+        lowered("iam/instance-profile/", name)
     }
     pub fn policy(name: &str) -> String {
-        format!("iam/policy/{}", name.to_ascii_lowercase())
+        lowered("iam/policy/", name)
     }
     pub fn aws_policy_use(name: &str) -> String {
-        format!("iam/aws-policy-use/{name}")
+        ["iam/aws-policy-use/", name].concat()
     }
     pub fn access_key(id: &str) -> String {
-        format!("iam/access-key/{id}")
+        ["iam/access-key/", id].concat()
     }
     pub fn instance(id: &str) -> String {
-        format!("ec2/instance/{id}")
+        ["ec2/instance/", id].concat()
     }
     pub fn association(id: &str) -> String {
-        format!("ec2/association/{id}")
+        ["ec2/association/", id].concat()
     }
     pub fn address(ip: &str) -> String {
-        format!("ec2/address/{ip}")
+        ["ec2/address/", ip].concat()
     }
     pub fn bucket(name: &str) -> String {
-        format!("s3/bucket/{name}")
+        ["s3/bucket/", name].concat()
     }
     pub const BUCKETS: &str = "s3/bucket/";
     pub const ROLES: &str = "iam/role/";
