@@ -57,7 +57,7 @@ impl InstanceMetadata {
     pub(super) async fn credentials_for(
         &self,
         instance: &Placed,
-        role: Option<(Association, Arc<Role>)>,
+        role: Option<(&Association, Arc<Role>)>,
         role_name: &str,
     ) -> Result<CredentialsDocument> {
         let (association, role) = role.ok_or_else(not_found)?;

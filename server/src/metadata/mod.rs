@@ -272,8 +272,9 @@ impl InstanceMetadata {
         }
     }
 
-    /// The association and role behind an instance, if it has a role.
-    async fn role_of(&self, instance: &Placed) -> Result<Option<(Association, Arc<Role>)>> {
+    /// The association and role behind an instance, if it has a role (the association lent
+    /// from the instance's record: a fetch copies none of its strings).
+    async fn role_of<'a>(&self, instance: &'a Placed) -> Result<Option<(&'a Association, Arc<Role>)>> {
         let Some(association) = &instance.association else { return Ok(None) };
         let Some(profile) =
             instance.catalog.find_instance_profile(&association.instance_profile_name).await?
@@ -284,7 +285,7 @@ impl InstanceMetadata {
             return Ok(None); // deleted and re-created: not the profile that was associated
         }
         let Some(role_name) = profile.roles.first() else { return Ok(None) };
-        Ok(instance.catalog.find_role(role_name).await?.map(|r| (association.clone(), r)))
+        Ok(instance.catalog.find_role(role_name).await?.map(|r| (association, r)))
     }
 
     /// Rotates the key ring when due (checked whenever something is sealed or signed).

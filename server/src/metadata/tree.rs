@@ -118,12 +118,12 @@ impl InstanceMetadata {
     }
 }
 
-fn iam_info_of(role: Option<(Association, Arc<Role>)>) -> Result<IamInfo> {
+fn iam_info_of(role: Option<(&Association, Arc<Role>)>) -> Result<IamInfo> {
     let (association, _) = role.ok_or_else(not_found)?;
     Ok(IamInfo {
         last_updated: association.timestamp,
-        instance_profile_arn: association.instance_profile_arn,
-        instance_profile_id: association.instance_profile_id,
+        instance_profile_arn: association.instance_profile_arn.clone(),
+        instance_profile_id: association.instance_profile_id.clone(),
     })
 }
 
