@@ -86,6 +86,21 @@ struct CredentialsJson<'a> {
     account_id: Option<&'a str>,
 }
 
+impl<'a> CredentialsJson<'a> {
+    fn of(c: &'a IssuedCredentials, account_id: &'a str, extended: bool) -> Self {
+        Self {
+            code: "Success",
+            last_updated: c.last_updated(),
+            kind: "AWS-HMAC",
+            access_key_id: c.access_key_id(),
+            secret_access_key: c.secret_access_key(),
+            token: c.session_token(),
+            expiration: c.expiration(),
+            account_id: extended.then_some(account_id),
+        }
+    }
+}
+
 /// Why there are no credentials (the role does not trust EC2).
 #[derive(Serialize)]
 #[serde(rename_all = "PascalCase")]
@@ -164,16 +179,7 @@ pub fn credentials_json(doc: &CredentialsDocument, extended: bool) -> String {
             plain(if extended { &fields } else { &fields[..7] })
         }
         CredentialsDocument::Success { credentials: c, account_id } => {
-            let document = CredentialsJson {
-                code: "Success",
-                last_updated: c.last_updated(),
-                kind: "AWS-HMAC",
-                access_key_id: c.access_key_id(),
-                secret_access_key: c.secret_access_key(),
-                token: c.session_token(),
-                expiration: c.expiration(),
-                account_id: extended.then_some(account_id.as_str()),
-            };
+            let document = CredentialsJson::of(c, account_id, extended);
             json(&document, &[c.session_token(), c.secret_access_key(), account_id])
         }
         CredentialsDocument::Unauthorized { message, last_updated } => {
@@ -229,16 +235,7 @@ mod tests {
         // The copying writer and serde's agree byte for byte.
         for extended in [false, true] {
             let CredentialsDocument::Success { credentials: c, account_id } = &issued else { unreachable!() };
-            let document = CredentialsJson {
-                code: "Success",
-                last_updated: c.last_updated(),
-                kind: "AWS-HMAC",
-                access_key_id: c.access_key_id(),
-                secret_access_key: c.secret_access_key(),
-                token: c.session_token(),
-                expiration: c.expiration(),
-                account_id: extended.then_some(account_id.as_str()),
-            };
+            let document = CredentialsJson::of(c, account_id, extended);
             assert!(c.json_plain());
             assert_eq!(credentials_json(&issued, extended), json(&document, &[]));
         }
