@@ -144,7 +144,7 @@ impl FromRequestParts<ImdsHttp> for Asker {
             return Err(off_loopback());
         }
         match state.identity {
-            Identity::PathPrefix => Ok(Self(first_segment(parts), peer)),
+            Identity::PathPrefix => Ok(Self(first_segment(parts.uri.path()), peer)),
             Identity::SourceAddress | Identity::Loopback => {
                 let Some(ip) = peer.as_ref().map(|p| p.addr.ip().to_canonical()) else {
                     return Err(imds_error(&Error::service_failure("no connection info")));
@@ -158,9 +158,9 @@ impl FromRequestParts<ImdsHttp> for Asker {
     }
 }
 
-/// The first segment of the path as requested (before any nesting stripped it).
-fn first_segment(parts: &Parts) -> String {
-    let path = parts.extensions.get::<OriginalUri>().map_or(parts.uri.path(), |u| u.0.path());
+/// A path's first segment: the instance, with a path prefix (no route is nested, so the
+/// request's path is the one sent).
+fn first_segment(path: &str) -> String {
     path.trim_start_matches('/').split('/').next().unwrap_or_default().to_string()
 }
 
@@ -297,7 +297,7 @@ async fn container_credentials(
     uri: OriginalUri,
     headers: HeaderMap,
 ) -> Response {
-    let instance = uri.0.path().trim_start_matches('/').split('/').next().unwrap_or_default().to_string();
+    let instance = first_segment(uri.0.path());
     let key = headers.get("authorization").and_then(|v| v.to_str().ok()).unwrap_or_default();
     let key = key.strip_prefix("Bearer ").unwrap_or(key).to_string();
     let caller = Caller::Workload { instance_id: instance, instance_key: key };

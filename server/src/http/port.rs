@@ -14,7 +14,7 @@ use crate::{
     audit::{Actor, AuditLog, Event},
     authz::{Authorizer, CallContext},
     catalog::Accounts,
-    domain::{Error, ErrorCode, clock::Clock, principal::Principal, sigv4::HttpRequest},
+    domain::{Error, clock::Clock, principal::Principal, sigv4::HttpRequest},
     operations::Gate,
     sts::{Authenticator, SecurityTokenService},
     telemetry::Metrics,
@@ -140,12 +140,6 @@ impl QueryApi {
 
     /// The catalog of the caller's account.
     pub(super) fn catalog_of(&self, principal: &Principal) -> Result<Arc<crate::catalog::Catalog>, Error> {
-        let catalog = self.accounts.get(&principal.account_id).ok_or_else(|| {
-            Error::new(
-                ErrorCode::InvalidClientTokenId,
-                "The security token included in the request is invalid.",
-            )
-        })?;
-        Ok(catalog.clone())
+        crate::operations::caller_catalog(&self.accounts, principal)
     }
 }

@@ -92,7 +92,7 @@ pub async fn handle(api: &QueryApi, request: &HttpRequest<'_>, origin: &Origin) 
             return error(&e, request.path);
         }
     };
-    let result = operation(api, &principal, origin, request, bucket, key).await;
+    let result = operation(api, &principal, origin, request, (bucket, key), policy).await;
     api.settle(&call, &principal, result, |e| error(e, request.path)).await
 }
 
@@ -102,12 +102,11 @@ async fn operation(
     principal: &Principal,
     origin: &Origin,
     request: &HttpRequest<'_>,
-    bucket: &str,
-    key: &str,
+    (bucket, key): (&str, &str),
+    policy: bool,
 ) -> Result<Response, Failed> {
     let s3 = S3::new(api.accounts.clone(), api.gate("s3.amazonaws.com"));
     let caller = origin.context(principal, false);
-    let policy = Params::parse(request.query, b"").get("policy").is_some();
     let not_implemented =
         |what: &str| Failed::Before(Error::new(ErrorCode::NotImplemented, what.to_string()));
     if !key.is_empty() {

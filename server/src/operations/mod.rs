@@ -32,6 +32,8 @@ use serde_json::Value;
 use crate::{
     audit::{Actor, AuditLog, Event},
     authz::{Authorizer, CallContext},
+    catalog::{Accounts, Catalog},
+    domain::principal::Principal,
     domain::{Error, ErrorCode, Result, clock::Clock},
     telemetry::Metrics,
 };
@@ -48,6 +50,14 @@ pub trait Operation: serde::Serialize {
     fn parameters(&self) -> Value {
         serde_json::to_value(self).unwrap_or(Value::Null)
     }
+}
+
+/// The catalog of the account `principal` signed for (a principal of an account this server
+/// no longer holds is an invalid token).
+pub fn caller_catalog(accounts: &Accounts, principal: &Principal) -> Result<Arc<Catalog>> {
+    accounts.get(&principal.account_id).cloned().ok_or_else(|| {
+        Error::new(ErrorCode::InvalidClientTokenId, "The security token included in the request is invalid.")
+    })
 }
 
 /// What the operations need to authorize, audit and count their calls.

@@ -119,13 +119,7 @@ impl S3 {
 
     /// The caller's own account's catalog.
     fn own_catalog(&self, caller: &CallContext) -> Result<Arc<Catalog>> {
-        let principal = signer(caller)?;
-        self.accounts.get(&principal.account_id).cloned().ok_or_else(|| {
-            Error::new(
-                ErrorCode::InvalidClientTokenId,
-                "The security token included in the request is invalid.",
-            )
-        })
+        super::caller_catalog(&self.accounts, signer(caller)?)
     }
 
     /// A bucket, its owner's catalog, and `action` on it authorized with the bucket's policy.

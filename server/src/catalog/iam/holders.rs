@@ -138,6 +138,35 @@ impl Catalog {
         .await
     }
 
+    /// Deletes `name` once nothing is in the way: first what `in_the_way` finds of its own
+    /// kind (a role's instance profiles, a user's access keys), then its inline and attached
+    /// policies. Its boundary's usage count is released in the same commit.
+    pub(super) async fn delete_holder<P: PolicyHolder>(
+        &self,
+        name: &str,
+        in_the_way: impl Fn(&P) -> Option<Error>,
+    ) -> Result<()> {
+        retrying(|| async {
+            let (mut holder, rev) = self.holder::<P>(name).await?;
+            if let Some(e) = in_the_way(&holder) {
+                return Err(e);
+            }
+            if !holder.inline().is_empty() {
+                return Err(Error::delete_conflict("Cannot delete entity, must delete policies first."));
+            }
+            if !holder.attached().is_empty() {
+                return Err(Error::delete_conflict("Cannot delete entity, must detach all policies first."));
+            }
+            let key = P::KIND.key(name);
+            let mut txn = Txn::new().require_revision(&key, rev).delete(&key);
+            if let Some(b) = holder.boundary().as_deref() {
+                txn = self.release_use(txn, b, 0, -1).await?;
+            }
+            self.commit(txn).await.map(drop)
+        })
+        .await
+    }
+
     pub async fn untag_holder<P: PolicyHolder>(&self, name: &str, tag_keys: &[String]) -> Result<()> {
         too_many("tagKeys", tag_keys.len())?;
         retrying(|| async {

@@ -109,25 +109,10 @@ impl Catalog {
     }
 
     pub async fn delete_role(&self, name: &str) -> Result<()> {
-        retrying(|| async {
-            let (role, rev) = self.holder::<Role>(name).await?;
-            if !role.instance_profiles.is_empty() {
-                return Err(Error::delete_conflict(
-                    "Cannot delete entity, must remove roles from instance profile first.",
-                ));
-            }
-            if !role.inline_policies.is_empty() {
-                return Err(Error::delete_conflict("Cannot delete entity, must delete policies first."));
-            }
-            if !role.attached_policies.is_empty() {
-                return Err(Error::delete_conflict("Cannot delete entity, must detach all policies first."));
-            }
-            let key = keys::role(name);
-            let mut txn = Txn::new().require_revision(&key, rev).delete(&key);
-            if let Some(b) = &role.permissions_boundary {
-                txn = self.release_use(txn, b, 0, -1).await?;
-            }
-            self.commit(txn).await.map(drop)
+        self.delete_holder::<Role>(name, |role| {
+            (!role.instance_profiles.is_empty()).then(|| {
+                Error::delete_conflict("Cannot delete entity, must remove roles from instance profile first.")
+            })
         })
         .await
     }

@@ -51,23 +51,9 @@ impl Catalog {
     }
 
     pub async fn delete_user(&self, name: &str) -> Result<()> {
-        retrying(|| async {
-            let (user, rev) = self.holder::<User>(name).await?;
-            if !user.access_keys.is_empty() {
-                return Err(Error::delete_conflict("Cannot delete entity, must delete access keys first."));
-            }
-            if !user.inline_policies.is_empty() {
-                return Err(Error::delete_conflict("Cannot delete entity, must delete policies first."));
-            }
-            if !user.attached_policies.is_empty() {
-                return Err(Error::delete_conflict("Cannot delete entity, must detach all policies first."));
-            }
-            let key = keys::user(name);
-            let mut txn = Txn::new().require_revision(&key, rev).delete(&key);
-            if let Some(b) = &user.permissions_boundary {
-                txn = self.release_use(txn, b, 0, -1).await?;
-            }
-            self.commit(txn).await.map(drop)
+        self.delete_holder::<User>(name, |user| {
+            (!user.access_keys.is_empty())
+                .then(|| Error::delete_conflict("Cannot delete entity, must delete access keys first."))
         })
         .await
     }
