@@ -83,7 +83,7 @@ pub fn server_config(scenario: Scenario, instances: usize, storm_period: i64) ->
             c.credentials.min_remaining_secs = 0;
             c.credentials.prefetch_secs = storm_prefetch(storm_period);
         }
-        Scenario::Baseline | Scenario::Fetch | Scenario::Churn => {}
+        Scenario::Baseline | Scenario::Fetch | Scenario::Churn | Scenario::ImdsBaseline | Scenario::Imds => {}
     }
     c
 }
@@ -95,7 +95,7 @@ pub fn storm_prefetch(storm_period: i64) -> i64 {
 }
 
 async fn start_server(opts: &Options, scenario: Scenario) -> Result<ServerUnderTest, String> {
-    let kind = if scenario == Scenario::Baseline { Kind::Baseline } else { Kind::Rolecall };
+    let kind = if scenario.is_baseline() { Kind::Baseline } else { Kind::Rolecall };
     if !opts.host.is_empty() && kind == Kind::Rolecall {
         return ServerUnderTest::remote(&opts.host, &opts.metrics);
     }
@@ -174,11 +174,13 @@ pub async fn run(opts: &Options) -> Result<Report, String> {
         warnings: vec![],
     };
     let mut scenarios = opts.scenarios.clone();
-    // The baseline runs first: the open-loop rate of every other scenario derives from it.
-    scenarios.sort_by_key(|s| *s != Scenario::Baseline);
+    // The baselines run first: the open-loop rate of every other scenario derives from its
+    // transport's baseline (gRPC, HTTP).
+    scenarios.sort_by_key(|s| !s.is_baseline());
     let mut open_rate = opts.rate;
+    let mut http_open_rate = opts.rate;
     for scenario in scenarios {
-        eprintln!("== {scenario:?}");
+        eprintln!("== {}", scenario.name());
         let server = start_server(opts, scenario).await?;
         // Client-side balancing: each user keeps one channel, and the channels are dealt
         // round the replicas (channel c on replica c % N), so that users spread evenly.
@@ -190,12 +192,24 @@ pub async fn run(opts: &Options) -> Result<Report, String> {
             .flat_map(|k| per_replica.iter().filter_map(move |c| c.get(k).cloned()))
             .collect();
         let passes = match scenario {
-            Scenario::Baseline => {
+            Scenario::Baseline | Scenario::ImdsBaseline => {
                 let fleet = fleet::synthetic(opts.instances);
                 let closed =
                     pass(opts, &server, &channels, scenario, Load::Closed, &fleet, None, None).await?;
-                let rate = open_rate.unwrap_or(closed.requests_per_second * opts.open_fraction);
-                open_rate = Some(rate);
+                let rate_of = if scenario.is_http() { &mut http_open_rate } else { &mut open_rate };
+                let rate = rate_of.unwrap_or(closed.requests_per_second * opts.open_fraction);
+                *rate_of = Some(rate);
+                let open =
+                    pass(opts, &server, &channels, scenario, Load::Open { rate }, &fleet, None, None).await?;
+                vec![closed, open]
+            }
+            Scenario::Imds => {
+                let mut fleet = fleet::bootstrap(&channels, opts.instances).await?;
+                fleet::warm(&channels, &mut fleet, opts.users).await?;
+                let mut closed =
+                    pass(opts, &server, &channels, scenario, Load::Closed, &fleet, None, None).await?;
+                closed.details["server_rss_bytes"] = server.rss_bytes().into();
+                let rate = http_open_rate.unwrap_or(closed.requests_per_second * opts.open_fraction);
                 let open =
                     pass(opts, &server, &channels, scenario, Load::Open { rate }, &fleet, None, None).await?;
                 vec![closed, open]
@@ -270,7 +284,12 @@ async fn pass_for(
         Run::new(scenario, load, fleet.members.clone(), opts.users, channels.to_vec(), storm_window, churn);
     run.install();
     let users = run.users();
-    let name = format!("{scenario:?}").to_lowercase();
+    let name = scenario.name();
+    let host = if scenario.is_http() {
+        server.imds_url.as_deref().ok_or("this server has no HTTP metadata service")?
+    } else {
+        server.grpc_url.as_str()
+    };
     let html = opts
         .out
         .join(format!("{name}-{}.html", if matches!(load, Load::Closed) { "closed" } else { "open" }));
@@ -287,8 +306,8 @@ async fn pass_for(
     let goose = |e: GooseError| format!("goose: {e}");
     GooseAttack::initialize_with_config(goose::config::GooseConfiguration::default())
         .map_err(goose)?
-        .register_scenario(crate::harness::scenario(&name))
-        .set_default(GooseDefault::Host, server.grpc_url.as_str())
+        .register_scenario(crate::harness::scenario(name))
+        .set_default(GooseDefault::Host, host)
         .map_err(goose)?
         .set_default(GooseDefault::Users, users)
         .map_err(goose)?
@@ -372,6 +391,12 @@ async fn pass_for(
             "storm": storm,
             "rotated": run.rotated.load(Ordering::Relaxed),
             "rotated_before_window": run.rotated_early.load(Ordering::Relaxed),
+        });
+    }
+    if scenario.is_http() {
+        details = serde_json::json!({
+            "token_puts": run.token_puts.load(Ordering::Relaxed),
+            "role_name_gets": run.role_gets.load(Ordering::Relaxed),
         });
     }
     if let Some(book) = run.churn_book() {
@@ -595,6 +620,8 @@ mod smoke {
                 Scenario::Refresh,
                 Scenario::Churn,
                 Scenario::Storm,
+                Scenario::ImdsBaseline,
+                Scenario::Imds,
             ],
             instances: 40,
             users: 2,
@@ -621,11 +648,15 @@ mod smoke {
             [
                 (Scenario::Baseline, false),
                 (Scenario::Baseline, true),
+                (Scenario::ImdsBaseline, false),
+                (Scenario::ImdsBaseline, true),
                 (Scenario::Fetch, false),
                 (Scenario::Fetch, true),
                 (Scenario::Refresh, false),
                 (Scenario::Churn, false),
                 (Scenario::Storm, true),
+                (Scenario::Imds, false),
+                (Scenario::Imds, true),
             ]
         );
         for p in &report.passes {
@@ -640,6 +671,14 @@ mod smoke {
         assert_eq!(by(Scenario::Fetch).credentials_issued, Some(0), "warm fetches hit the cache");
         let storm = by(Scenario::Storm);
         assert_eq!(storm.details["one_issuance_per_instance"], true, "{}", storm.details);
+        // The HTTP agent took each instance through the SDK's sequence: one token each, then
+        // a role-name GET before every credential GET.
+        let imds = by(Scenario::Imds);
+        let puts = imds.details["token_puts"].as_u64().unwrap();
+        let roles = imds.details["role_name_gets"].as_u64().unwrap();
+        assert!(puts > 0 && puts <= 40, "{}", imds.details);
+        assert!(roles > 0 && imds.requests - puts - roles <= roles, "{}", imds.details);
+        assert_eq!(imds.credentials_issued, Some(0), "HTTP fetches hit the cache the gRPC warm-up filled");
         let churn = by(Scenario::Churn);
         assert_eq!(churn.details["violations"], 0, "{}", churn.details);
         assert!(churn.details["replacements"].as_u64().unwrap() > 0);

@@ -38,6 +38,46 @@ pub enum Scenario {
     Storm,
     /// Roles replaced on running instances while the fleet fetches.
     Churn,
+    /// The HTTP baseline: bare hyper answering IMDSv2's requests with the same bytes.
+    #[serde(rename = "imds-baseline")]
+    ImdsBaseline,
+    /// IMDSv2 over HTTP as the AWS SDKs use it (credentials cached on the server).
+    Imds,
+}
+
+impl Scenario {
+    /// Whether the pass speaks HTTP to the metadata service rather than gRPC.
+    pub fn is_http(self) -> bool {
+        matches!(self, Scenario::ImdsBaseline | Scenario::Imds)
+    }
+
+    /// Whether this is a baseline (a bare server of the load tester's own).
+    pub fn is_baseline(self) -> bool {
+        matches!(self, Scenario::Baseline | Scenario::ImdsBaseline)
+    }
+
+    /// The name on the command line and in file names.
+    pub fn name(self) -> &'static str {
+        match self {
+            Scenario::Baseline => "baseline",
+            Scenario::Fetch => "fetch",
+            Scenario::Refresh => "refresh",
+            Scenario::Storm => "storm",
+            Scenario::Churn => "churn",
+            Scenario::ImdsBaseline => "imds-baseline",
+            Scenario::Imds => "imds",
+        }
+    }
+
+    pub const ALL: [Scenario; 7] = [
+        Scenario::Baseline,
+        Scenario::Fetch,
+        Scenario::Refresh,
+        Scenario::Storm,
+        Scenario::Churn,
+        Scenario::ImdsBaseline,
+        Scenario::Imds,
+    ];
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -74,6 +114,9 @@ pub struct Run {
     pub raced: AtomicU64,
     /// Churn: ListSecurityCredentials calls (counted in `requests`, not in the histogram).
     pub lists: AtomicU64,
+    /// HTTP passes: token PUTs and role-name GETs (counted in `requests` and the histogram).
+    pub token_puts: AtomicU64,
+    pub role_gets: AtomicU64,
     first_send_ns: AtomicU64,
     last_done_ns: AtomicU64,
     epoch: Instant,
@@ -91,7 +134,7 @@ pub struct ChurnBook {
 
 static CURRENT: Mutex<Option<Arc<Run>>> = Mutex::new(None);
 
-fn histogram() -> Histogram<u64> {
+pub(crate) fn histogram() -> Histogram<u64> {
     // 1 µs to 60 s, 3 significant figures: constant bounds that hdrhistogram accepts.
     #[allow(clippy::expect_used)]
     Histogram::new_with_bounds(1, 60_000_000, 3).expect("valid histogram bounds")
@@ -151,6 +194,8 @@ impl Run {
             violations: AtomicU64::new(0),
             raced: AtomicU64::new(0),
             lists: AtomicU64::new(0),
+            token_puts: AtomicU64::new(0),
+            role_gets: AtomicU64::new(0),
             first_send_ns: AtomicU64::new(u64::MAX),
             last_done_ns: AtomicU64::new(0),
             epoch: Instant::now(),
@@ -188,6 +233,12 @@ impl Run {
 
     fn since_epoch(&self, t: Instant) -> u64 {
         t.saturating_duration_since(self.epoch).as_nanos() as u64
+    }
+
+    /// A request intended at `intended` answered at `done`: the busy window covers it.
+    pub(crate) fn busy_between(&self, intended: Instant, done: Instant) {
+        self.first_send_ns.fetch_min(self.since_epoch(intended), Ordering::Relaxed);
+        self.last_done_ns.fetch_max(self.since_epoch(done), Ordering::Relaxed);
     }
 }
 
@@ -242,20 +293,22 @@ enum Client {
 
 /// Each goose user's own state.
 #[derive(Clone)]
-struct Agent {
-    run: Arc<Run>,
-    members: Vec<Member>,
+pub(crate) struct Agent {
+    pub(crate) run: Arc<Run>,
+    pub(crate) members: Vec<Member>,
     rotated: Vec<bool>,
-    next: usize,
+    pub(crate) next: usize,
     /// Which of the run's channels this agent sends on.
     channel: usize,
     client: Client,
-    latencies: Histogram<u64>,
+    pub(crate) latencies: Histogram<u64>,
     steady: Histogram<u64>,
     storm: Histogram<u64>,
     /// Open loop: the next intended send time and the interval between sends.
     next_send: Option<Instant>,
     interval: Duration,
+    /// HTTP passes: each member's IMDSv2 token and where its agent is in the SDK's sequence.
+    pub(crate) imds: crate::imds::Session,
 }
 
 /// The goose scenario of a run: claim a slice, fetch in a loop, hand the figures back.
@@ -293,6 +346,7 @@ async fn claim_slice(user: &mut GooseUser) -> TransactionResult {
         }
     };
     let rotated = vec![false; members.len()];
+    let imds = crate::imds::Session::new(members.len());
     user.set_session_data(Agent {
         run,
         members,
@@ -305,6 +359,7 @@ async fn claim_slice(user: &mut GooseUser) -> TransactionResult {
         storm: histogram(),
         next_send,
         interval,
+        imds,
     });
     Ok(())
 }
@@ -316,9 +371,6 @@ async fn agent_loop(user: &mut GooseUser) -> TransactionResult {
         tokio::time::sleep(Duration::from_millis(100)).await;
         return Ok(());
     }
-    let index = agent.next;
-    agent.next = (agent.next + 1) % agent.members.len();
-    let member = agent.members[index].clone();
     // The intended send time: now (closed loop) or the schedule's next slot (open loop).
     let intended = match agent.next_send {
         Some(at) => {
@@ -328,6 +380,12 @@ async fn agent_loop(user: &mut GooseUser) -> TransactionResult {
         }
         None => Instant::now(),
     };
+    if agent.run.scenario.is_http() {
+        return crate::imds::step(user, intended).await;
+    }
+    let index = agent.next;
+    agent.next = (agent.next + 1) % agent.members.len();
+    let member = agent.members[index].clone();
     let run = agent.run.clone();
     let mut client = agent.client.clone();
     let mut expected_role = ROLES[0].to_string();
@@ -406,8 +464,7 @@ async fn agent_loop(user: &mut GooseUser) -> TransactionResult {
             let _ = agent.storm.record(micros.max(1));
         }
     }
-    run.first_send_ns.fetch_min(run.since_epoch(intended), Ordering::Relaxed);
-    run.last_done_ns.fetch_max(run.since_epoch(done), Ordering::Relaxed);
+    run.busy_between(intended, done);
 
     let channel = agent.channel;
     for (name, result, took) in outcomes {

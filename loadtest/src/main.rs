@@ -12,7 +12,6 @@ use rolecall_loadtest::{
     report::{self, Report},
     servers,
 };
-use tokio::net::TcpListener;
 
 #[derive(Parser)]
 #[command(
@@ -46,8 +45,13 @@ enum Command {
 
 #[derive(clap::Args)]
 struct RunArgs {
-    /// Scenarios, comma-separated: baseline, fetch, refresh, storm, churn.
-    #[arg(long, value_delimiter = ',', default_value = "baseline,fetch,refresh,storm,churn")]
+    /// Scenarios, comma-separated: baseline, fetch, refresh, storm, churn (gRPC);
+    /// imds-baseline, imds (IMDSv2 over HTTP).
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "baseline,fetch,refresh,storm,churn,imds-baseline,imds"
+    )]
     scenarios: Vec<String>,
     /// Instances in the fleet.
     #[arg(long, default_value_t = 10_000)]
@@ -106,14 +110,11 @@ struct ChildArgs {
 }
 
 fn scenario(name: &str) -> Result<Scenario, String> {
-    match name.trim() {
-        "baseline" => Ok(Scenario::Baseline),
-        "fetch" => Ok(Scenario::Fetch),
-        "refresh" => Ok(Scenario::Refresh),
-        "storm" => Ok(Scenario::Storm),
-        "churn" => Ok(Scenario::Churn),
-        other => Err(format!("unknown scenario {other:?}: baseline, fetch, refresh, storm, churn")),
-    }
+    let name = name.trim();
+    Scenario::ALL.into_iter().find(|s| s.name() == name).ok_or_else(|| {
+        let known: Vec<&str> = Scenario::ALL.iter().map(|s| s.name()).collect();
+        format!("unknown scenario {name:?}: {}", known.join(", "))
+    })
 }
 
 /// Pins the calling thread (and the threads it starts afterwards) to one core. The core is
@@ -174,24 +175,9 @@ fn serve_child(args: ChildArgs, kind: servers::Kind) -> Result<(), String> {
     let workers =
         if args.core.is_some() { 1 } else { std::thread::available_parallelism().map_or(1, |n| n.get()) };
     runtime(workers)?.block_on(async move {
-        let grpc = TcpListener::bind("127.0.0.1:0").await.map_err(|e| e.to_string())?;
-        let grpc_addr = grpc.local_addr().map_err(|e| e.to_string())?;
-        match kind {
-            servers::Kind::Rolecall => {
-                let metrics = TcpListener::bind("127.0.0.1:0").await.map_err(|e| e.to_string())?;
-                let metrics_addr = metrics.local_addr().map_err(|e| e.to_string())?;
-                println!("{}", servers::ready_line(grpc_addr, Some(metrics_addr)));
-                let listeners =
-                    rolecall_server::Listeners { grpc, metrics: Some(metrics), imds: None, query: None };
-                rolecall_server::run(config, listeners, servers::stdin_closed())
-                    .await
-                    .map_err(|e| e.to_string())
-            }
-            servers::Kind::Baseline => {
-                println!("{}", servers::ready_line(grpc_addr, None));
-                rolecall_loadtest::baseline::serve(grpc, servers::stdin_closed()).await
-            }
-        }
+        let (listeners, ready) = servers::Bound::new(kind).await?;
+        println!("{}", ready.line());
+        listeners.serve(config, servers::stdin_closed()).await
     })
 }
 

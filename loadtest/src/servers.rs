@@ -26,6 +26,9 @@ pub struct ServerUnderTest {
     pub kind: Kind,
     /// `http://ADDR` of the gRPC endpoint.
     pub grpc_url: String,
+    /// `http://ADDR` of the instance metadata service over HTTP (path-prefix identity), or
+    /// of the HTTP baseline.
+    pub imds_url: Option<String>,
     pub metrics: Option<SocketAddr>,
     child: Option<Child>,
     stop: Option<oneshot::Sender<()>>,
@@ -115,11 +118,12 @@ impl ServerUnderTest {
         let stdout = child.stdout.take().ok_or("no child stdout")?;
         let mut line = String::new();
         BufReader::new(stdout).read_line(&mut line).map_err(|e| format!("read child: {e}"))?;
-        let (grpc, metrics) = parse_ready(&line).ok_or_else(|| format!("server did not start: {line:?}"))?;
+        let ready = parse_ready(&line).ok_or_else(|| format!("server did not start: {line:?}"))?;
         Ok(Self {
             kind,
-            grpc_url: format!("http://{grpc}"),
-            metrics,
+            grpc_url: format!("http://{}", ready.grpc),
+            imds_url: ready.imds.map(|a| format!("http://{a}")),
+            metrics: ready.metrics,
             child: Some(child),
             stop: None,
             others: Vec::new(),
@@ -143,30 +147,17 @@ impl ServerUnderTest {
 
     /// Runs the server inside this process (no separate CPU accounting).
     pub async fn in_process(kind: Kind, config: rolecall_server::config::Config) -> Result<Self, String> {
-        let grpc = TcpListener::bind("127.0.0.1:0").await.map_err(|e| e.to_string())?;
-        let grpc_addr = grpc.local_addr().map_err(|e| e.to_string())?;
+        let (listeners, ready) = Bound::new(kind).await?;
         let (stop, stopped) = oneshot::channel::<()>();
         let shutdown = async move {
             let _ = stopped.await;
         };
-        let metrics = match kind {
-            Kind::Rolecall => {
-                let listener = TcpListener::bind("127.0.0.1:0").await.map_err(|e| e.to_string())?;
-                let addr = listener.local_addr().map_err(|e| e.to_string())?;
-                let listeners =
-                    rolecall_server::Listeners { grpc, metrics: Some(listener), imds: None, query: None };
-                tokio::spawn(rolecall_server::run(config, listeners, shutdown));
-                Some(addr)
-            }
-            Kind::Baseline => {
-                tokio::spawn(crate::baseline::serve(grpc, shutdown));
-                None
-            }
-        };
+        tokio::spawn(listeners.serve(config, shutdown));
         Ok(Self {
             kind,
-            grpc_url: format!("http://{grpc_addr}"),
-            metrics,
+            grpc_url: format!("http://{}", ready.grpc),
+            imds_url: ready.imds.map(|a| format!("http://{a}")),
+            metrics: ready.metrics,
             child: None,
             stop: Some(stop),
             others: Vec::new(),
@@ -181,6 +172,7 @@ impl ServerUnderTest {
         let mut all = grpc_urls.iter().enumerate().map(|(n, url)| Self {
             kind: Kind::Rolecall,
             grpc_url: url.clone(),
+            imds_url: None,
             metrics: metrics.get(n).copied(),
             child: None,
             stop: None,
@@ -272,20 +264,88 @@ impl Drop for ServerUnderTest {
     }
 }
 
-/// `LISTENING grpc=ADDR metrics=ADDR|none`.
-fn parse_ready(line: &str) -> Option<(SocketAddr, Option<SocketAddr>)> {
+/// Where a server listens.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Ready {
+    pub grpc: SocketAddr,
+    pub metrics: Option<SocketAddr>,
+    pub imds: Option<SocketAddr>,
+}
+
+impl Ready {
+    /// The announcement a child prints once listening:
+    /// `LISTENING grpc=ADDR metrics=ADDR|none imds=ADDR|none`.
+    pub fn line(&self) -> String {
+        let or_none = |a: Option<SocketAddr>| a.map_or("none".to_string(), |a| a.to_string());
+        format!("{READY} grpc={} metrics={} imds={}", self.grpc, or_none(self.metrics), or_none(self.imds))
+    }
+}
+
+fn parse_ready(line: &str) -> Option<Ready> {
     let mut words = line.split_whitespace();
     if words.next()? != READY {
         return None;
     }
     let grpc = words.next()?.strip_prefix("grpc=")?.parse().ok()?;
-    let metrics = words.next()?.strip_prefix("metrics=")?;
-    Some((grpc, metrics.parse().ok()))
+    let metrics = words.next()?.strip_prefix("metrics=")?.parse().ok();
+    let imds = words.next()?.strip_prefix("imds=")?.parse().ok();
+    Some(Ready { grpc, metrics, imds })
 }
 
-/// The announcement a child prints once listening.
-pub fn ready_line(grpc: SocketAddr, metrics: Option<SocketAddr>) -> String {
-    format!("{READY} grpc={grpc} metrics={}", metrics.map_or("none".to_string(), |m| m.to_string()))
+/// A server's listeners, bound on loopback before it serves: gRPC and HTTP IMDS for both
+/// kinds, and metrics for rolecall.
+pub struct Bound {
+    kind: Kind,
+    grpc: TcpListener,
+    imds: TcpListener,
+    metrics: Option<TcpListener>,
+}
+
+impl Bound {
+    pub async fn new(kind: Kind) -> Result<(Self, Ready), String> {
+        let bind = || async { TcpListener::bind("127.0.0.1:0").await.map_err(|e| e.to_string()) };
+        let addr = |l: &TcpListener| l.local_addr().map_err(|e| e.to_string());
+        let (grpc, imds) = (bind().await?, bind().await?);
+        let metrics = if kind == Kind::Rolecall { Some(bind().await?) } else { None };
+        let ready = Ready {
+            grpc: addr(&grpc)?,
+            imds: Some(addr(&imds)?),
+            metrics: metrics.as_ref().map(addr).transpose()?,
+        };
+        Ok((Self { kind, grpc, imds, metrics }, ready))
+    }
+
+    /// Serves until `shutdown` resolves. rolecall's IMDS identifies instances by path prefix
+    /// (its default), so one loopback listener serves the whole fleet.
+    pub async fn serve(
+        self,
+        config: rolecall_server::config::Config,
+        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> Result<(), String> {
+        match self.kind {
+            Kind::Rolecall => {
+                let listeners = rolecall_server::Listeners {
+                    grpc: self.grpc,
+                    metrics: self.metrics,
+                    imds: Some(self.imds),
+                    query: None,
+                };
+                rolecall_server::run(config, listeners, shutdown).await.map_err(|e| e.to_string())
+            }
+            Kind::Baseline => {
+                // One shutdown for both: the HTTP baseline stops when the gRPC one does.
+                let (stop, stopped) = tokio::sync::watch::channel(false);
+                let http = tokio::spawn(crate::baseline::serve_imds(self.imds, async move {
+                    let mut stopped = stopped;
+                    let _ = stopped.wait_for(|s| *s).await;
+                }));
+                let grpc = crate::baseline::serve(self.grpc, shutdown).await;
+                let _ = stop.send(true);
+                let _ = http.await;
+                grpc
+            }
+        }
+    }
 }
 
 /// Resolves when standard input closes: the parent harness has gone.
@@ -307,8 +367,10 @@ mod tests {
     fn ready_line_roundtrips() {
         let g: SocketAddr = "127.0.0.1:5000".parse().unwrap();
         let m: SocketAddr = "127.0.0.1:5001".parse().unwrap();
-        assert_eq!(parse_ready(&ready_line(g, Some(m))), Some((g, Some(m))));
-        assert_eq!(parse_ready(&ready_line(g, None)), Some((g, None)));
+        let both = Ready { grpc: g, metrics: Some(m), imds: Some(m) };
+        assert_eq!(parse_ready(&both.line()), Some(both));
+        let bare = Ready { grpc: g, metrics: None, imds: None };
+        assert_eq!(parse_ready(&bare.line()), Some(bare));
         assert_eq!(parse_ready("garbage"), None);
     }
 }
