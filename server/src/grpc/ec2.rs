@@ -52,15 +52,40 @@ adapters! {
 }
 
 /// One RunInstances answer as messages of at most [`LAUNCH_PAGE`] instances (one, empty of
-/// instances, where none were launched).
+/// instances, where none were launched). Each page is an allocation of its own size: a page
+/// split off the front of the launch keeps the whole launch's capacity, so that 100,000
+/// instances in 100 pages held 2 GB until the last was sent.
 fn pages(launched: pb::RunInstancesResponse) -> Vec<Result<pb::RunInstancesResponse, Status>> {
-    let pb::RunInstancesResponse { reservation_id, mut instances } = launched;
-    let mut pages = Vec::with_capacity(instances.len().div_ceil(LAUNCH_PAGE).max(1));
-    while instances.len() > LAUNCH_PAGE {
-        let rest = instances.split_off(LAUNCH_PAGE);
-        pages.push(Ok(pb::RunInstancesResponse { reservation_id: reservation_id.clone(), instances }));
-        instances = rest;
+    let pb::RunInstancesResponse { reservation_id, instances } = launched;
+    let count = instances.len().div_ceil(LAUNCH_PAGE).max(1);
+    let mut rest = instances.into_iter();
+    (0..count)
+        .map(|_| {
+            let instances: Vec<_> = rest.by_ref().take(LAUNCH_PAGE).collect();
+            Ok(pb::RunInstancesResponse { reservation_id: reservation_id.clone(), instances })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_launch_is_paged_without_holding_its_whole_capacity_per_page() {
+        let launched = |n: usize| pb::RunInstancesResponse {
+            reservation_id: "r-0123456789abcdef0".into(),
+            instances: vec![pb::LaunchedInstance::default(); n],
+        };
+        let sent: Vec<pb::RunInstancesResponse> =
+            pages(launched(2 * LAUNCH_PAGE + 7)).into_iter().map(Result::unwrap).collect();
+        let sizes: Vec<usize> = sent.iter().map(|p| p.instances.len()).collect();
+        assert_eq!(sizes, [LAUNCH_PAGE, LAUNCH_PAGE, 7]);
+        for page in &sent {
+            assert!(page.instances.capacity() <= LAUNCH_PAGE, "a page holds {}", page.instances.capacity());
+            assert_eq!(page.reservation_id, "r-0123456789abcdef0");
+        }
+        let none = pages(launched(0));
+        assert_eq!(none.len(), 1, "one answer, empty of instances");
     }
-    pages.push(Ok(pb::RunInstancesResponse { reservation_id, instances }));
-    pages
 }
