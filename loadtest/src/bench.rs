@@ -219,7 +219,12 @@ pub async fn run(opts: &Options) -> Result<Report, String> {
                 fleet::warm(&channels, &mut fleet, opts.users).await?;
                 let mut closed =
                     pass(opts, &server, &channels, scenario, Load::Closed, &fleet, None, None).await?;
-                let mut details = serde_json::json!({ "server_rss_bytes": server.rss_bytes(), "replicas": server.replicas() });
+                let rss = server.rss_bytes();
+                let mut details = serde_json::json!({
+                    "server_rss_bytes": rss,
+                    "server_rss_bytes_per_instance": rss.map(|r| r as f64 / opts.instances.max(1) as f64),
+                    "replicas": server.replicas(),
+                });
                 if !opts.in_process {
                     details["memory_per_cached_credential_bytes"] =
                         crate::memory::measure_in_child(opts.instances.max(100_000))?.into();

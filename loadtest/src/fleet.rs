@@ -1,5 +1,6 @@
 //! The fleet: roles, instance profiles and instances made through rolecall's real API
-//! (one bulk RunInstances), each instance with its IMDSv2 token and association.
+//! (RunInstances in batches of the server's per-call limit), each instance with its IMDSv2
+//! token and association.
 
 use std::collections::HashMap;
 
@@ -67,28 +68,17 @@ pub async fn bootstrap(channels: &[Channel], count: usize) -> Result<Fleet, Stri
         .await
         .map_err(err("AddRoleToInstanceProfile"))?;
     }
-    let count = i32::try_from(count).map_err(|_| "fleet too large")?;
-    let mut stream = Ec2Client::new(channel.clone())
-        .run_instances(pb::RunInstancesRequest {
-            image_id: "ami-0abcdef1234567890".into(),
-            instance_type: "t3.micro".into(),
-            min_count: count,
-            max_count: count,
-            iam_instance_profile: Some(pb::IamInstanceProfileSpecification {
-                name: ROLES[0].into(),
-                ..Default::default()
-            }),
-            ..Default::default()
-        })
-        .await
-        .map_err(err("RunInstances"))?
-        .into_inner();
-    let mut launched = Vec::new();
-    while let Some(page) = stream.next().await {
-        for l in page.map_err(err("RunInstances"))?.instances {
-            let id = l.instance.map(|i| i.instance_id).unwrap_or_default();
-            launched.push((id, l.instance_key));
+    // RunInstances launches at most this many per call (rolecall's default limit): a larger
+    // fleet is launched in batches.
+    let batch = rolecall_server::catalog::Limits::default().run_instances_max;
+    let mut launched = Vec::with_capacity(count);
+    while launched.len() < count {
+        let n = i32::try_from((count - launched.len()).min(batch)).map_err(|_| "fleet too large")?;
+        let batch = run_instances(channel.clone(), n).await?;
+        if batch.len() != n as usize {
+            return Err(format!("RunInstances launched {} of {n}", batch.len()));
         }
+        launched.extend(batch);
     }
     let associations = association_ids(channel).await?;
     let tokens = in_parallel(
@@ -116,6 +106,33 @@ pub async fn bootstrap(channels: &[Channel], count: usize) -> Result<Fleet, Stri
         })
         .collect();
     Ok(Fleet { members })
+}
+
+/// Launches `count` instances with profile FleetRoleA: (instance id, instance key) each.
+async fn run_instances(channel: Channel, count: i32) -> Result<Vec<(String, String)>, String> {
+    let mut stream = Ec2Client::new(channel)
+        .run_instances(pb::RunInstancesRequest {
+            image_id: "ami-0abcdef1234567890".into(),
+            instance_type: "t3.micro".into(),
+            min_count: count,
+            max_count: count,
+            iam_instance_profile: Some(pb::IamInstanceProfileSpecification {
+                name: ROLES[0].into(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        })
+        .await
+        .map_err(err("RunInstances"))?
+        .into_inner();
+    let mut launched = Vec::with_capacity(count as usize);
+    while let Some(page) = stream.next().await {
+        for l in page.map_err(err("RunInstances"))?.instances {
+            let id = l.instance.map(|i| i.instance_id).unwrap_or_default();
+            launched.push((id, l.instance_key));
+        }
+    }
+    Ok(launched)
 }
 
 /// instance id -> current association id.

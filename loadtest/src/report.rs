@@ -215,6 +215,19 @@ impl Report {
         {
             check("memory per cached credential (bytes)", bytes, "< 1024", bytes < 1024.0);
         }
+        // Issue 16: a million instances, each with cached credentials, in 2 GiB.
+        if let Some(fetch) = self.find(Scenario::Fetch, false)
+            && fetch.instances >= 1_000_000
+            && let Some(rss) = fetch.details["server_rss_bytes"].as_f64()
+        {
+            let gib = rss / f64::from(1u32 << 30);
+            check(
+                &format!("server memory, {} instances cached (GiB)", fetch.instances),
+                gib,
+                "<= 2",
+                gib <= 2.0,
+            );
+        }
         self.checks = checks;
         for p in &self.passes {
             if p.saturated == "load generator" || p.saturated == "both" {

@@ -11,6 +11,12 @@ use clap::{Args, Parser, Subcommand};
 use rolecall_server::{Listeners, config::Config, telemetry};
 use tokio::net::TcpListener;
 
+/// mimalloc, not the system's malloc: a fleet's records, decoded records and cached
+/// credentials are millions of small allocations, and glibc's per-thread arenas kept 2.7
+/// times the live memory resident after a bulk launch (docs/benchmarks.md, issue 16).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(
     name = "rolecall",
