@@ -51,6 +51,11 @@ pub struct StorageSettings {
     pub backend: String,
     /// redb's directory (created if absent).
     pub data_dir: PathBuf,
+    /// redb's own page cache, in MiB (redb's default is 1 GiB). The credential path reads
+    /// the decoded-record cache, never redb; what misses it (listings, a record's first
+    /// read) is served by the kernel's page cache when redb's is small. A fleet of a million
+    /// keeps about a gigabyte of records, which redb's default would hold twice.
+    pub redb_cache_mib: u64,
     /// A file holding the master key (32 bytes, base64 or hex) that seals the store's
     /// contents at rest. ROLECALL_MASTER_KEY (the key itself) takes precedence. With
     /// neither, one is made in `data_dir/master.key` on first start, with a warning: the
@@ -114,6 +119,8 @@ impl StorageSettings {
                 _ => Backend::Redb,
             },
             data_dir: self.data_dir.clone(),
+            redb_cache_bytes: usize::try_from(self.redb_cache_mib.saturating_mul(1 << 20))
+                .unwrap_or(usize::MAX),
             master_key_file: self.master_key_file.clone(),
             previous_master_key_files: self.previous_master_key_files.clone(),
             #[cfg(feature = "etcd")]
@@ -185,6 +192,7 @@ impl Default for StorageSettings {
         Self {
             backend: "redb".into(),
             data_dir: PathBuf::from("rolecall-data"),
+            redb_cache_mib: 64,
             master_key_file: None,
             previous_master_key_files: Vec::new(),
             etcd_endpoints: Vec::new(),
@@ -501,6 +509,12 @@ impl Config {
                 ));
             }
         }
+        if !(1..=1 << 20).contains(&self.storage.redb_cache_mib) {
+            return invalid(format!(
+                "storage.redb_cache_mib must be between 1 and 1048576, got {}",
+                self.storage.redb_cache_mib
+            ));
+        }
         match self.storage.backend.as_str() {
             "redb" | "memory" => {}
             "etcd" if !cfg!(feature = "etcd") => {
@@ -802,5 +816,15 @@ mod tests {
         assert_eq!(c.limits.managed_policies_per_role, 20);
         assert_eq!(c.limits.access_keys_per_user, 2);
         assert!(toml::from_str::<Config>("no_such_knob = 1").is_err());
+    }
+
+    #[test]
+    fn redb_cache_is_bounded_and_reaches_custody() {
+        let mut c: Config = toml::from_str("[storage]\nredb_cache_mib = 16\n").unwrap();
+        c.validate().unwrap();
+        assert_eq!(c.storage.custody().redb_cache_bytes, 16 << 20);
+        c.storage.redb_cache_mib = 0;
+        let e = c.validate().unwrap_err().to_string();
+        assert!(e.contains("storage.redb_cache_mib must be between 1 and 1048576, got 0"), "{e}");
     }
 }

@@ -43,6 +43,8 @@ pub struct StoreSettings {
     pub backend: Backend,
     /// redb's directory, and where a master key is made when none is given.
     pub data_dir: PathBuf,
+    /// redb's page cache.
+    pub redb_cache_bytes: usize,
     /// The master key's file (ROLECALL_MASTER_KEY takes precedence).
     pub master_key_file: Option<PathBuf>,
     /// Previous master keys' files, which open but never seal.
@@ -216,7 +218,7 @@ async fn tool_store(
         Backend::Etcd => return Err(CustodyError::EtcdNotBuilt),
         // One process holds a redb directory: the tool's view of it cannot change.
         Backend::Redb => {
-            let redb = RedbStore::open(&config.data_dir)?;
+            let redb = RedbStore::open(&config.data_dir, config.redb_cache_bytes)?;
             SealedStore::new(Arc::new(redb), master_keys(config)?)
         }
     })
@@ -332,7 +334,7 @@ pub async fn open_store(config: &StoreSettings) -> std::result::Result<Opened, C
         Backend::Etcd => return Err(CustodyError::EtcdNotBuilt),
         Backend::Redb => {
             let keys = master_keys(config)?;
-            let redb = RedbStore::open(&config.data_dir)?;
+            let redb = RedbStore::open(&config.data_dir, config.redb_cache_bytes)?;
             tracing::info!(dir = %config.data_dir.display(), "state in redb, sealed at rest");
             Arc::new(SealedStore::new(Arc::new(redb), keys))
         }

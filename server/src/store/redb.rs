@@ -47,18 +47,20 @@ pub enum OpenError {
 }
 
 impl RedbStore {
-    /// Opens (or creates) the store in `dir`.
-    pub fn open(dir: &Path) -> Result<Self, OpenError> {
+    /// Opens (or creates) the store in `dir`, with a page cache of `cache_bytes`.
+    pub fn open(dir: &Path, cache_bytes: usize) -> Result<Self, OpenError> {
         let shown = dir.display().to_string();
         std::fs::create_dir_all(dir).map_err(|source| OpenError::Io { dir: shown.clone(), source })?;
         let database = |message: String| OpenError::Database { dir: shown.clone(), message };
-        let db = Database::create(dir.join(FILE)).map_err(|e| match e {
-            redb::DatabaseError::DatabaseAlreadyOpen => OpenError::InUse { dir: shown.clone() },
-            redb::DatabaseError::UpgradeRequired(v) => {
-                OpenError::Format { dir: shown.clone(), found: format!("an older redb file format ({v})") }
-            }
-            other => database(other.to_string()),
-        })?;
+        let db =
+            Database::builder().set_cache_size(cache_bytes).create(dir.join(FILE)).map_err(|e| match e {
+                redb::DatabaseError::DatabaseAlreadyOpen => OpenError::InUse { dir: shown.clone() },
+                redb::DatabaseError::UpgradeRequired(v) => OpenError::Format {
+                    dir: shown.clone(),
+                    found: format!("an older redb file format ({v})"),
+                },
+                other => database(other.to_string()),
+            })?;
         let txn = db.begin_write().map_err(|e| database(e.to_string()))?;
         {
             let mut meta = txn.open_table(META).map_err(|e| database(e.to_string()))?;
@@ -207,7 +209,7 @@ mod tests {
         let d = dir("reopen");
         let r1;
         {
-            let store = RedbStore::open(&d).unwrap();
+            let store = RedbStore::open(&d, 1 << 20).unwrap();
             r1 = store.commit(Txn::new().require_absent("a").put("a", b"1".to_vec())).await.unwrap();
             assert!(matches!(
                 store.commit(Txn::new().require_absent("a").put("a", b"2".to_vec())).await,
@@ -224,7 +226,7 @@ mod tests {
             }
             store.commit(txn).await.unwrap();
         }
-        let store = RedbStore::open(&d).unwrap();
+        let store = RedbStore::open(&d, 1 << 20).unwrap();
         let a = store.get("a").await.unwrap().unwrap();
         assert_eq!((&*a.value, a.revision), (&b"1"[..], r1));
         assert!(store.get("b").await.unwrap().is_none());
@@ -242,8 +244,8 @@ mod tests {
     #[tokio::test]
     async fn a_directory_of_another_format_or_in_use_is_refused_clearly() {
         let d = dir("format");
-        let store = RedbStore::open(&d).unwrap();
-        let in_use = RedbStore::open(&d).err().expect("refused while open");
+        let store = RedbStore::open(&d, 1 << 20).unwrap();
+        let in_use = RedbStore::open(&d, 1 << 20).err().expect("refused while open");
         assert!(in_use.to_string().contains("in use by another rolecall process"), "{in_use}");
         drop(store);
         {
@@ -252,7 +254,7 @@ mod tests {
             txn.open_table(META).unwrap().insert(FORMAT, b"rolecall-store/99".as_slice()).unwrap();
             txn.commit().unwrap();
         }
-        let refused = RedbStore::open(&d).err().expect("another format");
+        let refused = RedbStore::open(&d, 1 << 20).err().expect("another format");
         let message = refused.to_string();
         assert!(message.contains("rolecall-store/99") && message.contains("rolecall-store/1"), "{message}");
         let _ = std::fs::remove_dir_all(&d);
