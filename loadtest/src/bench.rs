@@ -43,6 +43,9 @@ pub struct Options {
     pub host: Vec<String>,
     /// Their metrics addresses, in the same order.
     pub metrics: Vec<SocketAddr>,
+    /// Drive the gRPC baseline someone else runs (`rolecall-loadtest serve-baseline`, under
+    /// callgrind for `scripts/callgrind-fetch`) instead of starting one.
+    pub baseline_host: Option<String>,
     /// Pin the server to core 0 (the harness pins itself to core 1 before starting).
     pub pin: bool,
     /// Run servers in this process (tests): no CPU accounting of the server.
@@ -97,7 +100,12 @@ pub fn storm_prefetch(storm_period: i64) -> i64 {
 async fn start_server(opts: &Options, scenario: Scenario) -> Result<ServerUnderTest, String> {
     let kind = if scenario.is_baseline() { Kind::Baseline } else { Kind::Rolecall };
     if !opts.host.is_empty() && kind == Kind::Rolecall {
-        return ServerUnderTest::remote(&opts.host, &opts.metrics);
+        return ServerUnderTest::remote(kind, &opts.host, &opts.metrics);
+    }
+    if let Some(url) = &opts.baseline_host
+        && kind == Kind::Baseline
+    {
+        return ServerUnderTest::remote(kind, std::slice::from_ref(url), &[]);
     }
     let config = server_config(scenario, opts.instances, opts.storm_period_secs);
     if let Some(n) = opts.replicas
@@ -637,6 +645,7 @@ mod smoke {
             out: out.clone(),
             host: Vec::new(),
             metrics: Vec::new(),
+            baseline_host: None,
             pin: false,
             in_process: true,
             replicas: None,

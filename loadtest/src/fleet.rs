@@ -1,5 +1,5 @@
 //! The fleet: roles, instance profiles and instances made through rolecall's real API
-//! (RunInstances in batches of the server's per-call limit), each instance with its IMDSv2
+//! (RunInstances in batches of 10,000), each instance with its IMDSv2
 //! token and association.
 
 use std::collections::HashMap;
@@ -14,6 +14,9 @@ use tonic::transport::Channel;
 
 /// The trust policy the seeds use.
 const EC2_TRUST: &str = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"ec2.amazonaws.com"},"Action":"sts:AssumeRole"}]}"#;
+
+/// Instances per RunInstances call of the bootstrap.
+const LAUNCH_BATCH: usize = 10_000;
 
 /// The two roles (and profiles of the same names) a fleet switches between.
 pub const ROLES: [&str; 2] = ["FleetRoleA", "FleetRoleB"];
@@ -68,9 +71,10 @@ pub async fn bootstrap(channels: &[Channel], count: usize) -> Result<Fleet, Stri
         .await
         .map_err(err("AddRoleToInstanceProfile"))?;
     }
-    // RunInstances launches at most this many per call (rolecall's default limit): a larger
-    // fleet is launched in batches.
-    let batch = rolecall_server::catalog::Limits::default().run_instances_max;
+    // A fleet is launched in batches: the server launches at most 100,000 per call, and on
+    // a durable store each call is one sealed, fsynced commit that must end within the
+    // request timeout (10 s): 100,000 on redb did not, on this busy 2-vCPU machine.
+    let batch = LAUNCH_BATCH.min(rolecall_server::catalog::Limits::default().run_instances_max);
     let mut launched = Vec::with_capacity(count);
     while launched.len() < count {
         let n = i32::try_from((count - launched.len()).min(batch)).map_err(|_| "fleet too large")?;

@@ -85,6 +85,9 @@ struct RunArgs {
     /// Those servers' metrics addresses (host:port), in the same order, for their counters.
     #[arg(long, value_delimiter = ',')]
     metrics: Vec<std::net::SocketAddr>,
+    /// Drive a running gRPC baseline (`serve-baseline`) at this URL instead of starting one.
+    #[arg(long, hide = true)]
+    baseline_host: Option<String>,
     /// Do not pin the server and the harness to separate cores.
     #[arg(long)]
     no_pin: bool,
@@ -150,6 +153,7 @@ fn run(args: RunArgs) -> Result<(), String> {
         out: args.out,
         host: args.host,
         metrics: args.metrics,
+        baseline_host: args.baseline_host,
         pin: pinned,
         replicas: args.replicas,
         redb: args.redb,

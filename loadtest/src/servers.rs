@@ -168,9 +168,9 @@ impl ServerUnderTest {
     /// A server someone else runs.
     /// Servers someone else runs: the replicas at `grpc_urls`, with the metrics addresses
     /// given (in the same order; counters are summed only if every replica has one).
-    pub fn remote(grpc_urls: &[String], metrics: &[SocketAddr]) -> Result<Self, String> {
+    pub fn remote(kind: Kind, grpc_urls: &[String], metrics: &[SocketAddr]) -> Result<Self, String> {
         let mut all = grpc_urls.iter().enumerate().map(|(n, url)| Self {
-            kind: Kind::Rolecall,
+            kind,
             grpc_url: url.clone(),
             imds_url: None,
             metrics: metrics.get(n).copied(),
