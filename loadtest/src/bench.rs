@@ -200,45 +200,25 @@ pub async fn run(opts: &Options) -> Result<Report, String> {
             .flat_map(|k| per_replica.iter().filter_map(move |c| c.get(k).cloned()))
             .collect();
         let passes = match scenario {
-            Scenario::Baseline | Scenario::ImdsBaseline => {
-                let fleet = fleet::synthetic(opts.instances);
-                let closed =
+            Scenario::Baseline | Scenario::ImdsBaseline | Scenario::Fetch | Scenario::Imds => {
+                let fleet = if scenario.is_baseline() {
+                    fleet::synthetic(opts.instances)
+                } else {
+                    let mut fleet = fleet::bootstrap(&channels, opts.instances).await?;
+                    fleet::warm(&channels, &mut fleet, opts.users).await?;
+                    fleet
+                };
+                let mut closed =
                     pass(opts, &server, &channels, scenario, Load::Closed, &fleet, None, None).await?;
+                if !scenario.is_baseline() {
+                    record_memory(opts, &server, &mut closed, scenario == Scenario::Fetch)?;
+                }
+                // The open loop runs at a fraction of its transport's baseline (or its own).
                 let rate_of = if scenario.is_http() { &mut http_open_rate } else { &mut open_rate };
                 let rate = rate_of.unwrap_or(closed.requests_per_second * opts.open_fraction);
-                *rate_of = Some(rate);
-                let open =
-                    pass(opts, &server, &channels, scenario, Load::Open { rate }, &fleet, None, None).await?;
-                vec![closed, open]
-            }
-            Scenario::Imds => {
-                let mut fleet = fleet::bootstrap(&channels, opts.instances).await?;
-                fleet::warm(&channels, &mut fleet, opts.users).await?;
-                let mut closed =
-                    pass(opts, &server, &channels, scenario, Load::Closed, &fleet, None, None).await?;
-                closed.details["server_rss_bytes"] = server.rss_bytes().into();
-                let rate = http_open_rate.unwrap_or(closed.requests_per_second * opts.open_fraction);
-                let open =
-                    pass(opts, &server, &channels, scenario, Load::Open { rate }, &fleet, None, None).await?;
-                vec![closed, open]
-            }
-            Scenario::Fetch => {
-                let mut fleet = fleet::bootstrap(&channels, opts.instances).await?;
-                fleet::warm(&channels, &mut fleet, opts.users).await?;
-                let mut closed =
-                    pass(opts, &server, &channels, scenario, Load::Closed, &fleet, None, None).await?;
-                let rss = server.rss_bytes();
-                let mut details = serde_json::json!({
-                    "server_rss_bytes": rss,
-                    "server_rss_bytes_per_instance": rss.map(|r| r as f64 / opts.instances.max(1) as f64),
-                    "replicas": server.replicas(),
-                });
-                if !opts.in_process {
-                    details["memory_per_cached_credential_bytes"] =
-                        crate::memory::measure_in_child(opts.instances.max(100_000))?.into();
+                if scenario.is_baseline() {
+                    *rate_of = Some(rate);
                 }
-                closed.details = details;
-                let rate = open_rate.unwrap_or(closed.requests_per_second * opts.open_fraction);
                 let open =
                     pass(opts, &server, &channels, scenario, Load::Open { rate }, &fleet, None, None).await?;
                 vec![closed, open]
@@ -264,6 +244,27 @@ pub async fn run(opts: &Options) -> Result<Report, String> {
     report.evaluate();
     report.write_json(&opts.out.join("report.json"))?;
     Ok(report)
+}
+
+/// The server's resident set after a closed pass over a warm fleet, into the pass's details;
+/// with `per_credential`, also the bytes one cached credential costs (measured in a fresh
+/// process of a fleet's size).
+fn record_memory(
+    opts: &Options,
+    server: &ServerUnderTest,
+    pass: &mut Pass,
+    per_credential: bool,
+) -> Result<(), String> {
+    let rss = server.rss_bytes();
+    pass.details["server_rss_bytes"] = rss.into();
+    pass.details["server_rss_bytes_per_instance"] =
+        rss.map(|r| r as f64 / opts.instances.max(1) as f64).into();
+    pass.details["replicas"] = server.replicas().into();
+    if per_credential && !opts.in_process {
+        pass.details["memory_per_cached_credential_bytes"] =
+            crate::memory::measure_in_child(opts.instances.max(100_000))?.into();
+    }
+    Ok(())
 }
 
 /// One goose execution over `fleet`.
