@@ -98,6 +98,42 @@ async fn imdsv2_over_http_answers_as_ec2_does() {
 }
 
 #[tokio::test]
+async fn the_meta_data_tree_answers_methods_and_unknown_paths_as_a_router_does() {
+    let server = TestServer::start().await;
+    role_in_profile(&server, "Web").await;
+    let (instance, _) = launch(&server, 1, Some("Web")).await.remove(0);
+    let imds = Imds::new(&server, &instance.instance_id);
+    let token = imds.token(Some("60")).await.text().await.unwrap();
+    let credentials = format!("{}/meta-data/iam/security-credentials/Web", imds.base);
+    // Another method than GET within the tree: 405, naming the ones allowed.
+    for method in [Method::PUT, Method::POST, Method::DELETE] {
+        let res =
+            imds.client.request(method.clone(), &credentials).header("X-aws-ec2-metadata-token", &token);
+        let res = res.send().await.unwrap();
+        assert_eq!(res.status(), StatusCode::METHOD_NOT_ALLOWED, "{method}");
+        assert_eq!(res.headers()["allow"], "GET,HEAD");
+    }
+    // HEAD answers as GET does, without the body.
+    let head =
+        imds.client.head(&credentials).header("X-aws-ec2-metadata-token", &token).send().await.unwrap();
+    assert_eq!(head.status(), StatusCode::OK);
+    let (status, body) = imds.get("meta-data/iam/security-credentials/Web", Some(&token)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(head.headers()["content-length"], body.len().to_string().as_str());
+    // A query string does not change the path.
+    let (status, _) = imds.get("meta-data/ami-id?x=1", Some(&token)).await;
+    assert_eq!(status, StatusCode::OK);
+    // Outside the tree, or without an instance's segment: 404, whoever asks.
+    let root = format!("http://{}", server.imds_addr);
+    for path in
+        ["/latest/meta-data/ami-id", "//latest/meta-data/ami-id", "/i-0123456789abcdef0/latest/nothing", "/"]
+    {
+        let res = imds.client.get(format!("{root}{path}")).send().await.unwrap();
+        assert_eq!(res.status(), StatusCode::NOT_FOUND, "{path}");
+    }
+}
+
+#[tokio::test]
 async fn imdsv2_required_refuses_tokenless_reads() {
     let server = TestServer::start().await;
     let (instance, _) = launch_with(&server, 1, None, "required").await.remove(0);
