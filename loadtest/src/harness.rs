@@ -134,7 +134,7 @@ pub struct ChurnBook {
 
 static CURRENT: Mutex<Option<Arc<Run>>> = Mutex::new(None);
 
-pub(crate) fn histogram() -> Histogram<u64> {
+fn histogram() -> Histogram<u64> {
     // 1 µs to 60 s, 3 significant figures: constant bounds that hdrhistogram accepts.
     #[allow(clippy::expect_used)]
     Histogram::new_with_bounds(1, 60_000_000, 3).expect("valid histogram bounds")
@@ -322,7 +322,8 @@ pub fn scenario(name: &str) -> Scenario_ {
 /// goose's scenario type (named apart from our `Scenario`).
 pub type Scenario_ = goose::prelude::Scenario;
 
-fn missing(what: &str) -> Box<TransactionError> {
+/// A transaction's failure for want of `what`.
+pub(crate) fn missing(what: &str) -> Box<TransactionError> {
     Box::new(TransactionError::Custom(what.to_string()))
 }
 

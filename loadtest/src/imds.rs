@@ -13,7 +13,10 @@ use std::{sync::atomic::Ordering, time::Instant};
 
 use goose::prelude::*;
 
-use crate::{fleet::ROLES, harness::Agent};
+use crate::{
+    fleet::ROLES,
+    harness::{Agent, missing},
+};
 
 /// The token TTL the SDKs ask for (21,600 s, the maximum IMDS allows).
 const TOKEN_TTL: &str = "21600";
@@ -69,10 +72,6 @@ impl Step {
             }
         }
     }
-}
-
-fn missing(what: &str) -> Box<TransactionError> {
-    Box::new(TransactionError::Custom(what.to_string()))
 }
 
 /// Sends the agent's next request, intended at `intended`, and records it.

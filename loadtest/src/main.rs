@@ -6,16 +6,16 @@
 use std::{path::PathBuf, process::ExitCode, time::Duration};
 
 use clap::{Parser, Subcommand};
-
-/// The allocator the `rolecall` binary uses, so that the served children measure as it does.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use rolecall_loadtest::{
     bench::{self, Options},
     harness::Scenario,
     report::{self, Report},
     servers,
 };
+
+/// The allocator the `rolecall` binary uses, so that the served children measure as it does.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[derive(Parser)]
 #[command(

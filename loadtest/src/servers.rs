@@ -119,16 +119,23 @@ impl ServerUnderTest {
         let mut line = String::new();
         BufReader::new(stdout).read_line(&mut line).map_err(|e| format!("read child: {e}"))?;
         let ready = parse_ready(&line).ok_or_else(|| format!("server did not start: {line:?}"))?;
-        Ok(Self {
+        let mut server = Self::listening(kind, ready);
+        server.child = Some(child);
+        Ok(server)
+    }
+
+    /// A server listening where `ready` says, with nothing yet to stop it.
+    fn listening(kind: Kind, ready: Ready) -> Self {
+        Self {
             kind,
             grpc_url: format!("http://{}", ready.grpc),
             imds_url: ready.imds.map(|a| format!("http://{a}")),
             metrics: ready.metrics,
-            child: Some(child),
+            child: None,
             stop: None,
             others: Vec::new(),
             etcd: None,
-        })
+        }
     }
 
     /// `configs.len()` rolecall replicas as children, sharing `etcd` (kept alive with them).
@@ -153,19 +160,11 @@ impl ServerUnderTest {
             let _ = stopped.await;
         };
         tokio::spawn(listeners.serve(config, shutdown));
-        Ok(Self {
-            kind,
-            grpc_url: format!("http://{}", ready.grpc),
-            imds_url: ready.imds.map(|a| format!("http://{a}")),
-            metrics: ready.metrics,
-            child: None,
-            stop: Some(stop),
-            others: Vec::new(),
-            etcd: None,
-        })
+        let mut server = Self::listening(kind, ready);
+        server.stop = Some(stop);
+        Ok(server)
     }
 
-    /// A server someone else runs.
     /// Servers someone else runs: the replicas at `grpc_urls`, with the metrics addresses
     /// given (in the same order; counters are summed only if every replica has one).
     pub fn remote(kind: Kind, grpc_urls: &[String], metrics: &[SocketAddr]) -> Result<Self, String> {

@@ -12,8 +12,9 @@ use rolecall_server::{Listeners, config::Config, telemetry};
 use tokio::net::TcpListener;
 
 /// mimalloc, not the system's malloc: a fleet's records, decoded records and cached
-/// credentials are millions of small allocations, and glibc's per-thread arenas kept 2.7
-/// times the live memory resident after a bulk launch (docs/benchmarks.md, issue 16).
+/// credentials are millions of small allocations; what a bulk launch freed stayed resident
+/// in glibc's per-thread arenas, and mimalloc returns it and costs fewer instructions per
+/// request (docs/architecture.md, docs/benchmarks.md).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

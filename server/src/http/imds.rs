@@ -270,9 +270,12 @@ fn meta_data_path(path: &str, identity: Identity) -> Option<&str> {
 /// about the asker is looked up.
 async fn meta(State(state): State<ImdsHttp>, request: axum::extract::Request) -> Response {
     let (mut parts, _) = request.into_parts();
-    if meta_data_path(parts.uri.path(), state.identity).is_none() {
+    // The path is read from a handle on the URI (a reference count), while the extractors
+    // below borrow the parts.
+    let uri = parts.uri.clone();
+    let Some(path) = meta_data_path(uri.path(), state.identity) else {
         return StatusCode::NOT_FOUND.into_response();
-    }
+    };
     if parts.method != axum::http::Method::GET && parts.method != axum::http::Method::HEAD {
         return (StatusCode::METHOD_NOT_ALLOWED, [("allow", "GET,HEAD")]).into_response();
     }
@@ -281,7 +284,6 @@ async fn meta(State(state): State<ImdsHttp>, request: axum::extract::Request) ->
         Err(refusal) => return refusal,
     };
     let Ok(sent) = SentToken::from_request_parts(&mut parts, &state).await;
-    let path = meta_data_path(parts.uri.path(), state.identity).unwrap_or_default();
     answer(state.imds.metadata(&caller(&state, asker, sent), path).await)
 }
 
