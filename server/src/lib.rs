@@ -197,6 +197,7 @@ impl App {
             MetadataSettings {
                 schedule: config.rotation_schedule(),
                 cache_capacity: config.credentials.cache_capacity,
+                token_cache_capacity: config.credentials.token_cache_capacity,
                 trust_claimed_instance_id: config.simulation.trust_claimed_instance_id,
             },
             identity,
@@ -310,9 +311,8 @@ pub async fn serve(
             "metrics",
             app.metrics.clone(),
             listener,
-            router,
             config.server.http_door_limits(http::imds::MAX_BODY_BYTES),
-            |_: &tokio::net::TcpStream, peer| peer,
+            http::door::routed(router, |_: &tokio::net::TcpStream, peer| peer),
             stop_rx.clone(),
         ));
     }
@@ -325,14 +325,12 @@ pub async fn serve(
         } else {
             tracing::info!(%addr, "instance metadata (HTTP) listening; instances are known by source address")
         }
-        let router = http::imds::router(app.imds.clone(), identity);
         tokio::spawn(http::door::serve(
             "imds",
             app.metrics.clone(),
             listener,
-            router,
             config.server.http_door_limits(http::imds::MAX_BODY_BYTES),
-            http::imds::Peer::new,
+            http::imds::connections(app.imds.clone(), identity),
             stop_rx.clone(),
         ));
     }
@@ -356,9 +354,8 @@ pub async fn serve(
             "query",
             app.metrics.clone(),
             listener,
-            router,
             config.server.http_door_limits(config.server.query_max_body_bytes),
-            |_: &tokio::net::TcpStream, peer| peer,
+            http::door::routed(router, |_: &tokio::net::TcpStream, peer| peer),
             stop_rx.clone(),
         ));
     }

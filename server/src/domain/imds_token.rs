@@ -38,6 +38,11 @@ impl Proof {
 pub struct Verified {
     pub instance_id: String,
     pub proof: Proof,
+    /// When the token stops being valid (Unix seconds).
+    pub expires_at: i64,
+    /// The key ring's generation it was verified in: the verification holds while the
+    /// ring's generation is still this one (and the token has not expired).
+    pub generation: u64,
 }
 
 /// Makes a token for `instance_id`, identified by `proof`, valid until `expires_at`.
@@ -73,15 +78,19 @@ pub fn verify(ring: &KeyRing, token: &str, now: i64) -> Result<Option<Verified>>
     }
     let (body, tag) = raw.split_at(raw.len() - MAC_LEN);
     let key_id = u32::from_be_bytes([body[at], body[at + 1], body[at + 2], body[at + 3]]);
-    if !ring.verify(key_id, body, tag)? {
-        return Ok(None);
-    }
+    let Some(generation) = ring.verify(key_id, body, tag)? else { return Ok(None) };
     let mut exp = [0u8; 8];
     exp.copy_from_slice(&body[at + 4..at + 12]);
-    if now >= i64::from_be_bytes(exp) {
+    let expires_at = i64::from_be_bytes(exp);
+    if now >= expires_at {
         return Ok(None);
     }
-    Ok(String::from_utf8(body[at + 12..].to_vec()).ok().map(|instance_id| Verified { instance_id, proof }))
+    Ok(String::from_utf8(body[at + 12..].to_vec()).ok().map(|instance_id| Verified {
+        instance_id,
+        proof,
+        expires_at,
+        generation,
+    }))
 }
 
 #[cfg(test)]
@@ -101,7 +110,12 @@ mod tests {
         let t = issue(&ring, ID, Proof::InstanceKey, 100).unwrap();
         assert_eq!(
             verify(&ring, &t, 99).unwrap(),
-            Some(Verified { instance_id: ID.into(), proof: Proof::InstanceKey })
+            Some(Verified {
+                instance_id: ID.into(),
+                proof: Proof::InstanceKey,
+                expires_at: 100,
+                generation: 0
+            })
         );
         assert_eq!(verify(&ring, &t, 100).unwrap(), None);
         // Change the instance id inside the token: the MAC no longer matches.
@@ -143,7 +157,7 @@ mod tests {
         let v1 = BASE64URL_NOPAD.encode(&token);
         assert_eq!(
             verify(&ring, &v1, 50).unwrap(),
-            Some(Verified { instance_id: ID.into(), proof: Proof::Claimed })
+            Some(Verified { instance_id: ID.into(), proof: Proof::Claimed, expires_at: 100, generation: 0 })
         );
     }
 
@@ -170,7 +184,7 @@ mod tests {
                 let token = issue(&ring, &id, proof, 1_000).unwrap();
                 prop_assert_eq!(
                     verify(&ring, &token, 500).unwrap(),
-                    Some(Verified { instance_id: id.clone(), proof })
+                    Some(Verified { instance_id: id.clone(), proof, expires_at: 1_000, generation: 0 })
                 );
                 let mut raw = BASE64URL_NOPAD.decode(token.as_bytes()).unwrap();
                 let i = at.index(raw.len());

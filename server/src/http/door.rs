@@ -15,7 +15,7 @@
 
 use std::{convert::Infallible, net::SocketAddr, time::Duration};
 
-use axum::{Extension, Router, extract::ConnectInfo};
+use axum::{Extension, Router, extract::ConnectInfo, middleware::AddExtension};
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::{
@@ -37,28 +37,43 @@ pub struct DoorLimits {
     pub max_body_bytes: usize,
 }
 
-/// Serves `router` on `listener` until `stop` turns true, then lets the connections finish
-/// their requests. `connect_info` makes what the handlers find as `ConnectInfo<C>`; the
-/// connections open are `rolecall_http_connections{door}`.
-pub async fn serve<C, F>(
+/// Serves `listener` until `stop` turns true, then lets the connections finish their
+/// requests: each connection with the service `service_for` makes for it (see [`routed`]).
+/// The connections open are `rolecall_http_connections{door}`.
+pub async fn serve<S, F>(
     door: &'static str,
     metrics: Metrics,
     listener: TcpListener,
-    router: Router,
     limits: DoorLimits,
-    connect_info: F,
+    service_for: F,
     mut stop: watch::Receiver<bool>,
 ) where
-    C: Clone + Send + Sync + 'static,
-    F: Fn(&TcpStream, SocketAddr) -> C,
+    S: Service<http::Request<Incoming>, Response = axum::response::Response, Error = Infallible>
+        + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+    F: Fn(&TcpStream, SocketAddr) -> S,
 {
     let mut admission = Admission::new(door, listener, limits.max_connections, &metrics);
     while let Some((stream, peer, held)) = admission.next(&mut stop).await {
-        // The peer reaches the handlers as axum::serve puts it there: one extension around
-        // the router, not a router rebuilt per connection.
-        let service = Extension(ConnectInfo(connect_info(&stream, peer))).layer(router.clone());
+        let service = service_for(&stream, peer);
         tokio::spawn(connection(stream, service, limits, stop.clone(), held));
     }
+}
+
+/// Each connection served by `router`, its handlers finding what `connect_info` makes as
+/// `ConnectInfo<C>`, as axum::serve puts it there: one extension around the router, not a
+/// router rebuilt per connection.
+pub fn routed<C, F>(
+    router: Router,
+    connect_info: F,
+) -> impl Fn(&TcpStream, SocketAddr) -> AddExtension<Router, ConnectInfo<C>>
+where
+    C: Clone + Send + Sync + 'static,
+    F: Fn(&TcpStream, SocketAddr) -> C,
+{
+    move |stream, peer| Extension(ConnectInfo(connect_info(stream, peer))).layer(router.clone())
 }
 
 /// The body length a request declares (Content-Length), if it does.

@@ -16,7 +16,7 @@ use std::{
 use axum::{
     Router,
     extract::{ConnectInfo, FromRequestParts, OriginalUri, State},
-    http::{HeaderMap, StatusCode, request::Parts},
+    http::{HeaderMap, Method, StatusCode, request::Parts},
     response::{IntoResponse, Response},
     routing::{get, put},
 };
@@ -128,33 +128,45 @@ fn off_loopback() -> Response {
     ))
 }
 
-impl FromRequestParts<ImdsHttp> for Asker {
-    type Rejection = Response;
-
-    async fn from_request_parts(parts: &mut Parts, state: &ImdsHttp) -> Result<Self, Response> {
-        let peer = parts.extensions.get::<ConnectInfo<Peer>>().map(|c| c.0.clone());
-        if let Some(peer) = &peer
-            && !(parts.method == axum::http::Method::PUT && parts.uri.path().ends_with("/api/token"))
+impl Asker {
+    /// Who asks, as the transport says: the request's `method` and `path`, on the connection
+    /// `peer`.
+    async fn of(
+        state: &ImdsHttp,
+        method: &Method,
+        path: &str,
+        peer: Option<&Peer>,
+    ) -> Result<Self, Response> {
+        if let Some(peer) = peer
+            && !(method == Method::PUT && path.ends_with("/api/token"))
         {
             peer.restore_ttl();
         }
-        if state.identity.is_simulation()
-            && !peer.as_ref().is_some_and(|p| crate::exposure::is_loopback(p.addr.ip()))
+        if state.identity.is_simulation() && !peer.is_some_and(|p| crate::exposure::is_loopback(p.addr.ip()))
         {
             return Err(off_loopback());
         }
         match state.identity {
-            Identity::PathPrefix => Ok(Self(first_segment(parts.uri.path()), peer)),
+            Identity::PathPrefix => Ok(Self(first_segment(path), peer.cloned())),
             Identity::SourceAddress | Identity::Loopback => {
-                let Some(ip) = peer.as_ref().map(|p| p.addr.ip().to_canonical()) else {
+                let Some(ip) = peer.map(|p| p.addr.ip().to_canonical()) else {
                     return Err(imds_error(&Error::service_failure("no connection info")));
                 };
                 match state.imds.instance_at(&ip.to_string()).await {
-                    Ok(instance) => Ok(Self(instance, peer)),
+                    Ok(instance) => Ok(Self(instance, peer.cloned())),
                     Err(e) => Err(imds_error(&e)),
                 }
             }
         }
+    }
+}
+
+impl FromRequestParts<ImdsHttp> for Asker {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &ImdsHttp) -> Result<Self, Response> {
+        let peer = parts.extensions.get::<ConnectInfo<Peer>>().map(|c| &c.0);
+        Self::of(state, &parts.method, parts.uri.path(), peer).await
     }
 }
 
@@ -164,15 +176,59 @@ fn first_segment(path: &str) -> String {
     path.trim_start_matches('/').split('/').next().unwrap_or_default().to_string()
 }
 
+/// The service of each connection: the meta-data tree (every credential fetch) answered
+/// directly, everything else by [`router`].
+pub fn connections(
+    imds: Arc<InstanceMetadata>,
+    identity: Identity,
+) -> impl Fn(&TcpStream, SocketAddr) -> Connection {
+    let state = ImdsHttp { imds, identity };
+    let router = router(state.clone());
+    move |stream, addr| Connection {
+        state: state.clone(),
+        peer: Peer::new(stream, addr),
+        router: router.clone(),
+    }
+}
+
+/// One connection's service. The meta-data tree lies below the routes (the router's fallback
+/// would find it after a failed match), so it is looked for first, and answered without the
+/// router's matching, its layers and the peer's extension (5,000 instructions of each
+/// credential GET, callgrind: docs/benchmarks.md); every other path is routed.
+#[derive(Clone)]
+pub struct Connection {
+    state: ImdsHttp,
+    peer: Peer,
+    router: Router,
+}
+
+impl tower::Service<axum::extract::Request<hyper::body::Incoming>> for Connection {
+    type Response = Response;
+    type Error = std::convert::Infallible;
+    type Future = std::pin::Pin<Box<dyn Future<Output = Result<Response, Self::Error>> + Send>>;
+
+    fn poll_ready(&mut self, _: &mut std::task::Context<'_>) -> std::task::Poll<Result<(), Self::Error>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, mut request: axum::extract::Request<hyper::body::Incoming>) -> Self::Future {
+        if meta_data_path(request.uri().path(), self.state.identity).is_some() {
+            let (state, peer) = (self.state.clone(), self.peer.clone());
+            return Box::pin(async move { Ok(meta(&state, &peer, request.into_parts().0).await) });
+        }
+        request.extensions_mut().insert(ConnectInfo(self.peer.clone()));
+        Box::pin(tower::ServiceExt::oneshot(self.router.clone(), request))
+    }
+}
+
 /// The routes under `/latest/` (at the root, or under `/INSTANCE-ID/` with a path prefix),
 /// and the container credentials endpoint at `/INSTANCE-ID/container-credentials`. With a
 /// path prefix each route is written with it rather than nested under it: nesting rewrites
-/// every request's URI, a cost on each credential fetch. The meta-data tree below
-/// `/latest/meta-data/` is the fallback rather than a `{*path}` route: axum builds URL
-/// parameters for every route that captures, and that was 2,400 instructions of each
-/// credential GET (callgrind).
-pub fn router(imds: Arc<InstanceMetadata>, identity: Identity) -> Router {
-    let state = ImdsHttp { imds, identity };
+/// every request's URI, a cost on each credential fetch. The meta-data tree is the
+/// [`Connection`]'s; the router's fallback answers what no route names: 404, or 405 for a
+/// method the meta-data tree does not take.
+fn router(state: ImdsHttp) -> Router {
+    let identity = state.identity;
     let at = |path: &str| match identity {
         Identity::PathPrefix => format!("/{{instance}}{path}"),
         Identity::SourceAddress | Identity::Loopback => path.to_string(),
@@ -190,7 +246,7 @@ pub fn router(imds: Arc<InstanceMetadata>, identity: Identity) -> Router {
         .route(&at("/latest/user-data"), get(user_data))
         .route("/{instance}/container-credentials", get(container_credentials))
         .route(IDENTITY_PUBLIC_KEY, get(identity_public_key))
-        .fallback(meta)
+        .fallback(|| async { StatusCode::NOT_FOUND })
         .with_state(state)
 }
 
@@ -209,11 +265,17 @@ fn answer(result: Result<String>) -> Response {
 /// a copy of the other headers.
 struct SentToken(Option<String>);
 
+impl SentToken {
+    fn of(headers: &HeaderMap) -> Self {
+        Self(headers.get(TOKEN).and_then(|v| v.to_str().ok()).map(str::to_string))
+    }
+}
+
 impl<S: Sync> FromRequestParts<S> for SentToken {
     type Rejection = std::convert::Infallible;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        Ok(Self(parts.headers.get(TOKEN).and_then(|v| v.to_str().ok()).map(str::to_string)))
+        Ok(Self::of(&parts.headers))
     }
 }
 
@@ -265,26 +327,20 @@ fn meta_data_path(path: &str, identity: Identity) -> Option<&str> {
     below.strip_prefix("latest/meta-data/").filter(|p| !p.is_empty())
 }
 
-/// GET (or HEAD) `/latest/meta-data/PATH`, and every path no route names: 404 outside the
-/// meta-data tree and 405 for another method within it, as a router answers, before anything
-/// about the asker is looked up.
-async fn meta(State(state): State<ImdsHttp>, request: axum::extract::Request) -> Response {
-    let (mut parts, _) = request.into_parts();
-    // The path is read from a handle on the URI (a reference count), while the extractors
-    // below borrow the parts.
-    let uri = parts.uri.clone();
-    let Some(path) = meta_data_path(uri.path(), state.identity) else {
+/// GET (or HEAD) `/latest/meta-data/PATH`: 405 for another method, as a router answers,
+/// before anything about the asker is looked up.
+async fn meta(state: &ImdsHttp, peer: &Peer, parts: Parts) -> Response {
+    let Some(path) = meta_data_path(parts.uri.path(), state.identity) else {
         return StatusCode::NOT_FOUND.into_response();
     };
-    if parts.method != axum::http::Method::GET && parts.method != axum::http::Method::HEAD {
+    if parts.method != Method::GET && parts.method != Method::HEAD {
         return (StatusCode::METHOD_NOT_ALLOWED, [("allow", "GET,HEAD")]).into_response();
     }
-    let asker = match Asker::from_request_parts(&mut parts, &state).await {
+    let asker = match Asker::of(state, &parts.method, parts.uri.path(), Some(peer)).await {
         Ok(asker) => asker,
         Err(refusal) => return refusal,
     };
-    let Ok(sent) = SentToken::from_request_parts(&mut parts, &state).await;
-    answer(state.imds.metadata(&caller(&state, asker, sent), path).await)
+    answer(state.imds.metadata(&caller(state, asker, SentToken::of(&parts.headers)), path).await)
 }
 
 /// `/latest/dynamic/`: what is there, for the instance that asks.

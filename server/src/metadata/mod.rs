@@ -5,10 +5,12 @@
 //! - this file: the service, and who is asking (tokens, instance keys, located callers);
 //! - [`credentials`]: the role's credentials, cached, issued and rotated in the background;
 //! - [`tree`]: the meta-data tree, iam/info, the identity document and user data;
-//! - [`render`]: the JSON documents as IMDS writes them.
+//! - [`render`]: the JSON documents as IMDS writes them;
+//! - [`tokens`]: session tokens already verified, kept.
 
 mod credentials;
 mod render;
+mod tokens;
 mod tree;
 
 pub use credentials::CredentialsDocument;
@@ -78,6 +80,8 @@ pub enum Caller {
 pub struct MetadataSettings {
     pub schedule: RotationSchedule,
     pub cache_capacity: u64,
+    /// Verified session tokens kept (entries; 0: every use verified).
+    pub token_cache_capacity: u64,
     /// Simulation only: GetToken believes the instance id without its key.
     pub trust_claimed_instance_id: bool,
 }
@@ -87,6 +91,7 @@ pub struct InstanceMetadata {
     ring: Arc<KeyRing>,
     clock: Arc<dyn Clock>,
     cache: CredentialCache,
+    tokens: tokens::VerifiedTokens,
     metrics: Metrics,
     audit: AuditLog,
     settings: MetadataSettings,
@@ -153,6 +158,7 @@ impl InstanceMetadata {
             ring,
             clock,
             cache,
+            tokens: tokens::VerifiedTokens::new(settings.token_cache_capacity),
             metrics,
             audit,
             settings,
@@ -227,7 +233,8 @@ impl InstanceMetadata {
         match caller {
             Caller::Token(token) => {
                 let id = self.token_of(token, self.key_proof())?;
-                let (catalog, instance) = self.accounts.find_instance(&id).await?.ok_or_else(unauthorized)?;
+                let (catalog, instance) =
+                    self.accounts.find_instance(&id.instance_id).await?.ok_or_else(unauthorized)?;
                 Ok(Placed { catalog, instance: usable(instance)? })
             }
             Caller::InstanceKey { instance_id, instance_key } => {
@@ -248,7 +255,7 @@ impl InstanceMetadata {
                     Some(token) => {
                         let id = self.token_of(token, *proof)?;
                         // Another instance's token is no token.
-                        if !bool::from(id.as_bytes().ct_eq(instance_id.as_bytes())) {
+                        if !bool::from(id.instance_id.as_bytes().ct_eq(instance_id.as_bytes())) {
                             return Err(unauthorized());
                         }
                     }
@@ -263,11 +270,11 @@ impl InstanceMetadata {
         }
     }
 
-    /// The instance a token was minted for, if it is valid and was minted on at least
-    /// `required` proof.
-    fn token_of(&self, token: &str, required: Proof) -> Result<String> {
-        match imds_token::verify(&self.ring, token, self.clock.unix())? {
-            Some(v) if v.proof >= required => Ok(v.instance_id),
+    /// What a token says (the instance it was minted for), if it is valid and was minted on
+    /// at least `required` proof.
+    fn token_of(&self, token: &str, required: Proof) -> Result<Arc<imds_token::Verified>> {
+        match self.tokens.verify(&self.ring, token, self.clock.unix())? {
+            Some(v) if v.proof >= required => Ok(v),
             _ => Err(unauthorized()),
         }
     }
