@@ -347,9 +347,6 @@ pub struct CredentialSettings {
     pub prefetch_secs: i64,
     /// Issued credentials kept in memory (entries).
     pub cache_capacity: u64,
-    /// IMDSv2 session tokens kept once verified, so that each is MAC-checked once rather
-    /// than on every use (entries; 0: every use is verified).
-    pub token_cache_capacity: u64,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -655,7 +652,6 @@ impl Default for CredentialSettings {
             min_remaining_secs: s.min_remaining_secs,
             prefetch_secs: s.prefetch_secs,
             cache_capacity: 1_000_000,
-            token_cache_capacity: 1_000_000,
         }
     }
 }

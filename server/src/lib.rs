@@ -197,7 +197,6 @@ impl App {
             MetadataSettings {
                 schedule: config.rotation_schedule(),
                 cache_capacity: config.credentials.cache_capacity,
-                token_cache_capacity: config.credentials.token_cache_capacity,
                 trust_claimed_instance_id: config.simulation.trust_claimed_instance_id,
             },
             identity,

@@ -38,11 +38,6 @@ impl Proof {
 pub struct Verified {
     pub instance_id: String,
     pub proof: Proof,
-    /// When the token stops being valid (Unix seconds).
-    pub expires_at: i64,
-    /// The key ring's generation it was verified in: the verification holds while the
-    /// ring's generation is still this one (and the token has not expired).
-    pub generation: u64,
 }
 
 /// Makes a token for `instance_id`, identified by `proof`, valid until `expires_at`.
@@ -60,10 +55,19 @@ pub fn issue(ring: &KeyRing, instance_id: &str, proof: Proof, expires_at: i64) -
     Ok(BASE64URL_NOPAD.encode(&token))
 }
 
+/// The longest token verified, decoded: the header, the MAC and an instance id far longer
+/// than any EC2 uses (`i-` and 17 hex digits). Anything longer is not a token of ours.
+const MAX_DECODED: usize = 2 + 4 + 8 + 64 + MAC_LEN;
+
 /// The instance a token was issued to and how it was identified, if the token is ours,
-/// untampered and unexpired at `now`.
+/// untampered and unexpired at `now`. Decoded on the stack: a token is verified on every
+/// request that sends it.
 pub fn verify(ring: &KeyRing, token: &str, now: i64) -> Result<Option<Verified>> {
-    let Ok(raw) = BASE64URL_NOPAD.decode(token.as_bytes()) else { return Ok(None) };
+    let mut buffer = [0u8; MAX_DECODED];
+    let Ok(len) = BASE64URL_NOPAD.decode_len(token.len()) else { return Ok(None) };
+    let Some(raw) = buffer.get_mut(..len) else { return Ok(None) };
+    let Ok(len) = BASE64URL_NOPAD.decode_mut(token.as_bytes(), raw) else { return Ok(None) };
+    let raw = &raw[..len];
     // The proof byte, and where the key id starts.
     let (proof, at) = match raw.first() {
         Some(&VERSION) if raw.len() >= 2 => match Proof::from_byte(raw[1]) {
@@ -78,19 +82,15 @@ pub fn verify(ring: &KeyRing, token: &str, now: i64) -> Result<Option<Verified>>
     }
     let (body, tag) = raw.split_at(raw.len() - MAC_LEN);
     let key_id = u32::from_be_bytes([body[at], body[at + 1], body[at + 2], body[at + 3]]);
-    let Some(generation) = ring.verify(key_id, body, tag)? else { return Ok(None) };
-    let mut exp = [0u8; 8];
-    exp.copy_from_slice(&body[at + 4..at + 12]);
-    let expires_at = i64::from_be_bytes(exp);
-    if now >= expires_at {
+    if !ring.verify(key_id, body, tag)? {
         return Ok(None);
     }
-    Ok(String::from_utf8(body[at + 12..].to_vec()).ok().map(|instance_id| Verified {
-        instance_id,
-        proof,
-        expires_at,
-        generation,
-    }))
+    let mut exp = [0u8; 8];
+    exp.copy_from_slice(&body[at + 4..at + 12]);
+    if now >= i64::from_be_bytes(exp) {
+        return Ok(None);
+    }
+    Ok(std::str::from_utf8(&body[at + 12..]).ok().map(|id| Verified { instance_id: id.to_string(), proof }))
 }
 
 #[cfg(test)]
@@ -110,12 +110,7 @@ mod tests {
         let t = issue(&ring, ID, Proof::InstanceKey, 100).unwrap();
         assert_eq!(
             verify(&ring, &t, 99).unwrap(),
-            Some(Verified {
-                instance_id: ID.into(),
-                proof: Proof::InstanceKey,
-                expires_at: 100,
-                generation: 0
-            })
+            Some(Verified { instance_id: ID.into(), proof: Proof::InstanceKey })
         );
         assert_eq!(verify(&ring, &t, 100).unwrap(), None);
         // Change the instance id inside the token: the MAC no longer matches.
@@ -126,6 +121,17 @@ mod tests {
         // Still valid after the ring rotates (old key retained).
         ring.rotate(10).unwrap();
         assert!(verify(&ring, &t, 50).unwrap().is_some());
+    }
+
+    #[test]
+    fn only_tokens_of_a_bounded_length_are_decoded() {
+        let ring = KeyRing::new(KeyRingPolicy::default(), 0);
+        let longest = format!("i-{}", "a".repeat(62));
+        let t = issue(&ring, &longest, Proof::Claimed, 100).unwrap();
+        assert_eq!(id(verify(&ring, &t, 50).unwrap()), Some(longest.clone()));
+        let longer = issue(&ring, &format!("{longest}b"), Proof::Claimed, 100).unwrap();
+        assert_eq!(verify(&ring, &longer, 50).unwrap(), None);
+        assert_eq!(verify(&ring, &"A".repeat(1 << 20), 50).unwrap(), None);
     }
 
     #[test]
@@ -157,7 +163,7 @@ mod tests {
         let v1 = BASE64URL_NOPAD.encode(&token);
         assert_eq!(
             verify(&ring, &v1, 50).unwrap(),
-            Some(Verified { instance_id: ID.into(), proof: Proof::Claimed, expires_at: 100, generation: 0 })
+            Some(Verified { instance_id: ID.into(), proof: Proof::Claimed })
         );
     }
 
@@ -184,7 +190,7 @@ mod tests {
                 let token = issue(&ring, &id, proof, 1_000).unwrap();
                 prop_assert_eq!(
                     verify(&ring, &token, 500).unwrap(),
-                    Some(Verified { instance_id: id.clone(), proof, expires_at: 1_000, generation: 0 })
+                    Some(Verified { instance_id: id.clone(), proof })
                 );
                 let mut raw = BASE64URL_NOPAD.decode(token.as_bytes()).unwrap();
                 let i = at.index(raw.len());

@@ -79,9 +79,6 @@ struct RingState {
 pub struct KeyRing {
     policy: KeyRingPolicy,
     state: RwLock<RingState>,
-    /// Bumped by every change of the keys, under the write lock: what a verification was
-    /// made against, for those who keep its result (see [`generation`](Self::generation)).
-    generation: AtomicU64,
 }
 
 /// Where a sealed payload's key is found again.
@@ -94,7 +91,7 @@ impl KeyRing {
     pub fn new(policy: KeyRingPolicy, now: i64) -> Self {
         let mut keys = BTreeMap::new();
         keys.insert(1, RingKey::generate(now));
-        Self { policy, state: RwLock::new(RingState { active: 1, keys }), generation: AtomicU64::new(0) }
+        Self { policy, state: RwLock::new(RingState { active: 1, keys }) }
     }
 
     /// The ring a snapshot describes.
@@ -187,18 +184,8 @@ impl KeyRing {
         self.state.read().map_err(|_| Error::service_failure("key ring lock poisoned"))
     }
 
-    /// The keys to change: the generation moves on before anyone can read the change.
     fn write(&self) -> Result<std::sync::RwLockWriteGuard<'_, RingState>> {
-        let state = self.state.write().map_err(|_| Error::service_failure("key ring lock poisoned"))?;
-        self.generation.fetch_add(1, Ordering::AcqRel);
-        Ok(state)
-    }
-
-    /// Which keys the ring holds, as a number that every change of them moves on. A result
-    /// of [`verify`](Self::verify) stays true while the generation it was made in is current
-    /// (the key that verified it cannot have left the ring, nor been replaced).
-    pub fn generation(&self) -> u64 {
-        self.generation.load(Ordering::Acquire)
+        self.state.write().map_err(|_| Error::service_failure("key ring lock poisoned"))
     }
 
     /// Whether the active key has lived or sealed enough to be replaced.
@@ -290,13 +277,10 @@ impl KeyRing {
         Ok((data, tag))
     }
 
-    /// Verifies a tag from [`sign_with`](Self::sign_with) in constant time: the ring's
-    /// [`generation`](Self::generation) it was valid in, `None` if it is not.
-    pub fn verify(&self, key_id: u32, data: &[u8], tag: &[u8]) -> Result<Option<u64>> {
+    /// Verifies a tag from [`sign`](Self::sign) in constant time.
+    pub fn verify(&self, key_id: u32, data: &[u8], tag: &[u8]) -> Result<bool> {
         let state = self.read()?;
-        let valid = state.keys.get(&key_id).is_some_and(|k| hmac::verify(&k.mac, data, tag).is_ok());
-        // Read under the lock that writers bump it under: the generation of these keys.
-        Ok(valid.then(|| self.generation()))
+        Ok(state.keys.get(&key_id).is_some_and(|k| hmac::verify(&k.mac, data, tag).is_ok()))
     }
 }
 
@@ -420,30 +404,8 @@ mod tests {
                 b"data".to_vec()
             })
             .unwrap();
-        assert!(ring.verify(signed_id, &data, tag.as_ref()).unwrap().is_some());
-        assert!(ring.verify(signed_id, b"datb", tag.as_ref()).unwrap().is_none());
-    }
-
-    #[test]
-    fn every_change_of_the_keys_moves_the_generation_on() {
-        let policy = KeyRingPolicy { rotate_after_secs: 100, max_seals_per_key: 1 << 30, retain_secs: 50 };
-        let ring = KeyRing::new(policy, 0);
-        let (data, tag) = ring.sign_with(|_| b"data".to_vec()).unwrap();
-        let first = ring.verify(1, &data, tag.as_ref()).unwrap();
-        assert_eq!(first, Some(ring.generation()));
-        // Reading, sealing and maintaining with nothing to forget change no key.
-        ring.seal(b"", b"x").unwrap();
-        ring.maintain(10).unwrap();
-        assert_eq!(ring.generation(), first.unwrap());
-        let mut seen = vec![ring.generation()];
-        ring.rotate(100).unwrap();
-        seen.push(ring.generation());
-        ring.maintain(151).unwrap(); // key 1 retired at 100, kept 50 s: gone
-        seen.push(ring.generation());
-        ring.install(&ring.snapshot().unwrap()).unwrap();
-        seen.push(ring.generation());
-        assert!(seen.windows(2).all(|w| w[0] < w[1]), "{seen:?}");
-        assert_eq!(ring.verify(1, &data, tag.as_ref()).unwrap(), None, "its key left the ring");
+        assert!(ring.verify(signed_id, &data, tag.as_ref()).unwrap());
+        assert!(!ring.verify(signed_id, b"datb", tag.as_ref()).unwrap());
     }
 
     #[test]

@@ -5,12 +5,10 @@
 //! - this file: the service, and who is asking (tokens, instance keys, located callers);
 //! - [`credentials`]: the role's credentials, cached, issued and rotated in the background;
 //! - [`tree`]: the meta-data tree, iam/info, the identity document and user data;
-//! - [`render`]: the JSON documents as IMDS writes them;
-//! - [`tokens`]: session tokens already verified, kept.
+//! - [`render`]: the JSON documents as IMDS writes them.
 
 mod credentials;
 mod render;
-mod tokens;
 mod tree;
 
 pub use credentials::CredentialsDocument;
@@ -80,8 +78,6 @@ pub enum Caller {
 pub struct MetadataSettings {
     pub schedule: RotationSchedule,
     pub cache_capacity: u64,
-    /// Verified session tokens kept (entries; 0: every use verified).
-    pub token_cache_capacity: u64,
     /// Simulation only: GetToken believes the instance id without its key.
     pub trust_claimed_instance_id: bool,
 }
@@ -91,7 +87,6 @@ pub struct InstanceMetadata {
     ring: Arc<KeyRing>,
     clock: Arc<dyn Clock>,
     cache: CredentialCache,
-    tokens: tokens::VerifiedTokens,
     metrics: Metrics,
     audit: AuditLog,
     settings: MetadataSettings,
@@ -158,7 +153,6 @@ impl InstanceMetadata {
             ring,
             clock,
             cache,
-            tokens: tokens::VerifiedTokens::new(settings.token_cache_capacity),
             metrics,
             audit,
             settings,
@@ -272,8 +266,8 @@ impl InstanceMetadata {
 
     /// What a token says (the instance it was minted for), if it is valid and was minted on
     /// at least `required` proof.
-    fn token_of(&self, token: &str, required: Proof) -> Result<Arc<imds_token::Verified>> {
-        match self.tokens.verify(&self.ring, token, self.clock.unix())? {
+    fn token_of(&self, token: &str, required: Proof) -> Result<imds_token::Verified> {
+        match imds_token::verify(&self.ring, token, self.clock.unix())? {
             Some(v) if v.proof >= required => Ok(v),
             _ => Err(unauthorized()),
         }
