@@ -289,9 +289,11 @@ impl Authorizer {
     }
 
     /// sts:AssumeRole of `role` by `principal`: the role's trust policy must allow it, and
-    /// no policy may deny it. In the role's own account a trust policy that names the caller
-    /// (its ARN, its role's ARN, or everyone) suffices; one that trusts the account delegates
-    /// to the caller's identity policies, which must then allow sts:AssumeRole on the role.
+    /// no policy may deny it. Beyond that it is decided as any resource policy's grant is
+    /// (`evaluation::decide`): in the role's own account a trust policy that names the caller
+    /// (its ARN, or everyone) suffices, one that names the caller's role is limited by that
+    /// role's boundary and session policies, and one that trusts the account delegates to the
+    /// caller's identity policies, which must then allow sts:AssumeRole on the role.
     pub async fn authorize_assume_role(
         &self,
         principal: &Principal,
@@ -322,30 +324,21 @@ impl Authorizer {
         }
         let session = self.session_policies(principal).await?;
         let ctx = self.context(principal, &compiled, &request);
-        let identity = decide(
-            &Policies {
-                identity: &compiled.identity,
-                boundary: compiled.boundary.as_deref(),
-                session: &session,
-                same_account: true,
-                ..Policies::default()
-            },
-            &ctx,
-        );
-        let trusted = verdict(&trust, &ctx);
-        if identity == Decision::ExplicitDeny || trusted != Some(Effect::Allow) {
+        // The trust policy must allow, whatever the identity policies say.
+        if verdict(&trust, &ctx) != Some(Effect::Allow) {
             return Err(denied());
         }
         let role_account = role.arn.split(':').nth(4).unwrap_or_default();
-        let mut named = ctx.clone();
-        if let Some(Caller::Aws { account, .. }) = &mut named.caller {
-            account.clear();
-        }
-        let names_caller = verdict(&trust, &named) == Some(Effect::Allow);
-        if (role_account == principal.account_id && names_caller) || identity == Decision::Allow {
-            Ok(())
-        } else {
-            Err(denied())
+        let policies = Policies {
+            identity: &compiled.identity,
+            boundary: compiled.boundary.as_deref(),
+            session: &session,
+            resource: Some(&trust),
+            same_account: role_account == principal.account_id,
+        };
+        match decide(&policies, &ctx) {
+            Decision::Allow => Ok(()),
+            Decision::ExplicitDeny | Decision::ImplicitDeny => Err(denied()),
         }
     }
 
@@ -417,6 +410,9 @@ pub struct Evaluation {
     pub decision: Decision,
 }
 
+/// The one action no policy can deny (GetCallerIdentity is answered without authorization).
+const GET_CALLER_IDENTITY: &str = "sts:GetCallerIdentity";
+
 impl Authorizer {
     /// SimulatePrincipalPolicy: the decision for a role or user (by ARN) doing each action
     /// on each resource (default `*`), with `keys` added to the context.
@@ -485,11 +481,15 @@ impl Authorizer {
                     same_account: true,
                     ..Policies::default()
                 };
-                out.push(Evaluation {
-                    action: action.clone(),
-                    resource: resource.clone(),
-                    decision: decide(&policies, &ctx),
-                });
+                // sts:GetCallerIdentity needs no permission, and enforcement never denies it
+                // (STS API Reference: "you can still perform this operation" under an explicit
+                // deny): the simulator says what enforcement does.
+                let decision = if action.eq_ignore_ascii_case(GET_CALLER_IDENTITY) {
+                    Decision::Allow
+                } else {
+                    decide(&policies, &ctx)
+                };
+                out.push(Evaluation { action: action.clone(), resource: resource.clone(), decision });
             }
         }
         Ok(out)

@@ -932,3 +932,67 @@ async fn aws_s3api_bucket_policies_grant_deny_and_reach_across_accounts() {
     stderr_has(&ls(&reader).await, "AccessDenied");
     assert!(ls(&admin).await.status.success());
 }
+
+/// Issue 17, an attack that worked: a bucket policy that names its own account
+/// (`arn:aws:iam::ACCOUNT:root`, or the bare id) granted its objects to every user of the
+/// account, even one with no IAM policy at all. Naming the account hands the decision to the
+/// account's identity policies and grants nothing by itself (IAM User Guide, "Policy
+/// evaluation for requests within a single account"); a grant to a user's own ARN is not
+/// limited by its permissions boundary ("Permissions boundaries for IAM entities").
+#[tokio::test]
+async fn aws_s3api_a_bucket_policy_naming_its_own_account_grants_nothing_by_itself() {
+    let server = TestServer::start().await;
+    let admin = admin(&server).await;
+    let reader = user_with_key(&server, "reader").await;
+    let bucket = "own-123456789012";
+    let arn = format!("arn:aws:s3:::{bucket}");
+    let out = as_user(&server, &admin, &["s3", "mb", &format!("s3://{bucket}")]).await;
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let ls = || as_user(&server, &reader, &["s3", "ls", "s3://own-123456789012"]);
+    let grant = |principal: &str| {
+        let policy = format!(
+            r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow","Principal":{{"AWS":"{principal}"}},"Action":"s3:ListBucket","Resource":"{arn}"}}]}}"#
+        );
+        let (server, admin) = (&server, &admin);
+        async move {
+            let args = ["s3api", "put-bucket-policy", "--bucket", bucket, "--policy", &policy];
+            let out = as_user(server, admin, &args).await;
+            assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        }
+    };
+    for account in ["arn:aws:iam::123456789012:root", "123456789012"] {
+        grant(account).await;
+        stderr_has(&ls().await, "AccessDenied");
+    }
+    // With an identity policy of its own, the delegation lets it in.
+    let mut iam = server.iam();
+    let inline = rolecall_api::PutUserPolicyRequest {
+        user_name: "reader".into(),
+        policy_name: "list".into(),
+        policy_document: r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"s3:ListBucket","Resource":"*"}]}"#.into(),
+    };
+    iam.put_user_policy(inline).await.unwrap();
+    assert!(ls().await.status.success());
+    iam.delete_user_policy(rolecall_api::DeleteUserPolicyRequest {
+        user_name: "reader".into(),
+        policy_name: "list".into(),
+    })
+    .await
+    .unwrap();
+    stderr_has(&ls().await, "AccessDenied");
+    // A grant to the user's own ARN is not limited by a boundary that allows nothing of S3.
+    let boundary = rolecall_api::CreatePolicyRequest {
+        policy_name: "only-whoami".into(),
+        policy_document: r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"sts:GetCallerIdentity","Resource":"*"}]}"#.into(),
+        ..Default::default()
+    };
+    let boundary = iam.create_policy(boundary).await.unwrap().into_inner().policy.unwrap().arn;
+    iam.put_user_permissions_boundary(rolecall_api::PutUserPermissionsBoundaryRequest {
+        user_name: "reader".into(),
+        permissions_boundary: boundary,
+    })
+    .await
+    .unwrap();
+    grant("arn:aws:iam::123456789012:user/reader").await;
+    assert!(ls().await.status.success());
+}

@@ -100,17 +100,53 @@ pub struct Policies<'a> {
 
 /// What one document says: a matching Deny, else a matching Allow, else nothing.
 pub fn verdict(doc: &PolicyDocument, ctx: &RequestContext) -> Option<Effect> {
+    match judge(doc, ctx, false) {
+        Judgement::Deny => Some(Effect::Deny),
+        Judgement::Allow(_) => Some(Effect::Allow),
+        Judgement::Silent => None,
+    }
+}
+
+/// Whom a resource policy's Allow names, weakest first: what the grant is worth in the
+/// resource's own account (IAM User Guide, "Policy evaluation for requests within a single
+/// account", "Permissions boundaries", "Session policies").
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Grantee {
+    /// The caller's account (`arn:aws:iam::ACCOUNT:root` or the bare id): a delegation to
+    /// the account's identity policies, which grants nothing by itself.
+    Account,
+    /// The role a session belongs to (its role ARN): limited, as the role's own policies
+    /// are, by the role's permissions boundary and the session's policies.
+    Role,
+    /// The caller itself (an IAM user's ARN, a session's own ARN, a service) or everyone
+    /// (`*`, or all but a NotPrincipal list): limited by no boundary and no session policy.
+    Caller,
+}
+
+/// What one document says about a request, and whom its Allow names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Judgement {
+    Deny,
+    Allow(Grantee),
+    Silent,
+}
+
+/// One document's judgement: a matching Deny, else the strongest grant among the matching
+/// Allows. `bounded`: the caller has a permissions boundary, so that a Deny with NotPrincipal
+/// applies to it whatever the list names, as AWS's does ("Permissions boundaries": it "will
+/// always deny any IAM principal that has a permissions boundary policy attached, regardless
+/// of the values specified in the NotPrincipal element").
+fn judge(doc: &PolicyDocument, ctx: &RequestContext, bounded: bool) -> Judgement {
     let variables = doc.version == "2012-10-17";
-    let mut allowed = false;
+    let mut granted = None;
     for s in &doc.statements {
-        if statement_applies(s, ctx, variables) {
-            match s.effect {
-                Effect::Deny => return Some(Effect::Deny),
-                Effect::Allow => allowed = true,
-            }
+        let Some(grantee) = statement_applies(s, ctx, variables, bounded) else { continue };
+        match s.effect {
+            Effect::Deny => return Judgement::Deny,
+            Effect::Allow => granted = granted.max(Some(grantee)),
         }
     }
-    allowed.then_some(Effect::Allow)
+    granted.map_or(Judgement::Silent, Judgement::Allow)
 }
 
 /// Whether trust policy `doc` lets `service` (e.g. ec2.amazonaws.com) call sts:AssumeRole in
@@ -125,39 +161,61 @@ pub fn trusts_service(doc: &PolicyDocument, service: &str, context: &[(&str, Str
 }
 
 /// AWS's evaluation logic over every policy that applies.
+///
+/// - An explicit Deny in any of them wins.
+/// - The identity policies allow when one of them does, the boundary (if any) does, and one
+///   of the session policies (if any) does.
+/// - In the resource's own account the resource policy's Allow is enough by itself when it
+///   names the caller (a user's ARN, a session's ARN, everyone); when it names the role of a
+///   session, the role's boundary and the session's policies limit it as they limit the
+///   identity policies; when it names the account, it hands the decision to the identity
+///   policies.
+/// - Across accounts both sides must allow (naming the account is then the resource side's
+///   Allow).
 pub fn decide(policies: &Policies<'_>, ctx: &RequestContext) -> Decision {
+    let bounded = policies.boundary.is_some();
     let identity: Vec<Option<Effect>> = policies.identity.iter().map(|d| verdict(d, ctx)).collect();
     let boundary = policies.boundary.map(|d| verdict(d, ctx));
     let session: Vec<Option<Effect>> = policies.session.iter().map(|d| verdict(d, ctx)).collect();
-    let resource = policies.resource.map(|d| verdict(d, ctx));
-    let all = identity.iter().chain(session.iter()).chain(boundary.iter()).chain(resource.iter());
-    if all.into_iter().any(|v| *v == Some(Effect::Deny)) {
+    let resource = policies.resource.map(|d| judge(d, ctx, bounded));
+    let denied =
+        identity.iter().chain(session.iter()).chain(boundary.iter()).any(|v| *v == Some(Effect::Deny))
+            || resource == Some(Judgement::Deny);
+    if denied {
         return Decision::ExplicitDeny;
     }
     let allows = |v: &Option<Effect>| *v == Some(Effect::Allow);
-    let by_identity = identity.iter().any(allows)
-        && boundary.as_ref().is_none_or(allows)
-        && (session.is_empty() || session.iter().any(allows));
-    let by_resource = resource.as_ref().is_some_and(allows);
-    let allowed = if policies.same_account { by_identity || by_resource } else { by_identity && by_resource };
+    let within_limits =
+        boundary.as_ref().is_none_or(allows) && (session.is_empty() || session.iter().any(allows));
+    let by_identity = identity.iter().any(allows) && within_limits;
+    let allowed = match resource {
+        Some(Judgement::Allow(_)) if !policies.same_account => by_identity,
+        _ if !policies.same_account => false,
+        Some(Judgement::Allow(Grantee::Caller)) => true,
+        Some(Judgement::Allow(Grantee::Role)) => within_limits,
+        _ => by_identity,
+    };
     if allowed { Decision::Allow } else { Decision::ImplicitDeny }
 }
 
-fn statement_applies(s: &Statement, ctx: &RequestContext, variables: bool) -> bool {
+/// Whether a statement applies to the request, and if it does, whom it names.
+fn statement_applies(s: &Statement, ctx: &RequestContext, variables: bool, bounded: bool) -> Option<Grantee> {
     if !s.action.matches_action(&ctx.action) {
-        return false;
+        return None;
     }
     if let Some(resource) = &s.resource
         && !resource_matches(resource, ctx, variables)
     {
-        return false;
+        return None;
     }
-    match (&s.principal, &s.not_principal) {
-        (Some(p), _) if !principal_matches(p, ctx.caller.as_ref()) => return false,
-        (None, Some(np)) if principal_matches(np, ctx.caller.as_ref()) => return false,
-        _ => {}
-    }
-    s.condition.as_ref().is_none_or(|c| conditions_hold(c, ctx, variables))
+    let grantee = match (&s.principal, &s.not_principal) {
+        (Some(p), _) => grantee(p, ctx.caller.as_ref())?,
+        (None, Some(_)) if bounded && s.effect == Effect::Deny => Grantee::Caller,
+        (None, Some(np)) if grantee(np, ctx.caller.as_ref()).is_some() => return None,
+        // Identity policies name no principal: theirs is the caller.
+        _ => Grantee::Caller,
+    };
+    s.condition.as_ref().is_none_or(|c| conditions_hold(c, ctx, variables)).then_some(grantee)
 }
 
 fn resource_matches(patterns: &Patterns, ctx: &RequestContext, variables: bool) -> bool {
@@ -178,19 +236,31 @@ fn resource_matches(patterns: &Patterns, ctx: &RequestContext, variables: bool) 
     }
 }
 
-fn principal_matches(p: &Principals, caller: Option<&Caller>) -> bool {
+/// How a Principal element names the caller, if it does: the strongest of the ways.
+fn grantee(p: &Principals, caller: Option<&Caller>) -> Option<Grantee> {
     if p.anyone {
-        return true;
+        return Some(Grantee::Caller);
     }
     match caller {
-        Some(Caller::Service(service)) => p.service.iter().any(|s| s == service),
-        Some(Caller::Aws { arn, account, role_arn }) => p.aws.iter().any(|v| {
-            v == arn
-                || v == account
-                || *v == format!("arn:aws:iam::{account}:root")
-                || role_arn.as_deref() == Some(v.as_str())
-        }),
-        None => false,
+        Some(Caller::Service(service)) => p.service.iter().any(|s| s == service).then_some(Grantee::Caller),
+        Some(Caller::Aws { arn, account, role_arn }) => p
+            .aws
+            .iter()
+            .filter_map(|v| {
+                if v == arn {
+                    Some(Grantee::Caller)
+                } else if role_arn.as_deref() == Some(v.as_str()) {
+                    Some(Grantee::Role)
+                } else if v == account
+                    || v.strip_prefix("arn:aws:iam::").and_then(|r| r.strip_suffix(":root")) == Some(account)
+                {
+                    Some(Grantee::Account)
+                } else {
+                    None
+                }
+            })
+            .max(),
+        None => None,
     }
 }
 

@@ -589,3 +589,141 @@ mod props {
         }
     }
 }
+
+/// Issue 17: whom a same-account resource policy names decides what its Allow is worth.
+/// Cases from the IAM User Guide: "Policy evaluation for requests within a single account"
+/// (https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_evaluation-logic_policy-eval-basics.html),
+/// "Permissions boundaries for IAM entities"
+/// (https://docs.aws.amazon.com/IAM/latest/UserGuide/access_policies_boundaries.html: "Permissions
+/// boundaries do not define the maximum permissions that a resource-based policy can grant",
+/// in the PutUserPermissionsBoundary reference; grants to a role ARN are limited by the
+/// role's boundary, to a role session's ARN they are not) and "Session policies"
+/// (https://docs.aws.amazon.com/IAM/latest/UserGuide/access_policies.html#policies_session: a
+/// grant to the user's or role's ARN is limited by the session policy, a grant to the
+/// session's own ARN is added after it).
+mod grantees {
+    use super::*;
+
+    const ACCOUNT: &str = "123456789012";
+    const BUCKET: &str = "arn:aws:s3:::reports/q1.csv";
+    const ROLE: &str = "arn:aws:iam::123456789012:role/Ops";
+    const SESSION: &str = "arn:aws:sts::123456789012:assumed-role/Ops/s1";
+
+    fn bucket_policy(principal: &str) -> PolicyDocument {
+        PolicyDocument::parse(
+            &format!(
+                r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow","Principal":{principal},"Action":"s3:GetObject","Resource":"{BUCKET}"}}]}}"#
+            ),
+            PolicyType::Resource,
+        )
+        .unwrap()
+    }
+
+    fn user() -> Caller {
+        Caller::Aws { arn: USERS.into(), account: ACCOUNT.into(), role_arn: None }
+    }
+
+    fn session() -> Caller {
+        Caller::Aws { arn: SESSION.into(), account: ACCOUNT.into(), role_arn: Some(ROLE.into()) }
+    }
+
+    /// The decision for `caller` reading the object, with `identity` policies, an optional
+    /// boundary and session policies, under a bucket policy naming `principal`.
+    fn read(
+        caller: Caller,
+        principal: &str,
+        identity: &[Arc<PolicyDocument>],
+        boundary: Option<&PolicyDocument>,
+        session: &[Arc<PolicyDocument>],
+    ) -> Decision {
+        let resource = bucket_policy(principal);
+        let policies =
+            Policies { identity, boundary, session, resource: Some(&resource), same_account: true };
+        decide(&policies, &ctx("s3:GetObject", BUCKET).with_caller(caller))
+    }
+
+    #[test]
+    fn naming_the_account_grants_nothing_by_itself() {
+        let reads = [allow("s3:GetObject", "*", "")];
+        for account in
+            [format!(r#"{{"AWS":"arn:aws:iam::{ACCOUNT}:root"}}"#), format!(r#"{{"AWS":"{ACCOUNT}"}}"#)]
+        {
+            assert_eq!(read(user(), &account, &[], None, &[]), Decision::ImplicitDeny, "{account}");
+            assert_eq!(read(session(), &account, &[], None, &[]), Decision::ImplicitDeny, "{account}");
+            // It hands the decision to the identity policies.
+            assert_eq!(read(user(), &account, &reads, None, &[]), Decision::Allow, "{account}");
+        }
+    }
+
+    #[test]
+    fn a_grant_to_a_users_arn_is_not_limited_by_its_boundary() {
+        let nothing = allow("sts:GetCallerIdentity", "*", "");
+        let named = format!(r#"{{"AWS":"{USERS}"}}"#);
+        assert_eq!(read(user(), &named, &[], None, &[]), Decision::Allow);
+        assert_eq!(read(user(), &named, &[], Some(&nothing), &[]), Decision::Allow);
+        // Everyone is the caller too.
+        assert_eq!(read(user(), r#""*""#, &[], Some(&nothing), &[]), Decision::Allow);
+    }
+
+    #[test]
+    fn a_grant_to_a_roles_arn_is_limited_by_its_boundary_and_session_policies() {
+        let nothing = allow("sts:GetCallerIdentity", "*", "");
+        let reads = allow("s3:GetObject", "*", "");
+        let named = format!(r#"{{"AWS":"{ROLE}"}}"#);
+        assert_eq!(read(session(), &named, &[], None, &[]), Decision::Allow);
+        assert_eq!(read(session(), &named, &[], Some(&nothing), &[]), Decision::ImplicitDeny);
+        assert_eq!(read(session(), &named, &[], Some(&reads), &[]), Decision::Allow);
+        assert_eq!(
+            read(session(), &named, &[], None, std::slice::from_ref(&nothing)),
+            Decision::ImplicitDeny
+        );
+        assert_eq!(read(session(), &named, &[], None, &[reads]), Decision::Allow);
+    }
+
+    #[test]
+    fn a_grant_to_a_sessions_own_arn_is_limited_by_neither() {
+        let nothing = allow("sts:GetCallerIdentity", "*", "");
+        let named = format!(r#"{{"AWS":"{SESSION}"}}"#);
+        assert_eq!(
+            read(session(), &named, &[], Some(&nothing), std::slice::from_ref(&nothing)),
+            Decision::Allow
+        );
+        // An explicit deny anywhere still wins.
+        let denies = deny("s3:*", "*");
+        assert_eq!(read(session(), &named, &[], None, &[denies]), Decision::ExplicitDeny);
+    }
+
+    #[test]
+    fn across_accounts_naming_the_account_is_the_resource_sides_allow() {
+        let resource = bucket_policy(&format!(r#"{{"AWS":"arn:aws:iam::{ACCOUNT}:root"}}"#));
+        let reads = [allow("s3:GetObject", "*", "")];
+        let c = ctx("s3:GetObject", BUCKET).with_caller(user());
+        let across = |identity| Policies {
+            identity,
+            resource: Some(&resource),
+            same_account: false,
+            ..Policies::default()
+        };
+        assert_eq!(decide(&across(&reads), &c), Decision::Allow);
+        assert_eq!(decide(&across(&[]), &c), Decision::ImplicitDeny);
+    }
+
+    #[test]
+    fn a_deny_with_not_principal_denies_every_bounded_principal() {
+        let policy = PolicyDocument::parse(
+            &format!(
+                r#"{{"Version":"2012-10-17","Statement":[
+                {{"Effect":"Allow","Principal":"*","Action":"s3:GetObject","Resource":"{BUCKET}"}},
+                {{"Effect":"Deny","NotPrincipal":{{"AWS":"{USERS}"}},"Action":"s3:GetObject","Resource":"{BUCKET}"}}]}}"#
+            ),
+            PolicyType::Resource,
+        )
+        .unwrap();
+        let everything = allow("*", "*", "");
+        let c = ctx("s3:GetObject", BUCKET).with_caller(user());
+        let unbounded = Policies { resource: Some(&policy), same_account: true, ..Policies::default() };
+        assert_eq!(decide(&unbounded, &c), Decision::Allow, "alice is excepted");
+        let bounded = Policies { boundary: Some(&everything), ..unbounded };
+        assert_eq!(decide(&bounded, &c), Decision::ExplicitDeny, "whatever the NotPrincipal list names");
+    }
+}
