@@ -203,8 +203,11 @@ impl Statement {
                 if principal.is_some() || not_principal.is_some() {
                     return Err(Error::malformed_policy("Policy document should not specify a principal."));
                 }
-                if resource.is_none() {
+                let Some(resource) = &resource else {
                     return Err(Error::malformed_policy("Policy statement must contain resources."));
+                };
+                for r in resource.patterns() {
+                    validate_resource(r)?;
                 }
             }
             PolicyType::Trust => {
@@ -228,10 +231,43 @@ impl Statement {
     }
 }
 
+/// The partition rolecall's accounts are in: a Resource ARN's partition must match it.
+const PARTITION: &str = "aws";
+
+/// A Resource (NotResource) of an IAM policy is `*` or an ARN (its parts may hold wildcards
+/// and policy variables) in this partition, and an IAM ARN names no region, with IAM's
+/// messages (MalformedPolicyDocument) for each.
+fn validate_resource(resource: &str) -> Result<()> {
+    if resource == "*" {
+        return Ok(());
+    }
+    let parts: Vec<&str> = resource.splitn(6, ':').collect();
+    let [arn, partition, service, region, _account, _rest] = parts[..] else {
+        return Err(Error::malformed_policy(format!(r#"Resource {resource} must be in ARN format or "*"."#)));
+    };
+    if arn != "arn" {
+        return Err(Error::malformed_policy(format!(r#"Resource {resource} must be in ARN format or "*"."#)));
+    }
+    if !wildcard_match(partition, PARTITION, false) {
+        return Err(Error::malformed_policy(format!(
+            r#"Partition "{partition}" is not valid for resource "{resource}"."#
+        )));
+    }
+    if service == "iam" && !region.is_empty() {
+        return Err(Error::malformed_policy(format!(
+            "IAM resource {resource} cannot contain region information."
+        )));
+    }
+    Ok(())
+}
+
 /// An action is `*` or `vendor:Name` where the name may hold `*` and `?`.
 fn validate_action(action: &str, kind: PolicyType) -> Result<()> {
     if action == "*" {
         return Ok(());
+    }
+    if action.matches(':').count() > 1 {
+        return Err(Error::malformed_policy("Actions/Condition can contain only one colon."));
     }
     let Some((vendor, name)) = action.split_once(':') else {
         return Err(Error::malformed_policy(

@@ -176,3 +176,82 @@ fn unknown_condition_operators_are_malformed() {
     let e = PolicyDocument::parse(text, PolicyType::Identity).unwrap_err();
     assert_eq!(e.message, "Invalid Condition type : StringEqualz");
 }
+
+/// Issue 17: what IAM accepts and refuses in an identity policy, with IAM's own messages
+/// (MalformedPolicyDocument), as its answers show them: "Resource … must be in ARN format or
+/// \"*\"." (github.com/trussworks/terraform-aws-s3-anti-virus/issues/21), "Partition … is not
+/// valid for resource …" (github.com/eksctl-io/eksctl/issues/4329, an ARN of the aws partition
+/// refused in GovCloud), "IAM resource … cannot contain region information."
+/// (github.com/cloud-gov/terraform-provision/pull/1838), "Actions/Condition can contain only
+/// one colon." (github.com/garnaat/kappa/issues/111); the others in the tests above.
+#[test]
+fn identity_policies_accepted_and_refused_as_iam_does() {
+    let statement = |action: &str, resource: &str| {
+        format!(
+            r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow","Action":{action},"Resource":{resource}}}]}}"#
+        )
+    };
+    let accepted = [
+        statement(r#""s3:GetObject""#, r#""*""#),
+        statement(r#""s3:Get*""#, r#""arn:aws:s3:::bucket/*""#),
+        statement(r#""ec2:DescribeInstances""#, r#""arn:aws:ec2:us-east-1:123456789012:instance/*""#),
+        statement(r#""iam:GetRole""#, r#""arn:aws:iam::123456789012:role/${aws:username}""#),
+        statement(r#""iam:GetRole""#, r#""arn:*:iam::*:role/ops-*""#),
+        statement(r#""s3:ListBucket""#, r#"["arn:aws:s3:::a","arn:aws:s3:::b"]"#),
+        statement(r#""*""#, r#""arn:aws:logs:*:*:*""#),
+    ];
+    for text in &accepted {
+        PolicyDocument::parse(text, PolicyType::Identity).unwrap_or_else(|e| panic!("{text}: {e:?}"));
+    }
+    let refused = [
+        (statement(r#""s3:GetObject""#, r#""bucket""#), r#"Resource bucket must be in ARN format or "*"."#),
+        (
+            statement(r#""s3:GetObject""#, r#""arn:aws:s3""#),
+            r#"Resource arn:aws:s3 must be in ARN format or "*"."#,
+        ),
+        (
+            statement(r#""s3:GetObject""#, r#""urn:aws:s3:::bucket""#),
+            r#"Resource urn:aws:s3:::bucket must be in ARN format or "*"."#,
+        ),
+        (
+            statement(r#""s3:GetObject""#, r#""arn:aws-us-gov:s3:::bucket""#),
+            r#"Partition "aws-us-gov" is not valid for resource "arn:aws-us-gov:s3:::bucket"."#,
+        ),
+        (
+            statement(r#""s3:GetObject""#, r#""arn::s3:::bucket""#),
+            r#"Partition "" is not valid for resource "arn::s3:::bucket"."#,
+        ),
+        (
+            statement(r#""iam:GetRole""#, r#""arn:aws:iam:us-east-1:123456789012:role/x""#),
+            "IAM resource arn:aws:iam:us-east-1:123456789012:role/x cannot contain region information.",
+        ),
+        (statement(r#""s3:Get:Object""#, r#""*""#), "Actions/Condition can contain only one colon."),
+        (
+            statement(r#""GetObject""#, r#""*""#),
+            "Actions/Conditions must be prefaced by a vendor, e.g., iam, sdb, ec2, etc.",
+        ),
+        (
+            r#"{"Version":"2012-10-18","Statement":[{"Effect":"Allow","Action":"s3:*","Resource":"*"}]}"#.into(),
+            "The policy failed legacy parsing",
+        ),
+        (
+            r#"{"Version":"2012-10-17","Statement":[{"Sid":"a-b","Effect":"Allow","Action":"s3:*","Resource":"*"}]}"#.into(),
+            "Statement IDs (SID) must be alpha-numeric. Check that your input satisfies the regular expression [0-9A-Za-z]*",
+        ),
+        (
+            r#"{"Version":"2012-10-17","Statement":[{"Sid":"A","Effect":"Allow","Action":"s3:*","Resource":"*"},{"Sid":"A","Effect":"Deny","Action":"iam:*","Resource":"*"}]}"#.into(),
+            "Statement IDs (SID) in a single policy must be unique.",
+        ),
+        (r#"{"Version":"2012-10-17","Statement":"#.into(), "Syntax errors in policy."),
+    ];
+    for (text, message) in &refused {
+        assert_eq!(malformed(text, PolicyType::Identity), *message, "{text}");
+    }
+    // NotResource is held to the same grammar.
+    let not_resource =
+        r#"{"Version":"2012-10-17","Statement":[{"Effect":"Deny","Action":"s3:*","NotResource":"bucket"}]}"#;
+    assert_eq!(
+        malformed(not_resource, PolicyType::Identity),
+        r#"Resource bucket must be in ARN format or "*"."#
+    );
+}
