@@ -128,17 +128,26 @@ impl Authorizer {
         let Some(policies) = catalog.granting_policies(kind, name).await? else {
             return Ok(Compiled { generation, ..Compiled::default() });
         };
-        // Stored documents were validated when they were written; one that no longer parses
-        // (a newer grammar) grants nothing rather than failing every request.
-        let parse = |text: &str| PolicyDocument::parse(text, PolicyType::Identity).ok().map(Arc::new);
+        // Stored documents were validated when they were written, and are read back by their
+        // structure only (a stricter grammar since does not drop them). One that cannot be
+        // read at all denies everything: dropping it could drop a Deny. A boundary whose
+        // policy is gone (an empty document) allows nothing.
+        let parse = |name: &str, text: &str| {
+            if text.is_empty() {
+                return Arc::new(deny_all());
+            }
+            Arc::new(PolicyDocument::parse_stored(text, PolicyType::Identity).unwrap_or_else(|e| {
+                tracing::warn!(policy = name, error = %e.message, "a stored policy cannot be read: it denies everything");
+                deny_everything()
+            }))
+        };
         let identity = policies
             .inline
             .iter()
             .chain(policies.managed.iter())
-            .filter_map(|(_, text)| parse(text))
+            .map(|(name, text)| parse(name, text))
             .collect();
-        let boundary =
-            policies.boundary.as_ref().map(|(_, text)| parse(text).unwrap_or_else(|| Arc::new(deny_all())));
+        let boundary = policies.boundary.as_ref().map(|(name, text)| parse(name, text));
         let tags = policies.tags.into_iter().map(|t| (t.key, t.value)).collect();
         Ok(Compiled { identity, boundary, tags, id: policies.id, generation })
     }
@@ -271,7 +280,7 @@ impl Authorizer {
         if !session.limits() {
             return Ok(Vec::new());
         }
-        let parse = |text: &str| PolicyDocument::parse(text, PolicyType::Identity).ok().map(Arc::new);
+        let parse = |text: &str| PolicyDocument::parse_stored(text, PolicyType::Identity).ok().map(Arc::new);
         let mut docs = Vec::new();
         if !session.policy.is_empty() {
             docs.push(parse(&session.policy).unwrap_or_else(|| Arc::new(deny_all())));
@@ -400,6 +409,15 @@ fn principal_type(principal: &Principal) -> &'static str {
 
 fn deny_all() -> PolicyDocument {
     PolicyDocument { version: "2012-10-17".into(), statements: Vec::new() }
+}
+
+/// What a stored policy that cannot be read stands for: an explicit Deny of everything.
+fn deny_everything() -> PolicyDocument {
+    PolicyDocument::parse(
+        r#"{"Version":"2012-10-17","Statement":[{"Effect":"Deny","Action":"*","Resource":"*"}]}"#,
+        PolicyType::Identity,
+    )
+    .unwrap_or_else(|_| deny_all())
 }
 
 /// One SimulatePrincipalPolicy answer.

@@ -71,8 +71,20 @@ pub const EC2_SERVICE: &str = "ec2.amazonaws.com";
 // === impl PolicyDocument ===
 
 impl PolicyDocument {
-    /// Parses `text` and validates it against the grammar of `kind`.
+    /// Parses `text` and validates it against the grammar of `kind`, as IAM does when a
+    /// document is written.
     pub fn parse(text: &str, kind: PolicyType) -> Result<Self> {
+        Self::read(text, kind, Grammar::Written)
+    }
+
+    /// Parses a document that was validated when it was written: its structure is checked,
+    /// but not the forms of its values that a later, stricter grammar may refuse (a stored
+    /// policy keeps its Deny statements whatever was since added to the validator).
+    pub fn parse_stored(text: &str, kind: PolicyType) -> Result<Self> {
+        Self::read(text, kind, Grammar::Stored)
+    }
+
+    fn read(text: &str, kind: PolicyType, grammar: Grammar) -> Result<Self> {
         let value: Value = serde_json::from_str(text).map_err(|_| syntax_error())?;
         let Value::Object(top) = value else { return Err(syntax_error()) };
         let mut version = None;
@@ -97,7 +109,7 @@ impl PolicyDocument {
             _ => return Err(syntax_error()),
         };
         let statements =
-            statements.into_iter().map(|s| Statement::parse(s, kind)).collect::<Result<Vec<_>>>()?;
+            statements.into_iter().map(|s| Statement::parse(s, kind, grammar)).collect::<Result<Vec<_>>>()?;
         let mut sids: Vec<&str> = statements.iter().filter_map(|s| s.sid.as_deref()).collect();
         sids.sort_unstable();
         if sids.windows(2).any(|w| w[0] == w[1]) {
@@ -143,8 +155,17 @@ fn syntax_error() -> Error {
 
 // === impl Statement ===
 
+/// How much of the grammar a parse holds a document to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Grammar {
+    /// All of it: a document being written.
+    Written,
+    /// Its structure: a document read back from the store.
+    Stored,
+}
+
 impl Statement {
-    fn parse(value: &Value, kind: PolicyType) -> Result<Self> {
+    fn parse(value: &Value, kind: PolicyType, grammar: Grammar) -> Result<Self> {
         let Value::Object(fields) = value else { return Err(syntax_error()) };
         let mut sid = None;
         let mut effect = None;
@@ -187,7 +208,7 @@ impl Statement {
             (Some(_), Some(_)) => return Err(syntax_error()),
         };
         for a in action.patterns() {
-            validate_action(a, kind)?;
+            validate_action(a, kind, grammar)?;
         }
         if principal.is_some() && not_principal.is_some() {
             return Err(syntax_error());
@@ -206,7 +227,7 @@ impl Statement {
                 let Some(resource) = &resource else {
                     return Err(Error::malformed_policy("Policy statement must contain resources."));
                 };
-                for r in resource.patterns() {
+                for r in resource.patterns().iter().filter(|_| grammar == Grammar::Written) {
                     validate_resource(r)?;
                 }
             }
@@ -262,11 +283,11 @@ fn validate_resource(resource: &str) -> Result<()> {
 }
 
 /// An action is `*` or `vendor:Name` where the name may hold `*` and `?`.
-fn validate_action(action: &str, kind: PolicyType) -> Result<()> {
+fn validate_action(action: &str, kind: PolicyType, grammar: Grammar) -> Result<()> {
     if action == "*" {
         return Ok(());
     }
-    if action.matches(':').count() > 1 {
+    if grammar == Grammar::Written && action.matches(':').count() > 1 {
         return Err(Error::malformed_policy("Actions/Condition can contain only one colon."));
     }
     let Some((vendor, name)) = action.split_once(':') else {

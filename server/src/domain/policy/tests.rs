@@ -255,3 +255,19 @@ fn identity_policies_accepted_and_refused_as_iam_does() {
         r#"Resource bucket must be in ARN format or "*"."#
     );
 }
+
+/// A document stored before the validator grew stricter is read back by its structure, so
+/// that its Deny statements still count.
+#[test]
+fn stored_documents_are_read_by_their_structure() {
+    let stored = r#"{"Version":"2012-10-17","Statement":[
+        {"Effect":"Deny","Action":"s3:DeleteObject","Resource":"*"},
+        {"Effect":"Allow","Action":"s3:GetObject","Resource":"bucket"}]}"#;
+    assert!(PolicyDocument::parse(stored, PolicyType::Identity).is_err());
+    let doc = PolicyDocument::parse_stored(stored, PolicyType::Identity).unwrap();
+    assert_eq!(doc.statements[0].effect, Effect::Deny);
+    // Its structure is still held: no Principal in an identity policy, JSON that parses.
+    let principal = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":"*","Action":"s3:*","Resource":"*"}]}"#;
+    assert!(PolicyDocument::parse_stored(principal, PolicyType::Identity).is_err());
+    assert!(PolicyDocument::parse_stored("{", PolicyType::Identity).is_err());
+}
