@@ -215,7 +215,8 @@ fn private_file() -> OpenOptions {
 }
 
 /// An event past [`MAX_EVENT_BYTES`], made to fit: requestParameters become a marker with
-/// their size and first KiB, and the free-text fields are cut to a KiB.
+/// their size and first KiB, and the free-text fields (the explanation of a refusal too) are
+/// cut to a KiB.
 fn cut_to_fit(mut record: Value) -> String {
     let parameters = record["requestParameters"].to_string();
     record["requestParameters"] = json!({
@@ -227,6 +228,11 @@ fn cut_to_fit(mut record: Value) -> String {
         {
             record[field] = format!("{}…(cut)", prefix(text)).into();
         }
+    }
+    if let Some(text) = record["additionalEventData"]["decidedBy"].as_str()
+        && text.len() > CUT_BYTES
+    {
+        record["additionalEventData"]["decidedBy"] = format!("{}…(cut)", prefix(text)).into();
     }
     record.to_string()
 }
@@ -340,9 +346,13 @@ impl AuditLog {
         if let Some(e) = event.error {
             record["errorCode"] = e.code.as_str().into();
             record["errorMessage"] = e.message.clone().into();
+            // For a refusal of authorization: the policy and statement that decided.
+            if let Some(why) = &e.explanation {
+                record["additionalEventData"] = json!({ "decidedBy": why.as_ref() });
+            }
         }
         if dropped > 0 {
-            record["additionalEventData"] = json!({ "unauthenticatedRefusalsDropped": dropped });
+            record["additionalEventData"]["unauthenticatedRefusalsDropped"] = dropped.into();
         }
         let mut text = record.to_string();
         if text.len() > MAX_EVENT_BYTES {

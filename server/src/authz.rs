@@ -13,7 +13,9 @@ use crate::{
     domain::{
         Error, ErrorCode, Result,
         clock::{Clock, iso8601},
-        evaluation::{Caller, Decision, Policies, RequestContext, decide, verdict},
+        evaluation::{
+            Caller, Decision, Explained, Policies, PolicyKind, RequestContext, decide, explain, verdict,
+        },
         model::Role,
         policy::{Effect, PolicyDocument, PolicyType},
     },
@@ -23,7 +25,11 @@ use crate::{
 #[derive(Debug, Default)]
 pub struct Compiled {
     pub identity: Vec<Arc<PolicyDocument>>,
+    /// What each identity policy is called: an inline policy's name, a managed policy's ARN.
+    pub names: Vec<String>,
     pub boundary: Option<Arc<PolicyDocument>>,
+    /// The boundary's ARN.
+    pub boundary_name: Option<String>,
     /// aws:PrincipalTag/*.
     pub tags: Vec<(String, String)>,
     /// The role's or user's unique id ("" where it does not exist).
@@ -141,15 +147,13 @@ impl Authorizer {
                 deny_everything()
             }))
         };
-        let identity = policies
-            .inline
-            .iter()
-            .chain(policies.managed.iter())
-            .map(|(name, text)| parse(name, text))
-            .collect();
+        let every = || policies.inline.iter().chain(policies.managed.iter());
+        let identity = every().map(|(name, text)| parse(name, text)).collect();
+        let names = every().map(|(name, _)| name.clone()).collect();
         let boundary = policies.boundary.as_ref().map(|(name, text)| parse(name, text));
-        let tags = policies.tags.into_iter().map(|t| (t.key, t.value)).collect();
-        Ok(Compiled { identity, boundary, tags, id: policies.id, generation })
+        let boundary_name = policies.boundary.as_ref().map(|(name, _)| name.clone());
+        let tags = policies.tags.iter().map(|t| (t.key.clone(), t.value.clone())).collect();
+        Ok(Compiled { identity, names, boundary, boundary_name, tags, id: policies.id.clone(), generation })
     }
 
     /// The request context: the action and resource, and AWS's global condition keys.
@@ -225,43 +229,38 @@ impl Authorizer {
 
     /// The decision for `principal` doing `request`, with its identity policies and
     /// boundary (and `resource_policy` where the resource has one).
-    pub async fn decision(
-        &self,
-        principal: &Principal,
-        request: &Request,
-        resource_policy: Option<&PolicyDocument>,
-    ) -> Result<Decision> {
-        self.decision_on(principal, request, resource_policy, &principal.account_id).await
-    }
-
-    /// The decision on a resource of `resource_account`, with the resource's own policy: in
-    /// the caller's account either side's Allow suffices, across accounts both must allow;
-    /// an explicit Deny anywhere wins.
-    pub async fn decision_on(
+    /// Whether `principal` may do `request` on a resource of `resource_account`, with the
+    /// resource's own policy (`evaluation::explain`): Ok, or AccessDenied with AWS's message,
+    /// and for the audit trail the policy and statement that decided.
+    pub async fn check_on(
         &self,
         principal: &Principal,
         request: &Request,
         resource_policy: Option<&PolicyDocument>,
         resource_account: &str,
-    ) -> Result<Decision> {
+    ) -> Result<()> {
         let same_account = resource_account == principal.account_id;
         if principal.kind == PrincipalKind::Root {
             // The account's root user may do anything in it; in another account only what
             // the resource's policy allows; an explicit deny in a resource policy stops it.
             let ctx = self.context(principal, &Compiled::default(), request);
-            return Ok(match resource_policy.and_then(|p| verdict(p, &ctx)) {
-                Some(Effect::Deny) => Decision::ExplicitDeny,
-                Some(Effect::Allow) => Decision::Allow,
-                None if same_account => Decision::Allow,
-                None => Decision::ImplicitDeny,
-            });
+            let alone = Policies { resource: resource_policy, same_account: false, ..Policies::default() };
+            let explained = explain(&alone, &ctx);
+            let allowed = explained.decision != Decision::ExplicitDeny
+                && (same_account || resource_policy.and_then(|p| verdict(p, &ctx)) == Some(Effect::Allow));
+            return match allowed {
+                true => Ok(()),
+                false => Err(denied(principal, request, &explained, &alone, &Names::default())),
+            };
         }
         let (kind, name) = Self::holder(principal);
         let compiled = self.compiled(&principal.account_id, kind, &name).await?;
         if outlived_its_role(principal, &compiled) {
-            return Ok(Decision::ImplicitDeny);
+            let gone =
+                Explained { decision: Decision::ImplicitDeny, by: None, lacking: Some(PolicyKind::Identity) };
+            return Err(denied(principal, request, &gone, &Policies::default(), &Names::default()));
         }
-        let session = self.session_policies(principal).await?;
+        let (session, session_names) = self.session_policies(principal).await?;
         let ctx = self.context(principal, &compiled, request);
         let policies = Policies {
             identity: &compiled.identity,
@@ -270,31 +269,49 @@ impl Authorizer {
             resource: resource_policy,
             same_account,
         };
-        Ok(decide(&policies, &ctx))
+        let explained = explain(&policies, &ctx);
+        if explained.decision == Decision::Allow {
+            return Ok(());
+        }
+        let names = Names {
+            identity: &compiled.names,
+            boundary: compiled.boundary_name.as_deref(),
+            session: &session_names,
+        };
+        Err(denied(principal, request, &explained, &policies, &names))
     }
 
-    /// The session policies a role session was assumed with (none: no limit). A session
-    /// limited by policies none of which can be read any more is allowed nothing.
-    async fn session_policies(&self, principal: &Principal) -> Result<Vec<Arc<PolicyDocument>>> {
-        let PrincipalKind::AssumedRole { session, .. } = &principal.kind else { return Ok(Vec::new()) };
+    /// The session policies a role session was assumed with (none: no limit), and what each
+    /// is called. A session limited by policies none of which can be read any more is allowed
+    /// nothing.
+    async fn session_policies(
+        &self,
+        principal: &Principal,
+    ) -> Result<(Vec<Arc<PolicyDocument>>, Vec<String>)> {
+        let PrincipalKind::AssumedRole { session, .. } = &principal.kind else {
+            return Ok(Default::default());
+        };
         if !session.limits() {
-            return Ok(Vec::new());
+            return Ok(Default::default());
         }
         let parse = |text: &str| PolicyDocument::parse_stored(text, PolicyType::Identity).ok().map(Arc::new);
-        let mut docs = Vec::new();
+        let (mut docs, mut names) = (Vec::new(), Vec::new());
         if !session.policy.is_empty() {
             docs.push(parse(&session.policy).unwrap_or_else(|| Arc::new(deny_all())));
+            names.push("the inline session policy".to_string());
         }
         for arn in &session.policy_arns {
             let Some(catalog) = self.accounts.get(&principal.account_id) else { continue };
             if let Some(doc) = catalog.default_document(arn).await?.as_deref().and_then(parse) {
                 docs.push(doc);
+                names.push(arn.clone());
             }
         }
         if docs.is_empty() {
             docs.push(Arc::new(deny_all()));
+            names.push("no readable session policy".to_string());
         }
-        Ok(docs)
+        Ok((docs, names))
     }
 
     /// sts:AssumeRole of `role` by `principal`: the role's trust policy must allow it, and
@@ -331,7 +348,7 @@ impl Authorizer {
         if outlived_its_role(principal, &compiled) {
             return Err(denied());
         }
-        let session = self.session_policies(principal).await?;
+        let (session, _) = self.session_policies(principal).await?;
         let ctx = self.context(principal, &compiled, &request);
         // The trust policy must allow, whatever the identity policies say.
         if verdict(&trust, &ctx) != Some(Effect::Allow) {
@@ -363,26 +380,76 @@ impl Authorizer {
 
     /// Ok, or AccessDenied in AWS's words.
     pub async fn authorize(&self, principal: &Principal, request: &Request) -> Result<()> {
-        match self.decision(principal, request, None).await? {
-            Decision::Allow => Ok(()),
-            denied => Err(access_denied(principal, request, denied)),
+        self.check_on(principal, request, None, &principal.account_id).await
+    }
+}
+
+/// What the policies of a [`Policies`] are called, for the audit trail.
+#[derive(Default)]
+struct Names<'a> {
+    identity: &'a [String],
+    boundary: Option<&'a str>,
+    session: &'a [String],
+}
+
+/// AccessDenied for `explained`: AWS's message, which names the kind of policy that decided
+/// (IAM User Guide, "Troubleshoot access denied error messages"), and the explanation the
+/// audit trail keeps, which also names the policy and the statement.
+fn denied(
+    principal: &Principal,
+    request: &Request,
+    explained: &Explained,
+    policies: &Policies<'_>,
+    names: &Names<'_>,
+) -> Error {
+    let (action, resource) = (&request.action, &request.resource);
+    let head =
+        format!("User: {} is not authorized to perform: {action} on resource: {resource}", principal.arn);
+    match (explained.decision, explained.by) {
+        (Decision::ExplicitDeny, Some(by)) => {
+            let (name, doc) = match by.kind {
+                PolicyKind::Identity => (
+                    names.identity.get(by.policy).map(String::as_str),
+                    policies.identity.get(by.policy).map(|d| &**d),
+                ),
+                PolicyKind::Boundary => (names.boundary, policies.boundary),
+                PolicyKind::Session => (
+                    names.session.get(by.policy).map(String::as_str),
+                    policies.session.get(by.policy).map(|d| &**d),
+                ),
+                PolicyKind::Resource => (Some(resource.as_str()), policies.resource),
+            };
+            let sid = doc.and_then(|d| d.statements.get(by.statement)).and_then(|s| s.sid.as_deref());
+            let sid = sid.map(|sid| format!(" (Sid {sid})")).unwrap_or_default();
+            let policy = match by.kind {
+                PolicyKind::Resource => format!("the policy of {}", name.unwrap_or_default()),
+                _ => name.unwrap_or("an unnamed policy").to_string(),
+            };
+            Error::new(
+                ErrorCode::AccessDenied,
+                format!("{head} with an explicit deny in {}", by.kind.named()),
+            )
+            .explained(format!(
+                "explicit deny: {} {policy}, statement {}{sid}",
+                by.kind.name(),
+                by.statement + 1
+            ))
+        }
+        _ => {
+            let kind = explained.lacking.unwrap_or(PolicyKind::Identity);
+            Error::new(
+                ErrorCode::AccessDenied,
+                format!("{head} because no {} allows the {action} action", kind.name()),
+            )
+            .explained(format!("implicit deny: no {} allows {action} on {resource}", kind.name()))
         }
     }
 }
 
-/// AWS's AccessDenied message.
-pub fn access_denied(principal: &Principal, request: &Request, decision: Decision) -> Error {
-    let why = match decision {
-        Decision::ExplicitDeny => " with an explicit deny in an identity-based policy",
-        _ => " because no identity-based policy allows the action",
-    };
-    Error::new(
-        ErrorCode::AccessDenied,
-        format!(
-            "User: {} is not authorized to perform: {} on resource: {}{why}",
-            principal.arn, request.action, request.resource
-        ),
-    )
+/// AccessDenied where no policy was weighed: the kind of policy that would have had to allow.
+pub fn access_denied(principal: &Principal, request: &Request, lacking: PolicyKind) -> Error {
+    let explained = Explained { decision: Decision::ImplicitDeny, by: None, lacking: Some(lacking) };
+    denied(principal, request, &explained, &Policies::default(), &Names::default())
 }
 
 /// A session of a role that has since been deleted (and perhaps re-created under its name):

@@ -170,3 +170,77 @@ async fn with_an_audit_trail_that_cannot_be_written_nothing_changes() {
     let listed = client.get(url).send().await.unwrap().text().await.unwrap();
     assert!(!listed.contains("unaudited-bucket"), "{listed}");
 }
+
+/// Issue 17: a refusal says which kind of policy decided it, as AWS's AccessDenied does, and
+/// its audit event names the policy and the statement (an explicit Deny) or the kind of
+/// policy none of which allowed it, so that an operator can look a refusal up.
+#[tokio::test]
+async fn a_refusal_names_the_policy_and_statement_that_decided_it() {
+    let (path, output) = audit_file(line!());
+    let server = TestServer::start_with(move |c| c.audit.output = output).await;
+    let key = user_with_key(&server, "dana").await;
+    let mut iam = server.iam();
+    let allow_iam =
+        r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"iam:*","Resource":"*"}]}"#;
+    iam.put_user_policy(pb::PutUserPolicyRequest {
+        user_name: "dana".into(),
+        policy_name: "iam-admin".into(),
+        policy_document: allow_iam.into(),
+    })
+    .await
+    .unwrap();
+    let guard = r#"{"Version":"2012-10-17","Statement":[
+        {"Effect":"Allow","Action":"iam:List*","Resource":"*"},
+        {"Sid":"NoNewUsers","Effect":"Deny","Action":"iam:CreateUser","Resource":"*"}]}"#;
+    let create = pb::CreatePolicyRequest {
+        policy_name: "guard".into(),
+        policy_document: guard.into(),
+        ..Default::default()
+    };
+    let guard_arn = iam.create_policy(create).await.unwrap().into_inner().policy.unwrap().arn;
+    iam.attach_user_policy(pb::AttachUserPolicyRequest {
+        user_name: "dana".into(),
+        policy_arn: guard_arn.clone(),
+    })
+    .await
+    .unwrap();
+    let mut dana = rolecall_api::iam_client::IamClient::new(server.signing(long_term(&key), "iam"));
+
+    // An explicit deny: the message names the kind of policy, the audit the policy and Sid.
+    let user = pb::CreateUserRequest { user_name: "eve".into(), ..Default::default() };
+    let msg = expect_error(dana.create_user(user).await, Code::PermissionDenied, "AccessDenied");
+    assert!(msg.ends_with("with an explicit deny in an identity-based policy"), "{msg}");
+    let (_, recorded) = events(&path);
+    let refused = recorded.iter().rev().find(|e| e["eventName"] == "CreateUser").expect("the refusal");
+    assert_eq!(refused["errorMessage"], msg.as_str());
+    assert_eq!(
+        refused["additionalEventData"]["decidedBy"],
+        format!("explicit deny: identity-based policy {guard_arn}, statement 2 (Sid NoNewUsers)"),
+        "{refused}"
+    );
+
+    // A boundary that allows only listing: the identity policy's Allow runs into it.
+    iam.put_user_permissions_boundary(pb::PutUserPermissionsBoundaryRequest {
+        user_name: "dana".into(),
+        permissions_boundary: guard_arn,
+    })
+    .await
+    .unwrap();
+    let role = pb::CreateRoleRequest {
+        role_name: "R".into(),
+        assume_role_policy_document: r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"ec2.amazonaws.com"},"Action":"sts:AssumeRole"}]}"#.into(),
+        ..Default::default()
+    };
+    let msg = expect_error(dana.create_role(role).await, Code::PermissionDenied, "AccessDenied");
+    assert!(msg.ends_with("because no permissions boundary allows the iam:CreateRole action"), "{msg}");
+    let (text, recorded) = events(&path);
+    let refused = recorded.iter().rev().find(|e| e["eventName"] == "CreateRole").expect("the refusal");
+    assert_eq!(
+        refused["additionalEventData"]["decidedBy"],
+        "implicit deny: no permissions boundary allows iam:CreateRole on arn:aws:iam::123456789012:role/R",
+        "{refused}"
+    );
+    assert!(!text.contains(&key.secret_access_key));
+    dana.list_users(pb::ListUsersRequest::default()).await.unwrap();
+    let _ = std::fs::remove_file(&path);
+}

@@ -378,11 +378,13 @@ async fn an_instance_with_iam_read_only_lists_but_cannot_create_until_the_policy
     let create =
         iam.create_user(pb::CreateUserRequest { user_name: "mallory".into(), ..Default::default() }).await;
     let msg = expect_error(create, Code::PermissionDenied, "AccessDenied");
+    // AWS's words, the action named again at the end (as IAM answers: "… because no
+    // identity-based policy allows the wafv2:CreateWebACL action", github.com/aws/aws-pdk/pull/104).
     assert_eq!(
         msg,
         format!(
             "User: arn:aws:sts::123456789012:assumed-role/Web/{instance_id} is not authorized to perform: \
-             iam:CreateUser on resource: arn:aws:iam::123456789012:user/mallory because no identity-based policy allows the action"
+             iam:CreateUser on resource: arn:aws:iam::123456789012:user/mallory because no identity-based policy allows the iam:CreateUser action"
         )
     );
     // The operator detaches the policy: the very next request is denied.

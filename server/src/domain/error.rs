@@ -71,6 +71,9 @@ pub enum ErrorCode {
 pub struct Error {
     pub code: ErrorCode,
     pub message: String,
+    /// Why, for the operator and never for the caller: for a refusal of authorization, the
+    /// policy and statement that decided (the audit trail's `additionalEventData`).
+    pub explanation: Option<std::sync::Arc<str>>,
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -254,7 +257,13 @@ impl fmt::Display for ErrorCode {
 
 impl Error {
     pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
-        Self { code, message: message.into() }
+        Self { code, message: message.into(), explanation: None }
+    }
+
+    /// With `why` for the operator (see [`explanation`](Self::explanation)).
+    pub fn explained(mut self, why: impl Into<std::sync::Arc<str>>) -> Self {
+        self.explanation = Some(why.into());
+        self
     }
 
     pub fn no_such_entity(message: impl Into<String>) -> Self {

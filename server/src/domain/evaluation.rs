@@ -101,8 +101,8 @@ pub struct Policies<'a> {
 /// What one document says: a matching Deny, else a matching Allow, else nothing.
 pub fn verdict(doc: &PolicyDocument, ctx: &RequestContext) -> Option<Effect> {
     match judge(doc, ctx, false) {
-        Judgement::Deny => Some(Effect::Deny),
-        Judgement::Allow(_) => Some(Effect::Allow),
+        Judgement::Deny(_) => Some(Effect::Deny),
+        Judgement::Allow(..) => Some(Effect::Allow),
         Judgement::Silent => None,
     }
 }
@@ -123,12 +123,19 @@ pub enum Grantee {
     Caller,
 }
 
-/// What one document says about a request, and whom its Allow names.
+/// What one document says about a request: the statement (its index) of a matching Deny,
+/// else the strongest grant among the matching Allows and its statement, else nothing.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Judgement {
-    Deny,
-    Allow(Grantee),
+    Deny(usize),
+    Allow(Grantee, usize),
     Silent,
+}
+
+impl Judgement {
+    fn allows(self) -> bool {
+        matches!(self, Self::Allow(..))
+    }
 }
 
 /// One document's judgement: a matching Deny, else the strongest grant among the matching
@@ -138,15 +145,17 @@ enum Judgement {
 /// of the values specified in the NotPrincipal element").
 fn judge(doc: &PolicyDocument, ctx: &RequestContext, bounded: bool) -> Judgement {
     let variables = doc.version == "2012-10-17";
-    let mut granted = None;
-    for s in &doc.statements {
+    let mut granted: Option<(Grantee, usize)> = None;
+    for (n, s) in doc.statements.iter().enumerate() {
         let Some(grantee) = statement_applies(s, ctx, variables, bounded) else { continue };
         match s.effect {
-            Effect::Deny => return Judgement::Deny,
-            Effect::Allow => granted = granted.max(Some(grantee)),
+            Effect::Deny => return Judgement::Deny(n),
+            // The first statement of the strongest grant.
+            Effect::Allow if granted.is_none_or(|(g, _)| grantee > g) => granted = Some((grantee, n)),
+            Effect::Allow => {}
         }
     }
-    granted.map_or(Judgement::Silent, Judgement::Allow)
+    granted.map_or(Judgement::Silent, |(grantee, n)| Judgement::Allow(grantee, n))
 }
 
 /// Whether trust policy `doc` lets `service` (e.g. ec2.amazonaws.com) call sts:AssumeRole in
@@ -160,7 +169,58 @@ pub fn trusts_service(doc: &PolicyDocument, service: &str, context: &[(&str, Str
     verdict(doc, &ctx) == Some(Effect::Allow)
 }
 
-/// AWS's evaluation logic over every policy that applies.
+/// The kinds of policy a decision weighs, as AWS's AccessDenied messages name them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PolicyKind {
+    Identity,
+    Boundary,
+    Session,
+    Resource,
+}
+
+impl PolicyKind {
+    /// AWS's name for it, with its article ("an identity-based policy").
+    pub fn named(self) -> &'static str {
+        match self {
+            Self::Identity => "an identity-based policy",
+            Self::Boundary => "a permissions boundary",
+            Self::Session => "a session policy",
+            Self::Resource => "a resource-based policy",
+        }
+    }
+
+    /// AWS's name for it, without an article.
+    pub fn name(self) -> &'static str {
+        self.named().split_once(' ').map_or("", |(_, name)| name)
+    }
+}
+
+/// One statement of one of the policies of a [`Policies`]: its kind, the policy's place in
+/// its list (0 for the boundary and the resource policy), the statement's place in the
+/// document.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StatementRef {
+    pub kind: PolicyKind,
+    pub policy: usize,
+    pub statement: usize,
+}
+
+/// A decision, and why.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Explained {
+    pub decision: Decision,
+    /// The statement that decided: the Deny of an explicit deny, the Allow of an allow.
+    pub by: Option<StatementRef>,
+    /// For an implicit deny: the kind of policy none of which allowed the request.
+    pub lacking: Option<PolicyKind>,
+}
+
+/// AWS's evaluation logic over every policy that applies (see [`explain`]).
+pub fn decide(policies: &Policies<'_>, ctx: &RequestContext) -> Decision {
+    explain(policies, ctx).decision
+}
+
+/// AWS's evaluation logic over every policy that applies, and the statement that decided.
 ///
 /// - An explicit Deny in any of them wins.
 /// - The identity policies allow when one of them does, the boundary (if any) does, and one
@@ -172,30 +232,64 @@ pub fn trusts_service(doc: &PolicyDocument, service: &str, context: &[(&str, Str
 ///   policies.
 /// - Across accounts both sides must allow (naming the account is then the resource side's
 ///   Allow).
-pub fn decide(policies: &Policies<'_>, ctx: &RequestContext) -> Decision {
+pub fn explain(policies: &Policies<'_>, ctx: &RequestContext) -> Explained {
     let bounded = policies.boundary.is_some();
-    let identity: Vec<Option<Effect>> = policies.identity.iter().map(|d| verdict(d, ctx)).collect();
-    let boundary = policies.boundary.map(|d| verdict(d, ctx));
-    let session: Vec<Option<Effect>> = policies.session.iter().map(|d| verdict(d, ctx)).collect();
+    let identity: Vec<Judgement> = policies.identity.iter().map(|d| judge(d, ctx, false)).collect();
+    let boundary = policies.boundary.map(|d| judge(d, ctx, false));
+    let session: Vec<Judgement> = policies.session.iter().map(|d| judge(d, ctx, false)).collect();
     let resource = policies.resource.map(|d| judge(d, ctx, bounded));
-    let denied =
-        identity.iter().chain(session.iter()).chain(boundary.iter()).any(|v| *v == Some(Effect::Deny))
-            || resource == Some(Judgement::Deny);
-    if denied {
-        return Decision::ExplicitDeny;
+    let at = |kind, policy, statement| Some(StatementRef { kind, policy, statement });
+    // Every Deny, in AWS's order of policy types: the first one found decides.
+    let denies = (identity.iter().enumerate().map(|(n, j)| (PolicyKind::Identity, n, *j)))
+        .chain(session.iter().enumerate().map(|(n, j)| (PolicyKind::Session, n, *j)))
+        .chain(boundary.map(|j| (PolicyKind::Boundary, 0, j)))
+        .chain(resource.map(|j| (PolicyKind::Resource, 0, j)));
+    for (kind, policy, judgement) in denies {
+        if let Judgement::Deny(statement) = judgement {
+            return Explained {
+                decision: Decision::ExplicitDeny,
+                by: at(kind, policy, statement),
+                lacking: None,
+            };
+        }
     }
-    let allows = |v: &Option<Effect>| *v == Some(Effect::Allow);
-    let within_limits =
-        boundary.as_ref().is_none_or(allows) && (session.is_empty() || session.iter().any(allows));
-    let by_identity = identity.iter().any(allows) && within_limits;
-    let allowed = match resource {
-        Some(Judgement::Allow(_)) if !policies.same_account => by_identity,
-        _ if !policies.same_account => false,
-        Some(Judgement::Allow(Grantee::Caller)) => true,
-        Some(Judgement::Allow(Grantee::Role)) => within_limits,
+    let boundary_allows = boundary.is_none_or(Judgement::allows);
+    let session_allows = session.is_empty() || session.iter().any(|j| j.allows());
+    let within_limits = boundary_allows && session_allows;
+    let identity_allow = identity.iter().enumerate().find_map(|(n, j)| match j {
+        Judgement::Allow(_, statement) => Some((n, *statement)),
+        _ => None,
+    });
+    let by_identity =
+        identity_allow.filter(|_| within_limits).and_then(|(n, s)| at(PolicyKind::Identity, n, s));
+    let by_resource = match resource {
+        Some(Judgement::Allow(grantee, statement)) => Some((grantee, at(PolicyKind::Resource, 0, statement))),
+        _ => None,
+    };
+    let allowed_by = match by_resource {
+        Some((_, by)) if !policies.same_account => by_identity.and(by),
+        _ if !policies.same_account => None,
+        Some((Grantee::Caller, by)) => by,
+        Some((Grantee::Role, by)) if within_limits => by,
         _ => by_identity,
     };
-    if allowed { Decision::Allow } else { Decision::ImplicitDeny }
+    if allowed_by.is_some() {
+        return Explained { decision: Decision::Allow, by: allowed_by, lacking: None };
+    }
+    // Which kind of policy stood in the way: the resource side across accounts when the
+    // identity side allowed, else the first limit that an Allow ran into, else the identity
+    // policies themselves.
+    let granted_somewhere = identity_allow.is_some() || matches!(by_resource, Some((Grantee::Role, _)));
+    let lacking = if !policies.same_account && by_identity.is_some() {
+        PolicyKind::Resource
+    } else if granted_somewhere && !boundary_allows {
+        PolicyKind::Boundary
+    } else if granted_somewhere && !session_allows {
+        PolicyKind::Session
+    } else {
+        PolicyKind::Identity
+    };
+    Explained { decision: Decision::ImplicitDeny, by: None, lacking: Some(lacking) }
 }
 
 /// Whether a statement applies to the request, and if it does, whom it names.

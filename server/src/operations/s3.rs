@@ -14,7 +14,7 @@ use crate::{
     catalog::{Accounts, BucketCreated, Catalog},
     domain::{
         Error, ErrorCode, Result,
-        evaluation::Decision,
+        evaluation::PolicyKind,
         model::Bucket,
         policy::{PolicyDocument, PolicyType},
         principal::Principal,
@@ -138,13 +138,11 @@ impl S3 {
             return Err(Error::new(ErrorCode::NoSuchBucket, "The specified bucket does not exist"));
         };
         let policy = match &found.policy {
-            Some(text) => Some(PolicyDocument::parse(text, PolicyType::Resource)?),
+            Some(text) => Some(PolicyDocument::parse_stored(text, PolicyType::Resource)?),
             None => None,
         };
-        match self.gate.authz.decision_on(principal, &request, policy.as_ref(), owner.account_id()).await? {
-            Decision::Allow => Ok((owner, found)),
-            denied => Err(access_denied(principal, &request, denied)),
-        }
+        self.gate.authz.check_on(principal, &request, policy.as_ref(), owner.account_id()).await?;
+        Ok((owner, found))
     }
 
     /// A bucket whose policy `action` changes: only the bucket's own account may.
@@ -153,7 +151,7 @@ impl S3 {
         let principal = signer(caller)?;
         if owner.account_id() != principal.account_id {
             let request = caller.request(action, bucket_arn(bucket));
-            return Err(access_denied(principal, &request, Decision::ImplicitDeny));
+            return Err(access_denied(principal, &request, PolicyKind::Resource));
         }
         Ok(owner)
     }

@@ -727,3 +727,43 @@ mod grantees {
         assert_eq!(decide(&bounded, &c), Decision::ExplicitDeny, "whatever the NotPrincipal list names");
     }
 }
+
+/// Issue 17: a decision says why: the statement that decided, or the kind of policy none of
+/// which allowed (what AWS's AccessDenied message names).
+#[test]
+fn a_decision_says_which_statement_or_which_kind_of_policy_decided() {
+    let c = ctx("iam:CreateUser", USERS);
+    let two = doc(
+        r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"iam:*","Resource":"*"},{"Effect":"Deny","Action":"iam:Create*","Resource":"*"}]}"#,
+    );
+    let identity = [allow("s3:*", "*", ""), two.clone()];
+    let explained = explain(&Policies { identity: &identity, same_account: true, ..Policies::default() }, &c);
+    assert_eq!(explained.decision, Decision::ExplicitDeny);
+    assert_eq!(explained.by, Some(StatementRef { kind: PolicyKind::Identity, policy: 1, statement: 1 }));
+    let allowed = explain(
+        &Policies { identity: &identity, same_account: true, ..Policies::default() },
+        &ctx("iam:ListUsers", "*"),
+    );
+    assert_eq!(allowed.by, Some(StatementRef { kind: PolicyKind::Identity, policy: 1, statement: 0 }));
+    let lacking = |p: &Policies<'_>| {
+        let e = explain(p, &c);
+        assert_eq!(e.decision, Decision::ImplicitDeny);
+        e.lacking
+    };
+    let admin = [allow("*", "*", "")];
+    let list = allow("iam:List*", "*", "");
+    assert_eq!(lacking(&Policies { same_account: true, ..Policies::default() }), Some(PolicyKind::Identity));
+    let bounded =
+        Policies { identity: &admin, boundary: Some(&list), same_account: true, ..Policies::default() };
+    assert_eq!(lacking(&bounded), Some(PolicyKind::Boundary));
+    let sessions = [list.clone()];
+    let scoped = Policies { identity: &admin, session: &sessions, same_account: true, ..Policies::default() };
+    assert_eq!(lacking(&scoped), Some(PolicyKind::Session));
+    let t = trust(
+        r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::111122223333:root"},"Action":"sts:AssumeRole"}]}"#,
+    );
+    let alice = Caller::Aws { arn: USERS.into(), account: "123456789012".into(), role_arn: None };
+    let across =
+        Policies { identity: &admin, resource: Some(&t), same_account: false, ..Policies::default() };
+    assert_eq!(explain(&across, &c.clone().with_caller(alice)).lacking, Some(PolicyKind::Resource));
+}
