@@ -256,6 +256,8 @@ pub struct Event<'a> {
     pub request: Value,
     pub response: Value,
     pub error: Option<&'a Error>,
+    /// The id the caller was answered with (`requestID`), where a door gave one.
+    pub request_id: Option<String>,
 }
 
 impl AuditLog {
@@ -339,6 +341,7 @@ impl AuditLog {
             "requestParameters": request,
             "responseElements": event.response,
             "eventID": id,
+            "requestID": event.request_id,
             "readOnly": event.read_only,
             "eventType": kind,
             "recipientAccountId": self.account_id,
@@ -451,6 +454,7 @@ mod tests {
             request,
             response: Value::Null,
             error: None,
+            request_id: None,
         }
     }
 

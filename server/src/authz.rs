@@ -64,6 +64,9 @@ pub struct CallContext {
     pub secure_transport: bool,
     /// EC2's DryRun: authorize, then answer DryRunOperation instead of acting.
     pub dry_run: bool,
+    /// The id the answer carries (`x-amzn-RequestId`) and the audit event records
+    /// (`requestID`), so that an operator can find a refusal's explanation.
+    pub request_id: String,
 }
 
 impl CallContext {

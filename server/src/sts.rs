@@ -282,6 +282,7 @@ impl SecurityTokenService {
                         request,
                         response,
                         error: result.as_ref().err(),
+                        request_id: None,
                     },
                 )
                 .await;

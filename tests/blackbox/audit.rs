@@ -206,12 +206,17 @@ async fn a_refusal_names_the_policy_and_statement_that_decided_it() {
     .unwrap();
     let mut dana = rolecall_api::iam_client::IamClient::new(server.signing(long_term(&key), "iam"));
 
-    // An explicit deny: the message names the kind of policy, the audit the policy and Sid.
+    // An explicit deny: the message names the kind of policy, the audit the policy and Sid,
+    // under the request id the answer carried.
     let user = pb::CreateUserRequest { user_name: "eve".into(), ..Default::default() };
-    let msg = expect_error(dana.create_user(user).await, Code::PermissionDenied, "AccessDenied");
+    let status = dana.create_user(user).await.unwrap_err();
+    assert_eq!(status.code(), Code::PermissionDenied);
+    let msg = status.message().to_string();
     assert!(msg.ends_with("with an explicit deny in an identity-based policy"), "{msg}");
+    let id = status.metadata().get("x-amzn-requestid").expect("a request id").to_str().unwrap().to_string();
     let (_, recorded) = events(&path);
-    let refused = recorded.iter().rev().find(|e| e["eventName"] == "CreateUser").expect("the refusal");
+    let refused = recorded.iter().find(|e| e["requestID"] == id.as_str()).expect("the refusal, by its id");
+    assert_eq!(refused["eventName"], "CreateUser");
     assert_eq!(refused["errorMessage"], msg.as_str());
     assert_eq!(
         refused["additionalEventData"]["decidedBy"],
@@ -242,5 +247,16 @@ async fn a_refusal_names_the_policy_and_statement_that_decided_it() {
     );
     assert!(!text.contains(&key.secret_access_key));
     dana.list_users(pb::ListUsersRequest::default()).await.unwrap();
+
+    // The Query API answers with its request id in the body and the header alike, and the
+    // audit event of the refusal records it.
+    let url = format!("http://{}/?Action=GetCallerIdentity&Version=2011-06-15", server.query_addr);
+    let answer = reqwest::get(&url).await.unwrap();
+    assert_eq!(answer.status(), 403);
+    let header = answer.headers()["x-amzn-requestid"].to_str().unwrap().to_string();
+    let body = answer.text().await.unwrap();
+    assert!(body.contains(&format!("<RequestId>{header}</RequestId>")), "{body}");
+    let (_, recorded) = events(&path);
+    assert!(recorded.iter().any(|e| e["requestID"] == header.as_str()), "no event of {header}");
     let _ = std::fs::remove_file(&path);
 }

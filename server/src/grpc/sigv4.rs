@@ -215,13 +215,22 @@ where
             self.audit.clone(),
             self.unauthenticated.clone(),
         );
-        Box::pin(async move {
+        // Every answer carries the id its audit event records.
+        let request_id = crate::domain::ids::uuid();
+        let header = http::HeaderValue::from_str(&request_id).ok();
+        let verified = async move {
             let (mut parts, body) = req.into_parts();
             let (peer, secure_transport) = transport_keys(&parts);
             let source_ip = peer.map(|ip| ip.to_string());
             let signed = is_signed(&parts);
             if !signed && unsigned.admit(peer) {
-                let operator = CallContext { principal: None, source_ip, secure_transport, dry_run: false };
+                let operator = CallContext {
+                    principal: None,
+                    source_ip,
+                    secure_transport,
+                    dry_run: false,
+                    request_id: request_id.clone(),
+                };
                 parts.extensions.insert(operator);
                 return inner.call(http::Request::from_parts(parts, body)).await;
             }
@@ -258,6 +267,7 @@ where
                         request: serde_json::Value::Null,
                         response: serde_json::Value::Null,
                         error: Some(e),
+                        request_id: Some(request_id.clone()),
                     },
                 )
                 .await;
@@ -270,6 +280,7 @@ where
                         source_ip,
                         secure_transport,
                         dry_run: false,
+                        request_id: request_id.clone(),
                     };
                     parts.extensions.insert(signed);
                     inner.call(http::Request::from_parts(parts, Body::new(Full::new(body)))).await
@@ -280,9 +291,19 @@ where
                     Ok(to_status(&e).into_http())
                 }
             }
+        };
+        Box::pin(async move {
+            let mut response = verified.await?;
+            if let Some(header) = header {
+                response.headers_mut().insert(REQUEST_ID_HEADER, header);
+            }
+            Ok(response)
         })
     }
 }
+
+/// The header an answer's request id travels in, as AWS's services send it.
+pub const REQUEST_ID_HEADER: &str = "x-amzn-requestid";
 
 /// The principal a [`Verified`] service put in the request.
 pub fn principal<T>(req: &tonic::Request<T>) -> Result<Principal, Status> {

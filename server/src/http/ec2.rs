@@ -24,7 +24,7 @@ use super::{
 use crate::{
     catalog::Catalog,
     domain::principal::Principal,
-    domain::{Error, ErrorCode, ids},
+    domain::{Error, ErrorCode},
     operations::ec2::Ec2,
 };
 
@@ -47,7 +47,7 @@ pub fn error(e: &Error) -> Response {
         .leaf("Message", &message)
         .close("Error")
         .close("Errors")
-        .leaf("RequestID", ids::uuid())
+        .leaf("RequestID", super::port::request_id())
         .close("Response");
     (http_status(code), [("content-type", "text/xml;charset=UTF-8")], w.finish()).into_response()
 }
@@ -56,7 +56,7 @@ pub fn error(e: &Error) -> Response {
 fn answer(action: &str, body: impl FnOnce(&mut Writer)) -> Response {
     let root = format!("{action}Response");
     let mut w = Writer::document(&root, NAMESPACE);
-    w.leaf("requestId", ids::uuid());
+    w.leaf("requestId", super::port::request_id());
     body(&mut w);
     w.close(&root);
     (StatusCode::OK, [("content-type", "text/xml;charset=UTF-8")], w.finish()).into_response()

@@ -39,11 +39,28 @@ pub(super) struct Call<'a> {
     pub params: &'a Params,
 }
 
+tokio::task_local! {
+    /// The id of the request a door is answering (see `CallContext::request_id`).
+    static REQUEST_ID: String;
+}
+
+/// Runs `answer` as the answer to the request `id`: what it writes as its RequestId is `id`.
+pub(super) async fn answering<F: std::future::Future>(id: String, answer: F) -> F::Output {
+    REQUEST_ID.scope(id, answer).await
+}
+
+/// The id of the request being answered (a fresh one outside [`answering`]).
+pub(super) fn request_id() -> String {
+    REQUEST_ID.try_with(Clone::clone).unwrap_or_else(|_| crate::domain::ids::uuid())
+}
+
 /// Where a request came from: aws:SourceIp for the policy engine, sourceIPAddress for the
 /// audit trail. The Query port is plaintext, so aws:SecureTransport is false.
 #[derive(Clone, Debug, Default)]
 pub struct Origin {
     pub source_ip: Option<String>,
+    /// The id this request is answered with (see `CallContext::request_id`).
+    pub request_id: String,
 }
 
 impl Origin {
@@ -54,6 +71,7 @@ impl Origin {
             source_ip: self.source_ip.clone(),
             secure_transport: false,
             dry_run,
+            request_id: self.request_id.clone(),
         }
     }
 }
@@ -123,6 +141,7 @@ impl QueryApi {
             request: Value::Object(request),
             response: Value::Null,
             error,
+            request_id: Some(call.origin.request_id.clone()),
         }
     }
 

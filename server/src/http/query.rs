@@ -29,7 +29,7 @@ use super::{
     ec2,
     error::http_status,
     form::{self, Params},
-    port::{Call, Failed, Origin, QueryApi},
+    port::{Call, Failed, Origin, QueryApi, answering, request_id},
     s3,
     xml::escape as xml,
 };
@@ -64,7 +64,7 @@ fn error_in(namespace: &str, e: &Error) -> Response {
         "<ErrorResponse xmlns=\"{namespace}\">\n  <Error>\n    <Type>{kind}</Type>\n    <Code>{}</Code>\n    <Message>{}</Message>\n  </Error>\n  <RequestId>{}</RequestId>\n</ErrorResponse>\n",
         e.code.as_str(),
         xml(&e.message),
-        ids::uuid()
+        request_id()
     );
     (status, [("content-type", "text/xml")], body).into_response()
 }
@@ -72,11 +72,13 @@ fn error_in(namespace: &str, e: &Error) -> Response {
 fn result(action: &str, inner: &str) -> Response {
     let body = format!(
         "<{action}Response xmlns=\"{STS_NAMESPACE}\">\n  <{action}Result>\n{inner}  </{action}Result>\n  <ResponseMetadata>\n    <RequestId>{}</RequestId>\n  </ResponseMetadata>\n</{action}Response>\n",
-        ids::uuid()
+        request_id()
     );
     (StatusCode::OK, [("content-type", "text/xml")], body).into_response()
 }
 
+/// Every answer of the port carries its request id, in its body (`RequestId`) and in the
+/// `x-amzn-RequestId` header, as AWS's do; the audit event records the same id.
 async fn handle(
     State(api): State<QueryApi>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
@@ -84,6 +86,24 @@ async fn handle(
     uri: Uri,
     headers: HeaderMap,
     body: Bytes,
+) -> Response {
+    let id = ids::uuid();
+    let header = axum::http::HeaderValue::from_str(&id).ok();
+    let mut response = answering(id.clone(), answer(api, peer, method, uri, headers, body, id)).await;
+    if let Some(header) = header {
+        response.headers_mut().insert("x-amzn-requestid", header);
+    }
+    response
+}
+
+async fn answer(
+    api: QueryApi,
+    peer: SocketAddr,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+    request_id: String,
 ) -> Response {
     let view: Vec<(String, String)> = headers
         .iter()
@@ -96,7 +116,7 @@ async fn handle(
         headers: &view,
         body: &body,
     };
-    let origin = Origin { source_ip: Some(peer.ip().to_canonical().to_string()) };
+    let origin = Origin { source_ip: Some(peer.ip().to_canonical().to_string()), request_id };
     let params = Params::parse(uri.query().unwrap_or(""), &body);
     let param = |name: &str| params.get(name);
     let action = params.str("Action");
@@ -391,7 +411,7 @@ fn iam_result(action: &str, value: &Value) -> Response {
     };
     let body = format!(
         "<{action}Response xmlns=\"{IAM_NAMESPACE}\">\n{result}  <ResponseMetadata>\n    <RequestId>{}</RequestId>\n  </ResponseMetadata>\n</{action}Response>\n",
-        ids::uuid()
+        request_id()
     );
     (StatusCode::OK, [("content-type", "text/xml")], body).into_response()
 }

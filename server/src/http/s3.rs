@@ -19,7 +19,7 @@ use super::{
 };
 use crate::{
     domain::principal::Principal,
-    domain::{Error, ErrorCode, clock::iso8601, ids, sigv4::HttpRequest},
+    domain::{Error, ErrorCode, clock::iso8601, sigv4::HttpRequest},
     operations::s3::{
         CreateBucket, DeleteBucket, DeleteBucketPolicy, GetBucketPolicy, HeadBucket, ListBuckets,
         ListObjects, PutBucketPolicy, S3,
@@ -59,7 +59,7 @@ pub fn error(e: &Error, resource: &str) -> Response {
     } else {
         w.leaf("Resource", resource);
     }
-    w.leaf("RequestId", ids::uuid()).close("Error");
+    w.leaf("RequestId", super::port::request_id()).close("Error");
     (http_status(e.code), [("content-type", "application/xml")], w.finish()).into_response()
 }
 

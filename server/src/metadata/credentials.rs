@@ -185,6 +185,7 @@ impl InstanceMetadata {
                     request,
                     response,
                     error,
+                    request_id: None,
                 },
             )
             .await;

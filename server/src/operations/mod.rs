@@ -168,6 +168,7 @@ impl Gate {
             request,
             response: Value::Null,
             error,
+            request_id: Some(caller.request_id.clone()).filter(|id| !id.is_empty()),
         }
     }
 }
