@@ -8,16 +8,17 @@
 use std::{sync::Arc, time::Duration};
 
 use crate::{
-    catalog::{Accounts, Catalog, HolderKind},
+    catalog::{Accounts, Catalog, GrantingPolicies, HolderKind},
     domain::principal::{Principal, PrincipalKind},
     domain::{
         Error, ErrorCode, Result,
         clock::{Clock, iso8601},
         evaluation::{
-            Caller, Decision, Explained, Policies, PolicyKind, RequestContext, decide, explain, verdict,
+            self, Caller, Decision, Explained, Policies, PolicyKind, RequestContext, StatementRef, decide,
+            explain, verdict,
         },
         model::Role,
-        policy::{Effect, PolicyDocument, PolicyType},
+        policy::{Effect, PolicyDocument, PolicyType, Position, statement_positions},
     },
 };
 
@@ -496,6 +497,20 @@ pub struct Evaluation {
     pub action: String,
     pub resource: String,
     pub decision: Decision,
+    /// The statements that decided it.
+    pub matched: Vec<MatchedStatement>,
+}
+
+/// A statement of the simulated principal's policies that decided an answer (IAM's
+/// `Statement`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MatchedStatement {
+    /// An inline policy's name, a managed policy's ARN.
+    pub source_policy_id: String,
+    /// user, role, aws-managed or user-managed.
+    pub source_policy_type: &'static str,
+    pub start: Position,
+    pub end: Position,
 }
 
 /// The one action no policy can deny (GetCallerIdentity is answered without authorization).
@@ -552,6 +567,36 @@ impl Authorizer {
             },
         };
         let compiled = self.compiled(account, kind, name).await?;
+        // The documents' texts, in the compiled policies' order, for where each statement is.
+        let granting = match catalog {
+            Some(c) => c.granting_policies(kind, name).await?.unwrap_or_default(),
+            None => GrantingPolicies::default(),
+        };
+        let inline_type = if kind == HolderKind::Role { "role" } else { "user" };
+        let managed_type = |arn: &str| {
+            if arn.starts_with("arn:aws:iam::aws:policy/") { "aws-managed" } else { "user-managed" }
+        };
+        let sources: Vec<(&str, &'static str, &str)> =
+            (granting.inline.iter().map(|(n, t)| (n.as_str(), inline_type, t.as_str())))
+                .chain(granting.managed.iter().map(|(a, t)| (a.as_str(), managed_type(a), t.as_str())))
+                .collect();
+        let describe = |by: &StatementRef| -> Option<MatchedStatement> {
+            let (id, source_type, text) = match by.kind {
+                PolicyKind::Identity => *sources.get(by.policy)?,
+                PolicyKind::Boundary => {
+                    let (arn, text) = granting.boundary.as_ref()?;
+                    (arn.as_str(), managed_type(arn), text.as_str())
+                }
+                PolicyKind::Session | PolicyKind::Resource => return None,
+            };
+            let (start, end) = *statement_positions(text).get(by.statement)?;
+            Some(MatchedStatement {
+                source_policy_id: id.to_string(),
+                source_policy_type: source_type,
+                start,
+                end,
+            })
+        };
         let all = ["*".to_string()];
         let resources = if resources.is_empty() { &all[..] } else { resources };
         let mut out = Vec::new();
@@ -572,12 +617,19 @@ impl Authorizer {
                 // sts:GetCallerIdentity needs no permission, and enforcement never denies it
                 // (STS API Reference: "you can still perform this operation" under an explicit
                 // deny): the simulator says what enforcement does.
-                let decision = if action.eq_ignore_ascii_case(GET_CALLER_IDENTITY) {
-                    Decision::Allow
+                let (decision, matched) = if action.eq_ignore_ascii_case(GET_CALLER_IDENTITY) {
+                    (Decision::Allow, Vec::new())
                 } else {
-                    decide(&policies, &ctx)
+                    let explained = explain(&policies, &ctx);
+                    let matched = evaluation::matched(&policies, &ctx, &explained);
+                    (explained.decision, matched.iter().filter_map(describe).collect())
                 };
-                out.push(Evaluation { action: action.clone(), resource: resource.clone(), decision });
+                out.push(Evaluation {
+                    action: action.clone(),
+                    resource: resource.clone(),
+                    decision,
+                    matched,
+                });
             }
         }
         Ok(out)

@@ -692,6 +692,14 @@ async fn aws_iam_covers_the_whole_iam_service_with_member_lists_and_encoded_docu
         .map(|r| r["EvalDecision"].as_str().unwrap())
         .collect();
     assert_eq!(decisions, ["allowed", "implicitDeny"], "{simulated}");
+    // The statement that allowed it: which policy, of which type, and where in its text
+    // (IAM's Statement: SourcePolicyId, SourcePolicyType, StartPosition and EndPosition).
+    let matched = &simulated["EvaluationResults"][0]["MatchedStatements"][0];
+    assert_eq!(matched["SourcePolicyId"], "inline", "{simulated}");
+    assert_eq!(matched["SourcePolicyType"], "role", "{simulated}");
+    assert_eq!(matched["StartPosition"], serde_json::json!({"Line": 1, "Column": 38}), "{simulated}");
+    assert_eq!(matched["EndPosition"], serde_json::json!({"Line": 1, "Column": 120}), "{simulated}");
+    assert_eq!(simulated["EvaluationResults"][1]["MatchedStatements"], serde_json::json!([]), "{simulated}");
 
     // Users, tagged, and their inline policies.
     let user = iam.json(&["create-user", "--user-name", "bob", "--tags", "Key=team,Value=red"]).await;

@@ -292,6 +292,38 @@ pub fn explain(policies: &Policies<'_>, ctx: &RequestContext) -> Explained {
     Explained { decision: Decision::ImplicitDeny, by: None, lacking: Some(lacking) }
 }
 
+/// Every statement that decided `explained`: the matching Deny statements of an explicit
+/// deny; of an allow, the matching Allow statements of the kind of policy that granted it
+/// (the identity policies, or the resource's); none of an implicit deny.
+pub fn matched(policies: &Policies<'_>, ctx: &RequestContext, explained: &Explained) -> Vec<StatementRef> {
+    let (effect, kinds): (Effect, &[PolicyKind]) = match (explained.decision, explained.by) {
+        (Decision::ExplicitDeny, _) => (
+            Effect::Deny,
+            &[PolicyKind::Identity, PolicyKind::Session, PolicyKind::Boundary, PolicyKind::Resource],
+        ),
+        (Decision::Allow, Some(by)) if by.kind == PolicyKind::Resource => {
+            (Effect::Allow, &[PolicyKind::Resource])
+        }
+        (Decision::Allow, _) => (Effect::Allow, &[PolicyKind::Identity]),
+        (Decision::ImplicitDeny, _) => return Vec::new(),
+    };
+    let bounded = policies.boundary.is_some();
+    let documents = (policies.identity.iter().enumerate().map(|(n, d)| (PolicyKind::Identity, n, &**d)))
+        .chain(policies.session.iter().enumerate().map(|(n, d)| (PolicyKind::Session, n, &**d)))
+        .chain(policies.boundary.map(|d| (PolicyKind::Boundary, 0, d)))
+        .chain(policies.resource.map(|d| (PolicyKind::Resource, 0, d)));
+    let mut out = Vec::new();
+    for (kind, policy, doc) in documents.filter(|(kind, ..)| kinds.contains(kind)) {
+        let variables = doc.version == "2012-10-17";
+        for (statement, s) in doc.statements.iter().enumerate() {
+            if s.effect == effect && statement_applies(s, ctx, variables, bounded).is_some() {
+                out.push(StatementRef { kind, policy, statement });
+            }
+        }
+    }
+    out
+}
+
 /// Whether a statement applies to the request, and if it does, whom it names.
 fn statement_applies(s: &Statement, ctx: &RequestContext, variables: bool, bounded: bool) -> Option<Grantee> {
     if !s.action.matches_action(&ctx.action) {

@@ -119,6 +119,43 @@ impl PolicyDocument {
     }
 }
 
+/// A place in a document's text: line and column from 1, the column in characters.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Position {
+    pub line: usize,
+    pub column: usize,
+}
+
+/// Where each statement of `text` (a document [`PolicyDocument::parse`] accepts) begins
+/// (its `{`) and ends (its `}`), in the order of its statements; serde_json gives each
+/// statement's own text, whose place in `text` says where it is.
+pub fn statement_positions(text: &str) -> Vec<(Position, Position)> {
+    #[derive(serde::Deserialize)]
+    struct Raw<'a> {
+        #[serde(rename = "Statement", borrow)]
+        statement: Option<&'a serde_json::value::RawValue>,
+    }
+    let Ok(Raw { statement: Some(raw) }) = serde_json::from_str::<Raw<'_>>(text) else { return Vec::new() };
+    let items: Vec<&serde_json::value::RawValue> = match serde_json::from_str(raw.get()) {
+        Ok(list) => list,
+        Err(_) => vec![raw],
+    };
+    let base = text.as_ptr() as usize;
+    let at = |offset: usize| {
+        let before = text.get(..offset).unwrap_or_default();
+        let line = before.matches('\n').count() + 1;
+        let column = before.rsplit('\n').next().unwrap_or_default().chars().count() + 1;
+        Position { line, column }
+    };
+    items
+        .iter()
+        .map(|item| {
+            let start = (item.get().as_ptr() as usize).saturating_sub(base);
+            (at(start), at(start + item.get().len().saturating_sub(1)))
+        })
+        .collect()
+}
+
 /// The inline policy "Revoke active sessions" puts on a role, as AWS names it.
 pub const REVOKE_OLDER_SESSIONS: &str = "AWSRevokeOlderSessions";
 

@@ -865,12 +865,27 @@ impl Iam {
                             Decision::ImplicitDeny => "implicitDeny",
                         }
                         .to_string(),
+                        matched_statements: e.matched.into_iter().map(statement).collect(),
                     })
                     .collect(),
                 is_truncated: false,
             })
         })
         .await
+    }
+}
+
+/// A matched statement as IAM's `Statement`.
+fn statement(m: crate::authz::MatchedStatement) -> pb::Statement {
+    let position = |p: crate::domain::policy::Position| pb::Position {
+        line: i32::try_from(p.line).unwrap_or(i32::MAX),
+        column: i32::try_from(p.column).unwrap_or(i32::MAX),
+    };
+    pb::Statement {
+        source_policy_id: m.source_policy_id,
+        source_policy_type: m.source_policy_type.to_string(),
+        start_position: Some(position(m.start)),
+        end_position: Some(position(m.end)),
     }
 }
 

@@ -271,3 +271,16 @@ fn stored_documents_are_read_by_their_structure() {
     assert!(PolicyDocument::parse_stored(principal, PolicyType::Identity).is_err());
     assert!(PolicyDocument::parse_stored("{", PolicyType::Identity).is_err());
 }
+
+/// Where each statement lies, as the simulator reports it: lines and columns from 1, the
+/// column in characters, for a list of statements or a single one.
+#[test]
+fn statement_positions_are_lines_and_columns_of_their_braces() {
+    let text = "{\n  \"Version\": \"2012-10-17\",\n  \"Statement\": [\n    {\"Effect\": \"Allow\", \"Action\": \"s3:*\", \"Resource\": \"arn:aws:s3:::bücket\"},\n    {\n      \"Effect\": \"Deny\", \"Action\": \"iam:*\", \"Resource\": \"*\"\n    }\n  ]\n}";
+    PolicyDocument::parse(text, PolicyType::Identity).unwrap();
+    let at = |line, column| Position { line, column };
+    assert_eq!(statement_positions(text), [(at(4, 5), at(4, 76)), (at(5, 5), at(7, 5))]);
+    let single = r#"{"Version":"2012-10-17","Statement":{"Effect":"Allow","Action":"s3:*","Resource":"*"}}"#;
+    assert_eq!(statement_positions(single), [(at(1, 37), at(1, 85))]);
+    assert!(statement_positions("not json").is_empty());
+}
