@@ -516,7 +516,130 @@ pub struct MatchedStatement {
 /// The one action no policy can deny (GetCallerIdentity is answered without authorization).
 const GET_CALLER_IDENTITY: &str = "sts:GetCallerIdentity";
 
+/// SimulateCustomPolicy's inputs.
+pub struct CustomSimulation<'a> {
+    /// Identity policies (PolicyInputList).
+    pub identity: &'a [String],
+    /// At most one permissions boundary (PermissionsBoundaryPolicyInputList).
+    pub boundaries: &'a [String],
+    /// The resource's policy ("" for none).
+    pub resource_policy: &'a str,
+    /// The account that owns the resource ("" for the caller's).
+    pub resource_owner: &'a str,
+    /// The caller's ARN ("" for none).
+    pub caller_arn: &'a str,
+    pub actions: &'a [String],
+    pub resources: &'a [String],
+    pub keys: &'a [(String, Vec<String>)],
+}
+
+/// The caller a simulation names: an IAM user's or role session's ARN (for a session, its
+/// role's ARN too, as a Principal element may name either).
+fn simulated_caller(arn: &str, default_account: &str) -> Caller {
+    let account = arn.split(':').nth(4).filter(|a| !a.is_empty()).unwrap_or(default_account).to_string();
+    let role_arn = arn
+        .split_once(":assumed-role/")
+        .and_then(|(_, rest)| rest.split_once('/'))
+        .map(|(role, _)| format!("arn:aws:iam::{account}:role/{role}"));
+    Caller::Aws { arn: arn.to_string(), account, role_arn }
+}
+
 impl Authorizer {
+    /// SimulateCustomPolicy: the decision the given policies make, for each action on each
+    /// resource (default `*`), with the statements that decided it (SourcePolicyId
+    /// `PolicyInputList.N`, `PermissionsBoundaryPolicyInputList.1` or `ResourcePolicy`).
+    pub fn simulate_custom(&self, account: &str, input: &CustomSimulation<'_>) -> Result<Vec<Evaluation>> {
+        let null = |member: &str| {
+            Error::validation(format!(
+                "1 validation error detected: Value null at '{member}' failed to satisfy constraint: Member must not be null"
+            ))
+        };
+        if input.identity.is_empty() {
+            return Err(null("policyInputList"));
+        }
+        if input.actions.is_empty() {
+            return Err(null("actionNames"));
+        }
+        if input.boundaries.len() > 1 {
+            return Err(Error::invalid_input("You can input only one permissions boundary."));
+        }
+        let parse =
+            |text: &str, kind| PolicyDocument::parse(text, kind).map_err(|e| Error::invalid_input(e.message));
+        let identity = input
+            .identity
+            .iter()
+            .map(|t| parse(t, PolicyType::Identity).map(Arc::new))
+            .collect::<Result<Vec<_>>>()?;
+        let boundary = input.boundaries.first().map(|t| parse(t, PolicyType::Identity)).transpose()?;
+        let resource_policy = Some(input.resource_policy)
+            .filter(|t| !t.is_empty())
+            .map(|t| parse(t, PolicyType::Resource))
+            .transpose()?;
+        let caller = Some(input.caller_arn).filter(|a| !a.is_empty()).map(|a| simulated_caller(a, account));
+        let caller_account = match &caller {
+            Some(Caller::Aws { account, .. }) => account.as_str(),
+            _ => account,
+        };
+        let owner = input.resource_owner.strip_prefix("arn:aws:iam::").and_then(|r| r.strip_suffix(":root"));
+        let owner = owner.unwrap_or(input.resource_owner);
+        let policies = Policies {
+            identity: &identity,
+            boundary: boundary.as_ref(),
+            session: &[],
+            resource: resource_policy.as_ref(),
+            same_account: owner.is_empty() || owner == caller_account,
+        };
+        let describe = |by: &StatementRef| -> Option<MatchedStatement> {
+            let (id, source_type, text) = match by.kind {
+                PolicyKind::Identity => (
+                    format!("PolicyInputList.{}", by.policy + 1),
+                    "none",
+                    input.identity.get(by.policy)?.as_str(),
+                ),
+                PolicyKind::Boundary => (
+                    "PermissionsBoundaryPolicyInputList.1".into(),
+                    "none",
+                    input.boundaries.first()?.as_str(),
+                ),
+                PolicyKind::Resource => ("ResourcePolicy".into(), "resource", input.resource_policy),
+                PolicyKind::Session => return None,
+            };
+            let (start, end) = *statement_positions(text).get(by.statement)?;
+            Some(MatchedStatement { source_policy_id: id, source_policy_type: source_type, start, end })
+        };
+        let all = ["*".to_string()];
+        let resources = if input.resources.is_empty() { &all[..] } else { input.resources };
+        let now = self.clock.unix();
+        let mut out = Vec::new();
+        for action in input.actions {
+            for resource in resources {
+                let mut ctx = RequestContext::new(action.clone(), resource.clone());
+                if let Some(caller) = &caller {
+                    ctx = ctx.with_caller(caller.clone());
+                }
+                ctx.set("aws:CurrentTime", iso8601(now));
+                ctx.set("aws:EpochTime", now.to_string());
+                for (k, v) in input.keys {
+                    ctx.set_all(k, v.clone());
+                }
+                let (decision, matched) = if action.eq_ignore_ascii_case(GET_CALLER_IDENTITY) {
+                    (Decision::Allow, Vec::new())
+                } else {
+                    let explained = explain(&policies, &ctx);
+                    let matched = evaluation::matched(&policies, &ctx, &explained);
+                    (explained.decision, matched.iter().filter_map(describe).collect())
+                };
+                out.push(Evaluation {
+                    action: action.clone(),
+                    resource: resource.clone(),
+                    decision,
+                    matched,
+                });
+            }
+        }
+        Ok(out)
+    }
+
     /// SimulatePrincipalPolicy: the decision for a role or user (by ARN) doing each action
     /// on each resource (default `*`), with `keys` added to the context.
     pub async fn simulate(

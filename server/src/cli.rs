@@ -209,6 +209,21 @@ pub enum IamCommand {
         #[arg(long, num_args = 1..)]
         resource_arns: Vec<String>,
     },
+    /// The policy engine's decision for the given policies (each JSON, or file://PATH).
+    SimulateCustomPolicy {
+        #[arg(long, num_args = 1.., required = true, value_parser = document)]
+        policy_input_list: Vec<String>,
+        #[arg(long, num_args = 1.., required = true)]
+        action_names: Vec<String>,
+        #[arg(long, num_args = 1..)]
+        resource_arns: Vec<String>,
+        #[arg(long, value_parser = document)]
+        permissions_boundary_policy_input_list: Option<String>,
+        #[arg(long, value_parser = document)]
+        resource_policy: Option<String>,
+        #[arg(long)]
+        caller_arn: Option<String>,
+    },
     /// "Revoke active sessions": deny the role's sessions issued before now.
     RevokeRoleSessions {
         #[arg(long)]
@@ -356,6 +371,28 @@ pub async fn iam(args: ClientArgs<IamCommand>) -> Result<(), String> {
                 action_names,
                 resource_arns,
                 context_entries: vec![],
+            })
+            .await,
+        ),
+        SimulateCustomPolicy {
+            policy_input_list,
+            action_names,
+            resource_arns,
+            permissions_boundary_policy_input_list,
+            resource_policy,
+            caller_arn,
+        } => print(
+            "SimulateCustomPolicy",
+            c.simulate_custom_policy(pb::SimulateCustomPolicyRequest {
+                policy_input_list,
+                action_names,
+                resource_arns,
+                permissions_boundary_policy_input_list: permissions_boundary_policy_input_list
+                    .into_iter()
+                    .collect(),
+                resource_policy: resource_policy.unwrap_or_default(),
+                caller_arn: caller_arn.unwrap_or_default(),
+                ..Default::default()
             })
             .await,
         ),

@@ -264,3 +264,37 @@ async fn callers_mistakes_are_not_logged_as_the_servers_errors() {
     // requests that proved no one (counted in the metrics, bounded in the audit trail).
     assert!(!log.contains("request refused"), "refusals of no one logged at INFO:\n{log}");
 }
+
+/// Issue 17: the operator CLI asks the simulator about policies given inline or as files.
+#[tokio::test]
+async fn the_cli_simulates_custom_policies() {
+    let server = TestServer::start().await;
+    let dir = std::env::temp_dir().join(format!("rolecall-cli-sim-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let boundary = dir.join("boundary.json");
+    std::fs::write(
+        &boundary,
+        r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"s3:Get*","Resource":"*"}]}"#,
+    )
+    .unwrap();
+    let policy =
+        r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"s3:*","Resource":"*"}]}"#;
+    let boundary_arg = format!("file://{}", boundary.display());
+    let args = [
+        "iam",
+        "simulate-custom-policy",
+        "--policy-input-list",
+        policy,
+        "--permissions-boundary-policy-input-list",
+        &boundary_arg,
+        "--action-names",
+        "s3:GetObject",
+        "s3:PutObject",
+    ];
+    let (ok, out, err) = rolecall(&server, &args).await;
+    assert!(ok, "{err}");
+    let results = json(&out)["EvaluationResults"].clone();
+    assert_eq!(results[0]["EvalDecision"], "allowed", "{out}");
+    assert_eq!(results[1]["EvalDecision"], "implicitDeny", "{out}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

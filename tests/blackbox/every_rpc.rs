@@ -223,7 +223,10 @@ fn case(method: &str, fleet: &Fleet) -> Case {
                 instance_arn,
             )
         }
-        "ListPolicies" | "DescribeInstances" | "DescribeIamInstanceProfileAssociations" => Case::NoResource,
+        "ListPolicies"
+        | "DescribeInstances"
+        | "DescribeIamInstanceProfileAssociations"
+        | "SimulateCustomPolicy" => Case::NoResource,
         other => panic!("{other}: a new RPC needs a case here (what does it name?)"),
     }
 }

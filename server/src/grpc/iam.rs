@@ -78,4 +78,5 @@ adapters! {
     delete_access_key(DeleteAccessKeyRequest) -> DeleteAccessKeyResponse;
     revoke_role_sessions(RevokeRoleSessionsRequest) -> RevokeRoleSessionsResponse;
     simulate_principal_policy(SimulatePrincipalPolicyRequest) -> SimulatePrincipalPolicyResponse;
+    simulate_custom_policy(SimulateCustomPolicyRequest) -> SimulatePrincipalPolicyResponse;
 }

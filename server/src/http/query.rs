@@ -314,21 +314,35 @@ scalar_only!(
     pb::RevokeRoleSessionsRequest,
 );
 
+impl QueryInput for pb::SimulateCustomPolicyRequest {
+    fn member_lists(&mut self, p: &Params) {
+        self.policy_input_list = strings(p, "PolicyInputList");
+        self.permissions_boundary_policy_input_list = strings(p, "PermissionsBoundaryPolicyInputList");
+        self.action_names = strings(p, "ActionNames");
+        self.resource_arns = strings(p, "ResourceArns");
+        self.context_entries = context_entries(p);
+    }
+}
+
+/// ContextEntries.member.N: each key, its values and its type.
+fn context_entries(p: &Params) -> Vec<pb::ContextEntry> {
+    p.groups("ContextEntries.member.")
+        .into_values()
+        .filter_map(|fields| {
+            Some(pb::ContextEntry {
+                context_key_name: form::field(&fields, "ContextKeyName")?.to_string(),
+                context_key_values: form::numbered_tails(&fields, "ContextKeyValues.member."),
+                context_key_type: form::field(&fields, "ContextKeyType").unwrap_or_default().to_string(),
+            })
+        })
+        .collect()
+}
+
 impl QueryInput for pb::SimulatePrincipalPolicyRequest {
     fn member_lists(&mut self, p: &Params) {
         self.action_names = strings(p, "ActionNames");
         self.resource_arns = strings(p, "ResourceArns");
-        self.context_entries = p
-            .groups("ContextEntries.member.")
-            .into_values()
-            .filter_map(|fields| {
-                Some(pb::ContextEntry {
-                    context_key_name: form::field(&fields, "ContextKeyName")?.to_string(),
-                    context_key_values: form::numbered_tails(&fields, "ContextKeyValues.member."),
-                    context_key_type: form::field(&fields, "ContextKeyType").unwrap_or_default().to_string(),
-                })
-            })
-            .collect();
+        self.context_entries = context_entries(p);
     }
 }
 
@@ -496,6 +510,7 @@ async fn iam_action(
         "UpdateAccessKey" => update_access_key(pb::UpdateAccessKeyRequest),
         "DeleteAccessKey" => delete_access_key(pb::DeleteAccessKeyRequest),
         "SimulatePrincipalPolicy" => simulate_principal_policy(pb::SimulatePrincipalPolicyRequest),
+        "SimulateCustomPolicy" => simulate_custom_policy(pb::SimulateCustomPolicyRequest),
         "RevokeRoleSessions" => revoke_role_sessions(pb::RevokeRoleSessionsRequest),
     )
 }

@@ -853,25 +853,56 @@ impl Iam {
                 r.context_entries.into_iter().map(|e| (e.context_key_name, e.context_key_values)).collect();
             let res =
                 self.authz.simulate(&r.policy_source_arn, &r.action_names, &r.resource_arns, &keys).await;
-            res.map(|evaluations| pb::SimulatePrincipalPolicyResponse {
-                evaluation_results: evaluations
-                    .into_iter()
-                    .map(|e| pb::EvaluationResult {
-                        eval_action_name: e.action,
-                        eval_resource_name: e.resource,
-                        eval_decision: match e.decision {
-                            Decision::Allow => "allowed",
-                            Decision::ExplicitDeny => "explicitDeny",
-                            Decision::ImplicitDeny => "implicitDeny",
-                        }
-                        .to_string(),
-                        matched_statements: e.matched.into_iter().map(statement).collect(),
-                    })
-                    .collect(),
-                is_truncated: false,
-            })
+            res.map(evaluation_results)
         })
         .await
+    }
+
+    pub async fn simulate_custom_policy(
+        &self,
+        caller: &CallContext,
+        req: pb::SimulateCustomPolicyRequest,
+    ) -> Result<pb::SimulatePrincipalPolicyResponse> {
+        self.run(caller, req, |r| async move {
+            let keys: Vec<(String, Vec<String>)> = r
+                .context_entries
+                .iter()
+                .map(|e| (e.context_key_name.clone(), e.context_key_values.clone()))
+                .collect();
+            let input = crate::authz::CustomSimulation {
+                identity: &r.policy_input_list,
+                boundaries: &r.permissions_boundary_policy_input_list,
+                resource_policy: &r.resource_policy,
+                resource_owner: &r.resource_owner,
+                caller_arn: &r.caller_arn,
+                actions: &r.action_names,
+                resources: &r.resource_arns,
+                keys: &keys,
+            };
+            self.authz.simulate_custom(self.catalog.account_id(), &input).map(evaluation_results)
+        })
+        .await
+    }
+}
+
+/// SimulatePrincipalPolicy's and SimulateCustomPolicy's answers, as IAM's EvaluationResults.
+fn evaluation_results(evaluations: Vec<crate::authz::Evaluation>) -> pb::SimulatePrincipalPolicyResponse {
+    pb::SimulatePrincipalPolicyResponse {
+        evaluation_results: evaluations
+            .into_iter()
+            .map(|e| pb::EvaluationResult {
+                eval_action_name: e.action,
+                eval_resource_name: e.resource,
+                eval_decision: match e.decision {
+                    Decision::Allow => "allowed",
+                    Decision::ExplicitDeny => "explicitDeny",
+                    Decision::ImplicitDeny => "implicitDeny",
+                }
+                .to_string(),
+                matched_statements: e.matched.into_iter().map(statement).collect(),
+            })
+            .collect(),
+        is_truncated: false,
     }
 }
 
@@ -1041,4 +1072,5 @@ iam_calls! {
     UpdateAccessKeyRequest "UpdateAccessKey" true |r| OfUser(&r.user_name);
     DeleteAccessKeyRequest "DeleteAccessKey" true |r| OfUser(&r.user_name);
     SimulatePrincipalPolicyRequest "SimulatePrincipalPolicy" false |r| Arn(&r.policy_source_arn);
+    SimulateCustomPolicyRequest "SimulateCustomPolicy" false |_r| Target::Any;
 }
