@@ -18,7 +18,7 @@ use crate::{
             explain, verdict,
         },
         model::Role,
-        policy::{Effect, PolicyDocument, PolicyType, Position, statement_positions},
+        policy::{Effect, PolicyDocument, PolicyType, Position, context_keys, statement_positions},
     },
 };
 
@@ -533,6 +533,25 @@ pub struct CustomSimulation<'a> {
     pub keys: &'a [(String, Vec<String>)],
 }
 
+/// Identity policies given in a request (SimulateCustomPolicy's, GetContextKeysFor…'s), held
+/// to the grammar IAM holds written policies to: InvalidInput with its message otherwise.
+fn custom_documents(texts: &[String]) -> Result<Vec<PolicyDocument>> {
+    texts
+        .iter()
+        .map(|t| PolicyDocument::parse(t, PolicyType::Identity).map_err(|e| Error::invalid_input(e.message)))
+        .collect()
+}
+
+/// GetContextKeysForCustomPolicy: the condition keys `policies` read.
+pub fn custom_context_keys(policies: &[String]) -> Result<Vec<String>> {
+    if policies.is_empty() {
+        return Err(Error::validation(
+            "1 validation error detected: Value null at 'policyInputList' failed to satisfy constraint: Member must not be null",
+        ));
+    }
+    Ok(context_keys(custom_documents(policies)?.iter()))
+}
+
 /// The caller a simulation names: an IAM user's or role session's ARN (for a session, its
 /// role's ARN too, as a Principal element may name either).
 fn simulated_caller(arn: &str, default_account: &str) -> Caller {
@@ -640,6 +659,38 @@ impl Authorizer {
         Ok(out)
     }
 
+    /// The role or user an ARN names (its account, kind and name), which must exist.
+    async fn holder_named<'a>(&self, source_arn: &'a str) -> Result<(&'a str, HolderKind, &'a str)> {
+        let invalid = || Error::invalid_input(format!("Invalid ARN: {source_arn}"));
+        let (account, rest) =
+            source_arn.strip_prefix("arn:aws:iam::").and_then(|r| r.split_once(':')).ok_or_else(invalid)?;
+        let (kind, name) = match rest.split_once('/') {
+            Some(("role", path)) => (HolderKind::Role, path.rsplit('/').next().unwrap_or_default()),
+            Some(("user", path)) => (HolderKind::User, path.rsplit('/').next().unwrap_or_default()),
+            _ => return Err(invalid()),
+        };
+        let exists = match self.accounts.get(account) {
+            Some(c) => c.granting_policies(kind, name).await?.is_some(),
+            None => false,
+        };
+        if !exists {
+            let what = if kind == HolderKind::Role { "role" } else { "user" };
+            return Err(Error::no_such_entity(format!("The {what} with name {name} cannot be found.")));
+        }
+        Ok((account, kind, name))
+    }
+
+    /// GetContextKeysForPrincipalPolicy: the condition keys a role's or user's policies (its
+    /// boundary too) read, and those of `extra` policies.
+    pub async fn principal_context_keys(&self, source_arn: &str, extra: &[String]) -> Result<Vec<String>> {
+        let (account, kind, name) = self.holder_named(source_arn).await?;
+        let compiled = self.compiled(account, kind, name).await?;
+        let extra = custom_documents(extra)?;
+        let documents =
+            compiled.identity.iter().map(|d| &**d).chain(compiled.boundary.as_deref()).chain(extra.iter());
+        Ok(context_keys(documents))
+    }
+
     /// SimulatePrincipalPolicy: the decision for a role or user (by ARN) doing each action
     /// on each resource (default `*`), with `keys` added to the context.
     pub async fn simulate(
@@ -649,23 +700,8 @@ impl Authorizer {
         resources: &[String],
         keys: &[(String, Vec<String>)],
     ) -> Result<Vec<Evaluation>> {
-        let invalid = || Error::invalid_input(format!("Invalid ARN: {source_arn}"));
-        let (account, rest) =
-            source_arn.strip_prefix("arn:aws:iam::").and_then(|r| r.split_once(':')).ok_or_else(invalid)?;
-        let (kind, name) = match rest.split_once('/') {
-            Some(("role", path)) => (HolderKind::Role, path.rsplit('/').next().unwrap_or_default()),
-            Some(("user", path)) => (HolderKind::User, path.rsplit('/').next().unwrap_or_default()),
-            _ => return Err(invalid()),
-        };
+        let (account, kind, name) = self.holder_named(source_arn).await?;
         let catalog = self.accounts.get(account);
-        let exists = match catalog {
-            Some(c) => c.granting_policies(kind, name).await?.is_some(),
-            None => false,
-        };
-        if !exists {
-            let what = if kind == HolderKind::Role { "role" } else { "user" };
-            return Err(Error::no_such_entity(format!("The {what} with name {name} cannot be found.")));
-        }
         if actions.is_empty() {
             return Err(Error::validation(
                 "1 validation error detected: Value null at 'actionNames' failed to satisfy constraint: Member must not be null",

@@ -1077,6 +1077,26 @@ async fn aws_iam_simulate_custom_policy_agrees_with_real_requests() {
     assert_eq!(matched["SourcePolicyId"], "PolicyInputList.1", "{simulated}");
     assert_eq!(matched["StartPosition"], serde_json::json!({"Line": 3, "Column": 3}), "{simulated}");
     assert_eq!(matched["EndPosition"], serde_json::json!({"Line": 3, "Column": 79}), "{simulated}");
+    // The condition keys policies read: what ContextEntries may set.
+    let conditioned = r#"{"Version":"2012-10-17","Statement":[
+  {"Effect":"Allow","Action":"s3:*","Resource":"*","Condition":{"IpAddress":{"aws:SourceIp":"10.0.0.0/8"},"StringEquals":{"aws:PrincipalTag/team":"red"}}},
+  {"Effect":"Deny","Action":"s3:Delete*","Resource":"*","Condition":{"Bool":{"AWS:SourceIP":"x","aws:MultiFactorAuthPresent":"false"}}}
+]}"#;
+    let keys = iam.json(&["get-context-keys-for-custom-policy", "--policy-input-list", conditioned]).await;
+    assert_eq!(
+        keys["ContextKeyNames"],
+        serde_json::json!(["aws:SourceIp", "aws:PrincipalTag/team", "aws:MultiFactorAuthPresent"]),
+        "{keys}"
+    );
+    let args = [
+        "get-context-keys-for-principal-policy",
+        "--policy-source-arn",
+        "arn:aws:iam::123456789012:user/sim",
+        "--policy-input-list",
+        conditioned,
+    ];
+    let keys = iam.json(&args).await;
+    assert_eq!(keys["ContextKeyNames"].as_array().map(Vec::len), Some(3), "{keys}");
     // A malformed input is refused with IAM's grammar's message.
     let bad = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"s3:GetObject","Resource":"bucket"}]}"#;
     stderr_has(

@@ -179,7 +179,7 @@ fn case(method: &str, fleet: &Fleet) -> Case {
             "iam:CreatePolicy",
             format!("arn:aws:iam::{ACCOUNT}:policy/{}", SIDES[0]),
         ),
-        "SimulatePrincipalPolicy" => Case::First(UserArn),
+        "SimulatePrincipalPolicy" | "GetContextKeysForPrincipalPolicy" => Case::First(UserArn),
         "ListRoles" => Case::First(Prefix("role")),
         "ListUsers" => Case::First(Prefix("user")),
         "ListInstanceProfiles" => Case::First(Prefix("instance-profile")),
@@ -226,7 +226,8 @@ fn case(method: &str, fleet: &Fleet) -> Case {
         "ListPolicies"
         | "DescribeInstances"
         | "DescribeIamInstanceProfileAssociations"
-        | "SimulateCustomPolicy" => Case::NoResource,
+        | "SimulateCustomPolicy"
+        | "GetContextKeysForCustomPolicy" => Case::NoResource,
         other => panic!("{other}: a new RPC needs a case here (what does it name?)"),
     }
 }

@@ -119,6 +119,33 @@ impl PolicyDocument {
     }
 }
 
+impl PolicyDocument {
+    /// The condition keys its statements read (`aws:SourceIp`, `ec2:ResourceTag/team`), each
+    /// once (keys compare without case), as first written.
+    pub fn condition_keys(&self) -> Vec<String> {
+        let mut keys: Vec<String> = Vec::new();
+        for block in self.statements.iter().filter_map(|s| s.condition.as_ref()) {
+            for key in block.values().filter_map(Value::as_object).flat_map(|k| k.keys()) {
+                if !keys.iter().any(|k| k.eq_ignore_ascii_case(key)) {
+                    keys.push(key.clone());
+                }
+            }
+        }
+        keys
+    }
+}
+
+/// The condition keys of `documents`, each once, in their order (GetContextKeysFor…).
+pub fn context_keys<'a>(documents: impl IntoIterator<Item = &'a PolicyDocument>) -> Vec<String> {
+    let mut keys: Vec<String> = Vec::new();
+    for key in documents.into_iter().flat_map(PolicyDocument::condition_keys) {
+        if !keys.iter().any(|k| k.eq_ignore_ascii_case(&key)) {
+            keys.push(key);
+        }
+    }
+    keys
+}
+
 /// A place in a document's text: line and column from 1, the column in characters.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Position {

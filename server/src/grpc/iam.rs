@@ -79,4 +79,6 @@ adapters! {
     revoke_role_sessions(RevokeRoleSessionsRequest) -> RevokeRoleSessionsResponse;
     simulate_principal_policy(SimulatePrincipalPolicyRequest) -> SimulatePrincipalPolicyResponse;
     simulate_custom_policy(SimulateCustomPolicyRequest) -> SimulatePrincipalPolicyResponse;
+    get_context_keys_for_custom_policy(GetContextKeysForCustomPolicyRequest) -> GetContextKeysResponse;
+    get_context_keys_for_principal_policy(GetContextKeysForPrincipalPolicyRequest) -> GetContextKeysResponse;
 }

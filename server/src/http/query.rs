@@ -314,6 +314,18 @@ scalar_only!(
     pb::RevokeRoleSessionsRequest,
 );
 
+impl QueryInput for pb::GetContextKeysForCustomPolicyRequest {
+    fn member_lists(&mut self, p: &Params) {
+        self.policy_input_list = strings(p, "PolicyInputList");
+    }
+}
+
+impl QueryInput for pb::GetContextKeysForPrincipalPolicyRequest {
+    fn member_lists(&mut self, p: &Params) {
+        self.policy_input_list = strings(p, "PolicyInputList");
+    }
+}
+
 impl QueryInput for pb::SimulateCustomPolicyRequest {
     fn member_lists(&mut self, p: &Params) {
         self.policy_input_list = strings(p, "PolicyInputList");
@@ -511,6 +523,8 @@ async fn iam_action(
         "DeleteAccessKey" => delete_access_key(pb::DeleteAccessKeyRequest),
         "SimulatePrincipalPolicy" => simulate_principal_policy(pb::SimulatePrincipalPolicyRequest),
         "SimulateCustomPolicy" => simulate_custom_policy(pb::SimulateCustomPolicyRequest),
+        "GetContextKeysForCustomPolicy" => get_context_keys_for_custom_policy(pb::GetContextKeysForCustomPolicyRequest),
+        "GetContextKeysForPrincipalPolicy" => get_context_keys_for_principal_policy(pb::GetContextKeysForPrincipalPolicyRequest),
         "RevokeRoleSessions" => revoke_role_sessions(pb::RevokeRoleSessionsRequest),
     )
 }

@@ -885,6 +885,32 @@ impl Iam {
     }
 }
 
+impl Iam {
+    pub async fn get_context_keys_for_custom_policy(
+        &self,
+        caller: &CallContext,
+        req: pb::GetContextKeysForCustomPolicyRequest,
+    ) -> Result<pb::GetContextKeysResponse> {
+        self.run(caller, req, |r| async move {
+            crate::authz::custom_context_keys(&r.policy_input_list)
+                .map(|context_key_names| pb::GetContextKeysResponse { context_key_names })
+        })
+        .await
+    }
+
+    pub async fn get_context_keys_for_principal_policy(
+        &self,
+        caller: &CallContext,
+        req: pb::GetContextKeysForPrincipalPolicyRequest,
+    ) -> Result<pb::GetContextKeysResponse> {
+        self.run(caller, req, |r| async move {
+            let keys = self.authz.principal_context_keys(&r.policy_source_arn, &r.policy_input_list).await;
+            keys.map(|context_key_names| pb::GetContextKeysResponse { context_key_names })
+        })
+        .await
+    }
+}
+
 /// SimulatePrincipalPolicy's and SimulateCustomPolicy's answers, as IAM's EvaluationResults.
 fn evaluation_results(evaluations: Vec<crate::authz::Evaluation>) -> pb::SimulatePrincipalPolicyResponse {
     pb::SimulatePrincipalPolicyResponse {
@@ -1073,4 +1099,6 @@ iam_calls! {
     DeleteAccessKeyRequest "DeleteAccessKey" true |r| OfUser(&r.user_name);
     SimulatePrincipalPolicyRequest "SimulatePrincipalPolicy" false |r| Arn(&r.policy_source_arn);
     SimulateCustomPolicyRequest "SimulateCustomPolicy" false |_r| Target::Any;
+    GetContextKeysForCustomPolicyRequest "GetContextKeysForCustomPolicy" false |_r| Target::Any;
+    GetContextKeysForPrincipalPolicyRequest "GetContextKeysForPrincipalPolicy" false |r| Arn(&r.policy_source_arn);
 }
