@@ -499,6 +499,8 @@ pub struct Evaluation {
     pub decision: Decision,
     /// The statements that decided it.
     pub matched: Vec<MatchedStatement>,
+    /// Condition keys the policies read that the context did not hold.
+    pub missing: Vec<String>,
 }
 
 /// A statement of the simulated principal's policies that decided an answer (IAM's
@@ -648,11 +650,13 @@ impl Authorizer {
                     let matched = evaluation::matched(&policies, &ctx, &explained);
                     (explained.decision, matched.iter().filter_map(describe).collect())
                 };
+                let missing = evaluation::missing_context_keys(&policies, &ctx);
                 out.push(Evaluation {
                     action: action.clone(),
                     resource: resource.clone(),
                     decision,
                     matched,
+                    missing,
                 });
             }
         }
@@ -783,11 +787,13 @@ impl Authorizer {
                     let matched = evaluation::matched(&policies, &ctx, &explained);
                     (explained.decision, matched.iter().filter_map(describe).collect())
                 };
+                let missing = evaluation::missing_context_keys(&policies, &ctx);
                 out.push(Evaluation {
                     action: action.clone(),
                     resource: resource.clone(),
                     decision,
                     matched,
+                    missing,
                 });
             }
         }

@@ -1097,6 +1097,26 @@ async fn aws_iam_simulate_custom_policy_agrees_with_real_requests() {
     ];
     let keys = iam.json(&args).await;
     assert_eq!(keys["ContextKeyNames"].as_array().map(Vec::len), Some(3), "{keys}");
+    // What a simulation lacks to decide those conditions, and the decision once it has them.
+    let mut args =
+        vec!["simulate-custom-policy", "--policy-input-list", conditioned, "--action-names", "s3:GetObject"];
+    let first = iam.json(&args).await;
+    let result = &first["EvaluationResults"][0];
+    assert_eq!(result["EvalDecision"], "implicitDeny", "{first}");
+    assert_eq!(
+        result["MissingContextValues"],
+        serde_json::json!(["aws:SourceIp", "aws:PrincipalTag/team"]),
+        "{first}"
+    );
+    args.extend([
+        "--context-entries",
+        "ContextKeyName=aws:SourceIp,ContextKeyValues=10.1.2.3,ContextKeyType=ip",
+        "ContextKeyName=aws:PrincipalTag/team,ContextKeyValues=red,ContextKeyType=string",
+    ]);
+    let second = iam.json(&args).await;
+    let result = &second["EvaluationResults"][0];
+    assert_eq!(result["EvalDecision"], "allowed", "{second}");
+    assert_eq!(result["MissingContextValues"], serde_json::json!([]), "{second}");
     // A malformed input is refused with IAM's grammar's message.
     let bad = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"s3:GetObject","Resource":"bucket"}]}"#;
     stderr_has(

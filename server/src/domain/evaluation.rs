@@ -324,6 +324,32 @@ pub fn matched(policies: &Policies<'_>, ctx: &RequestContext, explained: &Explai
     out
 }
 
+/// The condition keys that statements bearing on the request (their action and resource
+/// match) read and the request's context does not hold, each once (IAM's
+/// MissingContextValues: what a simulation would need to decide those conditions).
+pub fn missing_context_keys(policies: &Policies<'_>, ctx: &RequestContext) -> Vec<String> {
+    let documents = (policies.identity.iter().map(|d| &**d))
+        .chain(policies.session.iter().map(|d| &**d))
+        .chain(policies.boundary)
+        .chain(policies.resource);
+    let mut missing: Vec<String> = Vec::new();
+    for doc in documents {
+        let variables = doc.version == "2012-10-17";
+        let bearing = doc.statements.iter().filter(|s| {
+            s.action.matches_action(&ctx.action)
+                && s.resource.as_ref().is_none_or(|r| resource_matches(r, ctx, variables))
+        });
+        for block in bearing.filter_map(|s| s.condition.as_ref()) {
+            for key in block.values().filter_map(Value::as_object).flat_map(|k| k.keys()) {
+                if ctx.values(key).is_none() && !missing.iter().any(|m| m.eq_ignore_ascii_case(key)) {
+                    missing.push(key.clone());
+                }
+            }
+        }
+    }
+    missing
+}
+
 /// Whether a statement applies to the request, and if it does, whom it names.
 fn statement_applies(s: &Statement, ctx: &RequestContext, variables: bool, bounded: bool) -> Option<Grantee> {
     if !s.action.matches_action(&ctx.action) {

@@ -926,6 +926,7 @@ fn evaluation_results(evaluations: Vec<crate::authz::Evaluation>) -> pb::Simulat
                 }
                 .to_string(),
                 matched_statements: e.matched.into_iter().map(statement).collect(),
+                missing_context_values: e.missing,
             })
             .collect(),
         is_truncated: false,
