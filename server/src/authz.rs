@@ -535,6 +535,32 @@ pub struct CustomSimulation<'a> {
     pub keys: &'a [(String, Vec<String>)],
 }
 
+/// One simulated answer: the decision `policies` make on `ctx`, the statements that decided
+/// it (as `describe` names them) and the condition keys the context lacked.
+/// sts:GetCallerIdentity needs no permission, and enforcement never denies it (STS API
+/// Reference: "you can still perform this operation" under an explicit deny): the simulator
+/// says what enforcement does.
+fn simulated(
+    policies: &Policies<'_>,
+    ctx: &RequestContext,
+    describe: impl Fn(&StatementRef) -> Option<MatchedStatement>,
+) -> Evaluation {
+    let (decision, matched) = if ctx.action.eq_ignore_ascii_case(GET_CALLER_IDENTITY) {
+        (Decision::Allow, Vec::new())
+    } else {
+        let explained = explain(policies, ctx);
+        let matched = evaluation::matched(policies, ctx, &explained);
+        (explained.decision, matched.iter().filter_map(describe).collect())
+    };
+    Evaluation {
+        action: ctx.action.clone(),
+        resource: ctx.resource.clone(),
+        decision,
+        matched,
+        missing: evaluation::missing_context_keys(policies, ctx),
+    }
+}
+
 /// Identity policies given in a request (SimulateCustomPolicy's, GetContextKeysFor…'s), held
 /// to the grammar IAM holds written policies to: InvalidInput with its message otherwise.
 fn custom_documents(texts: &[String]) -> Result<Vec<PolicyDocument>> {
@@ -643,21 +669,7 @@ impl Authorizer {
                 for (k, v) in input.keys {
                     ctx.set_all(k, v.clone());
                 }
-                let (decision, matched) = if action.eq_ignore_ascii_case(GET_CALLER_IDENTITY) {
-                    (Decision::Allow, Vec::new())
-                } else {
-                    let explained = explain(&policies, &ctx);
-                    let matched = evaluation::matched(&policies, &ctx, &explained);
-                    (explained.decision, matched.iter().filter_map(describe).collect())
-                };
-                let missing = evaluation::missing_context_keys(&policies, &ctx);
-                out.push(Evaluation {
-                    action: action.clone(),
-                    resource: resource.clone(),
-                    decision,
-                    matched,
-                    missing,
-                });
+                out.push(simulated(&policies, &ctx, describe));
             }
         }
         Ok(out)
@@ -777,24 +789,7 @@ impl Authorizer {
                     same_account: true,
                     ..Policies::default()
                 };
-                // sts:GetCallerIdentity needs no permission, and enforcement never denies it
-                // (STS API Reference: "you can still perform this operation" under an explicit
-                // deny): the simulator says what enforcement does.
-                let (decision, matched) = if action.eq_ignore_ascii_case(GET_CALLER_IDENTITY) {
-                    (Decision::Allow, Vec::new())
-                } else {
-                    let explained = explain(&policies, &ctx);
-                    let matched = evaluation::matched(&policies, &ctx, &explained);
-                    (explained.decision, matched.iter().filter_map(describe).collect())
-                };
-                let missing = evaluation::missing_context_keys(&policies, &ctx);
-                out.push(Evaluation {
-                    action: action.clone(),
-                    resource: resource.clone(),
-                    decision,
-                    matched,
-                    missing,
-                });
+                out.push(simulated(&policies, &ctx, describe));
             }
         }
         Ok(out)
