@@ -222,17 +222,13 @@ fn cut_to_fit(mut record: Value) -> String {
     record["requestParameters"] = json!({
         "rolecallTruncated": { "bytes": parameters.len(), "prefix": prefix(&parameters) },
     });
-    for field in ["errorMessage", "eventName"] {
-        if let Some(text) = record[field].as_str()
+    for field in ["/errorMessage", "/eventName", "/additionalEventData/decidedBy"] {
+        if let Some(value) = record.pointer_mut(field)
+            && let Some(text) = value.as_str()
             && text.len() > CUT_BYTES
         {
-            record[field] = format!("{}…(cut)", prefix(text)).into();
+            *value = format!("{}…(cut)", prefix(text)).into();
         }
-    }
-    if let Some(text) = record["additionalEventData"]["decidedBy"].as_str()
-        && text.len() > CUT_BYTES
-    {
-        record["additionalEventData"]["decidedBy"] = format!("{}…(cut)", prefix(text)).into();
     }
     record.to_string()
 }

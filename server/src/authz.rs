@@ -156,8 +156,8 @@ impl Authorizer {
         let names = every().map(|(name, _)| name.clone()).collect();
         let boundary = policies.boundary.as_ref().map(|(name, text)| parse(name, text));
         let boundary_name = policies.boundary.as_ref().map(|(name, _)| name.clone());
-        let tags = policies.tags.iter().map(|t| (t.key.clone(), t.value.clone())).collect();
-        Ok(Compiled { identity, names, boundary, boundary_name, tags, id: policies.id.clone(), generation })
+        let tags = policies.tags.into_iter().map(|t| (t.key, t.value)).collect();
+        Ok(Compiled { identity, names, boundary, boundary_name, tags, id: policies.id, generation })
     }
 
     /// The request context: the action and resource, and AWS's global condition keys.
@@ -231,8 +231,6 @@ impl Authorizer {
         ctx
     }
 
-    /// The decision for `principal` doing `request`, with its identity policies and
-    /// boundary (and `resource_policy` where the resource has one).
     /// Whether `principal` may do `request` on a resource of `resource_account`, with the
     /// resource's own policy (`evaluation::explain`): Ok, or AccessDenied with AWS's message,
     /// and for the audit trail the policy and statement that decided.
@@ -248,13 +246,14 @@ impl Authorizer {
             // The account's root user may do anything in it; in another account only what
             // the resource's policy allows; an explicit deny in a resource policy stops it.
             let ctx = self.context(principal, &Compiled::default(), request);
-            let alone = Policies { resource: resource_policy, same_account: false, ..Policies::default() };
-            let explained = explain(&alone, &ctx);
-            let allowed = explained.decision != Decision::ExplicitDeny
-                && (same_account || resource_policy.and_then(|p| verdict(p, &ctx)) == Some(Effect::Allow));
-            return match allowed {
-                true => Ok(()),
-                false => Err(denied(principal, request, &explained, &alone, &Names::default())),
+            return match resource_policy.and_then(|p| verdict(p, &ctx)) {
+                Some(Effect::Allow) => Ok(()),
+                None if same_account => Ok(()),
+                _ => {
+                    // Why, for the audit trail: the resource policy weighed alone.
+                    let alone = Policies { resource: resource_policy, ..Policies::default() };
+                    Err(denied(principal, request, &explain(&alone, &ctx), &alone, &Names::default()))
+                }
             };
         }
         let (kind, name) = Self::holder(principal);
@@ -561,6 +560,13 @@ fn simulated(
     }
 }
 
+/// IAM's answer to a request without a list it needs (ValidationError).
+fn member_required(member: &str) -> Error {
+    Error::validation(format!(
+        "1 validation error detected: Value null at '{member}' failed to satisfy constraint: Member must not be null"
+    ))
+}
+
 /// Identity policies given in a request (SimulateCustomPolicy's, GetContextKeysFor…'s), held
 /// to the grammar IAM holds written policies to: InvalidInput with its message otherwise.
 fn custom_documents(texts: &[String]) -> Result<Vec<PolicyDocument>> {
@@ -573,9 +579,7 @@ fn custom_documents(texts: &[String]) -> Result<Vec<PolicyDocument>> {
 /// GetContextKeysForCustomPolicy: the condition keys `policies` read.
 pub fn custom_context_keys(policies: &[String]) -> Result<Vec<String>> {
     if policies.is_empty() {
-        return Err(Error::validation(
-            "1 validation error detected: Value null at 'policyInputList' failed to satisfy constraint: Member must not be null",
-        ));
+        return Err(member_required("policyInputList"));
     }
     Ok(context_keys(custom_documents(policies)?.iter()))
 }
@@ -596,16 +600,11 @@ impl Authorizer {
     /// resource (default `*`), with the statements that decided it (SourcePolicyId
     /// `PolicyInputList.N`, `PermissionsBoundaryPolicyInputList.1` or `ResourcePolicy`).
     pub fn simulate_custom(&self, account: &str, input: &CustomSimulation<'_>) -> Result<Vec<Evaluation>> {
-        let null = |member: &str| {
-            Error::validation(format!(
-                "1 validation error detected: Value null at '{member}' failed to satisfy constraint: Member must not be null"
-            ))
-        };
         if input.identity.is_empty() {
-            return Err(null("policyInputList"));
+            return Err(member_required("policyInputList"));
         }
         if input.actions.is_empty() {
-            return Err(null("actionNames"));
+            return Err(member_required("actionNames"));
         }
         if input.boundaries.len() > 1 {
             return Err(Error::invalid_input("You can input only one permissions boundary."));
@@ -675,8 +674,12 @@ impl Authorizer {
         Ok(out)
     }
 
-    /// The role or user an ARN names (its account, kind and name), which must exist.
-    async fn holder_named<'a>(&self, source_arn: &'a str) -> Result<(&'a str, HolderKind, &'a str)> {
+    /// The role or user an ARN names (its account, kind and name), which must exist, and its
+    /// policies' texts.
+    async fn holder_named<'a>(
+        &self,
+        source_arn: &'a str,
+    ) -> Result<(&'a str, HolderKind, &'a str, GrantingPolicies)> {
         let invalid = || Error::invalid_input(format!("Invalid ARN: {source_arn}"));
         let (account, rest) =
             source_arn.strip_prefix("arn:aws:iam::").and_then(|r| r.split_once(':')).ok_or_else(invalid)?;
@@ -685,21 +688,21 @@ impl Authorizer {
             Some(("user", path)) => (HolderKind::User, path.rsplit('/').next().unwrap_or_default()),
             _ => return Err(invalid()),
         };
-        let exists = match self.accounts.get(account) {
-            Some(c) => c.granting_policies(kind, name).await?.is_some(),
-            None => false,
+        let granting = match self.accounts.get(account) {
+            Some(c) => c.granting_policies(kind, name).await?,
+            None => None,
         };
-        if !exists {
+        let Some(granting) = granting else {
             let what = if kind == HolderKind::Role { "role" } else { "user" };
             return Err(Error::no_such_entity(format!("The {what} with name {name} cannot be found.")));
-        }
-        Ok((account, kind, name))
+        };
+        Ok((account, kind, name, granting))
     }
 
     /// GetContextKeysForPrincipalPolicy: the condition keys a role's or user's policies (its
     /// boundary too) read, and those of `extra` policies.
     pub async fn principal_context_keys(&self, source_arn: &str, extra: &[String]) -> Result<Vec<String>> {
-        let (account, kind, name) = self.holder_named(source_arn).await?;
+        let (account, kind, name, _) = self.holder_named(source_arn).await?;
         let compiled = self.compiled(account, kind, name).await?;
         let extra = custom_documents(extra)?;
         let documents =
@@ -716,12 +719,9 @@ impl Authorizer {
         resources: &[String],
         keys: &[(String, Vec<String>)],
     ) -> Result<Vec<Evaluation>> {
-        let (account, kind, name) = self.holder_named(source_arn).await?;
-        let catalog = self.accounts.get(account);
+        let (account, kind, name, granting) = self.holder_named(source_arn).await?;
         if actions.is_empty() {
-            return Err(Error::validation(
-                "1 validation error detected: Value null at 'actionNames' failed to satisfy constraint: Member must not be null",
-            ));
+            return Err(member_required("actionNames"));
         }
         let principal = Principal {
             account_id: account.to_string(),
@@ -742,11 +742,8 @@ impl Authorizer {
             },
         };
         let compiled = self.compiled(account, kind, name).await?;
-        // The documents' texts, in the compiled policies' order, for where each statement is.
-        let granting = match catalog {
-            Some(c) => c.granting_policies(kind, name).await?.unwrap_or_default(),
-            None => GrantingPolicies::default(),
-        };
+        // The documents' texts (`granting`) are in the compiled policies' order: where each
+        // statement is.
         let inline_type = if kind == HolderKind::Role { "role" } else { "user" };
         let managed_type = |arn: &str| {
             if arn.starts_with("arn:aws:iam::aws:policy/") { "aws-managed" } else { "user-managed" }

@@ -21,7 +21,7 @@ use serde_json::Value;
 use time::{OffsetDateTime, format_description::well_known::Rfc3339};
 
 use super::policy::{
-    Effect, Patterns, PolicyDocument, Principals, Statement,
+    Effect, Patterns, PolicyDocument, Principals, Statement, distinct_keys,
     operator::{Base, Operator, SetOperator},
     wildcard_match,
 };
@@ -98,6 +98,18 @@ pub struct Policies<'a> {
     pub same_account: bool,
 }
 
+impl<'a> Policies<'a> {
+    /// Every policy, in AWS's order of policy types (identity, session, boundary, resource),
+    /// with its kind and its place in its list.
+    fn documents(&self) -> impl Iterator<Item = (PolicyKind, usize, &'a PolicyDocument)> {
+        let (identity, session) = (self.identity, self.session);
+        (identity.iter().enumerate().map(|(n, d)| (PolicyKind::Identity, n, &**d)))
+            .chain(session.iter().enumerate().map(|(n, d)| (PolicyKind::Session, n, &**d)))
+            .chain(self.boundary.map(|d| (PolicyKind::Boundary, 0, d)))
+            .chain(self.resource.map(|d| (PolicyKind::Resource, 0, d)))
+    }
+}
+
 /// What one document says: a matching Deny, else a matching Allow, else nothing.
 pub fn verdict(doc: &PolicyDocument, ctx: &RequestContext) -> Option<Effect> {
     match judge(doc, ctx, false) {
@@ -144,7 +156,7 @@ impl Judgement {
 /// always deny any IAM principal that has a permissions boundary policy attached, regardless
 /// of the values specified in the NotPrincipal element").
 fn judge(doc: &PolicyDocument, ctx: &RequestContext, bounded: bool) -> Judgement {
-    let variables = doc.version == "2012-10-17";
+    let variables = doc.reads_variables();
     let mut granted: Option<(Grantee, usize)> = None;
     for (n, s) in doc.statements.iter().enumerate() {
         let Some(grantee) = statement_applies(s, ctx, variables, bounded) else { continue };
@@ -234,38 +246,38 @@ pub fn decide(policies: &Policies<'_>, ctx: &RequestContext) -> Decision {
 ///   Allow).
 pub fn explain(policies: &Policies<'_>, ctx: &RequestContext) -> Explained {
     let bounded = policies.boundary.is_some();
-    let identity: Vec<Judgement> = policies.identity.iter().map(|d| judge(d, ctx, false)).collect();
-    let boundary = policies.boundary.map(|d| judge(d, ctx, false));
-    let session: Vec<Judgement> = policies.session.iter().map(|d| judge(d, ctx, false)).collect();
-    let resource = policies.resource.map(|d| judge(d, ctx, bounded));
+    let judged: Vec<(PolicyKind, usize, Judgement)> = policies
+        .documents()
+        .map(|(kind, n, doc)| (kind, n, judge(doc, ctx, bounded && kind == PolicyKind::Resource)))
+        .collect();
     let at = |kind, policy, statement| Some(StatementRef { kind, policy, statement });
-    // Every Deny, in AWS's order of policy types: the first one found decides.
-    let denies = (identity.iter().enumerate().map(|(n, j)| (PolicyKind::Identity, n, *j)))
-        .chain(session.iter().enumerate().map(|(n, j)| (PolicyKind::Session, n, *j)))
-        .chain(boundary.map(|j| (PolicyKind::Boundary, 0, j)))
-        .chain(resource.map(|j| (PolicyKind::Resource, 0, j)));
-    for (kind, policy, judgement) in denies {
-        if let Judgement::Deny(statement) = judgement {
-            return Explained {
-                decision: Decision::ExplicitDeny,
-                by: at(kind, policy, statement),
-                lacking: None,
-            };
-        }
+    // The first Deny, in AWS's order of policy types, decides.
+    let deny = judged.iter().find_map(|(kind, n, j)| match j {
+        Judgement::Deny(statement) => Some((*kind, *n, *statement)),
+        _ => None,
+    });
+    if let Some((kind, policy, statement)) = deny {
+        return Explained {
+            decision: Decision::ExplicitDeny,
+            by: at(kind, policy, statement),
+            lacking: None,
+        };
     }
-    let boundary_allows = boundary.is_none_or(Judgement::allows);
-    let session_allows = session.is_empty() || session.iter().any(|j| j.allows());
+    let of = |kind| judged.iter().filter(move |(k, ..)| *k == kind).map(|(_, n, j)| (*n, *j));
+    let boundary_allows = of(PolicyKind::Boundary).all(|(_, j)| j.allows());
+    let session_allows =
+        of(PolicyKind::Session).next().is_none() || of(PolicyKind::Session).any(|(_, j)| j.allows());
     let within_limits = boundary_allows && session_allows;
-    let identity_allow = identity.iter().enumerate().find_map(|(n, j)| match j {
-        Judgement::Allow(_, statement) => Some((n, *statement)),
+    let identity_allow = of(PolicyKind::Identity).find_map(|(n, j)| match j {
+        Judgement::Allow(_, statement) => Some((n, statement)),
         _ => None,
     });
     let by_identity =
         identity_allow.filter(|_| within_limits).and_then(|(n, s)| at(PolicyKind::Identity, n, s));
-    let by_resource = match resource {
-        Some(Judgement::Allow(grantee, statement)) => Some((grantee, at(PolicyKind::Resource, 0, statement))),
+    let by_resource = of(PolicyKind::Resource).find_map(|(_, j)| match j {
+        Judgement::Allow(grantee, statement) => Some((grantee, at(PolicyKind::Resource, 0, statement))),
         _ => None,
-    };
+    });
     let allowed_by = match by_resource {
         Some((_, by)) if !policies.same_account => by_identity.and(by),
         _ if !policies.same_account => None,
@@ -308,13 +320,9 @@ pub fn matched(policies: &Policies<'_>, ctx: &RequestContext, explained: &Explai
         (Decision::ImplicitDeny, _) => return Vec::new(),
     };
     let bounded = policies.boundary.is_some();
-    let documents = (policies.identity.iter().enumerate().map(|(n, d)| (PolicyKind::Identity, n, &**d)))
-        .chain(policies.session.iter().enumerate().map(|(n, d)| (PolicyKind::Session, n, &**d)))
-        .chain(policies.boundary.map(|d| (PolicyKind::Boundary, 0, d)))
-        .chain(policies.resource.map(|d| (PolicyKind::Resource, 0, d)));
     let mut out = Vec::new();
-    for (kind, policy, doc) in documents.filter(|(kind, ..)| kinds.contains(kind)) {
-        let variables = doc.version == "2012-10-17";
+    for (kind, policy, doc) in policies.documents().filter(|(kind, ..)| kinds.contains(kind)) {
+        let variables = doc.reads_variables();
         for (statement, s) in doc.statements.iter().enumerate() {
             if s.effect == effect && statement_applies(s, ctx, variables, bounded).is_some() {
                 out.push(StatementRef { kind, policy, statement });
@@ -328,26 +336,15 @@ pub fn matched(policies: &Policies<'_>, ctx: &RequestContext, explained: &Explai
 /// match) read and the request's context does not hold, each once (IAM's
 /// MissingContextValues: what a simulation would need to decide those conditions).
 pub fn missing_context_keys(policies: &Policies<'_>, ctx: &RequestContext) -> Vec<String> {
-    let documents = (policies.identity.iter().map(|d| &**d))
-        .chain(policies.session.iter().map(|d| &**d))
-        .chain(policies.boundary)
-        .chain(policies.resource);
-    let mut missing: Vec<String> = Vec::new();
-    for doc in documents {
-        let variables = doc.version == "2012-10-17";
-        let bearing = doc.statements.iter().filter(|s| {
+    let bearing = policies.documents().flat_map(|(_, _, doc)| {
+        let variables = doc.reads_variables();
+        doc.statements.iter().filter(move |s| {
             s.action.matches_action(&ctx.action)
                 && s.resource.as_ref().is_none_or(|r| resource_matches(r, ctx, variables))
-        });
-        for block in bearing.filter_map(|s| s.condition.as_ref()) {
-            for key in block.values().filter_map(Value::as_object).flat_map(|k| k.keys()) {
-                if ctx.values(key).is_none() && !missing.iter().any(|m| m.eq_ignore_ascii_case(key)) {
-                    missing.push(key.clone());
-                }
-            }
-        }
-    }
-    missing
+        })
+    });
+    let keys = bearing.flat_map(Statement::condition_keys).filter(|key| ctx.values(key).is_none());
+    distinct_keys(keys)
 }
 
 /// Whether a statement applies to the request, and if it does, whom it names.

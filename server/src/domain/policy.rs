@@ -117,33 +117,27 @@ impl PolicyDocument {
         }
         Ok(Self { version: version.to_string(), statements })
     }
-}
 
-impl PolicyDocument {
-    /// The condition keys its statements read (`aws:SourceIp`, `ec2:ResourceTag/team`), each
-    /// once (keys compare without case), as first written.
-    pub fn condition_keys(&self) -> Vec<String> {
-        let mut keys: Vec<String> = Vec::new();
-        for block in self.statements.iter().filter_map(|s| s.condition.as_ref()) {
-            for key in block.values().filter_map(Value::as_object).flat_map(|k| k.keys()) {
-                if !keys.iter().any(|k| k.eq_ignore_ascii_case(key)) {
-                    keys.push(key.clone());
-                }
-            }
-        }
-        keys
+    /// Whether its strings may hold policy variables (`${aws:username}`): version 2012-10-17.
+    pub fn reads_variables(&self) -> bool {
+        self.version == "2012-10-17"
     }
 }
 
 /// The condition keys of `documents`, each once, in their order (GetContextKeysFor…).
 pub fn context_keys<'a>(documents: impl IntoIterator<Item = &'a PolicyDocument>) -> Vec<String> {
-    let mut keys: Vec<String> = Vec::new();
-    for key in documents.into_iter().flat_map(PolicyDocument::condition_keys) {
-        if !keys.iter().any(|k| k.eq_ignore_ascii_case(&key)) {
-            keys.push(key);
+    distinct_keys(documents.into_iter().flat_map(|d| &d.statements).flat_map(Statement::condition_keys))
+}
+
+/// `keys` each once (condition keys compare without case), as first written.
+pub fn distinct_keys<'a>(keys: impl IntoIterator<Item = &'a str>) -> Vec<String> {
+    let mut distinct: Vec<String> = Vec::new();
+    for key in keys {
+        if !distinct.iter().any(|k| k.eq_ignore_ascii_case(key)) {
+            distinct.push(key.to_string());
         }
     }
-    keys
+    distinct
 }
 
 /// A place in a document's text: line and column from 1, the column in characters.
@@ -229,6 +223,12 @@ enum Grammar {
 }
 
 impl Statement {
+    /// The condition keys it reads (`aws:SourceIp`, `ec2:ResourceTag/team`), as written.
+    pub fn condition_keys(&self) -> impl Iterator<Item = &str> {
+        let blocks = self.condition.iter().flat_map(|c| c.values());
+        blocks.filter_map(Value::as_object).flat_map(|keys| keys.keys()).map(String::as_str)
+    }
+
     fn parse(value: &Value, kind: PolicyType, grammar: Grammar) -> Result<Self> {
         let Value::Object(fields) = value else { return Err(syntax_error()) };
         let mut sid = None;
@@ -272,7 +272,7 @@ impl Statement {
             (Some(_), Some(_)) => return Err(syntax_error()),
         };
         for a in action.patterns() {
-            validate_action(a, kind, grammar)?;
+            validate_action(a, kind)?;
         }
         if principal.is_some() && not_principal.is_some() {
             return Err(syntax_error());
@@ -291,8 +291,10 @@ impl Statement {
                 let Some(resource) = &resource else {
                     return Err(Error::malformed_policy("Policy statement must contain resources."));
                 };
-                for r in resource.patterns().iter().filter(|_| grammar == Grammar::Written) {
-                    validate_resource(r)?;
+                if grammar == Grammar::Written {
+                    for r in resource.patterns() {
+                        validate_resource(r)?;
+                    }
                 }
             }
             PolicyType::Trust => {
@@ -327,12 +329,9 @@ fn validate_resource(resource: &str) -> Result<()> {
         return Ok(());
     }
     let parts: Vec<&str> = resource.splitn(6, ':').collect();
-    let [arn, partition, service, region, _account, _rest] = parts[..] else {
+    let ["arn", partition, service, region, _account, _rest] = parts[..] else {
         return Err(Error::malformed_policy(format!(r#"Resource {resource} must be in ARN format or "*"."#)));
     };
-    if arn != "arn" {
-        return Err(Error::malformed_policy(format!(r#"Resource {resource} must be in ARN format or "*"."#)));
-    }
     if !wildcard_match(partition, PARTITION, false) {
         return Err(Error::malformed_policy(format!(
             r#"Partition "{partition}" is not valid for resource "{resource}"."#
@@ -347,11 +346,12 @@ fn validate_resource(resource: &str) -> Result<()> {
 }
 
 /// An action is `*` or `vendor:Name` where the name may hold `*` and `?`.
-fn validate_action(action: &str, kind: PolicyType, grammar: Grammar) -> Result<()> {
+fn validate_action(action: &str, kind: PolicyType) -> Result<()> {
     if action == "*" {
         return Ok(());
     }
-    if grammar == Grammar::Written && action.matches(':').count() > 1 {
+    // Refused by either grammar (a name holds no colon); this is IAM's word for it.
+    if action.matches(':').count() > 1 {
         return Err(Error::malformed_policy("Actions/Condition can contain only one colon."));
     }
     let Some((vendor, name)) = action.split_once(':') else {

@@ -212,9 +212,9 @@ impl tower::Service<axum::extract::Request<hyper::body::Incoming>> for Connectio
     }
 
     fn call(&mut self, mut request: axum::extract::Request<hyper::body::Incoming>) -> Self::Future {
-        if meta_data_path(request.uri().path(), self.state.identity).is_some() {
+        if let Some(at) = meta_data_start(request.uri().path(), self.state.identity) {
             let (state, peer) = (self.state.clone(), self.peer.clone());
-            return Box::pin(async move { Ok(meta(&state, &peer, request.into_parts().0).await) });
+            return Box::pin(async move { Ok(meta(&state, &peer, request.into_parts().0, at).await) });
         }
         request.extensions_mut().insert(ConnectInfo(self.peer.clone()));
         Box::pin(tower::ServiceExt::oneshot(self.router.clone(), request))
@@ -225,8 +225,8 @@ impl tower::Service<axum::extract::Request<hyper::body::Incoming>> for Connectio
 /// and the container credentials endpoint at `/INSTANCE-ID/container-credentials`. With a
 /// path prefix each route is written with it rather than nested under it: nesting rewrites
 /// every request's URI, a cost on each credential fetch. The meta-data tree is the
-/// [`Connection`]'s; the router's fallback answers what no route names: 404, or 405 for a
-/// method the meta-data tree does not take.
+/// [`Connection`]'s (405 for a method it does not take); the router's fallback answers 404
+/// for what no route names.
 fn router(state: ImdsHttp) -> Router {
     let identity = state.identity;
     let at = |path: &str| match identity {
@@ -314,9 +314,10 @@ async fn meta_root(State(state): State<ImdsHttp>, asker: Asker, sent: SentToken)
     answer(state.imds.metadata(&caller(&state, asker, sent), "").await)
 }
 
-/// Where a request path lies in the meta-data tree (`PATH` of `/latest/meta-data/PATH`, after
-/// the instance's segment with a path prefix), if it does.
-fn meta_data_path(path: &str, identity: Identity) -> Option<&str> {
+/// Where a request path's place in the meta-data tree starts (`PATH` of
+/// `/latest/meta-data/PATH`, after the instance's segment with a path prefix), if the path
+/// lies in the tree.
+fn meta_data_start(path: &str, identity: Identity) -> Option<usize> {
     let below = match identity {
         Identity::PathPrefix => match path.strip_prefix('/')?.split_once('/')? {
             ("", _) => return None,
@@ -324,15 +325,14 @@ fn meta_data_path(path: &str, identity: Identity) -> Option<&str> {
         },
         Identity::SourceAddress | Identity::Loopback => path.strip_prefix('/')?,
     };
-    below.strip_prefix("latest/meta-data/").filter(|p| !p.is_empty())
+    let tree = below.strip_prefix("latest/meta-data/").filter(|p| !p.is_empty())?;
+    Some(path.len() - tree.len())
 }
 
-/// GET (or HEAD) `/latest/meta-data/PATH`: 405 for another method, as a router answers,
-/// before anything about the asker is looked up.
-async fn meta(state: &ImdsHttp, peer: &Peer, parts: Parts) -> Response {
-    let Some(path) = meta_data_path(parts.uri.path(), state.identity) else {
-        return StatusCode::NOT_FOUND.into_response();
-    };
+/// GET (or HEAD) `/latest/meta-data/PATH`, PATH starting at `at` in the request's path: 405
+/// for another method, as a router answers, before anything about the asker is looked up.
+async fn meta(state: &ImdsHttp, peer: &Peer, parts: Parts, at: usize) -> Response {
+    let path = parts.uri.path().get(at..).unwrap_or_default();
     if parts.method != Method::GET && parts.method != Method::HEAD {
         return (StatusCode::METHOD_NOT_ALLOWED, [("allow", "GET,HEAD")]).into_response();
     }

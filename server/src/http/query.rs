@@ -89,7 +89,7 @@ async fn handle(
 ) -> Response {
     let id = ids::uuid();
     let header = axum::http::HeaderValue::from_str(&id).ok();
-    let mut response = answering(id.clone(), answer(api, peer, method, uri, headers, body, id)).await;
+    let mut response = answering(id, answer(api, peer, method, uri, headers, body)).await;
     if let Some(header) = header {
         response.headers_mut().insert("x-amzn-requestid", header);
     }
@@ -103,7 +103,6 @@ async fn answer(
     uri: Uri,
     headers: HeaderMap,
     body: Bytes,
-    request_id: String,
 ) -> Response {
     let view: Vec<(String, String)> = headers
         .iter()
@@ -116,7 +115,7 @@ async fn answer(
         headers: &view,
         body: &body,
     };
-    let origin = Origin { source_ip: Some(peer.ip().to_canonical().to_string()), request_id };
+    let origin = Origin { source_ip: Some(peer.ip().to_canonical().to_string()), request_id: request_id() };
     let params = Params::parse(uri.query().unwrap_or(""), &body);
     let param = |name: &str| params.get(name);
     let action = params.str("Action");

@@ -849,8 +849,7 @@ impl Iam {
         req: pb::SimulatePrincipalPolicyRequest,
     ) -> Result<pb::SimulatePrincipalPolicyResponse> {
         self.run(caller, req, |r| async move {
-            let keys: Vec<(String, Vec<String>)> =
-                r.context_entries.into_iter().map(|e| (e.context_key_name, e.context_key_values)).collect();
+            let keys = context(r.context_entries);
             let res =
                 self.authz.simulate(&r.policy_source_arn, &r.action_names, &r.resource_arns, &keys).await;
             res.map(evaluation_results)
@@ -863,12 +862,8 @@ impl Iam {
         caller: &CallContext,
         req: pb::SimulateCustomPolicyRequest,
     ) -> Result<pb::SimulatePrincipalPolicyResponse> {
-        self.run(caller, req, |r| async move {
-            let keys: Vec<(String, Vec<String>)> = r
-                .context_entries
-                .iter()
-                .map(|e| (e.context_key_name.clone(), e.context_key_values.clone()))
-                .collect();
+        self.run(caller, req, |mut r| async move {
+            let keys = context(std::mem::take(&mut r.context_entries));
             let input = crate::authz::CustomSimulation {
                 identity: &r.policy_input_list,
                 boundaries: &r.permissions_boundary_policy_input_list,
@@ -909,6 +904,11 @@ impl Iam {
         })
         .await
     }
+}
+
+/// A simulation's ContextEntries as the context keys it sets, with their values.
+fn context(entries: Vec<pb::ContextEntry>) -> Vec<(String, Vec<String>)> {
+    entries.into_iter().map(|e| (e.context_key_name, e.context_key_values)).collect()
 }
 
 /// SimulatePrincipalPolicy's and SimulateCustomPolicy's answers, as IAM's EvaluationResults.
