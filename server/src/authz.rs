@@ -344,8 +344,7 @@ impl Authorizer {
         if principal.kind == PrincipalKind::Root {
             return Err(Error::new(ErrorCode::AccessDenied, "Roles may not be assumed by root accounts."));
         }
-        let trust = PolicyDocument::parse(&role.assume_role_policy_document, PolicyType::Trust)
-            .map_err(|_| denied())?;
+        let trust = role.trust().ok_or_else(denied)?;
         let (kind, name) = Self::holder(principal);
         let compiled = self.compiled(&principal.account_id, kind, &name).await?;
         if outlived_its_role(principal, &compiled) {
@@ -354,7 +353,7 @@ impl Authorizer {
         let (session, _) = self.session_policies(principal).await?;
         let ctx = self.context(principal, &compiled, &request);
         // The trust policy must allow, whatever the identity policies say.
-        if verdict(&trust, &ctx) != Some(Effect::Allow) {
+        if verdict(trust, &ctx) != Some(Effect::Allow) {
             return Err(denied());
         }
         let role_account = role.arn.split(':').nth(4).unwrap_or_default();
@@ -362,7 +361,7 @@ impl Authorizer {
             identity: &compiled.identity,
             boundary: compiled.boundary.as_deref(),
             session: &session,
-            resource: Some(&trust),
+            resource: Some(trust),
             same_account: role_account == principal.account_id,
         };
         match decide(&policies, &ctx) {

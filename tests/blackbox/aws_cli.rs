@@ -1125,3 +1125,48 @@ async fn aws_iam_simulate_custom_policy_agrees_with_real_requests() {
         "(InvalidInput) when calling the SimulateCustomPolicy operation: Resource bucket must be in ARN format",
     );
 }
+
+/// Issue 17: the aws CLI gets IAM's own refusals for documents IAM refuses (each rule and its
+/// source: server/src/domain/policy/tests.rs), and nothing refused is stored.
+#[tokio::test]
+async fn aws_iam_refuses_policy_documents_with_iams_messages() {
+    let server = TestServer::start().await;
+    let admin = admin(&server).await;
+    let iam = Cli { server: &server, env: &keys_env(&admin), prefix: &["iam"] };
+    let refused = |out: Output, message: &str| {
+        assert!(!out.status.success(), "accepted: {message}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("(MalformedPolicyDocument) when calling"), "{err}");
+        assert!(err.trim_end().ends_with(message), "{err}");
+    };
+    let wildcard = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::123456789012:user/user-*"},"Action":"sts:AssumeRole"}]}"#;
+    let out = iam.run(&["create-role", "--role-name", "R", "--assume-role-policy-document", wildcard]).await;
+    refused(out, r#"Invalid principal in policy: "AWS":"arn:aws:iam::123456789012:user/user-*""#);
+    let unversioned =
+        r#"{"Statement":{"Effect":"Allow","Action":"s3:ListBucket","Resource":"arn:aws:s3:::b"}}"#;
+    let out = iam.run(&["create-policy", "--policy-name", "P", "--policy-document", unversioned]).await;
+    refused(out, "Policy document must be version 2012-10-17 or greater.");
+    iam.ok(&["create-user", "--user-name", "u"]).await;
+    let bad_date = r#"{"Version":"2012-10-17","Statement":{"Effect":"Deny","Action":"*","Resource":"*","Condition":{"DateLessThan":{"aws:CurrentTime":"tomorrow"}}}}"#;
+    let out = iam
+        .run(&["put-user-policy", "--user-name", "u", "--policy-name", "p", "--policy-document", bad_date])
+        .await;
+    refused(out, "The policy failed legacy parsing");
+    // An inline policy may still be of the older version.
+    iam.ok(&[
+        "put-user-policy",
+        "--user-name",
+        "u",
+        "--policy-name",
+        "old",
+        "--policy-document",
+        unversioned,
+    ])
+    .await;
+    let roles = iam.json(&["list-roles"]).await;
+    assert_eq!(roles["Roles"], serde_json::json!([]));
+    let policies = iam.json(&["list-policies", "--scope", "Local"]).await;
+    assert_eq!(policies["Policies"], serde_json::json!([]));
+    let inline = iam.json(&["list-user-policies", "--user-name", "u"]).await;
+    assert_eq!(inline["PolicyNames"], serde_json::json!(["old"]));
+}

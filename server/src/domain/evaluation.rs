@@ -18,12 +18,11 @@
 use std::{collections::BTreeMap, net::IpAddr, sync::Arc};
 
 use serde_json::Value;
-use time::{OffsetDateTime, format_description::well_known::Rfc3339};
 
 use super::policy::{
-    Effect, Patterns, PolicyDocument, Principals, Statement, distinct_keys,
+    Effect, Patterns, PolicyDocument, Principals, Statement, date, distinct_keys,
     operator::{Base, Operator, SetOperator},
-    wildcard_match,
+    scalar_text, wildcard_match,
 };
 
 /// Who is asking, as Principal elements see it.
@@ -456,9 +455,13 @@ fn resolve(variable: &str, ctx: &RequestContext) -> Option<String> {
 
 fn conditions_hold(block: &serde_json::Map<String, Value>, ctx: &RequestContext, variables: bool) -> bool {
     block.iter().all(|(operator, keys)| {
+        let Value::Object(keys) = keys else { return false };
+        // An operator with no keys tests nothing (IAM accepts it, known or not).
+        if keys.is_empty() {
+            return true;
+        }
         // Validated when the document was parsed; an unknown operator never holds.
         let Some(op) = Operator::parse(operator) else { return false };
-        let Value::Object(keys) = keys else { return false };
         keys.iter().all(|(key, values)| {
             let values = policy_values(values);
             let values: Vec<Option<String>> = values
@@ -471,13 +474,9 @@ fn conditions_hold(block: &serde_json::Map<String, Value>, ctx: &RequestContext,
 }
 
 fn policy_values(value: &Value) -> Vec<String> {
-    let one = |v: &Value| match v {
-        Value::String(s) => s.clone(),
-        other => other.to_string(),
-    };
     match value {
-        Value::Array(list) => list.iter().map(one).collect(),
-        other => vec![one(other)],
+        Value::Array(list) => list.iter().map(scalar_text).collect(),
+        other => vec![scalar_text(other)],
     }
 }
 
@@ -534,7 +533,9 @@ fn compare(base: Base, value: &str, policy: &str) -> bool {
             }
         }
         DateEquals | DateLessThan | DateLessThanEquals | DateGreaterThan | DateGreaterThanEquals => {
-            let (Some(a), Some(b)) = (parse_date(value), parse_date(policy)) else { return false };
+            let (Some(a), Some(b)) = (date::parse(value.trim()), date::parse(policy.trim())) else {
+                return false;
+            };
             match base {
                 DateEquals => a == b,
                 DateLessThan => a < b,
@@ -549,19 +550,6 @@ fn compare(base: Base, value: &str, policy: &str) -> bool {
         ArnLike => arn_like(policy, value),
         Null => false,
     }
-}
-
-/// ISO 8601 (RFC 3339, or a bare date) or epoch seconds, as Unix milliseconds.
-fn parse_date(text: &str) -> Option<i128> {
-    let text = text.trim();
-    if let Ok(epoch) = text.parse::<i64>() {
-        return Some(i128::from(epoch) * 1000);
-    }
-    if let Ok(t) = OffsetDateTime::parse(text, &Rfc3339) {
-        return Some(t.unix_timestamp_nanos() / 1_000_000);
-    }
-    let date = time::Date::parse(text, time::macros::format_description!("[year]-[month]-[day]")).ok()?;
-    Some(i128::from(date.midnight().assume_utc().unix_timestamp()) * 1000)
 }
 
 /// Whether `ip` is in `cidr` (an address alone is a /32 or /128).

@@ -54,7 +54,7 @@ impl Role {
     pub fn trust(&self) -> Option<&super::policy::PolicyDocument> {
         self.trust_policy
             .get_or_init(|| {
-                super::policy::PolicyDocument::parse(
+                super::policy::PolicyDocument::parse_stored(
                     &self.assume_role_policy_document,
                     super::policy::PolicyType::Trust,
                 )

@@ -7,7 +7,11 @@ use serde_json::{Map, Value};
 
 use super::{Error, Result};
 
+pub mod date;
 pub mod operator;
+mod principals;
+
+pub use principals::Principals;
 
 /// Which grammar a document must follow.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -32,16 +36,6 @@ pub enum Effect {
 pub enum Patterns {
     Only(Vec<String>),
     AllBut(Vec<String>),
-}
-
-/// A Principal (or NotPrincipal) element: `"*"` or typed lists.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Principals {
-    pub anyone: bool,
-    pub aws: Vec<String>,
-    pub service: Vec<String>,
-    pub federated: Vec<String>,
-    pub canonical_user: Vec<String>,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -82,6 +76,21 @@ impl PolicyDocument {
     /// policy keeps its Deny statements whatever was since added to the validator).
     pub fn parse_stored(text: &str, kind: PolicyType) -> Result<Self> {
         Self::read(text, kind, Grammar::Stored)
+    }
+
+    /// Parses a customer managed policy (CreatePolicy, CreatePolicyVersion): an identity
+    /// policy that must also be of version 2012-10-17. IAM says so after a syntax error and
+    /// before any other ("Policy document must be version 2012-10-17 or greater." for a
+    /// document without Version or of 2008-10-17, in the cases getmoto/moto pull 2269
+    /// checked against IAM); inline policies may still be of 2008-10-17.
+    pub fn parse_managed(text: &str) -> Result<Self> {
+        let parsed = Self::parse(text, PolicyType::Identity);
+        let syntax = matches!(&parsed, Err(e) if e.message == syntax_error().message);
+        let version = serde_json::from_str::<Value>(text).ok().and_then(|v| v.get("Version").cloned());
+        if !syntax && version.as_ref().and_then(Value::as_str) != Some(VERSIONS[0]) {
+            return Err(Error::malformed_policy("Policy document must be version 2012-10-17 or greater."));
+        }
+        parsed
     }
 
     fn read(text: &str, kind: PolicyType, grammar: Grammar) -> Result<Self> {
@@ -207,7 +216,7 @@ pub fn policy_size(text: &str) -> usize {
     text.chars().filter(|c| !c.is_whitespace()).count()
 }
 
-fn syntax_error() -> Error {
+pub(crate) fn syntax_error() -> Error {
     Error::malformed_policy("Syntax errors in policy.")
 }
 
@@ -215,7 +224,7 @@ fn syntax_error() -> Error {
 
 /// How much of the grammar a parse holds a document to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Grammar {
+pub(crate) enum Grammar {
     /// All of it: a document being written.
     Written,
     /// Its structure: a document read back from the store.
@@ -241,13 +250,13 @@ impl Statement {
             match key.as_str() {
                 "Sid" => sid = Some(value.as_str().ok_or_else(syntax_error)?.to_string()),
                 "Effect" => effect = Some(value.as_str().ok_or_else(syntax_error)?),
-                "Principal" => principal = Some(Principals::parse(value)?),
-                "NotPrincipal" => not_principal = Some(Principals::parse(value)?),
+                "Principal" => principal = Some(Principals::parse(value, kind, grammar)?),
+                "NotPrincipal" => not_principal = Some(Principals::parse(value, kind, grammar)?),
                 "Action" => action = Some(string_list(value)?),
                 "NotAction" => not_action = Some(string_list(value)?),
                 "Resource" => resource = Some(string_list(value)?),
                 "NotResource" => not_resource = Some(string_list(value)?),
-                "Condition" => condition = Some(parse_condition(value)?),
+                "Condition" => condition = Some(parse_condition(value, grammar)?),
                 _ => return Err(syntax_error()),
             }
         }
@@ -257,8 +266,12 @@ impl Statement {
             Some(other) => return Err(Error::malformed_policy(format!("Invalid effect: {other}"))),
             None => return Err(syntax_error()),
         };
+        // IAM's documents (identity and trust policies): "The Sid element supports ASCII
+        // uppercase letters (A-Z), lowercase letters (a-z), and numbers (0-9)" (Sid, IAM User
+        // Guide); S3 reads a bucket policy's Sid as any string.
         if let Some(sid) = &sid
-            && kind == PolicyType::Identity
+            && grammar == Grammar::Written
+            && kind != PolicyType::Resource
             && !sid.chars().all(|c| c.is_ascii_alphanumeric())
         {
             return Err(Error::malformed_policy(
@@ -298,6 +311,12 @@ impl Statement {
                 }
             }
             PolicyType::Trust => {
+                // IAM refuses NotPrincipal in a trust policy (NotPrincipal, IAM User Guide:
+                // "You cannot use the NotPrincipal element in an IAM identity-based policy
+                // nor in an IAM role trust policy"); a stored one is still read.
+                if not_principal.is_some() && grammar == Grammar::Written {
+                    return Err(Error::malformed_policy("Has prohibited field NotPrincipal"));
+                }
                 if principal.is_none() && not_principal.is_none() {
                     return Err(Error::malformed_policy("Missing required field Principal"));
                 }
@@ -319,7 +338,7 @@ impl Statement {
 }
 
 /// The partition rolecall's accounts are in: a Resource ARN's partition must match it.
-const PARTITION: &str = "aws";
+pub(crate) const PARTITION: &str = "aws";
 
 /// A Resource (NotResource) of an IAM policy is `*` or an ARN (its parts may hold wildcards
 /// and policy variables) in this partition, and an IAM ARN names no region, with IAM's
@@ -375,7 +394,7 @@ fn validate_action(action: &str, kind: PolicyType) -> Result<()> {
 }
 
 /// A string or a non-empty array of strings.
-fn string_list(value: &Value) -> Result<Vec<String>> {
+pub(crate) fn string_list(value: &Value) -> Result<Vec<String>> {
     match value {
         Value::String(s) => Ok(vec![s.clone()]),
         Value::Array(list) if !list.is_empty() => {
@@ -385,67 +404,44 @@ fn string_list(value: &Value) -> Result<Vec<String>> {
     }
 }
 
-/// A Condition block: `{ Operator: { Key: value-or-values } }`.
-fn parse_condition(value: &Value) -> Result<Map<String, Value>> {
+/// A Condition block: `{ Operator: { Key: value-or-values } }`, with IAM's answers
+/// (getmoto/moto pull 2269 checked each against IAM): an empty block, an operator with no
+/// keys and a key with an empty list of values are accepted; an operator IAM does not know
+/// is a syntax error unless it holds no keys; values are strings (or JSON scalars) or lists
+/// of them; a Date operator's values must be dates ("The policy failed legacy parsing").
+fn parse_condition(value: &Value, grammar: Grammar) -> Result<Map<String, Value>> {
     let Value::Object(operators) = value else { return Err(syntax_error()) };
-    for (operator, keys) in operators {
+    for (name, keys) in operators {
         let Value::Object(keys) = keys else { return Err(syntax_error()) };
-        if operator.is_empty() || keys.is_empty() {
+        let operator = operator::Operator::parse(name);
+        if operator.is_none() && !keys.is_empty() {
             return Err(syntax_error());
         }
-        if !operator::is_condition_operator(operator) {
-            return Err(Error::malformed_policy(format!("Invalid Condition type : {operator}")));
-        }
         for values in keys.values() {
-            let scalar = |v: &Value| v.is_string() || v.is_boolean() || v.is_number();
-            let ok = match values {
-                Value::Array(list) => !list.is_empty() && list.iter().all(scalar),
-                other => scalar(other),
+            let values = match values {
+                Value::Array(list) => list.iter().collect(),
+                one => vec![one],
             };
-            if !ok {
+            if !values.iter().all(|v| v.is_string() || v.is_boolean() || v.is_number()) {
                 return Err(syntax_error());
+            }
+            let dates = operator.is_some_and(|o| o.base.is_date());
+            if dates
+                && grammar == Grammar::Written
+                && !values.iter().all(|v| date::parse(&scalar_text(v)).is_some())
+            {
+                return Err(Error::malformed_policy("The policy failed legacy parsing"));
             }
         }
     }
     Ok(operators.clone())
 }
 
-// === impl Principals ===
-
-impl Principals {
-    fn parse(value: &Value) -> Result<Self> {
-        match value {
-            Value::String(s) if s == "*" => Ok(Self { anyone: true, ..Self::default() }),
-            Value::Object(map) if !map.is_empty() => {
-                let mut p = Self::default();
-                for (kind, ids) in map {
-                    let ids = string_list(ids)?;
-                    match kind.as_str() {
-                        "AWS" => {
-                            if ids.iter().any(|i| i == "*") {
-                                p.anyone = true;
-                            }
-                            p.aws.extend(ids);
-                        }
-                        "Service" => {
-                            for id in &ids {
-                                if id.is_empty() || id.contains(char::is_whitespace) || !id.contains('.') {
-                                    return Err(Error::malformed_policy(format!(
-                                        "Invalid principal in policy: \"SERVICE\":\"{id}\""
-                                    )));
-                                }
-                            }
-                            p.service.extend(ids);
-                        }
-                        "Federated" => p.federated.extend(ids),
-                        "CanonicalUser" => p.canonical_user.extend(ids),
-                        _ => return Err(Error::malformed_policy("Invalid principal in policy")),
-                    }
-                }
-                Ok(p)
-            }
-            _ => Err(Error::malformed_policy("Invalid principal in policy")),
-        }
+/// A condition value as the text it compares as (`true`, `10`, or the string itself).
+pub fn scalar_text(value: &Value) -> String {
+    match value {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
     }
 }
 

@@ -129,7 +129,7 @@ impl Catalog {
     }
 
     pub(super) fn validate_managed_document(&self, document: &str) -> Result<()> {
-        PolicyDocument::parse(document, PolicyType::Identity)?;
+        PolicyDocument::parse_managed(document)?;
         let quota = self.settings.limits.managed_policy_size;
         if policy_size(document) > quota {
             return Err(Error::limit_exceeded(format!("Cannot exceed quota for PolicySize: {quota}")));

@@ -131,9 +131,12 @@ fn principals_by_account_root_role_and_service() {
     assert_eq!(verdict_for(ops_session), Some(Effect::Allow));
     assert_eq!(verdict_for(Caller::Service("ec2.amazonaws.com".into())), Some(Effect::Allow));
     assert_eq!(verdict_for(Caller::Service("lambda.amazonaws.com".into())), None);
-    let not = trust(
+    // IAM no longer accepts NotPrincipal in a trust policy, but one stored before still counts.
+    let not = PolicyDocument::parse_stored(
         r#"{"Version":"2012-10-17","Statement":[{"Effect":"Deny","NotPrincipal":{"AWS":"arn:aws:iam::123456789012:user/alice"},"Action":"sts:AssumeRole"}]}"#,
-    );
+        PolicyType::Trust,
+    )
+    .unwrap();
     let alice = Caller::Aws { arn: USERS.into(), account: "123456789012".into(), role_arn: None };
     assert_eq!(verdict(&not, &ctx("sts:AssumeRole", "*").with_caller(alice)), None);
     assert_eq!(

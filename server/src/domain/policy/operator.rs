@@ -25,6 +25,20 @@ pub enum Base {
     Null,
 }
 
+impl Base {
+    /// Whether its values are dates.
+    pub fn is_date(self) -> bool {
+        matches!(
+            self,
+            Self::DateEquals
+                | Self::DateLessThan
+                | Self::DateLessThanEquals
+                | Self::DateGreaterThan
+                | Self::DateGreaterThanEquals
+        )
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SetOperator {
     Single,

@@ -170,11 +170,148 @@ mod props {
     }
 }
 
+/// Issue 17: Condition blocks as IAM reads them. The cases and IAM's answers are those
+/// getmoto/moto pull 2269 checked against IAM (tests/test_iam/test_iam_policies.py); dates
+/// are tested further in policy/date.rs.
 #[test]
-fn unknown_condition_operators_are_malformed() {
-    let text = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"s3:*","Resource":"*","Condition":{"StringEqualz":{"aws:username":"a"}}}]}"#;
-    let e = PolicyDocument::parse(text, PolicyType::Identity).unwrap_err();
-    assert_eq!(e.message, "Invalid Condition type : StringEqualz");
+fn conditions_accepted_and_refused_as_iam_does() {
+    let with = |condition: &str| {
+        format!(
+            r#"{{"Version":"2012-10-17","Statement":{{"Effect":"Allow","Action":"s3:ListBucket","Resource":"arn:aws:s3:::b","Condition":{condition}}}}}"#
+        )
+    };
+    let accepted = [
+        "{}",
+        r#"{"DateGreaterThan":{}}"#,
+        r#"{"DateGreaterThan":{"a":[]}}"#,
+        r#"{"x":{},"y":{}}"#,
+        r#"{"StringEqualsIfExists":{"a":"asf"}}"#,
+        r#"{"ForAnyValue:StringEqualsIfExists":{"a":"asf"}}"#,
+        r#"{"ForAllValues:StringEquals":{"aws:TagKeys":"Department"}}"#,
+        r#"{"DateGreaterThan":{"aws:CurrentTime":"2017-07-01T00:00:00Z"},"DateLessThan":{"aws:CurrentTime":"2017-12-31T23:59:59Z"}}"#,
+        r#"{"DateLessThanEquals":{"a":"2016-12-13T21:20:37.593194+00:00"}}"#,
+        r#"{"DateGreaterThan":{"a":"01T"}}"#,
+        r#"{"DateLessThan":{"aws:EpochTime":1577836800}}"#,
+        r#"{"BoolIfExists":{"aws:MultiFactorAuthPresent":"false"}}"#,
+        r#"{"Bool":{"aws:SecureTransport":false}}"#,
+        r#"{"NumericLessThan":{"s3:max-keys":["10",20]}}"#,
+    ];
+    for condition in accepted {
+        PolicyDocument::parse(&with(condition), PolicyType::Identity)
+            .unwrap_or_else(|e| panic!("{condition}: {e:?}"));
+    }
+    let refused = [
+        ("[]", "Syntax errors in policy."),
+        (r#""a""#, "Syntax errors in policy."),
+        (r#"{"a":"b"}"#, "Syntax errors in policy."),
+        (r#"{"DateGreaterThan":"b"}"#, "Syntax errors in policy."),
+        (r#"{"DateGreaterThan":[]}"#, "Syntax errors in policy."),
+        (r#"{"DateGreaterThan":{"a":{}}}"#, "Syntax errors in policy."),
+        (r#"{"StringEquals":{"a":[["b"]]}}"#, "Syntax errors in policy."),
+        (r#"{"x":{"a":"1"}}"#, "Syntax errors in policy."),
+        (r#"{"StringEqualz":{"aws:username":"a"}}"#, "Syntax errors in policy."),
+        (r#"{"ForAnyValue::StringEqualsIfExists":{"a":"asf"}}"#, "Syntax errors in policy."),
+        (r#"{"DateGreaterThan":{"a":"sdfdsf"}}"#, "The policy failed legacy parsing"),
+        (r#"{"DateLessThanEquals":{"a":"234-13"}}"#, "The policy failed legacy parsing"),
+        (r#"{"DateLessThan":{"a":"9223372036854775808"}}"#, "The policy failed legacy parsing"),
+        (r#"{"DateLessThan":{"a":["2020-01-01",true]}}"#, "The policy failed legacy parsing"),
+    ];
+    for (condition, message) in refused {
+        assert_eq!(malformed(&with(condition), PolicyType::Identity), message, "{condition}");
+    }
+    // A stored document is read by its structure: a date IAM would now refuse is kept.
+    let stored = with(r#"{"DateGreaterThan":{"a":"sdfdsf"}}"#);
+    assert!(PolicyDocument::parse_stored(&stored, PolicyType::Identity).is_ok());
+}
+
+/// Issue 17: the principals a trust policy may name, with IAM's message for the others
+/// (the forms: policy/principals.rs).
+#[test]
+fn trust_policy_principals_accepted_and_refused_as_iam_does() {
+    let trusting = |principal: &str| {
+        format!(
+            r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow","Principal":{principal},"Action":"sts:AssumeRole"}}]}}"#
+        )
+    };
+    let accepted = [
+        r#""*""#,
+        r#"{"AWS":"*"}"#,
+        r#"{"AWS":"123456789012"}"#,
+        r#"{"AWS":"arn:aws:iam::123456789012:root"}"#,
+        r#"{"AWS":["arn:aws:iam::123456789012:user/user-name","arn:aws:iam::123456789012:role/path/role-name"]}"#,
+        r#"{"AWS":"arn:aws:sts::123456789012:assumed-role/role-name/role-session-name"}"#,
+        r#"{"AWS":"arn:aws:sts::123456789012:federated-user/user-name"}"#,
+        r#"{"Service":["ec2.amazonaws.com","aiops.alarms.cloudwatch.amazonaws.com"]}"#,
+        r#"{"Federated":"cognito-identity.amazonaws.com"}"#,
+        r#"{"Federated":"arn:aws:iam::123456789012:saml-provider/corp"}"#,
+        r#"{"Federated":"arn:aws:iam::123456789012:oidc-provider/token.actions.githubusercontent.com"}"#,
+    ];
+    for principal in accepted {
+        PolicyDocument::parse(&trusting(principal), PolicyType::Trust)
+            .unwrap_or_else(|e| panic!("{principal}: {e:?}"));
+    }
+    let refused = [
+        (
+            r#"{"AWS":"arn:aws:iam::123456789012:user/user-*"}"#,
+            r#""AWS":"arn:aws:iam::123456789012:user/user-*""#,
+        ),
+        (r#"{"AWS":"arn:aws:iam::*:root"}"#, r#""AWS":"arn:aws:iam::*:root""#),
+        (r#"{"AWS":"12345"}"#, r#""AWS":"12345""#),
+        (
+            r#"{"AWS":"arn:aws:iam::123456789012:group/devs"}"#,
+            r#""AWS":"arn:aws:iam::123456789012:group/devs""#,
+        ),
+        (r#"{"AWS":"arn:aws-cn:iam::123456789012:root"}"#, r#""AWS":"arn:aws-cn:iam::123456789012:root""#),
+        (
+            r#"{"AWS":"arn:aws:sts::123456789012:assumed-role/only-role"}"#,
+            r#""AWS":"arn:aws:sts::123456789012:assumed-role/only-role""#,
+        ),
+        (r#"{"Service":"ec2"}"#, r#""SERVICE":"ec2""#),
+        (r#"{"Service":"*.amazonaws.com"}"#, r#""SERVICE":"*.amazonaws.com""#),
+        (r#"{"Federated":"example.com"}"#, r#""FEDERATED":"example.com""#),
+        (
+            r#"{"CanonicalUser":"79a59df900b949e55d96a1e698fbacedfd6e09d98eacf8f8d5218e7cd47ef2be"}"#,
+            r#""CANONICALUSER":"79a59df900b949e55d96a1e698fbacedfd6e09d98eacf8f8d5218e7cd47ef2be""#,
+        ),
+    ];
+    for (principal, named) in refused {
+        assert_eq!(
+            malformed(&trusting(principal), PolicyType::Trust),
+            format!("Invalid principal in policy: {named}"),
+            "{principal}"
+        );
+    }
+    // NotPrincipal is not for trust policies; Sids follow IAM's alphabet there too.
+    let not_principal = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Deny","NotPrincipal":{"AWS":"123456789012"},"Action":"sts:AssumeRole"}]}"#;
+    assert_eq!(malformed(not_principal, PolicyType::Trust), "Has prohibited field NotPrincipal");
+    assert!(PolicyDocument::parse_stored(not_principal, PolicyType::Trust).is_ok());
+    let sid = r#"{"Version":"2012-10-17","Statement":[{"Sid":"trust ec2","Effect":"Allow","Principal":{"Service":"ec2.amazonaws.com"},"Action":"sts:AssumeRole"}]}"#;
+    assert!(malformed(sid, PolicyType::Trust).starts_with("Statement IDs (SID) must be alpha-numeric."));
+    // A bucket policy may name an S3 canonical user, and its Sids are free text.
+    let bucket = r#"{"Version":"2012-10-17","Statement":[{"Sid":"read it all","Effect":"Allow","Principal":{"CanonicalUser":"79a59df900b949e55d96a1e698fbacedfd6e09d98eacf8f8d5218e7cd47ef2be"},"Action":"s3:GetObject","Resource":"arn:aws:s3:::b/*"}]}"#;
+    PolicyDocument::parse(bucket, PolicyType::Resource).unwrap();
+}
+
+/// Issue 17: a customer managed policy must be of version 2012-10-17; an inline policy may
+/// still be of 2008-10-17 or name none (IAM's answers as getmoto/moto pull 2269 recorded
+/// them, and AWS::IAM::ManagedPolicy requiring 2012-10-17).
+#[test]
+fn managed_policies_must_be_of_version_2012_10_17() {
+    let body = r#""Statement":{"Effect":"Allow","Action":"s3:ListBucket","Resource":"arn:aws:s3:::b"}"#;
+    let message = "Policy document must be version 2012-10-17 or greater.";
+    for version in ["", r#""Version":"2008-10-17","#] {
+        let text = format!("{{{version}{body}}}");
+        assert_eq!(PolicyDocument::parse_managed(&text).unwrap_err().message, message, "{text}");
+        PolicyDocument::parse(&text, PolicyType::Identity).unwrap();
+    }
+    // The version is named before any error but a syntax error.
+    let duplicate = r#"{"Statement":[{"Sid":"a","Effect":"Allow","Action":"s3:*","Resource":"*"},{"Sid":"a","Effect":"Allow","Action":"s3:*","Resource":"*"}]}"#;
+    assert_eq!(PolicyDocument::parse_managed(duplicate).unwrap_err().message, message);
+    assert_eq!(
+        PolicyDocument::parse_managed(r#"{"Statement":[]}"#).unwrap_err().message,
+        "Syntax errors in policy."
+    );
+    PolicyDocument::parse_managed(&format!(r#"{{"Version":"2012-10-17",{body}}}"#)).unwrap();
 }
 
 /// Issue 17: what IAM accepts and refuses in an identity policy, with IAM's own messages
