@@ -204,31 +204,45 @@ pub enum IamCommand {
     SimulatePrincipalPolicy {
         #[arg(long)]
         policy_source_arn: String,
-        #[arg(long, num_args = 1.., required = true)]
-        action_names: Vec<String>,
-        #[arg(long, num_args = 1..)]
-        resource_arns: Vec<String>,
+        /// More policies to weigh with the principal's (each JSON, or file://PATH).
+        #[arg(long, num_args = 1.., value_parser = document)]
+        policy_input_list: Vec<String>,
+        #[command(flatten)]
+        simulation: SimulationArgs,
     },
     /// The policy engine's decision for the given policies (each JSON, or file://PATH).
     SimulateCustomPolicy {
         #[arg(long, num_args = 1.., required = true, value_parser = document)]
         policy_input_list: Vec<String>,
-        #[arg(long, num_args = 1.., required = true)]
-        action_names: Vec<String>,
-        #[arg(long, num_args = 1..)]
-        resource_arns: Vec<String>,
-        #[arg(long, value_parser = document)]
-        permissions_boundary_policy_input_list: Option<String>,
-        #[arg(long, value_parser = document)]
-        resource_policy: Option<String>,
-        #[arg(long)]
-        caller_arn: Option<String>,
+        #[command(flatten)]
+        simulation: SimulationArgs,
     },
     /// "Revoke active sessions": deny the role's sessions issued before now.
     RevokeRoleSessions {
         #[arg(long)]
         role_name: String,
     },
+}
+
+/// What both simulations take besides their policies, as the aws CLI names it.
+#[derive(Args, Debug)]
+pub struct SimulationArgs {
+    #[arg(long, num_args = 1.., required = true)]
+    action_names: Vec<String>,
+    #[arg(long, num_args = 1..)]
+    resource_arns: Vec<String>,
+    /// A permissions boundary (JSON, or file://PATH).
+    #[arg(long, value_parser = document)]
+    permissions_boundary_policy_input_list: Option<String>,
+    /// The resource's policy (JSON, or file://PATH).
+    #[arg(long, value_parser = document)]
+    resource_policy: Option<String>,
+    /// The resource's account (default: the caller's).
+    #[arg(long)]
+    resource_owner: Option<String>,
+    /// The calling IAM user's ARN.
+    #[arg(long)]
+    caller_arn: Option<String>,
 }
 
 /// Signed with the aws CLI's environment credentials where they are set; unsigned (the
@@ -364,35 +378,38 @@ pub async fn iam(args: ClientArgs<IamCommand>) -> Result<(), String> {
             "DeleteAccessKey",
             c.delete_access_key(pb::DeleteAccessKeyRequest { user_name, access_key_id }).await,
         ),
-        SimulatePrincipalPolicy { policy_source_arn, action_names, resource_arns } => print(
+        SimulatePrincipalPolicy { policy_source_arn, policy_input_list, simulation: a } => print(
             "SimulatePrincipalPolicy",
             c.simulate_principal_policy(pb::SimulatePrincipalPolicyRequest {
                 policy_source_arn,
-                action_names,
-                resource_arns,
+                policy_input_list,
+                action_names: a.action_names,
+                resource_arns: a.resource_arns,
+                permissions_boundary_policy_input_list: a
+                    .permissions_boundary_policy_input_list
+                    .into_iter()
+                    .collect(),
+                resource_policy: a.resource_policy.unwrap_or_default(),
+                resource_owner: a.resource_owner.unwrap_or_default(),
+                caller_arn: a.caller_arn.unwrap_or_default(),
                 context_entries: vec![],
             })
             .await,
         ),
-        SimulateCustomPolicy {
-            policy_input_list,
-            action_names,
-            resource_arns,
-            permissions_boundary_policy_input_list,
-            resource_policy,
-            caller_arn,
-        } => print(
+        SimulateCustomPolicy { policy_input_list, simulation: a } => print(
             "SimulateCustomPolicy",
             c.simulate_custom_policy(pb::SimulateCustomPolicyRequest {
                 policy_input_list,
-                action_names,
-                resource_arns,
-                permissions_boundary_policy_input_list: permissions_boundary_policy_input_list
+                action_names: a.action_names,
+                resource_arns: a.resource_arns,
+                permissions_boundary_policy_input_list: a
+                    .permissions_boundary_policy_input_list
                     .into_iter()
                     .collect(),
-                resource_policy: resource_policy.unwrap_or_default(),
-                caller_arn: caller_arn.unwrap_or_default(),
-                ..Default::default()
+                resource_policy: a.resource_policy.unwrap_or_default(),
+                resource_owner: a.resource_owner.unwrap_or_default(),
+                caller_arn: a.caller_arn.unwrap_or_default(),
+                context_entries: vec![],
             })
             .await,
         ),

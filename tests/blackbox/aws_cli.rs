@@ -694,12 +694,18 @@ async fn aws_iam_covers_the_whole_iam_service_with_member_lists_and_encoded_docu
     assert_eq!(decisions, ["allowed", "implicitDeny"], "{simulated}");
     // The statement that allowed it: which policy, of which type, and where in its text
     // (IAM's Statement: SourcePolicyId, SourcePolicyType, StartPosition and EndPosition).
+    // IAM names an identity policy's type "IAM Policy" (see server/src/authz/simulation.rs).
     let matched = &simulated["EvaluationResults"][0]["MatchedStatements"][0];
     assert_eq!(matched["SourcePolicyId"], "inline", "{simulated}");
-    assert_eq!(matched["SourcePolicyType"], "role", "{simulated}");
+    assert_eq!(matched["SourcePolicyType"], "IAM Policy", "{simulated}");
     assert_eq!(matched["StartPosition"], serde_json::json!({"Line": 1, "Column": 38}), "{simulated}");
     assert_eq!(matched["EndPosition"], serde_json::json!({"Line": 1, "Column": 120}), "{simulated}");
     assert_eq!(simulated["EvaluationResults"][1]["MatchedStatements"], serde_json::json!([]), "{simulated}");
+    // A resource named by ARN has its own result too, holding what the result holds.
+    let specific = &simulated["EvaluationResults"][0]["ResourceSpecificResults"][0];
+    assert_eq!(specific["EvalResourceName"], "arn:aws:s3:::b/100% & more+", "{simulated}");
+    assert_eq!(specific["EvalResourceDecision"], "allowed", "{simulated}");
+    assert_eq!(specific["MatchedStatements"][0], *matched, "{simulated}");
 
     // Users, tagged, and their inline policies.
     let user = iam.json(&["create-user", "--user-name", "bob", "--tags", "Key=team,Value=red"]).await;
@@ -1117,6 +1123,49 @@ async fn aws_iam_simulate_custom_policy_agrees_with_real_requests() {
     let result = &second["EvaluationResults"][0];
     assert_eq!(result["EvalDecision"], "allowed", "{second}");
     assert_eq!(result["MissingContextValues"], serde_json::json!([]), "{second}");
+    // A context value must be of its type.
+    let out = iam
+        .run(&[
+            "simulate-custom-policy",
+            "--policy-input-list",
+            conditioned,
+            "--action-names",
+            "s3:GetObject",
+            "--context-entries",
+            "ContextKeyName=aws:SourceIp,ContextKeyValues=not-an-address,ContextKeyType=ip",
+        ])
+        .await;
+    stderr_has(
+        &out,
+        "(InvalidInput) when calling the SimulateCustomPolicy operation: Invalid value for context key aws:SourceIp of type ip: not-an-address",
+    );
+    // Across accounts both sides must allow, and EvalDecisionDetails says what each did.
+    let list = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"s3:ListBucket","Resource":"*"}]}"#;
+    let grant = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::123456789012:user/sim"},"Action":"s3:ListBucket","Resource":"arn:aws:s3:::theirs"}]}"#;
+    let mut across = vec![
+        "simulate-custom-policy",
+        "--policy-input-list",
+        list,
+        "--action-names",
+        "s3:ListBucket",
+        "--resource-arns",
+        "arn:aws:s3:::theirs",
+        "--resource-owner",
+        "111122223333",
+        "--caller-arn",
+        "arn:aws:iam::123456789012:user/sim",
+    ];
+    let alone = iam.json(&across).await;
+    let result = &alone["EvaluationResults"][0];
+    assert_eq!(result["EvalDecision"], "implicitDeny", "{alone}");
+    let details = serde_json::json!({"IAM Policy": "allowed", "Resource Policy": "implicitDeny"});
+    assert_eq!(result["EvalDecisionDetails"], details, "{alone}");
+    across.extend(["--resource-policy", grant]);
+    let both = iam.json(&across).await;
+    let result = &both["EvaluationResults"][0];
+    assert_eq!(result["EvalDecision"], "allowed", "{both}");
+    let details = serde_json::json!({"IAM Policy": "allowed", "Resource Policy": "allowed"});
+    assert_eq!(result["ResourceSpecificResults"][0]["EvalDecisionDetails"], details, "{both}");
     // A malformed input is refused with IAM's grammar's message.
     let bad = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"s3:GetObject","Resource":"bucket"}]}"#;
     stderr_has(
@@ -1169,4 +1218,121 @@ async fn aws_iam_refuses_policy_documents_with_iams_messages() {
     assert_eq!(policies["Policies"], serde_json::json!([]));
     let inline = iam.json(&["list-user-policies", "--user-name", "u"]).await;
     assert_eq!(inline["PolicyNames"], serde_json::json!(["old"]));
+}
+
+/// Issue 17: one engine for the simulator and for enforcement, on a table of cases that
+/// weigh identity policies, a permissions boundary and a bucket policy together (the rules
+/// and their AWS pages: docs/architecture.md, "Policy evaluation"). For each case, the
+/// simulated decision (`aws iam simulate-principal-policy` with the bucket's policy as its
+/// ResourcePolicy, and the same call over gRPC) equals what the user's real signed
+/// `aws s3 ls` gets.
+#[tokio::test]
+async fn aws_iam_simulate_principal_policy_agrees_with_real_requests_on_boundaries_and_bucket_policies() {
+    use rolecall_api as pb;
+    let server = TestServer::start().await;
+    let admin = admin(&server).await;
+    let user = user_with_key(&server, "u").await;
+    let bucket = "table-123456789012";
+    let bucket_arn = format!("arn:aws:s3:::{bucket}");
+    let out = as_user(&server, &admin, &["s3", "mb", &format!("s3://{bucket}")]).await;
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let mut grpc = server.iam();
+    let only_iam =
+        r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"iam:*","Resource":"*"}]}"#;
+    let boundary = pb::CreatePolicyRequest {
+        policy_name: "only-iam".into(),
+        policy_document: only_iam.into(),
+        ..Default::default()
+    };
+    let boundary = grpc.create_policy(boundary).await.unwrap().into_inner().policy.unwrap().arn;
+    let allow_list = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"s3:ListBucket","Resource":"*"}]}"#;
+    let statement = |effect: &str, principal: &str| {
+        format!(
+            r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"{effect}",{principal},"Action":"s3:ListBucket","Resource":"{bucket_arn}"}}]}}"#
+        )
+    };
+    let to_user = statement("Allow", r#""Principal":{"AWS":"arn:aws:iam::123456789012:user/u"}"#);
+    let to_account = statement("Allow", r#""Principal":{"AWS":"123456789012"}"#);
+    let deny_all = statement("Deny", r#""Principal":"*""#);
+    let deny_all_but_user = statement("Deny", r#""NotPrincipal":{"AWS":"arn:aws:iam::123456789012:user/u"}"#);
+    // (identity policy, boundary, bucket policy, decision)
+    let cases: [(bool, bool, Option<&str>, &str); 9] = [
+        (true, false, None, "allowed"),
+        (false, false, None, "implicitDeny"),
+        (false, false, Some(&to_user), "allowed"),
+        (false, false, Some(&to_account), "implicitDeny"),
+        (true, false, Some(&to_account), "allowed"),
+        (true, true, None, "implicitDeny"),
+        (false, true, Some(&to_user), "allowed"),
+        (true, false, Some(&deny_all), "explicitDeny"),
+        (false, true, Some(&deny_all_but_user), "explicitDeny"),
+    ];
+    for (n, (identity, bounded, bucket_policy, expected)) in cases.into_iter().enumerate() {
+        if identity {
+            let put = pb::PutUserPolicyRequest {
+                user_name: "u".into(),
+                policy_name: "list".into(),
+                policy_document: allow_list.into(),
+            };
+            grpc.put_user_policy(put).await.unwrap();
+        } else {
+            let delete = pb::DeleteUserPolicyRequest { user_name: "u".into(), policy_name: "list".into() };
+            let _ = grpc.delete_user_policy(delete).await;
+        }
+        if bounded {
+            let put = pb::PutUserPermissionsBoundaryRequest {
+                user_name: "u".into(),
+                permissions_boundary: boundary.clone(),
+            };
+            grpc.put_user_permissions_boundary(put).await.unwrap();
+        } else {
+            let delete = pb::DeleteUserPermissionsBoundaryRequest { user_name: "u".into() };
+            let _ = grpc.delete_user_permissions_boundary(delete).await;
+        }
+        let args: Vec<&str> = match bucket_policy {
+            Some(policy) => vec!["s3api", "put-bucket-policy", "--bucket", bucket, "--policy", policy],
+            None => vec!["s3api", "delete-bucket-policy", "--bucket", bucket],
+        };
+        let out = as_user(&server, &admin, &args).await;
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+
+        let mut sim = vec![
+            "iam",
+            "simulate-principal-policy",
+            "--policy-source-arn",
+            "arn:aws:iam::123456789012:user/u",
+            "--action-names",
+            "s3:ListBucket",
+            "--resource-arns",
+            &bucket_arn,
+        ];
+        if let Some(policy) = bucket_policy {
+            sim.extend(["--resource-policy", policy]);
+        }
+        let simulated = stdout_json(&as_user(&server, &admin, &sim).await);
+        let result = &simulated["EvaluationResults"][0];
+        assert_eq!(result["EvalDecision"], expected, "case {n}: {simulated}");
+        let specific = &result["ResourceSpecificResults"][0];
+        assert_eq!(specific["EvalResourceName"], bucket_arn.as_str(), "case {n}: {simulated}");
+        assert_eq!(specific["EvalResourceDecision"], expected, "case {n}: {simulated}");
+        let detail = &result["PermissionsBoundaryDecisionDetail"]["AllowedByPermissionsBoundary"];
+        assert_eq!(detail.as_bool(), bounded.then_some(false), "case {n}: {simulated}");
+        let request = pb::SimulatePrincipalPolicyRequest {
+            policy_source_arn: "arn:aws:iam::123456789012:user/u".into(),
+            action_names: vec!["s3:ListBucket".into()],
+            resource_arns: vec![bucket_arn.clone()],
+            resource_policy: bucket_policy.unwrap_or_default().into(),
+            ..Default::default()
+        };
+        let over_grpc = grpc.simulate_principal_policy(request).await.unwrap().into_inner();
+        assert_eq!(over_grpc.evaluation_results[0].eval_decision, expected, "case {n} over gRPC");
+
+        let real = as_user(&server, &user, &["s3", "ls", &format!("s3://{bucket}")]).await;
+        assert_eq!(
+            real.status.success(),
+            expected == "allowed",
+            "case {n}: simulated {expected}, the real request: {}",
+            String::from_utf8_lossy(&real.stderr)
+        );
+    }
 }

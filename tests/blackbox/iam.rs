@@ -672,8 +672,8 @@ async fn simulate(
         .simulate_principal_policy(pb::SimulatePrincipalPolicyRequest {
             policy_source_arn: source.into(),
             action_names: actions.iter().map(|a| a.to_string()).collect(),
-            resource_arns: vec![],
             context_entries: keys,
+            ..Default::default()
         })
         .await
         .unwrap()

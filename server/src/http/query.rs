@@ -351,6 +351,8 @@ fn context_entries(p: &Params) -> Vec<pb::ContextEntry> {
 
 impl QueryInput for pb::SimulatePrincipalPolicyRequest {
     fn member_lists(&mut self, p: &Params) {
+        self.policy_input_list = strings(p, "PolicyInputList");
+        self.permissions_boundary_policy_input_list = strings(p, "PermissionsBoundaryPolicyInputList");
         self.action_names = strings(p, "ActionNames");
         self.resource_arns = strings(p, "ResourceArns");
         self.context_entries = context_entries(p);
@@ -384,8 +386,12 @@ pub(crate) fn decode_requests(params: &Params) {
 /// The fields IAM's answers carry policy documents in.
 const POLICY_DOCUMENTS: &[&str] = &["AssumeRolePolicyDocument", "PolicyDocument", "Document"];
 
+/// The fields of IAM's answers that are maps (string to string).
+const MAPS: &[&str] = &["EvalDecisionDetails"];
+
 /// A response message as Query XML: fields as elements in PascalCase, lists as `member`s,
-/// empty strings left out (proto3 cannot tell them from absent).
+/// maps as `entry`s of `key` and `value`, empty strings and maps left out (proto3 cannot
+/// tell them from absent).
 fn to_xml(value: &Value, indent: usize, out: &mut String) {
     let Value::Object(fields) = value else { return };
     for (name, v) in fields {
@@ -412,6 +418,21 @@ fn to_xml(value: &Value, indent: usize, out: &mut String) {
                         Value::String(s) => out.push_str(&format!("{pad}  <member>{}</member>\n", xml(s))),
                         other => out.push_str(&format!("{pad}  <member>{other}</member>\n")),
                     }
+                }
+                out.push_str(&format!("{pad}</{name}>\n"));
+            }
+            Value::Object(entries) if MAPS.contains(&name.as_str()) => {
+                if entries.is_empty() {
+                    continue;
+                }
+                out.push_str(&format!("{pad}<{name}>\n"));
+                for (key, value) in entries {
+                    let value = value.as_str().unwrap_or_default();
+                    out.push_str(&format!(
+                        "{pad}  <entry><key>{}</key><value>{}</value></entry>\n",
+                        xml(key),
+                        xml(value)
+                    ));
                 }
                 out.push_str(&format!("{pad}</{name}>\n"));
             }

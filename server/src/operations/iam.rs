@@ -10,7 +10,7 @@ use super::{
     convert::{self, truncation},
 };
 use crate::{
-    authz::CallContext,
+    authz::{CallContext, Evaluation, MatchedStatement, Simulation},
     catalog::{Catalog, EntityKind, NewRole, PolicyScope},
     domain::evaluation::Decision,
     domain::{Error, Result, clock::iso8601, ids::arn},
@@ -848,11 +848,19 @@ impl Iam {
         caller: &CallContext,
         req: pb::SimulatePrincipalPolicyRequest,
     ) -> Result<pb::SimulatePrincipalPolicyResponse> {
-        self.run(caller, req, |r| async move {
-            let keys = context(r.context_entries);
-            let res =
-                self.authz.simulate(&r.policy_source_arn, &r.action_names, &r.resource_arns, &keys).await;
-            res.map(evaluation_results)
+        self.run(caller, req, |mut r| async move {
+            let keys = context(std::mem::take(&mut r.context_entries))?;
+            let input = Simulation {
+                identity: &r.policy_input_list,
+                boundaries: &r.permissions_boundary_policy_input_list,
+                resource_policy: &r.resource_policy,
+                resource_owner: &r.resource_owner,
+                caller_arn: &r.caller_arn,
+                actions: &r.action_names,
+                resources: &r.resource_arns,
+                keys: &keys,
+            };
+            self.authz.simulate(&r.policy_source_arn, &input).await.map(evaluation_results)
         })
         .await
     }
@@ -863,8 +871,8 @@ impl Iam {
         req: pb::SimulateCustomPolicyRequest,
     ) -> Result<pb::SimulatePrincipalPolicyResponse> {
         self.run(caller, req, |mut r| async move {
-            let keys = context(std::mem::take(&mut r.context_entries));
-            let input = crate::authz::CustomSimulation {
+            let keys = context(std::mem::take(&mut r.context_entries))?;
+            let input = Simulation {
                 identity: &r.policy_input_list,
                 boundaries: &r.permissions_boundary_policy_input_list,
                 resource_policy: &r.resource_policy,
@@ -906,35 +914,83 @@ impl Iam {
     }
 }
 
-/// A simulation's ContextEntries as the context keys it sets, with their values.
-fn context(entries: Vec<pb::ContextEntry>) -> Vec<(String, Vec<String>)> {
-    entries.into_iter().map(|e| (e.context_key_name, e.context_key_values)).collect()
+/// A simulation's ContextEntries as the context keys it sets, with their values, each
+/// checked against its type.
+fn context(entries: Vec<pb::ContextEntry>) -> Result<Vec<(String, Vec<String>)>> {
+    entries
+        .into_iter()
+        .enumerate()
+        .map(|(n, e)| {
+            crate::authz::context_entry(n + 1, e.context_key_name, e.context_key_values, &e.context_key_type)
+        })
+        .collect()
+}
+
+/// A decision in IAM's words.
+fn decision_name(decision: Decision) -> String {
+    match decision {
+        Decision::Allow => "allowed",
+        Decision::ExplicitDeny => "explicitDeny",
+        Decision::ImplicitDeny => "implicitDeny",
+    }
+    .to_string()
 }
 
 /// SimulatePrincipalPolicy's and SimulateCustomPolicy's answers, as IAM's EvaluationResults.
-fn evaluation_results(evaluations: Vec<crate::authz::Evaluation>) -> pb::SimulatePrincipalPolicyResponse {
-    pb::SimulatePrincipalPolicyResponse {
-        evaluation_results: evaluations
-            .into_iter()
-            .map(|e| pb::EvaluationResult {
-                eval_action_name: e.action,
-                eval_resource_name: e.resource,
-                eval_decision: match e.decision {
-                    Decision::Allow => "allowed",
-                    Decision::ExplicitDeny => "explicitDeny",
-                    Decision::ImplicitDeny => "implicitDeny",
-                }
-                .to_string(),
-                matched_statements: e.matched.into_iter().map(statement).collect(),
-                missing_context_values: e.missing,
+/// For a resource named by ARN, the answer is also its ResourceSpecificResult, which holds
+/// the missing context values in place of the result ("If you include a list of resources,
+/// then any missing context values are instead included under the ResourceSpecificResults
+/// section", EvaluationResult, IAM API Reference). Across accounts, EvalDecisionDetails
+/// gives each side's decision, named as IAM names the policies' types.
+fn evaluation_results(evaluations: Vec<Evaluation>) -> pb::SimulatePrincipalPolicyResponse {
+    let result = |e: Evaluation| {
+        let details: std::collections::HashMap<String, String> = e
+            .sides
+            .map(|s| {
+                [
+                    ("IAM Policy".to_string(), decision_name(s.identity)),
+                    ("Resource Policy".to_string(), decision_name(s.resource)),
+                ]
+                .into()
             })
-            .collect(),
+            .unwrap_or_default();
+        let boundary = e.allowed_by_boundary.map(|allowed_by_permissions_boundary| {
+            pb::PermissionsBoundaryDecisionDetail { allowed_by_permissions_boundary }
+        });
+        let matched: Vec<pb::Statement> = e.matched.into_iter().map(statement).collect();
+        let decision = decision_name(e.decision);
+        let (missing, specific) = if e.resource == "*" {
+            (e.missing, Vec::new())
+        } else {
+            let specific = pb::ResourceSpecificResult {
+                eval_resource_name: e.resource.clone(),
+                eval_resource_decision: decision.clone(),
+                matched_statements: matched.clone(),
+                missing_context_values: e.missing,
+                eval_decision_details: details.clone(),
+                permissions_boundary_decision_detail: boundary,
+            };
+            (Vec::new(), vec![specific])
+        };
+        pb::EvaluationResult {
+            eval_action_name: e.action,
+            eval_resource_name: e.resource,
+            eval_decision: decision,
+            matched_statements: matched,
+            missing_context_values: missing,
+            eval_decision_details: details,
+            permissions_boundary_decision_detail: boundary,
+            resource_specific_results: specific,
+        }
+    };
+    pb::SimulatePrincipalPolicyResponse {
+        evaluation_results: evaluations.into_iter().map(result).collect(),
         is_truncated: false,
     }
 }
 
 /// A matched statement as IAM's `Statement`.
-fn statement(m: crate::authz::MatchedStatement) -> pb::Statement {
+fn statement(m: MatchedStatement) -> pb::Statement {
     let position = |p: crate::domain::policy::Position| pb::Position {
         line: i32::try_from(p.line).unwrap_or(i32::MAX),
         column: i32::try_from(p.column).unwrap_or(i32::MAX),
