@@ -10,7 +10,7 @@ impl Catalog {
         let max_session_duration = new.max_session_duration.unwrap_or(3600);
         validate::max_session_duration(max_session_duration)?;
         validate_tags(&new.tags)?;
-        self.validate_trust_policy(&new.assume_role_policy_document)?;
+        self.validate_trust_policy(&new.assume_role_policy_document).await?;
         let boundary = (!new.permissions_boundary.is_empty()).then(|| new.permissions_boundary.clone());
         let key = keys::role(&new.role_name);
         retrying(|| async {
@@ -47,11 +47,30 @@ impl Catalog {
         .await
     }
 
-    pub(super) fn validate_trust_policy(&self, document: &str) -> Result<()> {
-        PolicyDocument::parse(document, PolicyType::Trust)?;
+    /// A trust policy as IAM takes it: its grammar, its size, and every user and role of
+    /// this account it names existing, with that ARN (IAM answers "Invalid principal in
+    /// policy" for a principal that does not exist, or no longer does: Knowledge Center,
+    /// "How do I resolve the IAM trust policy error 'Invalid principal in policy'?").
+    pub(super) async fn validate_trust_policy(&self, document: &str) -> Result<()> {
+        let trust = PolicyDocument::parse(document, PolicyType::Trust)?;
         let quota = self.settings.limits.trust_policy_size;
         if policy_size(document) > quota {
             return Err(Error::limit_exceeded(format!("Cannot exceed quota for ACLSizePerRole: {quota}")));
+        }
+        let own = format!("arn:aws:iam::{}:", self.account_id());
+        let named = trust.statements.iter().filter_map(|s| s.principal.as_ref()).flat_map(|p| &p.aws);
+        for arn in named {
+            let Some(resource) = arn.strip_prefix(&own) else { continue };
+            let (kind, name) = match resource.split_once('/') {
+                Some(("user", path)) => (EntityKind::User, path.rsplit('/').next().unwrap_or_default()),
+                Some(("role", path)) => (EntityKind::Role, path.rsplit('/').next().unwrap_or_default()),
+                _ => continue,
+            };
+            if self.entity_arn(kind, name).await?.as_deref() != Some(arn.as_str()) {
+                return Err(Error::malformed_policy(format!(
+                    r#"Invalid principal in policy: "AWS":"{arn}""#
+                )));
+            }
         }
         Ok(())
     }
@@ -98,7 +117,7 @@ impl Catalog {
     }
 
     pub async fn update_assume_role_policy(&self, name: &str, document: &str) -> Result<()> {
-        self.validate_trust_policy(document)?;
+        self.validate_trust_policy(document).await?;
         retrying(|| async {
             let (mut role, rev) = self.holder::<Role>(name).await?;
             role.assume_role_policy_document = document.to_string();
