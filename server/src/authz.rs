@@ -17,9 +17,7 @@ use crate::{
     domain::{
         Error, ErrorCode, Result,
         clock::{Clock, iso8601},
-        evaluation::{
-            Caller, Decision, Explained, Policies, PolicyKind, RequestContext, decide, explain, verdict,
-        },
+        evaluation::{Caller, Decision, Explained, Policies, PolicyKind, RequestContext, explain, verdict},
         model::Role,
         policy::{Effect, PolicyDocument, PolicyType},
     },
@@ -335,7 +333,8 @@ impl Authorizer {
     ) -> Result<()> {
         let request =
             Request { action: action.into(), resource: role.arn.clone(), keys, ..Request::default() };
-        let denied = || {
+        // AWS's message names no policy; the audit trail's explanation (`decidedBy`) does.
+        let denied = |why: String| {
             Error::new(
                 ErrorCode::AccessDenied,
                 format!(
@@ -343,21 +342,31 @@ impl Authorizer {
                     principal.arn, role.arn
                 ),
             )
+            .explained(why)
         };
         if principal.kind == PrincipalKind::Root {
             return Err(Error::new(ErrorCode::AccessDenied, "Roles may not be assumed by root accounts."));
         }
-        let trust = role.trust().ok_or_else(denied)?;
+        let trust = role.trust().ok_or_else(|| denied("the role's trust policy cannot be read".into()))?;
         let (kind, name) = Self::holder(principal);
         let compiled = self.compiled(&principal.account_id, kind, &name).await?;
         if outlived_its_role(principal, &compiled) {
-            return Err(denied());
+            return Err(denied("the session outlived its role".into()));
         }
-        let (session, _) = self.session_policies(principal).await?;
+        let (session, session_names) = self.session_policies(principal).await?;
         let ctx = self.context(principal, &compiled, &request);
         // The trust policy must allow, whatever the identity policies say.
-        if verdict(trust, &ctx) != Some(Effect::Allow) {
-            return Err(denied());
+        match verdict(trust, &ctx) {
+            Some(Effect::Allow) => {}
+            Some(Effect::Deny) => {
+                return Err(denied(format!("explicit deny: the trust policy of {}", role.arn)));
+            }
+            None => {
+                return Err(denied(format!(
+                    "implicit deny: the trust policy of {} does not trust the caller",
+                    role.arn
+                )));
+            }
         }
         let role_account = role.arn.split(':').nth(4).unwrap_or_default();
         let policies = Policies {
@@ -367,10 +376,16 @@ impl Authorizer {
             resource: Some(trust),
             same_account: role_account == principal.account_id,
         };
-        match decide(&policies, &ctx) {
-            Decision::Allow => Ok(()),
-            Decision::ExplicitDeny | Decision::ImplicitDeny => Err(denied()),
+        let explained = explain(&policies, &ctx);
+        if explained.decision == Decision::Allow {
+            return Ok(());
         }
+        let names = Names {
+            identity: &compiled.names,
+            boundary: compiled.boundary_name.as_deref(),
+            session: &session_names,
+        };
+        Err(denied(explanation(&request, &explained, &policies, &names)))
     }
 
     /// Whether the caller may do every (action, resource) of `needed`: Ok, or the first
@@ -410,6 +425,25 @@ fn denied(
     let (action, resource) = (&request.action, &request.resource);
     let head =
         format!("User: {} is not authorized to perform: {action} on resource: {resource}", principal.arn);
+    let message = match (explained.decision, explained.by) {
+        (Decision::ExplicitDeny, Some(by)) => format!("{head} with an explicit deny in {}", by.kind.named()),
+        _ => {
+            let kind = explained.lacking.unwrap_or(PolicyKind::Identity);
+            format!("{head} because no {} allows the {action} action", kind.name())
+        }
+    };
+    Error::new(ErrorCode::AccessDenied, message).explained(explanation(request, explained, policies, names))
+}
+
+/// The operator's explanation of a refusal (audit's `decidedBy`): the policy, statement and
+/// Sid of an explicit deny, or the kind of policy that allowed nothing.
+fn explanation(
+    request: &Request,
+    explained: &Explained,
+    policies: &Policies<'_>,
+    names: &Names<'_>,
+) -> String {
+    let (action, resource) = (&request.action, &request.resource);
     match (explained.decision, explained.by) {
         (Decision::ExplicitDeny, Some(by)) => {
             let (name, doc) = match by.kind {
@@ -430,23 +464,11 @@ fn denied(
                 PolicyKind::Resource => format!("the policy of {}", name.unwrap_or_default()),
                 _ => name.unwrap_or("an unnamed policy").to_string(),
             };
-            Error::new(
-                ErrorCode::AccessDenied,
-                format!("{head} with an explicit deny in {}", by.kind.named()),
-            )
-            .explained(format!(
-                "explicit deny: {} {policy}, statement {}{sid}",
-                by.kind.name(),
-                by.statement + 1
-            ))
+            format!("explicit deny: {} {policy}, statement {}{sid}", by.kind.name(), by.statement + 1)
         }
         _ => {
             let kind = explained.lacking.unwrap_or(PolicyKind::Identity);
-            Error::new(
-                ErrorCode::AccessDenied,
-                format!("{head} because no {} allows the {action} action", kind.name()),
-            )
-            .explained(format!("implicit deny: no {} allows {action} on {resource}", kind.name()))
+            format!("implicit deny: no {} allows {action} on {resource}", kind.name())
         }
     }
 }

@@ -245,8 +245,14 @@ impl SecurityTokenService {
     }
 
     /// AssumeRole, recorded in the audit trail (parameters as given, the new key id and
-    /// expiration, or the refusal).
-    pub async fn assume_role(&self, caller: &Principal, input: AssumeRoleInput) -> Result<AssumedRole> {
+    /// expiration, or the refusal and what decided it) under the id its caller's answer
+    /// carries.
+    pub async fn assume_role(
+        &self,
+        caller: &Principal,
+        input: AssumeRoleInput,
+        request_id: Option<String>,
+    ) -> Result<AssumedRole> {
         let request = self.audit.enabled().then(|| {
             serde_json::json!({
                 "roleArn": input.role_arn,
@@ -282,7 +288,7 @@ impl SecurityTokenService {
                         request,
                         response,
                         error: result.as_ref().err(),
-                        request_id: None,
+                        request_id,
                     },
                 )
                 .await;

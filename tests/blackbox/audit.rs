@@ -258,5 +258,31 @@ async fn a_refusal_names_the_policy_and_statement_that_decided_it() {
     assert!(body.contains(&format!("<RequestId>{header}</RequestId>")), "{body}");
     let (_, recorded) = events(&path);
     assert!(recorded.iter().any(|e| e["requestID"] == header.as_str()), "no event of {header}");
+
+    // A refused AssumeRole: AWS's message names no policy; its audit event says why, under
+    // the request id of its answer.
+    let ask = pb::AssumeRoleRequest {
+        role_arn: "arn:aws:iam::123456789012:role/R2".into(),
+        role_session_name: "dana-session".into(),
+        ..Default::default()
+    };
+    let role = pb::CreateRoleRequest {
+        role_name: "R2".into(),
+        assume_role_policy_document: r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"ec2.amazonaws.com"},"Action":"sts:AssumeRole"}]}"#.into(),
+        ..Default::default()
+    };
+    iam.create_role(role).await.unwrap();
+    let status = server.sts(long_term(&key)).assume_role(ask).await.unwrap_err();
+    assert!(status.message().ends_with("on resource: arn:aws:iam::123456789012:role/R2"), "{status:?}");
+    let id = status.metadata().get("x-amzn-requestid").expect("a request id").to_str().unwrap().to_string();
+    let (_, recorded) = events(&path);
+    let refused =
+        recorded.iter().find(|e| e["requestID"] == id.as_str()).expect("the AssumeRole refusal, by its id");
+    assert_eq!(refused["eventName"], "AssumeRole");
+    assert_eq!(
+        refused["additionalEventData"]["decidedBy"],
+        "implicit deny: the trust policy of arn:aws:iam::123456789012:role/R2 does not trust the caller",
+        "{refused}"
+    );
     let _ = std::fs::remove_file(&path);
 }

@@ -50,6 +50,7 @@ impl sts_server::Sts for StsService {
 
     async fn assume_role(&self, req: Request<pb::AssumeRoleRequest>) -> Answer<pb::AssumeRoleResponse> {
         let caller = principal(&req)?;
+        let request_id = req.extensions().get::<crate::authz::CallContext>().map(|c| c.request_id.clone());
         let r = req.into_inner();
         let input = AssumeRoleInput {
             role_arn: r.role_arn,
@@ -60,7 +61,7 @@ impl sts_server::Sts for StsService {
             external_id: Some(r.external_id).filter(|e| !e.is_empty()),
             tags: r.tags.into_iter().map(|t| (t.key, t.value)).collect(),
         };
-        let res = self.sts.assume_role(&caller, input).await.map(|a| pb::AssumeRoleResponse {
+        let res = self.sts.assume_role(&caller, input, request_id).await.map(|a| pb::AssumeRoleResponse {
             credentials: Some(pb::StsCredentials {
                 access_key_id: a.credentials.access_key_id,
                 secret_access_key: a.credentials.secret_access_key.0,

@@ -202,7 +202,7 @@ async fn assume_role(api: &QueryApi, caller: &Principal, params: &Params) -> Res
         external_id: param("ExternalId"),
         tags,
     };
-    let a = api.sts.assume_role(caller, input).await?;
+    let a = api.sts.assume_role(caller, input, Some(super::port::request_id())).await?;
     Ok(result(
         "AssumeRole",
         &format!(
