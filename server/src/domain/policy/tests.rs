@@ -320,7 +320,9 @@ fn managed_policies_must_be_of_version_2012_10_17() {
 /// valid for resource …" (github.com/eksctl-io/eksctl/issues/4329, an ARN of the aws partition
 /// refused in GovCloud), "IAM resource … cannot contain region information."
 /// (github.com/cloud-gov/terraform-provision/pull/1838), "Actions/Condition can contain only
-/// one colon." (github.com/garnaat/kappa/issues/111); the others in the tests above.
+/// one colon." (github.com/garnaat/kappa/issues/111); the shapes of ARN, vendors and names,
+/// each with IAM's answer, from the cases getmoto/moto pull 2269 checked against IAM
+/// (tests/test_iam/test_iam_policies.py); the others in the tests above.
 #[test]
 fn identity_policies_accepted_and_refused_as_iam_does() {
     let statement = |action: &str, resource: &str| {
@@ -336,6 +338,16 @@ fn identity_policies_accepted_and_refused_as_iam_does() {
         statement(r#""iam:GetRole""#, r#""arn:*:iam::*:role/ops-*""#),
         statement(r#""s3:ListBucket""#, r#"["arn:aws:s3:::a","arn:aws:s3:::b"]"#),
         statement(r#""*""#, r#""arn:aws:logs:*:*:*""#),
+        // Shapes IAM takes that look wrong (moto's checked cases).
+        statement(r#""s3:ListBucket""#, r#""arn:aws:fdsasf""#),
+        statement(r#""s3:ListBucket""#, r#""arn:aws:s33:::example_bucket""#),
+        statement(r#""s3:ListBucket""#, r#""arn:aws:invalid-service:us-east-1::example_bucket""#),
+        statement(r#""s3:ListBucket""#, r#""arn:aws:iam:::user/example_bucket""#),
+        statement(r#""iam: asdf safdsf af ""#, r#""*""#),
+        statement(
+            r#"["s3.s:ListBucket","s3-s:ListBucket","aaaaaadsfdsafsadfsadfaaaaa:ListBucket"]"#,
+            r#""*""#,
+        ),
     ];
     for text in &accepted {
         PolicyDocument::parse(text, PolicyType::Identity).unwrap_or_else(|e| panic!("{text}: {e:?}"));
@@ -343,13 +355,33 @@ fn identity_policies_accepted_and_refused_as_iam_does() {
     let refused = [
         (statement(r#""s3:GetObject""#, r#""bucket""#), r#"Resource bucket must be in ARN format or "*"."#),
         (
-            statement(r#""s3:GetObject""#, r#""arn:aws:s3""#),
-            r#"Resource arn:aws:s3 must be in ARN format or "*"."#,
+            statement(r#""s3:GetObject""#, r#""arn:aws""#),
+            "Resource vendor must be fully qualified and cannot contain regexes.",
+        ),
+        (statement(r#""s3:GetObject""#, r#""arn:aws:s3::example_bucket""#), "The policy failed legacy parsing"),
+        (statement(r#""s3:GetObject""#, r#""arn:aws::fdsasf""#), "The policy failed legacy parsing"),
+        (
+            statement(r#""s3:GetObject""#, r#""arn:aws:s3:us-east-1::example_bucket""#),
+            "Resource arn:aws:s3:us-east-1::example_bucket can not contain region information.",
         ),
         (
-            statement(r#""s3:GetObject""#, r#""urn:aws:s3:::bucket""#),
-            r#"Resource urn:aws:s3:::bucket must be in ARN format or "*"."#,
+            statement(r#""iam:GetRole""#, r#""arn:aws:iam:::example_bucket""#),
+            r#"IAM resource path must either be "*" or start with user/, federated-user/, role/, group/, instance-profile/, mfa/, server-certificate/, policy/, sms-mfa/, saml-provider/, oidc-provider/, report/, access-report/."#,
         ),
+        (
+            statement(r#""s3:GetObject""#, r#""a:bsdfdsafsad""#),
+            r#"Partition "bsdfdsafsad" is not valid for resource "arn:bsdfdsafsad:*:*:*:*"."#,
+        ),
+        (
+            statement(r#""s3:GetObject""#, r#""aws:s3:::example_bucket""#),
+            r#"Partition "s3" is not valid for resource "arn:s3:::example_bucket:*"."#,
+        ),
+        (
+            statement(r#""s3:GetObject""#, r#""a:b:c:d:e:f:g:h""#),
+            r#"Partition "b" is not valid for resource "arn:b:c:d:e:f:g:h"."#,
+        ),
+        (statement(r#""s3:GetObject""#, r#""""#), r#"Resource  must be in ARN format or "*"."#),
+        (statement(r#""a a:ListBucket""#, r#""*""#), "Vendor a a is not valid"),
         (
             statement(r#""s3:GetObject""#, r#""arn:aws-us-gov:s3:::bucket""#),
             r#"Partition "aws-us-gov" is not valid for resource "arn:aws-us-gov:s3:::bucket"."#,
