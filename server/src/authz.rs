@@ -264,34 +264,16 @@ impl Authorizer {
                 Explained { decision: Decision::ImplicitDeny, by: None, lacking: Some(PolicyKind::Identity) };
             return Err(denied(principal, request, &gone, &Policies::default(), &Names::default()));
         }
-        let (session, session_names) = self.session_policies(principal).await?;
+        let session = self.session_policies(principal).await?;
         let ctx = self.context(principal, &compiled, request);
-        let policies = Policies {
-            identity: &compiled.identity,
-            boundary: compiled.boundary.as_deref(),
-            session: &session,
-            resource: resource_policy,
-            same_account,
-        };
-        let explained = explain(&policies, &ctx);
-        if explained.decision == Decision::Allow {
-            return Ok(());
-        }
-        let names = Names {
-            identity: &compiled.names,
-            boundary: compiled.boundary_name.as_deref(),
-            session: &session_names,
-        };
-        Err(denied(principal, request, &explained, &policies, &names))
+        weigh(&compiled, &session, resource_policy, same_account, request, &ctx)
+            .map_err(|(explained, why)| refusal(principal, request, &explained).explained(why))
     }
 
     /// The session policies a role session was assumed with (none: no limit), and what each
     /// is called. A session limited by policies none of which can be read any more is allowed
     /// nothing.
-    async fn session_policies(
-        &self,
-        principal: &Principal,
-    ) -> Result<(Vec<Arc<PolicyDocument>>, Vec<String>)> {
+    async fn session_policies(&self, principal: &Principal) -> Result<SessionPolicies> {
         let PrincipalKind::AssumedRole { session, .. } = &principal.kind else {
             return Ok(Default::default());
         };
@@ -353,7 +335,7 @@ impl Authorizer {
         if outlived_its_role(principal, &compiled) {
             return Err(denied("the session outlived its role".into()));
         }
-        let (session, session_names) = self.session_policies(principal).await?;
+        let session = self.session_policies(principal).await?;
         let ctx = self.context(principal, &compiled, &request);
         // The trust policy must allow, whatever the identity policies say.
         match verdict(trust, &ctx) {
@@ -369,23 +351,8 @@ impl Authorizer {
             }
         }
         let role_account = role.arn.split(':').nth(4).unwrap_or_default();
-        let policies = Policies {
-            identity: &compiled.identity,
-            boundary: compiled.boundary.as_deref(),
-            session: &session,
-            resource: Some(trust),
-            same_account: role_account == principal.account_id,
-        };
-        let explained = explain(&policies, &ctx);
-        if explained.decision == Decision::Allow {
-            return Ok(());
-        }
-        let names = Names {
-            identity: &compiled.names,
-            boundary: compiled.boundary_name.as_deref(),
-            session: &session_names,
-        };
-        Err(denied(explanation(&request, &explained, &policies, &names)))
+        let same_account = role_account == principal.account_id;
+        weigh(&compiled, &session, Some(trust), same_account, &request, &ctx).map_err(|(_, why)| denied(why))
     }
 
     /// Whether the caller may do every (action, resource) of `needed`: Ok, or the first
@@ -422,6 +389,11 @@ fn denied(
     policies: &Policies<'_>,
     names: &Names<'_>,
 ) -> Error {
+    refusal(principal, request, explained).explained(explanation(request, explained, policies, names))
+}
+
+/// AccessDenied in AWS's words for `explained`, without the operator's explanation.
+fn refusal(principal: &Principal, request: &Request, explained: &Explained) -> Error {
     let (action, resource) = (&request.action, &request.resource);
     let head =
         format!("User: {} is not authorized to perform: {action} on resource: {resource}", principal.arn);
@@ -432,7 +404,37 @@ fn denied(
             format!("{head} because no {} allows the {action} action", kind.name())
         }
     };
-    Error::new(ErrorCode::AccessDenied, message).explained(explanation(request, explained, policies, names))
+    Error::new(ErrorCode::AccessDenied, message)
+}
+
+/// The policies a session was assumed with, and what each is called.
+type SessionPolicies = (Vec<Arc<PolicyDocument>>, Vec<String>);
+
+/// What a principal's `compiled` policies, its session's and a resource's decide on `ctx`:
+/// Ok, or the refusal's decision and the operator's explanation of it.
+fn weigh(
+    compiled: &Compiled,
+    session: &SessionPolicies,
+    resource: Option<&PolicyDocument>,
+    same_account: bool,
+    request: &Request,
+    ctx: &RequestContext,
+) -> std::result::Result<(), (Explained, String)> {
+    let policies = Policies {
+        identity: &compiled.identity,
+        boundary: compiled.boundary.as_deref(),
+        session: &session.0,
+        resource,
+        same_account,
+    };
+    let explained = explain(&policies, ctx);
+    if explained.decision == Decision::Allow {
+        return Ok(());
+    }
+    let names =
+        Names { identity: &compiled.names, boundary: compiled.boundary_name.as_deref(), session: &session.1 };
+    let why = explanation(request, &explained, &policies, &names);
+    Err((explained, why))
 }
 
 /// The operator's explanation of a refusal (audit's `decidedBy`): the policy, statement and

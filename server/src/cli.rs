@@ -245,6 +245,26 @@ pub struct SimulationArgs {
     caller_arn: Option<String>,
 }
 
+impl SimulationArgs {
+    /// The request of a custom simulation of `policies` (a principal's simulation takes the
+    /// same fields).
+    fn custom(self, policies: Vec<String>) -> pb::SimulateCustomPolicyRequest {
+        pb::SimulateCustomPolicyRequest {
+            policy_input_list: policies,
+            action_names: self.action_names,
+            resource_arns: self.resource_arns,
+            permissions_boundary_policy_input_list: self
+                .permissions_boundary_policy_input_list
+                .into_iter()
+                .collect(),
+            resource_policy: self.resource_policy.unwrap_or_default(),
+            resource_owner: self.resource_owner.unwrap_or_default(),
+            caller_arn: self.caller_arn.unwrap_or_default(),
+            context_entries: vec![],
+        }
+    }
+}
+
 /// Signed with the aws CLI's environment credentials where they are set; unsigned (the
 /// operator's calls, where the server allows them) where they are not.
 pub async fn iam(args: ClientArgs<IamCommand>) -> Result<(), String> {
@@ -378,40 +398,24 @@ pub async fn iam(args: ClientArgs<IamCommand>) -> Result<(), String> {
             "DeleteAccessKey",
             c.delete_access_key(pb::DeleteAccessKeyRequest { user_name, access_key_id }).await,
         ),
-        SimulatePrincipalPolicy { policy_source_arn, policy_input_list, simulation: a } => print(
-            "SimulatePrincipalPolicy",
-            c.simulate_principal_policy(pb::SimulatePrincipalPolicyRequest {
+        SimulatePrincipalPolicy { policy_source_arn, policy_input_list, simulation } => {
+            let custom = simulation.custom(policy_input_list);
+            let request = pb::SimulatePrincipalPolicyRequest {
                 policy_source_arn,
-                policy_input_list,
-                action_names: a.action_names,
-                resource_arns: a.resource_arns,
-                permissions_boundary_policy_input_list: a
-                    .permissions_boundary_policy_input_list
-                    .into_iter()
-                    .collect(),
-                resource_policy: a.resource_policy.unwrap_or_default(),
-                resource_owner: a.resource_owner.unwrap_or_default(),
-                caller_arn: a.caller_arn.unwrap_or_default(),
-                context_entries: vec![],
-            })
-            .await,
-        ),
-        SimulateCustomPolicy { policy_input_list, simulation: a } => print(
+                policy_input_list: custom.policy_input_list,
+                action_names: custom.action_names,
+                resource_arns: custom.resource_arns,
+                permissions_boundary_policy_input_list: custom.permissions_boundary_policy_input_list,
+                resource_policy: custom.resource_policy,
+                resource_owner: custom.resource_owner,
+                caller_arn: custom.caller_arn,
+                context_entries: custom.context_entries,
+            };
+            print("SimulatePrincipalPolicy", c.simulate_principal_policy(request).await)
+        }
+        SimulateCustomPolicy { policy_input_list, simulation } => print(
             "SimulateCustomPolicy",
-            c.simulate_custom_policy(pb::SimulateCustomPolicyRequest {
-                policy_input_list,
-                action_names: a.action_names,
-                resource_arns: a.resource_arns,
-                permissions_boundary_policy_input_list: a
-                    .permissions_boundary_policy_input_list
-                    .into_iter()
-                    .collect(),
-                resource_policy: a.resource_policy.unwrap_or_default(),
-                resource_owner: a.resource_owner.unwrap_or_default(),
-                caller_arn: a.caller_arn.unwrap_or_default(),
-                context_entries: vec![],
-            })
-            .await,
+            c.simulate_custom_policy(simulation.custom(policy_input_list)).await,
         ),
         RevokeRoleSessions { role_name } => print(
             "RevokeRoleSessions",

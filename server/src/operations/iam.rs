@@ -58,6 +58,23 @@ fn scope(s: &str) -> Result<PolicyScope> {
     }
 }
 
+/// The inputs SimulatePrincipalPolicyRequest and SimulateCustomPolicyRequest share (by the
+/// same field names), as one [`Simulation`].
+macro_rules! simulation {
+    ($r:ident, $keys:ident) => {
+        Simulation {
+            identity: &$r.policy_input_list,
+            boundaries: &$r.permissions_boundary_policy_input_list,
+            resource_policy: &$r.resource_policy,
+            resource_owner: &$r.resource_owner,
+            caller_arn: &$r.caller_arn,
+            actions: &$r.action_names,
+            resources: &$r.resource_arns,
+            keys: &$keys,
+        }
+    };
+}
+
 impl Iam {
     pub async fn create_role(
         &self,
@@ -850,16 +867,7 @@ impl Iam {
     ) -> Result<pb::SimulatePrincipalPolicyResponse> {
         self.run(caller, req, |mut r| async move {
             let keys = context(std::mem::take(&mut r.context_entries))?;
-            let input = Simulation {
-                identity: &r.policy_input_list,
-                boundaries: &r.permissions_boundary_policy_input_list,
-                resource_policy: &r.resource_policy,
-                resource_owner: &r.resource_owner,
-                caller_arn: &r.caller_arn,
-                actions: &r.action_names,
-                resources: &r.resource_arns,
-                keys: &keys,
-            };
+            let input = simulation!(r, keys);
             self.authz.simulate(&r.policy_source_arn, &input).await.map(evaluation_results)
         })
         .await
@@ -872,16 +880,7 @@ impl Iam {
     ) -> Result<pb::SimulatePrincipalPolicyResponse> {
         self.run(caller, req, |mut r| async move {
             let keys = context(std::mem::take(&mut r.context_entries))?;
-            let input = Simulation {
-                identity: &r.policy_input_list,
-                boundaries: &r.permissions_boundary_policy_input_list,
-                resource_policy: &r.resource_policy,
-                resource_owner: &r.resource_owner,
-                caller_arn: &r.caller_arn,
-                actions: &r.action_names,
-                resources: &r.resource_arns,
-                keys: &keys,
-            };
+            let input = simulation!(r, keys);
             self.authz.simulate_custom(self.catalog.account_id(), &input).map(evaluation_results)
         })
         .await
