@@ -1336,3 +1336,34 @@ async fn aws_iam_simulate_principal_policy_agrees_with_real_requests_on_boundari
         );
     }
 }
+
+/// Issue 18: the Query API answers as the aws CLI expects. UpdateRole's answer holds its
+/// empty Result element, which botocore requires (the change used to be made and the CLI to
+/// exit 255 with `KeyError: 'UpdateRoleResult'`); GetUser without a name answers the calling
+/// user; an entity without tags has no Tags; an action IAM does not know is InvalidAction.
+#[tokio::test]
+async fn aws_iam_answers_the_query_api_as_the_cli_expects() {
+    let server = TestServer::start().await;
+    let admin = admin(&server).await;
+    let iam = Cli { server: &server, env: &keys_env(&admin), prefix: &["iam"] };
+    iam.ok(&["create-role", "--role-name", "R", "--assume-role-policy-document", EC2_TRUST]).await;
+    iam.ok(&["update-role", "--role-name", "R", "--description", "updated"]).await;
+    let role = iam.json(&["get-role", "--role-name", "R"]).await;
+    assert_eq!(role["Role"]["Description"], "updated", "{role}");
+    assert!(role["Role"].get("Tags").is_none(), "{role}");
+    let tags = iam.json(&["list-role-tags", "--role-name", "R"]).await;
+    assert_eq!(tags["Tags"], serde_json::json!([]), "{tags}");
+
+    let me = iam.json(&["get-user"]).await;
+    assert_eq!(me["User"]["UserName"], "admin", "{me}");
+    assert_eq!(me["User"]["Arn"], "arn:aws:iam::123456789012:user/admin", "{me}");
+    // Credentials that are no user's (here the operator's unsigned gRPC call) must name one.
+    let status = server.iam().get_user(rolecall_api::GetUserRequest::default()).await.unwrap_err();
+    assert_eq!(status.message(), "Must specify userName when calling with non-User credentials");
+
+    // An IAM action rolecall does not serve.
+    stderr_has(
+        &iam.run(&["list-virtual-mfa-devices"]).await,
+        "(InvalidAction) when calling the ListVirtualMFADevices operation: Could not find operation ListVirtualMFADevices for version 2010-05-08",
+    );
+}

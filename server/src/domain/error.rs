@@ -14,6 +14,8 @@ pub enum ErrorCode {
     MalformedPolicyDocument,
     InvalidInput,
     ValidationError,
+    /// An action the Query API does not know (AWS's common error).
+    InvalidAction,
     ConcurrentModification,
     ServiceFailure,
     // EC2
@@ -114,6 +116,7 @@ impl ErrorCode {
             MalformedPolicyDocument => (G::InvalidArgument, 400),
             InvalidInput => (G::InvalidArgument, 400),
             ValidationError => (G::InvalidArgument, 400),
+            InvalidAction => (G::Unimplemented, 400),
             ConcurrentModification => (G::Aborted, 409),
             ServiceFailure => (G::Internal, 500),
             InvalidParameterValue => (G::InvalidArgument, 400),
@@ -162,6 +165,7 @@ impl ErrorCode {
             Self::MalformedPolicyDocument => "MalformedPolicyDocument",
             Self::InvalidInput => "InvalidInput",
             Self::ValidationError => "ValidationError",
+            Self::InvalidAction => "InvalidAction",
             Self::ConcurrentModification => "ConcurrentModification",
             Self::ServiceFailure => "ServiceFailure",
             Self::InvalidParameterValue => "InvalidParameterValue",
@@ -209,6 +213,7 @@ impl ErrorCode {
         Self::MalformedPolicyDocument,
         Self::InvalidInput,
         Self::ValidationError,
+        Self::InvalidAction,
         Self::ConcurrentModification,
         Self::ServiceFailure,
         Self::InvalidParameterValue,

@@ -174,7 +174,7 @@ async fn answer(
         },
         "" => error_response(&Error::new(ErrorCode::InvalidInput, "Missing Action")),
         other => error_response(&Error::new(
-            ErrorCode::InvalidInput,
+            ErrorCode::InvalidAction,
             format!("Could not find operation {other} for version {}", param("Version").unwrap_or("")),
         )),
     }
@@ -399,6 +399,8 @@ fn to_xml(value: &Value, indent: usize, out: &mut String) {
         match v {
             Value::Null => {}
             Value::String(s) if s.is_empty() => {}
+            // IAM leaves out an entity's Tags when it has none (GetRole, CreateUser…).
+            Value::Array(items) if items.is_empty() && name == "Tags" && indent > 4 => {}
             // IAM sends policy documents URL-encoded (the SDKs decode them).
             Value::String(s) if POLICY_DOCUMENTS.contains(&name.as_str()) => {
                 let encoded = percent_encoding::utf8_percent_encode(s, crate::domain::sigv4::QUERY_SET);
@@ -447,11 +449,17 @@ fn to_xml(value: &Value, indent: usize, out: &mut String) {
     }
 }
 
+/// The actions whose answer holds an empty Result element, which the SDKs require
+/// (botocore's model gives them an output with a result wrapper and no members).
+const EMPTY_RESULTS: &[&str] = &["UpdateRole"];
+
 fn iam_result(action: &str, value: &Value) -> Response {
     let mut inner = String::new();
     to_xml(value, 4, &mut inner);
-    let result = if inner.is_empty() {
+    let result = if inner.is_empty() && !EMPTY_RESULTS.contains(&action) {
         String::new()
+    } else if inner.is_empty() {
+        format!("  <{action}Result/>\n")
     } else {
         format!("  <{action}Result>\n{inner}  </{action}Result>\n")
     };
@@ -483,7 +491,7 @@ async fn iam_action(
                     let value = serde_json::to_value(response).map_err(|e| Failed::In(Error::service_failure(e.to_string())))?;
                     Ok(iam_result($name, &value))
                 })*
-                other => Err(Failed::Before(Error::new(ErrorCode::InvalidInput, format!("Could not find operation {other} for version {IAM_VERSION}")))),
+                other => Err(Failed::Before(Error::new(ErrorCode::InvalidAction, format!("Could not find operation {other} for version {IAM_VERSION}")))),
             }
         };
     }

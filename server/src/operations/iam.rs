@@ -13,6 +13,7 @@ use crate::{
     authz::{CallContext, Evaluation, MatchedStatement, Simulation},
     catalog::{Catalog, EntityKind, NewRole, PolicyScope},
     domain::evaluation::Decision,
+    domain::principal::PrincipalKind,
     domain::{Error, Result, clock::iso8601, ids::arn},
 };
 
@@ -595,8 +596,30 @@ impl Iam {
     pub async fn get_user(
         &self,
         caller: &CallContext,
-        req: pb::GetUserRequest,
+        mut req: pb::GetUserRequest,
     ) -> Result<pb::GetUserResponse> {
+        // Without a name, the calling user (GetUser, IAM API Reference: "If you do not
+        // specify a user name, IAM determines the user name implicitly based on the Amazon
+        // Web Services access key ID used to sign the request"); the name is set before the
+        // request is authorized, so that the decision is on the user it reads.
+        if req.user_name.is_empty() {
+            match caller.principal.as_ref().map(|p| &p.kind) {
+                Some(PrincipalKind::User { user_name }) => req.user_name = user_name.clone(),
+                Some(PrincipalKind::Root) => {
+                    let principal = caller.principal.as_ref().map(|p| (p.account_id.clone(), p.arn.clone()));
+                    let (user_id, arn) = principal.unwrap_or_default();
+                    let root = pb::User { user_id, arn, ..Default::default() };
+                    return self
+                        .run(caller, req, |_| async move { Ok(pb::GetUserResponse { user: Some(root) }) })
+                        .await;
+                }
+                _ => {
+                    return Err(Error::validation(
+                        "Must specify userName when calling with non-User credentials",
+                    ));
+                }
+            }
+        }
         self.run(caller, req, |r| async move {
             let res = self.catalog.get_user(&r.user_name).await;
             res.map(|u| pb::GetUserResponse { user: Some(convert::user(&u)) })
