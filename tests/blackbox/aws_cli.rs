@@ -1367,3 +1367,115 @@ async fn aws_iam_answers_the_query_api_as_the_cli_expects() {
         "(InvalidAction) when calling the ListVirtualMFADevices operation: Could not find operation ListVirtualMFADevices for version 2010-05-08",
     );
 }
+
+/// Issue 18: groups through the unmodified aws CLI. A group's policies (managed and
+/// inline) count in every decision of its members from their next request, as any IAM
+/// change does; membership and renames follow; a group with members, or a user in a group,
+/// cannot be deleted (IAM's DeleteConflict messages); a user is in at most 10 groups.
+#[tokio::test]
+async fn aws_iam_groups_grant_their_members_their_policies() {
+    let server = TestServer::start().await;
+    let admin = admin(&server).await;
+    let gina = user_with_key(&server, "gina").await;
+    let iam = Cli { server: &server, env: &keys_env(&admin), prefix: &["iam"] };
+    let as_gina = Cli { server: &server, env: &keys_env(&gina), prefix: &["iam"] };
+    let created = iam.json(&["create-group", "--group-name", "readers", "--path", "/team/"]).await;
+    assert_eq!(created["Group"]["Arn"], "arn:aws:iam::123456789012:group/team/readers", "{created}");
+    assert!(created["Group"]["GroupId"].as_str().unwrap().starts_with("AGPA"), "{created}");
+    let read_only = "arn:aws:iam::aws:policy/IAMReadOnlyAccess";
+    iam.ok(&["attach-group-policy", "--group-name", "readers", "--policy-arn", read_only]).await;
+    stderr_has(&as_gina.run(&["list-users"]).await, "(AccessDenied)");
+
+    iam.ok(&["add-user-to-group", "--group-name", "readers", "--user-name", "gina"]).await;
+    assert!(as_gina.json(&["list-users"]).await["Users"].is_array());
+    let group = iam.json(&["get-group", "--group-name", "readers"]).await;
+    assert_eq!(group["Users"][0]["UserName"], "gina", "{group}");
+    let listed = iam.json(&["list-groups", "--path-prefix", "/team/"]).await;
+    assert_eq!(listed["Groups"][0]["GroupName"], "readers", "{listed}");
+    let mine = iam.json(&["list-groups-for-user", "--user-name", "gina"]).await;
+    assert_eq!(mine["Groups"][0]["GroupName"], "readers", "{mine}");
+    let attached = iam.json(&["list-attached-group-policies", "--group-name", "readers"]).await;
+    assert_eq!(attached["AttachedPolicies"][0]["PolicyArn"], read_only, "{attached}");
+    let simulated = iam
+        .json(&[
+            "simulate-principal-policy",
+            "--policy-source-arn",
+            "arn:aws:iam::123456789012:user/gina",
+            "--action-names",
+            "iam:ListUsers",
+            "iam:CreateUser",
+        ])
+        .await;
+    let decisions: Vec<&str> = simulated["EvaluationResults"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["EvalDecision"].as_str().unwrap())
+        .collect();
+    assert_eq!(decisions, ["allowed", "implicitDeny"], "{simulated}");
+    let matched = &simulated["EvaluationResults"][0]["MatchedStatements"][0];
+    assert_eq!(matched["SourcePolicyId"], "IAMReadOnlyAccess", "{simulated}");
+
+    // A group's inline Deny binds its members.
+    let no_list = r#"{"Version":"2012-10-17","Statement":[{"Sid":"NoList","Effect":"Deny","Action":"iam:ListUsers","Resource":"*"}]}"#;
+    iam.ok(&[
+        "put-group-policy",
+        "--group-name",
+        "readers",
+        "--policy-name",
+        "no-list",
+        "--policy-document",
+        no_list,
+    ])
+    .await;
+    stderr_has(&as_gina.run(&["list-users"]).await, "with an explicit deny in an identity-based policy");
+    let names = iam.json(&["list-group-policies", "--group-name", "readers"]).await;
+    assert_eq!(names["PolicyNames"], serde_json::json!(["no-list"]), "{names}");
+    let got = iam.json(&["get-group-policy", "--group-name", "readers", "--policy-name", "no-list"]).await;
+    assert_eq!(got["PolicyDocument"]["Statement"][0]["Sid"], "NoList", "{got}");
+    iam.ok(&["delete-group-policy", "--group-name", "readers", "--policy-name", "no-list"]).await;
+    assert!(as_gina.json(&["list-users"]).await["Users"].is_array());
+
+    // What stands in the way of deletes.
+    stderr_has(
+        &iam.run(&["delete-group", "--group-name", "readers"]).await,
+        "(DeleteConflict) when calling the DeleteGroup operation: Cannot delete entity, must remove users from group first.",
+    );
+    iam.ok(&["create-user", "--user-name", "temp"]).await;
+    iam.ok(&["add-user-to-group", "--group-name", "readers", "--user-name", "temp"]).await;
+    stderr_has(
+        &iam.run(&["delete-user", "--user-name", "temp"]).await,
+        "(DeleteConflict) when calling the DeleteUser operation: Cannot delete entity, must remove user from all groups first.",
+    );
+    iam.ok(&["remove-user-from-group", "--group-name", "readers", "--user-name", "temp"]).await;
+    iam.ok(&["delete-user", "--user-name", "temp"]).await;
+
+    // A rename takes its members along.
+    iam.ok(&["update-group", "--group-name", "readers", "--new-group-name", "auditors"]).await;
+    let mine = iam.json(&["list-groups-for-user", "--user-name", "gina"]).await;
+    assert_eq!(mine["Groups"][0]["Arn"], "arn:aws:iam::123456789012:group/team/auditors", "{mine}");
+    stderr_has(&iam.run(&["get-group", "--group-name", "readers"]).await, "(NoSuchEntity)");
+    assert!(as_gina.json(&["list-users"]).await["Users"].is_array());
+
+    // At most 10 groups per user.
+    for n in 0..9 {
+        let name = format!("g{n}");
+        iam.ok(&["create-group", "--group-name", &name]).await;
+        iam.ok(&["add-user-to-group", "--group-name", &name, "--user-name", "gina"]).await;
+    }
+    iam.ok(&["create-group", "--group-name", "eleventh"]).await;
+    stderr_has(
+        &iam.run(&["add-user-to-group", "--group-name", "eleventh", "--user-name", "gina"]).await,
+        "(LimitExceeded) when calling the AddUserToGroup operation: Cannot exceed quota for GroupsPerUser: 10",
+    );
+
+    // Leaving the group ends what it granted; then the group can go.
+    iam.ok(&["remove-user-from-group", "--group-name", "auditors", "--user-name", "gina"]).await;
+    stderr_has(&as_gina.run(&["list-users"]).await, "(AccessDenied)");
+    stderr_has(
+        &iam.run(&["delete-group", "--group-name", "auditors"]).await,
+        "Cannot delete entity, must detach all policies first.",
+    );
+    iam.ok(&["detach-group-policy", "--group-name", "auditors", "--policy-arn", read_only]).await;
+    iam.ok(&["delete-group", "--group-name", "auditors"]).await;
+}

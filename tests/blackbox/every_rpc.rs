@@ -57,6 +57,7 @@ struct FirstField {
 enum Named {
     Role,
     User,
+    Group,
     Profile,
     Policy,
     /// The simulated principal (a user's ARN).
@@ -84,7 +85,7 @@ impl Named {
             Self::Prefix(_) => format!("/{}/", SIDES[i]),
             Self::Instance => fleet.instance[i].clone(),
             Self::Association => fleet.association[i].clone(),
-            Self::Role | Self::User | Self::Profile => SIDES[i].to_string(),
+            Self::Role | Self::User | Self::Group | Self::Profile => SIDES[i].to_string(),
         }
     }
 
@@ -94,6 +95,7 @@ impl Named {
         match self {
             Self::Role => format!("arn:aws:iam::{ACCOUNT}:role/{name}"),
             Self::User | Self::UserArn => format!("arn:aws:iam::{ACCOUNT}:user/{name}"),
+            Self::Group => format!("arn:aws:iam::{ACCOUNT}:group/{name}"),
             Self::Profile => format!("arn:aws:iam::{ACCOUNT}:instance-profile/{name}"),
             Self::Policy => format!("arn:aws:iam::{ACCOUNT}:policy/{name}"),
             Self::Prefix(kind) => format!("arn:aws:iam::{ACCOUNT}:{kind}/{name}/"),
@@ -159,7 +161,21 @@ fn case(method: &str, fleet: &Fleet) -> Case {
         | "CreateAccessKey"
         | "ListAccessKeys"
         | "UpdateAccessKey"
-        | "DeleteAccessKey" => Case::First(User),
+        | "DeleteAccessKey"
+        | "ListGroupsForUser" => Case::First(User),
+        "CreateGroup"
+        | "GetGroup"
+        | "UpdateGroup"
+        | "DeleteGroup"
+        | "AddUserToGroup"
+        | "RemoveUserFromGroup"
+        | "PutGroupPolicy"
+        | "GetGroupPolicy"
+        | "ListGroupPolicies"
+        | "DeleteGroupPolicy"
+        | "AttachGroupPolicy"
+        | "DetachGroupPolicy"
+        | "ListAttachedGroupPolicies" => Case::First(Group),
         "CreateInstanceProfile"
         | "GetInstanceProfile"
         | "DeleteInstanceProfile"
@@ -182,6 +198,7 @@ fn case(method: &str, fleet: &Fleet) -> Case {
         "SimulatePrincipalPolicy" | "GetContextKeysForPrincipalPolicy" => Case::First(UserArn),
         "ListRoles" => Case::First(Prefix("role")),
         "ListUsers" => Case::First(Prefix("user")),
+        "ListGroups" => Case::First(Prefix("group")),
         "ListInstanceProfiles" => Case::First(Prefix("instance-profile")),
         "TerminateInstances" | "ModifyInstanceMetadataOptions" => Case::First(Instance),
         "DisassociateIamInstanceProfile" => Case::First(Association),
@@ -240,6 +257,9 @@ async fn fleet(server: &TestServer) -> Fleet {
     for (i, name) in SIDES.into_iter().enumerate() {
         role_in_profile(server, name).await;
         iam.create_user(pb::CreateUserRequest { user_name: name.into(), ..Default::default() })
+            .await
+            .unwrap();
+        iam.create_group(pb::CreateGroupRequest { group_name: name.into(), ..Default::default() })
             .await
             .unwrap();
         let document = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"s3:GetObject","Resource":"*"}]}"#;

@@ -286,12 +286,12 @@ impl Authorizer {
         }
         let caller = match (input.caller_arn, kind) {
             ("", HolderKind::User) => None,
-            ("", HolderKind::Role) if !input.resource_policy.is_empty() => {
+            ("", _) if !input.resource_policy.is_empty() => {
                 return Err(Error::invalid_input(
                     "CallerArn is required with a ResourcePolicy when PolicySourceArn is not a user.",
                 ));
             }
-            ("", HolderKind::Role) => None,
+            ("", _) => None,
             (arn, _) => Some(caller_named(arn)?),
         };
         let principal = simulated_principal(account, source_arn, kind, name, self.clock.unix());
@@ -333,6 +333,7 @@ impl Authorizer {
         let (kind, name) = match rest.split_once('/') {
             Some(("role", path)) => (HolderKind::Role, path.rsplit('/').next().unwrap_or_default()),
             Some(("user", path)) => (HolderKind::User, path.rsplit('/').next().unwrap_or_default()),
+            Some(("group", path)) => (HolderKind::Group, path.rsplit('/').next().unwrap_or_default()),
             _ => return Err(invalid()),
         };
         let granting = match self.accounts.get(account) {
@@ -340,7 +341,11 @@ impl Authorizer {
             None => None,
         };
         let Some(granting) = granting else {
-            let what = if kind == HolderKind::Role { "role" } else { "user" };
+            let what = match kind {
+                HolderKind::Role => "role",
+                HolderKind::User => "user",
+                HolderKind::Group => "group",
+            };
             return Err(Error::no_such_entity(format!("The {what} with name {name} cannot be found.")));
         };
         Ok((account, kind, name, granting))
@@ -365,8 +370,9 @@ fn simulated_principal(account: &str, source_arn: &str, kind: HolderKind, name: 
         arn: source_arn.to_string(),
         user_id: String::new(),
         access_key_id: String::new(),
+        // A group's policies are simulated as a member's would be.
         kind: match kind {
-            HolderKind::User => PrincipalKind::User { user_name: name.to_string() },
+            HolderKind::User | HolderKind::Group => PrincipalKind::User { user_name: name.to_string() },
             HolderKind::Role => PrincipalKind::AssumedRole {
                 role_arn: source_arn.to_string(),
                 role_id: String::new(),

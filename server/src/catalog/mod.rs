@@ -40,12 +40,16 @@ use crate::{
 pub struct Limits {
     pub managed_policies_per_role: usize,
     pub managed_policies_per_user: usize,
+    pub managed_policies_per_group: usize,
+    /// Groups one user may be a member of.
+    pub groups_per_user: usize,
     pub roles_per_instance_profile: usize,
     pub access_keys_per_user: usize,
     pub policy_versions: usize,
     pub managed_policy_size: usize,
     pub role_inline_policy_size: usize,
     pub user_inline_policy_size: usize,
+    pub group_inline_policy_size: usize,
     pub trust_policy_size: usize,
     pub tags_per_entity: usize,
     /// Instances one RunInstances call may launch.
@@ -57,12 +61,15 @@ impl Default for Limits {
         Self {
             managed_policies_per_role: 10,
             managed_policies_per_user: 10,
+            managed_policies_per_group: 10,
+            groups_per_user: 10,
             roles_per_instance_profile: 1,
             access_keys_per_user: 2,
             policy_versions: 5,
             managed_policy_size: 6144,
             role_inline_policy_size: 10_240,
             user_inline_policy_size: 2048,
+            group_inline_policy_size: 5120,
             trust_policy_size: 2048,
             tags_per_entity: 50,
             run_instances_max: 100_000,
@@ -276,6 +283,9 @@ mod keys {
     pub fn user(name: &str) -> String {
         lowered("iam/user/", name)
     }
+    pub fn group(name: &str) -> String {
+        lowered("iam/group/", name)
+    }
     pub fn instance_profile(name: &str) -> String {
         lowered("iam/instance-profile/", name)
     }
@@ -303,6 +313,7 @@ mod keys {
     pub const BUCKETS: &str = "s3/bucket/";
     pub const ROLES: &str = "iam/role/";
     pub const USERS: &str = "iam/user/";
+    pub const GROUPS: &str = "iam/group/";
     pub const INSTANCE_PROFILES: &str = "iam/instance-profile/";
     pub const POLICIES: &str = "iam/policy/";
     pub const INSTANCES: &str = "ec2/instance/";

@@ -56,6 +56,10 @@ pub fn user_id() -> String {
     unique_id("AIDA")
 }
 
+pub fn group_id() -> String {
+    unique_id("AGPA")
+}
+
 pub fn instance_profile_id() -> String {
     unique_id("AIPA")
 }
@@ -127,6 +131,10 @@ pub mod arn {
 
     pub fn user(account: &str, path: &str, name: &str) -> String {
         format!("arn:{PARTITION}:iam::{account}:user{path}{name}")
+    }
+
+    pub fn group(account: &str, path: &str, name: &str) -> String {
+        format!("arn:{PARTITION}:iam::{account}:group{path}{name}")
     }
 
     pub fn instance_profile(account: &str, path: &str, name: &str) -> String {

@@ -137,6 +137,32 @@ pub struct User {
     pub inline_policies: BTreeMap<String, String>,
     pub attached_policies: Vec<String>,
     pub access_keys: Vec<AccessKey>,
+    /// The groups the user is a member of (their names, as created).
+    #[serde(default)]
+    pub groups: Vec<String>,
+}
+
+/// An IAM group: a set of users and the policies they all hold. Not a principal: it is
+/// named in no Principal element, has no tags, no boundary and no keys (IAM User Guide, "IAM
+/// user groups"). The two fields a [`PolicyHolder`](crate::catalog) reads of every holder
+/// are kept empty and never stored.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Group {
+    pub group_name: String,
+    pub group_id: String,
+    pub path: String,
+    pub arn: String,
+    pub create_date: i64,
+    pub inline_policies: BTreeMap<String, String>,
+    pub attached_policies: Vec<String>,
+    /// How many users are members: every change of membership rewrites the group, so that
+    /// a DeleteGroup racing an AddUserToGroup cannot leave a member of a group that is gone.
+    #[serde(default)]
+    pub member_count: usize,
+    #[serde(skip)]
+    pub permissions_boundary: Option<String>,
+    #[serde(skip)]
+    pub tags: Vec<Tag>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -39,6 +39,10 @@ pub fn user_name(value: &str) -> Result<()> {
     name("userName", value, 64)
 }
 
+pub fn group_name(value: &str) -> Result<()> {
+    name("groupName", value, 128)
+}
+
 pub fn policy_name(value: &str) -> Result<()> {
     name("policyName", value, 128)
 }

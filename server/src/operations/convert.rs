@@ -7,8 +7,8 @@ use crate::{
     domain::{
         clock::iso8601,
         model::{
-            AccessKey, Association, Instance, InstanceProfile, MetadataOptions, PolicyVersion, Role, Tag,
-            User,
+            AccessKey, Association, Group, Instance, InstanceProfile, MetadataOptions, PolicyVersion, Role,
+            Tag, User,
         },
     },
 };
@@ -58,6 +58,16 @@ pub fn user(u: &User) -> pb::User {
         create_date: iso8601(u.create_date),
         permissions_boundary: boundary(&u.permissions_boundary),
         tags: tags(&u.tags),
+    }
+}
+
+pub fn group(g: &Group) -> pb::Group {
+    pb::Group {
+        path: g.path.clone(),
+        group_name: g.group_name.clone(),
+        group_id: g.group_id.clone(),
+        arn: g.arn.clone(),
+        create_date: iso8601(g.create_date),
     }
 }
 

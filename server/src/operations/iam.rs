@@ -46,7 +46,7 @@ impl Iam {
     }
 }
 
-use crate::domain::model::{Role as R, User as U};
+use crate::domain::model::{Group as G, Role as R, User as U};
 
 fn scope(s: &str) -> Result<PolicyScope> {
     match s {
@@ -936,6 +936,219 @@ impl Iam {
     }
 }
 
+impl Iam {
+    pub async fn create_group(
+        &self,
+        caller: &CallContext,
+        req: pb::CreateGroupRequest,
+    ) -> Result<pb::CreateGroupResponse> {
+        self.run(caller, req, |r| async move {
+            let res = self.catalog.create_group(&r.group_name, &r.path).await;
+            res.map(|g| pb::CreateGroupResponse { group: Some(convert::group(&g)) })
+        })
+        .await
+    }
+
+    pub async fn get_group(
+        &self,
+        caller: &CallContext,
+        req: pb::GetGroupRequest,
+    ) -> Result<pb::GetGroupResponse> {
+        self.run(caller, req, |r| async move {
+            let res = self.catalog.get_group(&r.group_name, &r.marker, r.max_items).await;
+            res.map(|g| {
+                let (is_truncated, marker) = truncation(&g.users);
+                pb::GetGroupResponse {
+                    group: Some(convert::group(&g.group)),
+                    users: g.users.items.iter().map(convert::user).collect(),
+                    is_truncated,
+                    marker,
+                }
+            })
+        })
+        .await
+    }
+
+    pub async fn list_groups(
+        &self,
+        caller: &CallContext,
+        req: pb::ListGroupsRequest,
+    ) -> Result<pb::ListGroupsResponse> {
+        self.run(caller, req, |r| async move {
+            let res = self.catalog.list_groups(&r.path_prefix, &r.marker, r.max_items).await;
+            res.map(groups_page)
+        })
+        .await
+    }
+
+    pub async fn list_groups_for_user(
+        &self,
+        caller: &CallContext,
+        req: pb::ListGroupsForUserRequest,
+    ) -> Result<pb::ListGroupsResponse> {
+        self.run(caller, req, |r| async move {
+            let res = self.catalog.list_groups_for_user(&r.user_name, &r.marker, r.max_items).await;
+            res.map(groups_page)
+        })
+        .await
+    }
+
+    pub async fn update_group(
+        &self,
+        caller: &CallContext,
+        req: pb::UpdateGroupRequest,
+    ) -> Result<pb::UpdateGroupResponse> {
+        self.run(caller, req, |r| async move {
+            let res = self.catalog.update_group(&r.group_name, &r.new_group_name, &r.new_path).await;
+            res.map(|()| pb::UpdateGroupResponse {})
+        })
+        .await
+    }
+
+    pub async fn delete_group(
+        &self,
+        caller: &CallContext,
+        req: pb::DeleteGroupRequest,
+    ) -> Result<pb::DeleteGroupResponse> {
+        self.run(caller, req, |r| async move {
+            self.catalog.delete_group(&r.group_name).await.map(|()| pb::DeleteGroupResponse {})
+        })
+        .await
+    }
+
+    pub async fn add_user_to_group(
+        &self,
+        caller: &CallContext,
+        req: pb::AddUserToGroupRequest,
+    ) -> Result<pb::AddUserToGroupResponse> {
+        self.run(caller, req, |r| async move {
+            let res = self.catalog.add_user_to_group(&r.group_name, &r.user_name).await;
+            res.map(|()| pb::AddUserToGroupResponse {})
+        })
+        .await
+    }
+
+    pub async fn remove_user_from_group(
+        &self,
+        caller: &CallContext,
+        req: pb::RemoveUserFromGroupRequest,
+    ) -> Result<pb::RemoveUserFromGroupResponse> {
+        self.run(caller, req, |r| async move {
+            let res = self.catalog.remove_user_from_group(&r.group_name, &r.user_name).await;
+            res.map(|()| pb::RemoveUserFromGroupResponse {})
+        })
+        .await
+    }
+
+    pub async fn put_group_policy(
+        &self,
+        caller: &CallContext,
+        req: pb::PutGroupPolicyRequest,
+    ) -> Result<pb::PutGroupPolicyResponse> {
+        self.run(caller, req, |r| async move {
+            let res =
+                self.catalog.put_inline_policy::<G>(&r.group_name, &r.policy_name, &r.policy_document).await;
+            res.map(|()| pb::PutGroupPolicyResponse {})
+        })
+        .await
+    }
+
+    pub async fn get_group_policy(
+        &self,
+        caller: &CallContext,
+        req: pb::GetGroupPolicyRequest,
+    ) -> Result<pb::GetGroupPolicyResponse> {
+        self.run(caller, req, |r| async move {
+            let res = self.catalog.get_inline_policy::<G>(&r.group_name, &r.policy_name).await;
+            res.map(|policy_document| pb::GetGroupPolicyResponse {
+                group_name: r.group_name,
+                policy_name: r.policy_name,
+                policy_document,
+            })
+        })
+        .await
+    }
+
+    pub async fn list_group_policies(
+        &self,
+        caller: &CallContext,
+        req: pb::ListGroupPoliciesRequest,
+    ) -> Result<pb::ListGroupPoliciesResponse> {
+        self.run(caller, req, |r| async move {
+            let res = self.catalog.list_inline_policies::<G>(&r.group_name, &r.marker, r.max_items).await;
+            res.map(|page| {
+                let (is_truncated, marker) = truncation(&page);
+                pb::ListGroupPoliciesResponse { policy_names: page.items, is_truncated, marker }
+            })
+        })
+        .await
+    }
+
+    pub async fn delete_group_policy(
+        &self,
+        caller: &CallContext,
+        req: pb::DeleteGroupPolicyRequest,
+    ) -> Result<pb::DeleteGroupPolicyResponse> {
+        self.run(caller, req, |r| async move {
+            let res = self.catalog.delete_inline_policy::<G>(&r.group_name, &r.policy_name).await;
+            res.map(|()| pb::DeleteGroupPolicyResponse {})
+        })
+        .await
+    }
+
+    pub async fn attach_group_policy(
+        &self,
+        caller: &CallContext,
+        req: pb::AttachGroupPolicyRequest,
+    ) -> Result<pb::AttachGroupPolicyResponse> {
+        self.run(caller, req, |r| async move {
+            let res = self.catalog.attach_policy::<G>(&r.group_name, &r.policy_arn).await;
+            res.map(|()| pb::AttachGroupPolicyResponse {})
+        })
+        .await
+    }
+
+    pub async fn detach_group_policy(
+        &self,
+        caller: &CallContext,
+        req: pb::DetachGroupPolicyRequest,
+    ) -> Result<pb::DetachGroupPolicyResponse> {
+        self.run(caller, req, |r| async move {
+            let res = self.catalog.detach_policy::<G>(&r.group_name, &r.policy_arn).await;
+            res.map(|()| pb::DetachGroupPolicyResponse {})
+        })
+        .await
+    }
+
+    pub async fn list_attached_group_policies(
+        &self,
+        caller: &CallContext,
+        req: pb::ListAttachedGroupPoliciesRequest,
+    ) -> Result<pb::ListAttachedGroupPoliciesResponse> {
+        self.run(caller, req, |r| async move {
+            let res = self
+                .catalog
+                .list_attached_policies::<G>(&r.group_name, &r.path_prefix, &r.marker, r.max_items)
+                .await;
+            res.map(|page| {
+                let (is_truncated, marker) = truncation(&page);
+                pb::ListAttachedGroupPoliciesResponse {
+                    attached_policies: attached(page.items),
+                    is_truncated,
+                    marker,
+                }
+            })
+        })
+        .await
+    }
+}
+
+/// A page of groups as ListGroups and ListGroupsForUser answer it.
+fn groups_page(page: crate::catalog::Page<crate::domain::model::Group>) -> pb::ListGroupsResponse {
+    let (is_truncated, marker) = truncation(&page);
+    pb::ListGroupsResponse { groups: page.items.iter().map(convert::group).collect(), is_truncated, marker }
+}
+
 /// A simulation's ContextEntries as the context keys it sets, with their values, each
 /// checked against its type.
 fn context(entries: Vec<pb::ContextEntry>) -> Result<Vec<(String, Vec<String>)>> {
@@ -1036,6 +1249,7 @@ fn attached(items: Vec<(String, String)>) -> Vec<pb::AttachedPolicy> {
 pub enum Target<'a> {
     Role(&'a str),
     User(&'a str),
+    Group(&'a str),
     InstanceProfile(&'a str),
     /// An entity a Create call makes: its kind, path and name.
     New(NewKind, &'a str, &'a str),
@@ -1051,6 +1265,7 @@ pub enum Target<'a> {
 pub enum NewKind {
     Role,
     User,
+    Group,
     InstanceProfile,
     Policy,
 }
@@ -1069,10 +1284,12 @@ impl Iam {
         Ok(match target {
             Target::Role(name) => self.entity(EntityKind::Role, name).await?,
             Target::User(name) => self.entity(EntityKind::User, name).await?,
+            Target::Group(name) => self.entity(EntityKind::Group, name).await?,
             Target::InstanceProfile(name) => self.entity(EntityKind::InstanceProfile, name).await?,
             Target::New(kind, p, name) => match kind {
                 NewKind::Role => arn::role(account, &path(p), name),
                 NewKind::User => arn::user(account, &path(p), name),
+                NewKind::Group => arn::group(account, &path(p), name),
                 NewKind::InstanceProfile => arn::instance_profile(account, &path(p), name),
                 NewKind::Policy => arn::policy(account, &path(p), name),
             },
@@ -1094,6 +1311,7 @@ impl Iam {
         Ok(match kind {
             EntityKind::Role => arn::role(account, "/", name),
             EntityKind::User => arn::user(account, "/", name),
+            EntityKind::Group => arn::group(account, "/", name),
             EntityKind::InstanceProfile => arn::instance_profile(account, "/", name),
         })
     }
@@ -1117,7 +1335,9 @@ macro_rules! iam_calls {
     };
 }
 
-use Target::{Arn, InstanceProfile as Profile, New, Prefix, Role as OfRole, User as OfUser};
+use Target::{
+    Arn, Group as OfGroup, InstanceProfile as Profile, New, Prefix, Role as OfRole, User as OfUser,
+};
 
 iam_calls! {
     CreateRoleRequest "CreateRole" true |r| New(NewKind::Role, &r.path, &r.role_name);
@@ -1176,6 +1396,21 @@ iam_calls! {
     ListAccessKeysRequest "ListAccessKeys" false |r| OfUser(&r.user_name);
     UpdateAccessKeyRequest "UpdateAccessKey" true |r| OfUser(&r.user_name);
     DeleteAccessKeyRequest "DeleteAccessKey" true |r| OfUser(&r.user_name);
+    CreateGroupRequest "CreateGroup" true |r| New(NewKind::Group, &r.path, &r.group_name);
+    GetGroupRequest "GetGroup" false |r| OfGroup(&r.group_name);
+    ListGroupsRequest "ListGroups" false |r| Prefix("group/", &r.path_prefix);
+    UpdateGroupRequest "UpdateGroup" true |r| OfGroup(&r.group_name);
+    DeleteGroupRequest "DeleteGroup" true |r| OfGroup(&r.group_name);
+    AddUserToGroupRequest "AddUserToGroup" true |r| OfGroup(&r.group_name);
+    RemoveUserFromGroupRequest "RemoveUserFromGroup" true |r| OfGroup(&r.group_name);
+    ListGroupsForUserRequest "ListGroupsForUser" false |r| OfUser(&r.user_name);
+    PutGroupPolicyRequest "PutGroupPolicy" true |r| OfGroup(&r.group_name);
+    GetGroupPolicyRequest "GetGroupPolicy" false |r| OfGroup(&r.group_name);
+    ListGroupPoliciesRequest "ListGroupPolicies" false |r| OfGroup(&r.group_name);
+    DeleteGroupPolicyRequest "DeleteGroupPolicy" true |r| OfGroup(&r.group_name);
+    AttachGroupPolicyRequest "AttachGroupPolicy" true |r| OfGroup(&r.group_name);
+    DetachGroupPolicyRequest "DetachGroupPolicy" true |r| OfGroup(&r.group_name);
+    ListAttachedGroupPoliciesRequest "ListAttachedGroupPolicies" false |r| OfGroup(&r.group_name);
     SimulatePrincipalPolicyRequest "SimulatePrincipalPolicy" false |r| Arn(&r.policy_source_arn);
     SimulateCustomPolicyRequest "SimulateCustomPolicy" false |_r| Target::Any;
     GetContextKeysForCustomPolicyRequest "GetContextKeysForCustomPolicy" false |_r| Target::Any;

@@ -1,7 +1,8 @@
-//! What roles and users have in common: inline and attached managed policies, a permissions
-//! boundary and tags, generic over [`PolicyHolder`] (what holds policies, not what kind of
-//! principal: groups, which are not principals, will be a third holder). Callers name the
-//! holder by its type: `catalog.attach_policy::<Role>(name, arn)`.
+//! What roles, users and groups have in common: inline and attached managed policies (and,
+//! for roles and users, a permissions boundary and tags), generic over [`PolicyHolder`]
+//! (what holds policies, not what kind of principal: groups are none, and no call tags one
+//! or gives it a boundary). Callers name the holder by its type:
+//! `catalog.attach_policy::<Role>(name, arn)`.
 
 use super::*;
 

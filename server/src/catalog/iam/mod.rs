@@ -1,10 +1,12 @@
-//! IAM: roles, managed policies, instance profiles, users and access keys, a file each:
+//! IAM: roles, managed policies, instance profiles, users and access keys, groups, a file each:
 //!
 //! - this file: the shared types, what roles and users have in common ([`PolicyHolder`]),
 //!   and the lookups other modules make (policies that grant, ARNs, access keys);
-//! - [`holders`]: inline and managed policies, boundaries and tags of roles and users;
-//! - [`roles`], [`policies`], [`instance_profiles`], [`users`] (with their access keys).
+//! - [`holders`]: inline and managed policies of roles, users and groups, boundaries and tags;
+//! - [`roles`], [`policies`], [`instance_profiles`], [`users`] (with their access keys),
+//!   [`groups`] (with their members).
 
+mod groups;
 mod holders;
 mod instance_profiles;
 mod policies;
@@ -23,8 +25,8 @@ use crate::{
         ids::arn,
         managed::{self, AwsManagedPolicy},
         model::{
-            AccessKey, AccessKeyStatus, InstanceProfile, ManagedPolicy, PolicyVersion, Role, Secret, Tag,
-            User,
+            AccessKey, AccessKeyStatus, Group, InstanceProfile, ManagedPolicy, PolicyVersion, Role, Secret,
+            Tag, User,
         },
         policy::{self, PolicyDocument, PolicyType, policy_size},
         validate,
@@ -33,11 +35,12 @@ use crate::{
 };
 
 /// What holds permission policies (inline and attached managed ones): roles and users,
-/// both principals. Groups, which are not principals, will be the third.
+/// both principals, and groups, which are not (their users hold their policies).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum HolderKind {
     Role,
     User,
+    Group,
 }
 
 /// IAM entities that have an ARN by name.
@@ -45,6 +48,7 @@ pub enum HolderKind {
 pub enum EntityKind {
     Role,
     User,
+    Group,
     InstanceProfile,
 }
 
@@ -71,8 +75,8 @@ pub enum PolicyScope {
     Local,
 }
 
-/// What roles and users have in common: inline and managed policies, a permissions
-/// boundary and tags.
+/// What roles, users and groups have in common: inline and managed policies, and (roles and
+/// users only: a group's are always empty) a permissions boundary and tags.
 pub trait PolicyHolder: Serialize + DeserializeOwned + Send + Sync {
     const KIND: HolderKind;
     /// The unique id (AROA…/AIDA…): a same-named entity created later has another.
@@ -110,6 +114,7 @@ macro_rules! policy_holders {
 policy_holders! {
     Role Role role_id;
     User User user_id;
+    Group Group group_id;
 }
 
 // === impl HolderKind ===
@@ -119,6 +124,7 @@ impl HolderKind {
         match self {
             Self::Role => "role",
             Self::User => "user",
+            Self::Group => "group",
         }
     }
 
@@ -126,6 +132,7 @@ impl HolderKind {
         match self {
             Self::Role => keys::role(name),
             Self::User => keys::user(name),
+            Self::Group => keys::group(name),
         }
     }
 
@@ -133,6 +140,7 @@ impl HolderKind {
         match self {
             Self::Role => validate::role_name(name),
             Self::User => validate::user_name(name),
+            Self::Group => validate::group_name(name),
         }
     }
 
@@ -148,6 +156,7 @@ impl HolderKind {
         match self {
             Self::Role => limits.role_inline_policy_size,
             Self::User => limits.user_inline_policy_size,
+            Self::Group => limits.group_inline_policy_size,
         }
     }
 
@@ -155,6 +164,7 @@ impl HolderKind {
         match self {
             Self::Role => (limits.managed_policies_per_role, "PoliciesPerRole"),
             Self::User => (limits.managed_policies_per_user, "PoliciesPerUser"),
+            Self::Group => (limits.managed_policies_per_group, "PoliciesPerGroup"),
         }
     }
 }
@@ -244,10 +254,26 @@ impl Catalog {
     /// The documents that decide what a role or user may do (None where it does not exist):
     /// its inline policies, the default versions of its managed policies, its permissions
     /// boundary, and its tags (aws:PrincipalTag).
+    /// A user's groups' inline and managed policies count as the user's own (an inline
+    /// policy of a group is named `GROUP/POLICY`). A group's own are read for the simulator:
+    /// a group is no principal, and nothing is ever authorized as one.
     pub async fn granting_policies(&self, kind: HolderKind, name: &str) -> Result<Option<GrantingPolicies>> {
         match kind {
             HolderKind::Role => self.granting::<Role>(name).await,
-            HolderKind::User => self.granting::<User>(name).await,
+            HolderKind::User => {
+                let Some(mut granting) = self.granting::<User>(name).await? else { return Ok(None) };
+                let groups =
+                    self.load::<User>(&keys::user(name)).await?.map(|(u, _)| u.groups).unwrap_or_default();
+                for group in groups {
+                    let Some(of_group) = self.granting::<Group>(&group).await? else { continue };
+                    let named =
+                        of_group.inline.into_iter().map(|(policy, text)| (format!("{group}/{policy}"), text));
+                    granting.inline.extend(named);
+                    granting.managed.extend(of_group.managed);
+                }
+                Ok(Some(granting))
+            }
+            HolderKind::Group => self.granting::<Group>(name).await,
         }
     }
 
@@ -290,6 +316,7 @@ impl Catalog {
         Ok(match kind {
             EntityKind::Role => self.load_shared::<Role>(&keys::role(name)).await?.map(|r| r.arn.clone()),
             EntityKind::User => self.load_shared::<User>(&keys::user(name)).await?.map(|u| u.arn.clone()),
+            EntityKind::Group => self.load_shared::<Group>(&keys::group(name)).await?.map(|g| g.arn.clone()),
             EntityKind::InstanceProfile => self
                 .load_shared::<InstanceProfile>(&keys::instance_profile(name))
                 .await?

@@ -24,6 +24,7 @@ impl Catalog {
                 inline_policies: BTreeMap::new(),
                 attached_policies: vec![],
                 access_keys: vec![],
+                groups: vec![],
             };
             let mut txn = Txn::new().require_absent(&key).put(&key, encode(&user)?);
             if let Some(b) = &boundary {
@@ -52,6 +53,11 @@ impl Catalog {
 
     pub async fn delete_user(&self, name: &str) -> Result<()> {
         self.delete_holder::<User>(name, |user| {
+            if !user.groups.is_empty() {
+                return Some(Error::delete_conflict(
+                    "Cannot delete entity, must remove user from all groups first.",
+                ));
+            }
             (!user.access_keys.is_empty())
                 .then(|| Error::delete_conflict("Cannot delete entity, must delete access keys first."))
         })
