@@ -1479,3 +1479,61 @@ async fn aws_iam_groups_grant_their_members_their_policies() {
     iam.ok(&["detach-group-policy", "--group-name", "auditors", "--policy-arn", read_only]).await;
     iam.ok(&["delete-group", "--group-name", "auditors"]).await;
 }
+
+/// Issue 18: the account-wide views through the aws CLI: GetAccountSummary's counts and
+/// IAM's quotas, ListEntitiesForPolicy with its filters, and the account's one alias.
+#[tokio::test]
+async fn aws_iam_shows_the_account_as_a_whole() {
+    let server = TestServer::start().await;
+    let admin = admin(&server).await;
+    let iam = Cli { server: &server, env: &keys_env(&admin), prefix: &["iam"] };
+    iam.ok(&["create-role", "--role-name", "R", "--assume-role-policy-document", EC2_TRUST]).await;
+    iam.ok(&["create-group", "--group-name", "G"]).await;
+    let read_only = "arn:aws:iam::aws:policy/IAMReadOnlyAccess";
+    iam.ok(&["attach-role-policy", "--role-name", "R", "--policy-arn", read_only]).await;
+    iam.ok(&["attach-group-policy", "--group-name", "G", "--policy-arn", read_only]).await;
+    iam.ok(&["create-user", "--user-name", "bounded", "--permissions-boundary", read_only]).await;
+
+    let summary = iam.json(&["get-account-summary"]).await;
+    let map = &summary["SummaryMap"];
+    assert_eq!(map["Users"], 2, "{summary}");
+    assert_eq!(map["Roles"], 1, "{summary}");
+    assert_eq!(map["Groups"], 1, "{summary}");
+    assert_eq!(map["UsersQuota"], 5000, "{summary}");
+    assert_eq!(map["GroupsPerUserQuota"], 10, "{summary}");
+    assert_eq!(map["AttachedPoliciesPerGroupQuota"], 10, "{summary}");
+
+    let all = iam.json(&["list-entities-for-policy", "--policy-arn", read_only]).await;
+    assert_eq!(all["PolicyRoles"][0]["RoleName"], "R", "{all}");
+    assert_eq!(all["PolicyGroups"][0]["GroupName"], "G", "{all}");
+    assert_eq!(all["PolicyUsers"][0]["UserName"], "bounded", "{all}");
+    let args =
+        ["list-entities-for-policy", "--policy-arn", read_only, "--policy-usage-filter", "PermissionsPolicy"];
+    let attached = iam.json(&args).await;
+    assert_eq!(attached["PolicyUsers"], serde_json::json!([]), "{attached}");
+    let groups =
+        iam.json(&["list-entities-for-policy", "--policy-arn", read_only, "--entity-filter", "Group"]).await;
+    assert_eq!(groups["PolicyRoles"], serde_json::json!([]), "{groups}");
+    assert_eq!(groups["PolicyGroups"].as_array().map(Vec::len), Some(1), "{groups}");
+    stderr_has(
+        &iam.run(&["list-entities-for-policy", "--policy-arn", "arn:aws:iam::123456789012:policy/none"])
+            .await,
+        "(NoSuchEntity)",
+    );
+
+    assert_eq!(iam.json(&["list-account-aliases"]).await["AccountAliases"], serde_json::json!([]));
+    iam.ok(&["create-account-alias", "--account-alias", "example-corp"]).await;
+    iam.ok(&["create-account-alias", "--account-alias", "example-corp-2"]).await;
+    let aliases = iam.json(&["list-account-aliases"]).await;
+    assert_eq!(aliases["AccountAliases"], serde_json::json!(["example-corp-2"]), "{aliases}");
+    stderr_has(
+        &iam.run(&["create-account-alias", "--account-alias", "Bad--Alias"]).await,
+        "(ValidationError)",
+    );
+    stderr_has(
+        &iam.run(&["delete-account-alias", "--account-alias", "example-corp"]).await,
+        "(NoSuchEntity) when calling the DeleteAccountAlias operation: The account alias example-corp cannot be found.",
+    );
+    iam.ok(&["delete-account-alias", "--account-alias", "example-corp-2"]).await;
+    assert_eq!(iam.json(&["list-account-aliases"]).await["AccountAliases"], serde_json::json!([]));
+}

@@ -187,7 +187,8 @@ fn case(method: &str, fleet: &Fleet) -> Case {
         | "GetPolicyVersion"
         | "ListPolicyVersions"
         | "SetDefaultPolicyVersion"
-        | "DeletePolicyVersion" => Case::First(Policy),
+        | "DeletePolicyVersion"
+        | "ListEntitiesForPolicy" => Case::First(Policy),
         "CreatePolicy" => Case::Own(
             Box::new(|i| {
                 frame(&pb::CreatePolicyRequest { policy_name: SIDES[i].into(), ..Default::default() })
@@ -244,7 +245,11 @@ fn case(method: &str, fleet: &Fleet) -> Case {
         | "DescribeInstances"
         | "DescribeIamInstanceProfileAssociations"
         | "SimulateCustomPolicy"
-        | "GetContextKeysForCustomPolicy" => Case::NoResource,
+        | "GetContextKeysForCustomPolicy"
+        | "GetAccountSummary"
+        | "CreateAccountAlias"
+        | "DeleteAccountAlias"
+        | "ListAccountAliases" => Case::NoResource,
         other => panic!("{other}: a new RPC needs a case here (what does it name?)"),
     }
 }

@@ -20,7 +20,9 @@ use serde::{Serialize, de::DeserializeOwned};
 pub use accounts::Accounts;
 pub(crate) use ec2::instance_key_digest;
 pub use ec2::{InstanceFilter, Launch, PrivateNetwork, ProfileRef};
-pub use iam::{EntityKind, GrantingPolicies, HolderKind, NewRole, PolicyHolder, PolicyScope, PolicyView};
+pub use iam::{
+    EntityKind, GrantingPolicies, HolderKind, NewRole, PolicyEntities, PolicyHolder, PolicyScope, PolicyView,
+};
 pub use pages::Page;
 pub use s3::Created as BucketCreated;
 
@@ -319,6 +321,7 @@ mod keys {
     pub const INSTANCES: &str = "ec2/instance/";
     /// The count of private addresses handed out so far.
     pub const NEXT_ADDRESS: &str = "ec2/next-address";
+    pub const ACCOUNT_ALIAS: &str = "iam/account-alias";
 }
 
 #[cfg(test)]

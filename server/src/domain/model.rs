@@ -144,7 +144,7 @@ pub struct User {
 
 /// An IAM group: a set of users and the policies they all hold. Not a principal: it is
 /// named in no Principal element, has no tags, no boundary and no keys (IAM User Guide, "IAM
-/// user groups"). The two fields a [`PolicyHolder`](crate::catalog) reads of every holder
+/// user groups"). The two fields the catalog's `PolicyHolder` reads of every holder
 /// are kept empty and never stored.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Group {

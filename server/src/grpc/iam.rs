@@ -92,6 +92,11 @@ adapters! {
     attach_group_policy(AttachGroupPolicyRequest) -> AttachGroupPolicyResponse;
     detach_group_policy(DetachGroupPolicyRequest) -> DetachGroupPolicyResponse;
     list_attached_group_policies(ListAttachedGroupPoliciesRequest) -> ListAttachedGroupPoliciesResponse;
+    get_account_summary(GetAccountSummaryRequest) -> GetAccountSummaryResponse;
+    list_entities_for_policy(ListEntitiesForPolicyRequest) -> ListEntitiesForPolicyResponse;
+    create_account_alias(CreateAccountAliasRequest) -> CreateAccountAliasResponse;
+    delete_account_alias(DeleteAccountAliasRequest) -> DeleteAccountAliasResponse;
+    list_account_aliases(ListAccountAliasesRequest) -> ListAccountAliasesResponse;
     simulate_principal_policy(SimulatePrincipalPolicyRequest) -> SimulatePrincipalPolicyResponse;
     simulate_custom_policy(SimulateCustomPolicyRequest) -> SimulatePrincipalPolicyResponse;
     get_context_keys_for_custom_policy(GetContextKeysForCustomPolicyRequest) -> GetContextKeysResponse;

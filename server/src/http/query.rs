@@ -326,6 +326,11 @@ scalar_only!(
     pb::AttachGroupPolicyRequest,
     pb::DetachGroupPolicyRequest,
     pb::ListAttachedGroupPoliciesRequest,
+    pb::GetAccountSummaryRequest,
+    pb::ListEntitiesForPolicyRequest,
+    pb::CreateAccountAliasRequest,
+    pb::DeleteAccountAliasRequest,
+    pb::ListAccountAliasesRequest,
 );
 
 impl QueryInput for pb::GetContextKeysForCustomPolicyRequest {
@@ -402,7 +407,7 @@ pub(crate) fn decode_requests(params: &Params) {
 const POLICY_DOCUMENTS: &[&str] = &["AssumeRolePolicyDocument", "PolicyDocument", "Document"];
 
 /// The fields of IAM's answers that are maps (string to string).
-const MAPS: &[&str] = &["EvalDecisionDetails"];
+const MAPS: &[&str] = &["EvalDecisionDetails", "SummaryMap"];
 
 /// A response message as Query XML: fields as elements in PascalCase, lists as `member`s,
 /// maps as `entry`s of `key` and `value`, empty strings and maps left out (proto3 cannot
@@ -444,11 +449,11 @@ fn to_xml(value: &Value, indent: usize, out: &mut String) {
                 }
                 out.push_str(&format!("{pad}<{name}>\n"));
                 for (key, value) in entries {
-                    let value = value.as_str().unwrap_or_default();
+                    let value = value.as_str().map_or_else(|| value.to_string(), str::to_string);
                     out.push_str(&format!(
                         "{pad}  <entry><key>{}</key><value>{}</value></entry>\n",
                         xml(key),
-                        xml(value)
+                        xml(&value)
                     ));
                 }
                 out.push_str(&format!("{pad}</{name}>\n"));
@@ -579,6 +584,11 @@ async fn iam_action(
         "AttachGroupPolicy" => attach_group_policy(pb::AttachGroupPolicyRequest),
         "DetachGroupPolicy" => detach_group_policy(pb::DetachGroupPolicyRequest),
         "ListAttachedGroupPolicies" => list_attached_group_policies(pb::ListAttachedGroupPoliciesRequest),
+        "GetAccountSummary" => get_account_summary(pb::GetAccountSummaryRequest),
+        "ListEntitiesForPolicy" => list_entities_for_policy(pb::ListEntitiesForPolicyRequest),
+        "CreateAccountAlias" => create_account_alias(pb::CreateAccountAliasRequest),
+        "DeleteAccountAlias" => delete_account_alias(pb::DeleteAccountAliasRequest),
+        "ListAccountAliases" => list_account_aliases(pb::ListAccountAliasesRequest),
         "SimulatePrincipalPolicy" => simulate_principal_policy(pb::SimulatePrincipalPolicyRequest),
         "SimulateCustomPolicy" => simulate_custom_policy(pb::SimulateCustomPolicyRequest),
         "GetContextKeysForCustomPolicy" => get_context_keys_for_custom_policy(pb::GetContextKeysForCustomPolicyRequest),

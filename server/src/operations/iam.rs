@@ -1143,6 +1143,98 @@ impl Iam {
     }
 }
 
+impl Iam {
+    pub async fn get_account_summary(
+        &self,
+        caller: &CallContext,
+        req: pb::GetAccountSummaryRequest,
+    ) -> Result<pb::GetAccountSummaryResponse> {
+        self.run(caller, req, |_| async move {
+            let summary = self.catalog.account_summary().await?;
+            let summary_map =
+                summary.into_iter().map(|(k, v)| (k, i32::try_from(v).unwrap_or(i32::MAX))).collect();
+            Ok(pb::GetAccountSummaryResponse { summary_map })
+        })
+        .await
+    }
+
+    pub async fn list_entities_for_policy(
+        &self,
+        caller: &CallContext,
+        req: pb::ListEntitiesForPolicyRequest,
+    ) -> Result<pb::ListEntitiesForPolicyResponse> {
+        self.run(caller, req, |r| async move {
+            let found = self
+                .catalog
+                .list_entities_for_policy(
+                    &r.policy_arn,
+                    &r.entity_filter,
+                    &r.path_prefix,
+                    &r.policy_usage_filter,
+                    &r.marker,
+                    r.max_items,
+                )
+                .await?;
+            Ok(pb::ListEntitiesForPolicyResponse {
+                policy_groups: found
+                    .groups
+                    .into_iter()
+                    .map(|(group_name, group_id)| pb::PolicyGroup { group_name, group_id })
+                    .collect(),
+                policy_users: found
+                    .users
+                    .into_iter()
+                    .map(|(user_name, user_id)| pb::PolicyUser { user_name, user_id })
+                    .collect(),
+                policy_roles: found
+                    .roles
+                    .into_iter()
+                    .map(|(role_name, role_id)| pb::PolicyRole { role_name, role_id })
+                    .collect(),
+                is_truncated: found.next_marker.is_some(),
+                marker: found.next_marker.unwrap_or_default(),
+            })
+        })
+        .await
+    }
+
+    pub async fn create_account_alias(
+        &self,
+        caller: &CallContext,
+        req: pb::CreateAccountAliasRequest,
+    ) -> Result<pb::CreateAccountAliasResponse> {
+        self.run(caller, req, |r| async move {
+            let res = self.catalog.create_account_alias(&r.account_alias).await;
+            res.map(|()| pb::CreateAccountAliasResponse {})
+        })
+        .await
+    }
+
+    pub async fn delete_account_alias(
+        &self,
+        caller: &CallContext,
+        req: pb::DeleteAccountAliasRequest,
+    ) -> Result<pb::DeleteAccountAliasResponse> {
+        self.run(caller, req, |r| async move {
+            let res = self.catalog.delete_account_alias(&r.account_alias).await;
+            res.map(|()| pb::DeleteAccountAliasResponse {})
+        })
+        .await
+    }
+
+    pub async fn list_account_aliases(
+        &self,
+        caller: &CallContext,
+        req: pb::ListAccountAliasesRequest,
+    ) -> Result<pb::ListAccountAliasesResponse> {
+        self.run(caller, req, |_| async move {
+            let account_aliases = self.catalog.account_aliases().await?;
+            Ok(pb::ListAccountAliasesResponse { account_aliases, is_truncated: false, marker: String::new() })
+        })
+        .await
+    }
+}
+
 /// A page of groups as ListGroups and ListGroupsForUser answer it.
 fn groups_page(page: crate::catalog::Page<crate::domain::model::Group>) -> pb::ListGroupsResponse {
     let (is_truncated, marker) = truncation(&page);
@@ -1411,6 +1503,11 @@ iam_calls! {
     AttachGroupPolicyRequest "AttachGroupPolicy" true |r| OfGroup(&r.group_name);
     DetachGroupPolicyRequest "DetachGroupPolicy" true |r| OfGroup(&r.group_name);
     ListAttachedGroupPoliciesRequest "ListAttachedGroupPolicies" false |r| OfGroup(&r.group_name);
+    GetAccountSummaryRequest "GetAccountSummary" false |_r| Target::Any;
+    ListEntitiesForPolicyRequest "ListEntitiesForPolicy" false |r| Arn(&r.policy_arn);
+    CreateAccountAliasRequest "CreateAccountAlias" true |_r| Target::Any;
+    DeleteAccountAliasRequest "DeleteAccountAlias" true |_r| Target::Any;
+    ListAccountAliasesRequest "ListAccountAliases" false |_r| Target::Any;
     SimulatePrincipalPolicyRequest "SimulatePrincipalPolicy" false |r| Arn(&r.policy_source_arn);
     SimulateCustomPolicyRequest "SimulateCustomPolicy" false |_r| Target::Any;
     GetContextKeysForCustomPolicyRequest "GetContextKeysForCustomPolicy" false |_r| Target::Any;

@@ -128,26 +128,8 @@ impl Catalog {
 
     /// Every member of a group, with its record's revision.
     async fn members(&self, group: &str) -> Result<Vec<(User, u64)>> {
-        let mut members = Vec::new();
-        let mut after = None;
-        loop {
-            let batch = self
-                .store
-                .list(keys::USERS, after.as_deref(), 256)
-                .await
-                .map_err(super::super::store_error)?;
-            let exhausted = batch.len() < 256;
-            for entry in batch {
-                let user: User = super::super::decode(&entry.key, &entry.value)?;
-                if member_of(&user, group) {
-                    members.push((user, entry.revision));
-                }
-                after = Some(entry.key);
-            }
-            if exhausted {
-                return Ok(members);
-            }
-        }
+        let users = self.records::<User>(keys::USERS).await?;
+        Ok(users.into_iter().filter(|(u, _)| member_of(u, group)).collect())
     }
 
     pub async fn delete_group(&self, name: &str) -> Result<()> {

@@ -4,8 +4,10 @@
 //!   and the lookups other modules make (policies that grant, ARNs, access keys);
 //! - [`holders`]: inline and managed policies of roles, users and groups, boundaries and tags;
 //! - [`roles`], [`policies`], [`instance_profiles`], [`users`] (with their access keys),
-//!   [`groups`] (with their members).
+//!   [`groups`] (with their members);
+//! - [`account`]: the account-wide views (summary, a policy's entities) and the alias.
 
+mod account;
 mod groups;
 mod holders;
 mod instance_profiles;
@@ -77,6 +79,8 @@ pub enum PolicyScope {
 
 /// What roles, users and groups have in common: inline and managed policies, and (roles and
 /// users only: a group's are always empty) a permissions boundary and tags.
+pub use account::PolicyEntities;
+
 pub trait PolicyHolder: Serialize + DeserializeOwned + Send + Sync {
     const KIND: HolderKind;
     /// The unique id (AROA…/AIDA…): a same-named entity created later has another.
@@ -343,6 +347,26 @@ impl Catalog {
     /// The profile with this name (None where it is gone).
     pub async fn find_instance_profile(&self, name: &str) -> Result<Option<Arc<InstanceProfile>>> {
         self.load_shared::<InstanceProfile>(&keys::instance_profile(name)).await
+    }
+}
+
+impl Catalog {
+    /// Every record under `prefix`, with its revision (account-wide views and scans).
+    pub(super) async fn records<T: DeserializeOwned>(&self, prefix: &str) -> Result<Vec<(T, u64)>> {
+        const CHUNK: usize = 256;
+        let mut records = Vec::new();
+        let mut after: Option<String> = None;
+        loop {
+            let batch = self.store.list(prefix, after.as_deref(), CHUNK).await.map_err(super::store_error)?;
+            let exhausted = batch.len() < CHUNK;
+            for entry in batch {
+                records.push((super::decode(&entry.key, &entry.value)?, entry.revision));
+                after = Some(entry.key);
+            }
+            if exhausted {
+                return Ok(records);
+            }
+        }
     }
 }
 
