@@ -1537,3 +1537,76 @@ async fn aws_iam_shows_the_account_as_a_whole() {
     iam.ok(&["delete-account-alias", "--account-alias", "example-corp-2"]).await;
     assert_eq!(iam.json(&["list-account-aliases"]).await["AccountAliases"], serde_json::json!([]));
 }
+
+/// Issue 18, the seeds' module 2: the evidence to rotate and revoke keys by. Each key's last
+/// signed use (when, which service, which region) is recorded without a store write on the
+/// request, and the credential report lists every user's keys in AWS's CSV columns, so the
+/// old key still in use is found; once rotated and deactivated, its user's calls with it fail.
+#[tokio::test]
+async fn aws_iam_tells_when_each_key_was_last_used_and_reports_credentials() {
+    let server = TestServer::start().await;
+    let admin = admin(&server).await;
+    let iam = Cli { server: &server, env: &keys_env(&admin), prefix: &["iam"] };
+    let old = user_with_key(&server, "app").await;
+    let never = iam.json(&["get-access-key-last-used", "--access-key-id", &old.access_key_id]).await;
+    assert_eq!(never["UserName"], "app", "{never}");
+    assert_eq!(never["AccessKeyLastUsed"]["ServiceName"], "N/A", "{never}");
+    assert!(never["AccessKeyLastUsed"].get("LastUsedDate").is_none(), "{never}");
+
+    // The app signs an STS call with its key: that is its last use.
+    let out = aws(&server, None, &keys_env(&old), &["sts", "get-caller-identity"]).await;
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let used = iam.json(&["get-access-key-last-used", "--access-key-id", &old.access_key_id]).await;
+    assert_eq!(used["AccessKeyLastUsed"]["ServiceName"], "sts", "{used}");
+    assert_eq!(used["AccessKeyLastUsed"]["Region"], "us-east-1", "{used}");
+    assert!(used["AccessKeyLastUsed"]["LastUsedDate"].is_string(), "{used}");
+
+    // Rotation: a second key, then the report shows both, the old one used, the new one not.
+    let new = iam.json(&["create-access-key", "--user-name", "app"]).await;
+    let new_id = new["AccessKey"]["AccessKeyId"].as_str().unwrap().to_string();
+    stderr_has(&iam.run(&["get-credential-report"]).await, "(ReportNotPresent)");
+    let generated = iam.json(&["generate-credential-report"]).await;
+    assert_eq!(generated["State"], "STARTED", "{generated}");
+    assert_eq!(iam.json(&["generate-credential-report"]).await["State"], "COMPLETE");
+    let report = iam.json(&["get-credential-report"]).await;
+    assert_eq!(report["ReportFormat"], "text/csv", "{report}");
+    let csv = String::from_utf8(
+        data_encoding::BASE64.decode(report["Content"].as_str().unwrap().as_bytes()).unwrap(),
+    )
+    .unwrap();
+    let mut lines = csv.lines();
+    let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+    assert_eq!(header.len(), 22, "{csv}");
+    assert_eq!(header[..3], ["user", "arn", "user_creation_time"], "{csv}");
+    let column = |name: &str| header.iter().position(|h| *h == name).unwrap();
+    assert!(
+        csv.lines().nth(1).unwrap().starts_with("<root_account>,arn:aws:iam::123456789012:root,"),
+        "{csv}"
+    );
+    let app: Vec<&str> = lines.find(|l| l.starts_with("app,")).expect("the app's row").split(',').collect();
+    assert_eq!(app[column("access_key_1_active")], "true", "{csv}");
+    assert_eq!(app[column("access_key_1_last_used_service")], "sts", "{csv}");
+    assert_eq!(app[column("access_key_2_active")], "true", "{csv}");
+    assert_eq!(app[column("access_key_2_last_used_date")], "N/A", "{csv}");
+
+    // Revocation: the old key deactivated, calls signed with it fail; the new key works.
+    iam.ok(&[
+        "update-access-key",
+        "--user-name",
+        "app",
+        "--access-key-id",
+        &old.access_key_id,
+        "--status",
+        "Inactive",
+    ])
+    .await;
+    stderr_has(
+        &aws(&server, None, &keys_env(&old), &["sts", "get-caller-identity"]).await,
+        "(InvalidClientTokenId)",
+    );
+    let secret = new["AccessKey"]["SecretAccessKey"].as_str().unwrap();
+    let env = [("AWS_ACCESS_KEY_ID", new_id.as_str()), ("AWS_SECRET_ACCESS_KEY", secret)];
+    assert!(aws(&server, None, &env, &["sts", "get-caller-identity"]).await.status.success());
+    let used = iam.json(&["get-access-key-last-used", "--access-key-id", &new_id]).await;
+    assert_eq!(used["AccessKeyLastUsed"]["ServiceName"], "sts", "{used}");
+}

@@ -66,12 +66,16 @@ enum Named {
     Prefix(&'static str),
     Instance,
     Association,
+    /// A user's access key (its user's ARN is the resource).
+    AccessKey,
 }
 
 /// The fixture: two of everything, instances with their associations.
 struct Fleet {
     instance: [String; 2],
     association: [String; 2],
+    /// An access key of each side's user.
+    key: [String; 2],
 }
 
 const SIDES: [&str; 2] = ["deny-me", "allow-me"];
@@ -85,6 +89,7 @@ impl Named {
             Self::Prefix(_) => format!("/{}/", SIDES[i]),
             Self::Instance => fleet.instance[i].clone(),
             Self::Association => fleet.association[i].clone(),
+            Self::AccessKey => fleet.key[i].clone(),
             Self::Role | Self::User | Self::Group | Self::Profile => SIDES[i].to_string(),
         }
     }
@@ -94,7 +99,7 @@ impl Named {
         let name = SIDES[0];
         match self {
             Self::Role => format!("arn:aws:iam::{ACCOUNT}:role/{name}"),
-            Self::User | Self::UserArn => format!("arn:aws:iam::{ACCOUNT}:user/{name}"),
+            Self::User | Self::UserArn | Self::AccessKey => format!("arn:aws:iam::{ACCOUNT}:user/{name}"),
             Self::Group => format!("arn:aws:iam::{ACCOUNT}:group/{name}"),
             Self::Profile => format!("arn:aws:iam::{ACCOUNT}:instance-profile/{name}"),
             Self::Policy => format!("arn:aws:iam::{ACCOUNT}:policy/{name}"),
@@ -200,6 +205,7 @@ fn case(method: &str, fleet: &Fleet) -> Case {
         "ListRoles" => Case::First(Prefix("role")),
         "ListUsers" => Case::First(Prefix("user")),
         "ListGroups" => Case::First(Prefix("group")),
+        "GetAccessKeyLastUsed" => Case::First(AccessKey),
         "ListInstanceProfiles" => Case::First(Prefix("instance-profile")),
         "TerminateInstances" | "ModifyInstanceMetadataOptions" => Case::First(Instance),
         "DisassociateIamInstanceProfile" => Case::First(Association),
@@ -249,7 +255,9 @@ fn case(method: &str, fleet: &Fleet) -> Case {
         | "GetAccountSummary"
         | "CreateAccountAlias"
         | "DeleteAccountAlias"
-        | "ListAccountAliases" => Case::NoResource,
+        | "ListAccountAliases"
+        | "GenerateCredentialReport"
+        | "GetCredentialReport" => Case::NoResource,
         other => panic!("{other}: a new RPC needs a case here (what does it name?)"),
     }
 }
@@ -259,6 +267,7 @@ async fn fleet(server: &TestServer) -> Fleet {
     let mut iam = server.iam();
     let mut instance = [String::new(), String::new()];
     let mut association = [String::new(), String::new()];
+    let mut key = [String::new(), String::new()];
     for (i, name) in SIDES.into_iter().enumerate() {
         role_in_profile(server, name).await;
         iam.create_user(pb::CreateUserRequest { user_name: name.into(), ..Default::default() })
@@ -267,6 +276,9 @@ async fn fleet(server: &TestServer) -> Fleet {
         iam.create_group(pb::CreateGroupRequest { group_name: name.into(), ..Default::default() })
             .await
             .unwrap();
+        let created =
+            iam.create_access_key(pb::CreateAccessKeyRequest { user_name: name.into() }).await.unwrap();
+        key[i] = created.into_inner().access_key.unwrap().access_key_id;
         let document = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"s3:GetObject","Resource":"*"}]}"#;
         let policy = pb::CreatePolicyRequest {
             policy_name: name.into(),
@@ -286,7 +298,7 @@ async fn fleet(server: &TestServer) -> Fleet {
             .into_inner();
         association[i] = described.iam_instance_profile_associations[0].association_id.clone();
     }
-    Fleet { instance, association }
+    Fleet { instance, association, key }
 }
 
 #[tokio::test]

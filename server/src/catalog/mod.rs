@@ -21,7 +21,8 @@ pub use accounts::Accounts;
 pub(crate) use ec2::instance_key_digest;
 pub use ec2::{InstanceFilter, Launch, PrivateNetwork, ProfileRef};
 pub use iam::{
-    EntityKind, GrantingPolicies, HolderKind, NewRole, PolicyEntities, PolicyHolder, PolicyScope, PolicyView,
+    CredentialReport, EntityKind, GrantingPolicies, HolderKind, KeyUse, NewRole, PolicyEntities,
+    PolicyHolder, PolicyScope, PolicyView,
 };
 pub use pages::Page;
 pub use s3::Created as BucketCreated;
@@ -99,6 +100,8 @@ pub struct Catalog {
     clock: Arc<dyn Clock>,
     settings: Settings,
     records: RecordCache,
+    /// The last signed use of each long-term access key this replica saw (iam/key_use.rs).
+    key_uses: dashmap::DashMap<String, iam::KeyUseSeen>,
     /// Counts commits that wrote IAM records: what compiled policies are checked against.
     iam_generation: std::sync::atomic::AtomicU64,
 }
@@ -124,7 +127,14 @@ const MAX_ATTEMPTS: usize = 32;
 impl Catalog {
     pub fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>, settings: Settings) -> Self {
         let records = RecordCache { records: dashmap::DashMap::default(), generation: Mutex::new(0) };
-        Self { store, clock, settings, records, iam_generation: std::sync::atomic::AtomicU64::new(0) }
+        Self {
+            store,
+            clock,
+            settings,
+            records,
+            key_uses: dashmap::DashMap::default(),
+            iam_generation: std::sync::atomic::AtomicU64::new(0),
+        }
     }
 
     pub fn settings(&self) -> &Settings {
@@ -300,6 +310,12 @@ mod keys {
     pub fn access_key(id: &str) -> String {
         ["iam/access-key/", id].concat()
     }
+    /// Outside `iam/`: recording a key's use changes no policy, so it must not make every
+    /// compiled policy stale.
+    pub fn key_use(id: &str) -> String {
+        ["usage/access-key/", id].concat()
+    }
+    pub const CREDENTIAL_REPORT: &str = "usage/credential-report";
     pub fn instance(id: &str) -> String {
         ["ec2/instance/", id].concat()
     }

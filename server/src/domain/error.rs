@@ -16,6 +16,10 @@ pub enum ErrorCode {
     ValidationError,
     /// An action the Query API does not know (AWS's common error).
     InvalidAction,
+    /// GetCredentialReport before any GenerateCredentialReport.
+    ReportNotPresent,
+    /// GetCredentialReport of a report over 4 hours old.
+    ReportExpired,
     ConcurrentModification,
     ServiceFailure,
     // EC2
@@ -117,6 +121,8 @@ impl ErrorCode {
             InvalidInput => (G::InvalidArgument, 400),
             ValidationError => (G::InvalidArgument, 400),
             InvalidAction => (G::Unimplemented, 400),
+            ReportNotPresent => (G::FailedPrecondition, 410),
+            ReportExpired => (G::FailedPrecondition, 410),
             ConcurrentModification => (G::Aborted, 409),
             ServiceFailure => (G::Internal, 500),
             InvalidParameterValue => (G::InvalidArgument, 400),
@@ -166,6 +172,8 @@ impl ErrorCode {
             Self::InvalidInput => "InvalidInput",
             Self::ValidationError => "ValidationError",
             Self::InvalidAction => "InvalidAction",
+            Self::ReportNotPresent => "ReportNotPresent",
+            Self::ReportExpired => "ReportExpired",
             Self::ConcurrentModification => "ConcurrentModification",
             Self::ServiceFailure => "ServiceFailure",
             Self::InvalidParameterValue => "InvalidParameterValue",
@@ -214,6 +222,8 @@ impl ErrorCode {
         Self::InvalidInput,
         Self::ValidationError,
         Self::InvalidAction,
+        Self::ReportNotPresent,
+        Self::ReportExpired,
         Self::ConcurrentModification,
         Self::ServiceFailure,
         Self::InvalidParameterValue,

@@ -97,6 +97,9 @@ adapters! {
     create_account_alias(CreateAccountAliasRequest) -> CreateAccountAliasResponse;
     delete_account_alias(DeleteAccountAliasRequest) -> DeleteAccountAliasResponse;
     list_account_aliases(ListAccountAliasesRequest) -> ListAccountAliasesResponse;
+    get_access_key_last_used(GetAccessKeyLastUsedRequest) -> GetAccessKeyLastUsedResponse;
+    generate_credential_report(GenerateCredentialReportRequest) -> GenerateCredentialReportResponse;
+    get_credential_report(GetCredentialReportRequest) -> GetCredentialReportResponse;
     simulate_principal_policy(SimulatePrincipalPolicyRequest) -> SimulatePrincipalPolicyResponse;
     simulate_custom_policy(SimulateCustomPolicyRequest) -> SimulatePrincipalPolicyResponse;
     get_context_keys_for_custom_policy(GetContextKeysForCustomPolicyRequest) -> GetContextKeysResponse;

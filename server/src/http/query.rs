@@ -331,6 +331,9 @@ scalar_only!(
     pb::CreateAccountAliasRequest,
     pb::DeleteAccountAliasRequest,
     pb::ListAccountAliasesRequest,
+    pb::GetAccessKeyLastUsedRequest,
+    pb::GenerateCredentialReportRequest,
+    pb::GetCredentialReportRequest,
 );
 
 impl QueryInput for pb::GetContextKeysForCustomPolicyRequest {
@@ -406,6 +409,9 @@ pub(crate) fn decode_requests(params: &Params) {
 /// The fields IAM's answers carry policy documents in.
 const POLICY_DOCUMENTS: &[&str] = &["AssumeRolePolicyDocument", "PolicyDocument", "Document"];
 
+/// The fields of IAM's answers that are blobs, which the Query API sends in base64.
+const BLOBS: &[&str] = &["Content"];
+
 /// The fields of IAM's answers that are maps (string to string).
 const MAPS: &[&str] = &["EvalDecisionDetails", "SummaryMap"];
 
@@ -419,6 +425,12 @@ fn to_xml(value: &Value, indent: usize, out: &mut String) {
         match v {
             Value::Null => {}
             Value::String(s) if s.is_empty() => {}
+            Value::String(s) if BLOBS.contains(&name.as_str()) => {
+                out.push_str(&format!(
+                    "{pad}<{name}>{}</{name}>\n",
+                    data_encoding::BASE64.encode(s.as_bytes())
+                ));
+            }
             // IAM leaves out an entity's Tags when it has none (GetRole, CreateUser…).
             Value::Array(items) if items.is_empty() && name == "Tags" && indent > 4 => {}
             // IAM sends policy documents URL-encoded (the SDKs decode them).
@@ -589,6 +601,9 @@ async fn iam_action(
         "CreateAccountAlias" => create_account_alias(pb::CreateAccountAliasRequest),
         "DeleteAccountAlias" => delete_account_alias(pb::DeleteAccountAliasRequest),
         "ListAccountAliases" => list_account_aliases(pb::ListAccountAliasesRequest),
+        "GetAccessKeyLastUsed" => get_access_key_last_used(pb::GetAccessKeyLastUsedRequest),
+        "GenerateCredentialReport" => generate_credential_report(pb::GenerateCredentialReportRequest),
+        "GetCredentialReport" => get_credential_report(pb::GetCredentialReportRequest),
         "SimulatePrincipalPolicy" => simulate_principal_policy(pb::SimulatePrincipalPolicyRequest),
         "SimulateCustomPolicy" => simulate_custom_policy(pb::SimulateCustomPolicyRequest),
         "GetContextKeysForCustomPolicy" => get_context_keys_for_custom_policy(pb::GetContextKeysForCustomPolicyRequest),

@@ -8,9 +8,11 @@
 //! - [`account`]: the account-wide views (summary, a policy's entities) and the alias.
 
 mod account;
+mod credential_report;
 mod groups;
 mod holders;
 mod instance_profiles;
+mod key_use;
 mod policies;
 mod roles;
 mod users;
@@ -80,6 +82,8 @@ pub enum PolicyScope {
 /// What roles, users and groups have in common: inline and managed policies, and (roles and
 /// users only: a group's are always empty) a permissions boundary and tags.
 pub use account::PolicyEntities;
+pub use credential_report::CredentialReport;
+pub use key_use::{KeyUse, KeyUseSeen};
 
 pub trait PolicyHolder: Serialize + DeserializeOwned + Send + Sync {
     const KIND: HolderKind;

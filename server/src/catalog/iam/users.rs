@@ -141,7 +141,9 @@ impl Catalog {
             let txn = Txn::new()
                 .require_revision(&ukey, rev)
                 .put(ukey, encode(&user)?)
-                .delete(keys::access_key(access_key_id));
+                .delete(keys::access_key(access_key_id))
+                .delete(keys::key_use(access_key_id));
+            self.forget_key_use(access_key_id);
             self.commit(txn).await.map(drop)
         })
         .await
