@@ -1521,6 +1521,35 @@ async fn aws_iam_shows_the_account_as_a_whole() {
         "(NoSuchEntity)",
     );
 
+    // Everything at once, paged by the server one entry at a time (the CLI follows Marker).
+    let inline = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"s3:ListBucket","Resource":"*"}]}"#;
+    iam.ok(&["put-role-policy", "--role-name", "R", "--policy-name", "list", "--policy-document", inline])
+        .await;
+    iam.ok(&["add-user-to-group", "--group-name", "G", "--user-name", "bounded"]).await;
+    let details = iam.json(&["get-account-authorization-details", "--page-size", "1"]).await;
+    let users = details["UserDetailList"].as_array().unwrap();
+    let bounded = users.iter().find(|u| u["UserName"] == "bounded").expect("bounded");
+    assert_eq!(bounded["GroupList"], serde_json::json!(["G"]), "{details}");
+    assert_eq!(bounded["PermissionsBoundary"]["PermissionsBoundaryArn"], read_only, "{details}");
+    let role = &details["RoleDetailList"][0];
+    assert_eq!(role["RoleName"], "R", "{details}");
+    assert_eq!(role["RolePolicyList"][0]["PolicyName"], "list", "{details}");
+    assert_eq!(
+        role["RolePolicyList"][0]["PolicyDocument"]["Statement"][0]["Action"], "s3:ListBucket",
+        "{details}"
+    );
+    assert_eq!(role["AttachedManagedPolicies"][0]["PolicyName"], "IAMReadOnlyAccess", "{details}");
+    assert_eq!(details["GroupDetailList"][0]["GroupName"], "G", "{details}");
+    // The AWS managed policies in use (the admin's and the one above), not every one shipped.
+    let policies = details["Policies"].as_array().unwrap();
+    let names: Vec<&str> = policies.iter().map(|p| p["PolicyName"].as_str().unwrap()).collect();
+    assert_eq!(names, ["AdministratorAccess", "IAMReadOnlyAccess"], "{details}");
+    assert_eq!(policies[1]["AttachmentCount"], 2, "{details}");
+    assert_eq!(policies[1]["PolicyVersionList"][0]["IsDefaultVersion"], true, "{details}");
+    let roles_only = iam.json(&["get-account-authorization-details", "--filter", "Role"]).await;
+    assert_eq!(roles_only["UserDetailList"], serde_json::json!([]), "{roles_only}");
+    assert_eq!(roles_only["RoleDetailList"].as_array().map(Vec::len), Some(1), "{roles_only}");
+
     assert_eq!(iam.json(&["list-account-aliases"]).await["AccountAliases"], serde_json::json!([]));
     iam.ok(&["create-account-alias", "--account-alias", "example-corp"]).await;
     iam.ok(&["create-account-alias", "--account-alias", "example-corp-2"]).await;

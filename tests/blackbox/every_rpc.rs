@@ -256,6 +256,7 @@ fn case(method: &str, fleet: &Fleet) -> Case {
         | "CreateAccountAlias"
         | "DeleteAccountAlias"
         | "ListAccountAliases"
+        | "GetAccountAuthorizationDetails"
         | "GenerateCredentialReport"
         | "GetCredentialReport" => Case::NoResource,
         other => panic!("{other}: a new RPC needs a case here (what does it name?)"),

@@ -21,8 +21,8 @@ pub use accounts::Accounts;
 pub(crate) use ec2::instance_key_digest;
 pub use ec2::{InstanceFilter, Launch, PrivateNetwork, ProfileRef};
 pub use iam::{
-    CredentialReport, EntityKind, GrantingPolicies, HolderKind, KeyUse, NewRole, PolicyEntities,
-    PolicyHolder, PolicyScope, PolicyView,
+    AuthorizationDetail, CredentialReport, EntityKind, GrantingPolicies, HolderKind, KeyUse, NewRole,
+    PolicyEntities, PolicyHolder, PolicyScope, PolicyView,
 };
 pub use pages::Page;
 pub use s3::Created as BucketCreated;

@@ -97,6 +97,7 @@ adapters! {
     create_account_alias(CreateAccountAliasRequest) -> CreateAccountAliasResponse;
     delete_account_alias(DeleteAccountAliasRequest) -> DeleteAccountAliasResponse;
     list_account_aliases(ListAccountAliasesRequest) -> ListAccountAliasesResponse;
+    get_account_authorization_details(GetAccountAuthorizationDetailsRequest) -> GetAccountAuthorizationDetailsResponse;
     get_access_key_last_used(GetAccessKeyLastUsedRequest) -> GetAccessKeyLastUsedResponse;
     generate_credential_report(GenerateCredentialReportRequest) -> GenerateCredentialReportResponse;
     get_credential_report(GetCredentialReportRequest) -> GetCredentialReportResponse;

@@ -336,6 +336,12 @@ scalar_only!(
     pb::GetCredentialReportRequest,
 );
 
+impl QueryInput for pb::GetAccountAuthorizationDetailsRequest {
+    fn member_lists(&mut self, p: &Params) {
+        self.filter = strings(p, "Filter");
+    }
+}
+
 impl QueryInput for pb::GetContextKeysForCustomPolicyRequest {
     fn member_lists(&mut self, p: &Params) {
         self.policy_input_list = strings(p, "PolicyInputList");
@@ -601,6 +607,7 @@ async fn iam_action(
         "CreateAccountAlias" => create_account_alias(pb::CreateAccountAliasRequest),
         "DeleteAccountAlias" => delete_account_alias(pb::DeleteAccountAliasRequest),
         "ListAccountAliases" => list_account_aliases(pb::ListAccountAliasesRequest),
+        "GetAccountAuthorizationDetails" => get_account_authorization_details(pb::GetAccountAuthorizationDetailsRequest),
         "GetAccessKeyLastUsed" => get_access_key_last_used(pb::GetAccessKeyLastUsedRequest),
         "GenerateCredentialReport" => generate_credential_report(pb::GenerateCredentialReportRequest),
         "GetCredentialReport" => get_credential_report(pb::GetCredentialReportRequest),

@@ -166,3 +166,95 @@ pub fn association(instance_id: &str, a: &Association, state: &str) -> pb::IamIn
         timestamp: iso8601(a.timestamp),
     }
 }
+
+/// Inline policies as AWS's PolicyDetail list.
+fn policy_details(inline: &std::collections::BTreeMap<String, String>) -> Vec<pb::PolicyDetail> {
+    inline
+        .iter()
+        .map(|(policy_name, policy_document)| pb::PolicyDetail {
+            policy_name: policy_name.clone(),
+            policy_document: policy_document.clone(),
+        })
+        .collect()
+}
+
+/// Attached managed policies (by ARN) as AWS's AttachedPolicy list.
+fn attached_policies(arns: &[String]) -> Vec<pb::AttachedPolicy> {
+    arns.iter()
+        .map(|arn| pb::AttachedPolicy {
+            policy_name: crate::domain::ids::arn::parse_policy(arn)
+                .map(|(_, _, n)| n.to_string())
+                .unwrap_or_default(),
+            policy_arn: arn.clone(),
+        })
+        .collect()
+}
+
+pub fn user_detail(u: &User) -> pb::UserDetail {
+    pb::UserDetail {
+        path: u.path.clone(),
+        user_name: u.user_name.clone(),
+        user_id: u.user_id.clone(),
+        arn: u.arn.clone(),
+        create_date: iso8601(u.create_date),
+        user_policy_list: policy_details(&u.inline_policies),
+        group_list: u.groups.clone(),
+        attached_managed_policies: attached_policies(&u.attached_policies),
+        permissions_boundary: boundary(&u.permissions_boundary),
+        tags: tags(&u.tags),
+    }
+}
+
+pub fn group_detail(g: &Group) -> pb::GroupDetail {
+    pb::GroupDetail {
+        path: g.path.clone(),
+        group_name: g.group_name.clone(),
+        group_id: g.group_id.clone(),
+        arn: g.arn.clone(),
+        create_date: iso8601(g.create_date),
+        group_policy_list: policy_details(&g.inline_policies),
+        attached_managed_policies: attached_policies(&g.attached_policies),
+    }
+}
+
+pub fn role_detail(r: &Role, profiles: &[InstanceProfile]) -> pb::RoleDetail {
+    pb::RoleDetail {
+        path: r.path.clone(),
+        role_name: r.role_name.clone(),
+        role_id: r.role_id.clone(),
+        arn: r.arn.clone(),
+        create_date: iso8601(r.create_date),
+        assume_role_policy_document: r.assume_role_policy_document.clone(),
+        instance_profile_list: profiles
+            .iter()
+            .map(|p| instance_profile(p, std::slice::from_ref(r)))
+            .collect(),
+        role_policy_list: policy_details(&r.inline_policies),
+        attached_managed_policies: attached_policies(&r.attached_policies),
+        permissions_boundary: boundary(&r.permissions_boundary),
+        tags: tags(&r.tags),
+    }
+}
+
+pub fn policy_detail(p: &PolicyView) -> pb::ManagedPolicyDetail {
+    let summary = policy(p);
+    let r = &p.record;
+    pb::ManagedPolicyDetail {
+        policy_name: summary.policy_name,
+        policy_id: summary.policy_id,
+        arn: summary.arn,
+        path: summary.path,
+        default_version_id: summary.default_version_id,
+        attachment_count: summary.attachment_count,
+        permissions_boundary_usage_count: summary.permissions_boundary_usage_count,
+        is_attachable: summary.is_attachable,
+        description: summary.description,
+        create_date: summary.create_date,
+        update_date: summary.update_date,
+        policy_version_list: r
+            .versions
+            .iter()
+            .map(|v| policy_version(v, v.version_id == r.default_version_id))
+            .collect(),
+    }
+}

@@ -11,6 +11,7 @@ use super::{
 };
 use crate::{
     authz::{CallContext, Evaluation, MatchedStatement, Simulation},
+    catalog::AuthorizationDetail,
     catalog::{Catalog, EntityKind, NewRole, PolicyScope},
     domain::evaluation::Decision,
     domain::principal::PrincipalKind,
@@ -1296,6 +1297,33 @@ impl Iam {
     }
 }
 
+impl Iam {
+    pub async fn get_account_authorization_details(
+        &self,
+        caller: &CallContext,
+        req: pb::GetAccountAuthorizationDetailsRequest,
+    ) -> Result<pb::GetAccountAuthorizationDetailsResponse> {
+        self.run(caller, req, |r| async move {
+            let page = self.catalog.authorization_details(&r.filter, &r.marker, r.max_items).await?;
+            let (is_truncated, marker) = truncation(&page);
+            let mut answer =
+                pb::GetAccountAuthorizationDetailsResponse { is_truncated, marker, ..Default::default() };
+            for detail in page.items {
+                match detail {
+                    AuthorizationDetail::User(u) => answer.user_detail_list.push(convert::user_detail(&u)),
+                    AuthorizationDetail::Group(g) => answer.group_detail_list.push(convert::group_detail(&g)),
+                    AuthorizationDetail::Role(r, profiles) => {
+                        answer.role_detail_list.push(convert::role_detail(&r, &profiles))
+                    }
+                    AuthorizationDetail::Policy(p) => answer.policies.push(convert::policy_detail(&p)),
+                }
+            }
+            Ok(answer)
+        })
+        .await
+    }
+}
+
 /// A page of groups as ListGroups and ListGroupsForUser answer it.
 fn groups_page(page: crate::catalog::Page<crate::domain::model::Group>) -> pb::ListGroupsResponse {
     let (is_truncated, marker) = truncation(&page);
@@ -1575,6 +1603,7 @@ iam_calls! {
     CreateAccountAliasRequest "CreateAccountAlias" true |_r| Target::Any;
     DeleteAccountAliasRequest "DeleteAccountAlias" true |_r| Target::Any;
     ListAccountAliasesRequest "ListAccountAliases" false |_r| Target::Any;
+    GetAccountAuthorizationDetailsRequest "GetAccountAuthorizationDetails" false |_r| Target::Any;
     GetAccessKeyLastUsedRequest "GetAccessKeyLastUsed" false |r| Target::AccessKey(&r.access_key_id);
     GenerateCredentialReportRequest "GenerateCredentialReport" true |_r| Target::Any;
     GetCredentialReportRequest "GetCredentialReport" false |_r| Target::Any;

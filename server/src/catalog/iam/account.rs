@@ -201,3 +201,76 @@ impl Catalog {
         .await
     }
 }
+
+/// One entry of GetAccountAuthorizationDetails, in its order: users, groups, roles (each
+/// with its instance profiles), then managed policies.
+#[derive(Clone, Debug)]
+pub enum AuthorizationDetail {
+    User(User),
+    Group(Group),
+    Role(Role, Vec<InstanceProfile>),
+    Policy(PolicyView),
+}
+
+impl Catalog {
+    /// GetAccountAuthorizationDetails: every user, group and role with its policies, and
+    /// every managed policy with all its versions: the account's customer managed policies,
+    /// and the AWS managed policies it uses (attached, or a boundary). `filter` keeps the
+    /// kinds named (User, Role, Group, LocalManagedPolicy, AWSManagedPolicy; all by default).
+    pub async fn authorization_details(
+        &self,
+        filter: &[String],
+        marker: &str,
+        max_items: Option<i32>,
+    ) -> Result<Page<AuthorizationDetail>> {
+        let max = validate::max_items(max_items)?;
+        const KINDS: [&str; 5] = ["User", "Role", "Group", "LocalManagedPolicy", "AWSManagedPolicy"];
+        if let Some(bad) = filter.iter().find(|f| !KINDS.contains(&f.as_str())) {
+            return Err(Error::validation(format!(
+                "1 validation error detected: Value '[{bad}]' at 'filter' failed to satisfy constraint: Member must satisfy constraint: [Member must satisfy enum value set: [LocalManagedPolicy, Role, Group, AWSManagedPolicy, User]]"
+            )));
+        }
+        let kept = |kind: &str| filter.is_empty() || filter.iter().any(|f| f == kind);
+        let mut details = Vec::new();
+        if kept("User") {
+            details.extend(
+                self.records::<User>(keys::USERS)
+                    .await?
+                    .into_iter()
+                    .map(|(u, _)| AuthorizationDetail::User(u)),
+            );
+        }
+        if kept("Group") {
+            let groups = self.records::<Group>(keys::GROUPS).await?;
+            details.extend(groups.into_iter().map(|(g, _)| AuthorizationDetail::Group(g)));
+        }
+        if kept("Role") {
+            let profiles = self.records::<InstanceProfile>(keys::INSTANCE_PROFILES).await?;
+            for (role, _) in self.records::<Role>(keys::ROLES).await? {
+                let of_role = profiles
+                    .iter()
+                    .filter(|(p, _)| p.roles.iter().any(|r| r.eq_ignore_ascii_case(&role.role_name)))
+                    .map(|(p, _)| p.clone())
+                    .collect();
+                details.push(AuthorizationDetail::Role(role, of_role));
+            }
+        }
+        if kept("LocalManagedPolicy") {
+            let local = self.records::<ManagedPolicy>(keys::POLICIES).await?;
+            details.extend(
+                local.into_iter().map(|(record, _)| {
+                    AuthorizationDetail::Policy(PolicyView { record, aws_managed: false })
+                }),
+            );
+        }
+        if kept("AWSManagedPolicy") {
+            for p in managed::all() {
+                let view = self.aws_policy_view(p).await?;
+                if view.record.attachment_count > 0 || view.record.permissions_boundary_usage_count > 0 {
+                    details.push(AuthorizationDetail::Policy(view));
+                }
+            }
+        }
+        super::super::pages::page_vec(details, marker, max)
+    }
+}

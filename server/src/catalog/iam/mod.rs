@@ -81,7 +81,7 @@ pub enum PolicyScope {
 
 /// What roles, users and groups have in common: inline and managed policies, and (roles and
 /// users only: a group's are always empty) a permissions boundary and tags.
-pub use account::PolicyEntities;
+pub use account::{AuthorizationDetail, PolicyEntities};
 pub use credential_report::CredentialReport;
 pub use key_use::{KeyUse, KeyUseSeen};
 
