@@ -1521,6 +1521,23 @@ async fn aws_iam_shows_the_account_as_a_whole() {
         "(NoSuchEntity)",
     );
 
+    // ListPolicies by how policies are used: IAMReadOnlyAccess is attached and a boundary,
+    // AdministratorAccess (the admin's) only attached.
+    let names = |v: serde_json::Value| -> Vec<String> {
+        v["Policies"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["PolicyName"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let bounds =
+        iam.json(&["list-policies", "--scope", "AWS", "--policy-usage-filter", "PermissionsBoundary"]).await;
+    assert_eq!(names(bounds), ["IAMReadOnlyAccess"]);
+    let used =
+        iam.json(&["list-policies", "--scope", "AWS", "--policy-usage-filter", "PermissionsPolicy"]).await;
+    assert_eq!(names(used), ["AdministratorAccess", "IAMReadOnlyAccess"]);
+
     // Everything at once, paged by the server one entry at a time (the CLI follows Marker).
     let inline = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"s3:ListBucket","Resource":"*"}]}"#;
     iam.ok(&["put-role-policy", "--role-name", "R", "--policy-name", "list", "--policy-document", inline])

@@ -377,7 +377,14 @@ impl Iam {
             let res = match scope(&r.scope) {
                 Ok(s) => {
                     self.catalog
-                        .list_policies(s, r.only_attached, &r.path_prefix, &r.marker, r.max_items)
+                        .list_policies(
+                            s,
+                            r.only_attached,
+                            &r.policy_usage_filter,
+                            &r.path_prefix,
+                            &r.marker,
+                            r.max_items,
+                        )
                         .await
                 }
                 Err(e) => Err(e),

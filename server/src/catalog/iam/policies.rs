@@ -146,16 +146,30 @@ impl Catalog {
         Ok(PolicyView { record, aws_managed: false })
     }
 
+    /// ListPolicies. `usage` is PolicyUsageFilter: "PermissionsPolicy" keeps the policies
+    /// attached to some entity, "PermissionsBoundary" those some entity has as its boundary.
+    #[allow(clippy::too_many_arguments)]
     pub async fn list_policies(
         &self,
         scope: PolicyScope,
         only_attached: bool,
+        usage: &str,
         path_prefix: &str,
         marker: &str,
         max_items: Option<i32>,
     ) -> Result<Page<PolicyView>> {
         let max = validate::max_items(max_items)?;
         let prefix = validate::path_prefix(path_prefix)?;
+        let (as_permissions, as_boundary) = match usage {
+            "" => (false, false),
+            "PermissionsPolicy" => (true, false),
+            "PermissionsBoundary" => (false, true),
+            other => {
+                return Err(Error::validation(format!(
+                    "1 validation error detected: Value '{other}' at 'policyUsageFilter' failed to satisfy constraint: Member must satisfy enum value set: [PermissionsPolicy, PermissionsBoundary]"
+                )));
+            }
+        };
         let mut all: Vec<PolicyView> = Vec::new();
         if scope != PolicyScope::Local {
             for p in managed::all() {
@@ -175,7 +189,10 @@ impl Catalog {
             }
         }
         all.retain(|p| {
-            p.record.path.starts_with(prefix) && (!only_attached || p.record.attachment_count > 0)
+            let attached = p.record.attachment_count > 0;
+            p.record.path.starts_with(prefix)
+                && (!(only_attached || as_permissions) || attached)
+                && (!as_boundary || p.record.permissions_boundary_usage_count > 0)
         });
         page_vec(all, marker, max)
     }
