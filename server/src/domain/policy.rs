@@ -361,7 +361,8 @@ const IAM_RESOURCE_TYPES: [&str; 13] = [
 /// (MalformedPolicyDocument). IAM's answers for each shape are those getmoto/moto pull 2269
 /// checked against IAM (tests/test_iam/test_iam_policies.py): anything without a colon is
 /// "not in ARN format"; the second part is the partition, whatever the first is; an ARN of
-/// two parts names no service; IAM's and S3's ARNs name no region; an IAM ARN names one of
+/// two parts names no service; IAM's ARNs name no region, nor do S3's buckets and objects
+/// (a region without an account); an IAM ARN names one of
 /// IAM's resource types; an ARN of fewer than six parts that holds "::", or whose service is
 /// empty, fails IAM's legacy parsing. Shorter ARNs without "::" (`arn:aws:logs`) are taken.
 /// A partition may be a wildcard (`arn:*:…`, rolecall's reading: IAM's refusal is unverified).
@@ -396,20 +397,18 @@ fn validate_resource(resource: &str) -> Result<()> {
         return Err(legacy());
     }
     let region = rest.get(1).copied().unwrap_or_default();
-    if !region.is_empty() || rest.len() == 1 {
-        match service {
-            "iam" => {
-                return Err(Error::malformed_policy(format!(
-                    "IAM resource {resource} cannot contain region information."
-                )));
-            }
-            "s3" => {
-                return Err(Error::malformed_policy(format!(
-                    "Resource {resource} can not contain region information."
-                )));
-            }
-            _ => {}
-        }
+    let account = rest.get(2).copied().unwrap_or_default();
+    if service == "iam" && (!region.is_empty() || rest.len() == 1) {
+        return Err(Error::malformed_policy(format!(
+            "IAM resource {resource} cannot contain region information."
+        )));
+    }
+    // A bucket's or object's ARN names neither region nor account; S3's access points and
+    // access grants name both (`arn:aws:s3:*:*:accesspoint/*`, in AWS's own managed policies).
+    if service == "s3" && (rest.len() == 1 || (!region.is_empty() && account.is_empty())) {
+        return Err(Error::malformed_policy(format!(
+            "Resource {resource} can not contain region information."
+        )));
     }
     if service == "iam" {
         let path = rest.get(3).copied().unwrap_or_default();

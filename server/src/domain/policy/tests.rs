@@ -343,6 +343,9 @@ fn identity_policies_accepted_and_refused_as_iam_does() {
         statement(r#""s3:ListBucket""#, r#""arn:aws:s33:::example_bucket""#),
         statement(r#""s3:ListBucket""#, r#""arn:aws:invalid-service:us-east-1::example_bucket""#),
         statement(r#""s3:ListBucket""#, r#""arn:aws:iam:::user/example_bucket""#),
+        // S3's access points name a region and an account (AWSBackupAccessPointOperatorAccess,
+        // an AWS managed policy, holds this one).
+        statement(r#""s3:GetObject""#, r#""arn:aws:s3:*:*:accesspoint/*""#),
         statement(r#""iam: asdf safdsf af ""#, r#""*""#),
         statement(
             r#"["s3.s:ListBucket","s3-s:ListBucket","aaaaaadsfdsafsadfsadfaaaaa:ListBucket"]"#,
