@@ -5,7 +5,9 @@
 //! - a credential cache hit;
 //! - a whole credential issuance (seal + schedule), as a cache miss pays it;
 //! - a SigV4 verification (header form, signing key cached), and signing;
-//! - a policy decision (an AWS managed policy and a boundary, with conditions);
+//! - a policy decision (an AWS managed policy and a boundary, with conditions), and one on
+//!   the largest AWS managed policy (ReadOnlyAccess);
+//! - the first use of the shipped AWS managed policies (decompress and read);
 //! - the Query door's list parameters, which it reads before authorizing: 10,000 tags and
 //!   1,000 filters of 10 values.
 
@@ -169,6 +171,27 @@ fn policy_decisions(c: &mut Criterion) {
     c.bench_function("policy decision (managed policy, boundary, conditions)", |b| {
         b.iter(|| decide(black_box(&policies), black_box(&ctx)))
     });
+    // The largest AWS managed policy: an action it holds, and one it does not (every
+    // pattern weighed).
+    let everything = [parse(&managed::by_arn("arn:aws:iam::aws:policy/ReadOnlyAccess").unwrap().document)];
+    let large = Policies { identity: &everything, same_account: true, ..Policies::default() };
+    for (action, decision) in [("s3:ListBucket", Decision::Allow), ("iam:CreateUser", Decision::ImplicitDeny)]
+    {
+        let ctx = RequestContext::new(action, "arn:aws:s3:::bucket");
+        assert_eq!(decide(&large, &ctx), decision);
+        c.bench_function(&format!("policy decision (ReadOnlyAccess, {action})"), |b| {
+            b.iter(|| decide(black_box(&large), black_box(&ctx)))
+        });
+    }
+}
+
+fn managed_policies(c: &mut Criterion) {
+    let mut group = c.benchmark_group("AWS managed policies");
+    group.sample_size(10);
+    group.bench_function("first use: decompress and read 1,594 policies, 6,194 versions", |b| {
+        b.iter(rolecall_server::domain::managed::first_use_cost)
+    });
+    group.finish();
 }
 
 fn query_lists(c: &mut Criterion) {
@@ -196,6 +219,7 @@ criterion_group!(
     cache_hit,
     signed_requests,
     policy_decisions,
+    managed_policies,
     query_lists
 );
 criterion_main!(benches);

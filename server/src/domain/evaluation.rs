@@ -338,7 +338,7 @@ pub fn missing_context_keys(policies: &Policies<'_>, ctx: &RequestContext) -> Ve
     let bearing = policies.documents().flat_map(|(_, _, doc)| {
         let variables = doc.reads_variables();
         doc.statements.iter().filter(move |s| {
-            s.action.matches_action(&ctx.action)
+            s.matches_action(&ctx.action)
                 && s.resource.as_ref().is_none_or(|r| resource_matches(r, ctx, variables))
         })
     });
@@ -348,7 +348,7 @@ pub fn missing_context_keys(policies: &Policies<'_>, ctx: &RequestContext) -> Ve
 
 /// Whether a statement applies to the request, and if it does, whom it names.
 fn statement_applies(s: &Statement, ctx: &RequestContext, variables: bool, bounded: bool) -> Option<Grantee> {
-    if !s.action.matches_action(&ctx.action) {
+    if !s.matches_action(&ctx.action) {
         return None;
     }
     if let Some(resource) = &s.resource

@@ -75,21 +75,34 @@ fn shipped() -> &'static Shipped {
     static TEXT: OnceLock<String> = OnceLock::new();
     static SHIPPED: OnceLock<Shipped> = OnceLock::new();
     SHIPPED.get_or_init(|| {
-        // The data file is part of the binary and checked by a unit test: a failure here is
-        // a build defect, not an input error.
-        #[allow(clippy::expect_used)]
-        let text = TEXT.get_or_init(|| {
-            let mut decoder = ruzstd::decoding::StreamingDecoder::new(DATA).expect("a zstd frame");
-            let mut text = String::new();
-            decoder.read_to_string(&mut text).expect("aws-managed-policies.json.zst decompresses");
-            text
-        });
-        #[allow(clippy::expect_used)]
-        let stored: Vec<Stored<'static>> = serde_json::from_str(text).expect("aws-managed-policies is valid");
-        let policies: Vec<AwsManagedPolicy> = stored.into_iter().map(policy).collect();
+        let text = TEXT.get_or_init(decompress);
+        let policies: Vec<AwsManagedPolicy> = read(text).into_iter().map(policy).collect();
         let by_arn = policies.iter().enumerate().map(|(n, p)| (p.arn.clone(), n)).collect();
         Shipped { policies, by_arn }
     })
+}
+
+/// The shipped data's text. The file is part of the binary and checked by a unit test: a
+/// failure here is a build defect, not an input error.
+#[allow(clippy::expect_used)]
+fn decompress() -> String {
+    let mut decoder = ruzstd::decoding::StreamingDecoder::new(DATA).expect("a zstd frame");
+    let mut text = String::new();
+    decoder.read_to_string(&mut text).expect("aws-managed-policies.json.zst decompresses");
+    text
+}
+
+/// The policies `text` holds, their documents slices of it.
+#[allow(clippy::expect_used)]
+fn read(text: &str) -> Vec<Stored<'_>> {
+    serde_json::from_str(text).expect("aws-managed-policies is valid")
+}
+
+/// What the first use of the AWS managed policies costs (decompress, then read), without
+/// keeping the result: for the benchmarks (docs/benchmarks.md).
+pub fn first_use_cost() -> usize {
+    let text = decompress();
+    read(&text).len()
 }
 
 fn policy(s: Stored<'static>) -> AwsManagedPolicy {
@@ -175,6 +188,23 @@ mod tests {
         // Paths come from the ARN.
         let role = by_arn("arn:aws:iam::aws:policy/service-role/AmazonEC2RoleforSSM").unwrap();
         assert_eq!(role.path, "/service-role/");
+        // A statement's vendor index answers as matching every pattern does, on every
+        // shipped policy: the actions they name, others of their vendors, and strangers.
+        for p in all() {
+            let doc = PolicyDocument::parse(&p.document, PolicyType::Identity).unwrap();
+            for s in doc.statements.iter().filter(|s| s.action_index.is_some()) {
+                let named = s.action.patterns().iter().take(50).map(|a| a.replace(['*', '?'], "x"));
+                let others = ["iam:CreateUser", "S3:GETOBJECT", "ec2:RunInstances", "nosuch:Thing", "sts:x"];
+                for action in named.chain(others.map(String::from)) {
+                    assert_eq!(
+                        s.matches_action(&action),
+                        s.action.matches_action(&action),
+                        "{} {action}",
+                        p.policy_name
+                    );
+                }
+            }
+        }
         // Older versions are kept.
         let power = by_arn("arn:aws:iam::aws:policy/PowerUserAccess").unwrap();
         assert!(power.versions.len() > 1 && power.versions[0].version_id == "v1");

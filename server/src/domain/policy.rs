@@ -47,6 +47,46 @@ pub struct Statement {
     pub action: Patterns,
     pub resource: Option<Patterns>,
     pub condition: Option<Map<String, Value>>,
+    /// For a statement of many actions (AWS's ReadOnlyAccess holds thousands), where each
+    /// vendor's are: an action is matched only against its vendor's patterns.
+    pub action_index: Option<VendorIndex>,
+}
+
+/// A statement's action patterns by vendor (lower-cased), and those whose vendor part has a
+/// wildcard (or that are `*`), which every action is matched against.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct VendorIndex {
+    by_vendor: std::collections::HashMap<String, Vec<u32>>,
+    any_vendor: Vec<u32>,
+}
+
+/// How many action patterns make a statement worth indexing.
+const INDEXED_FROM: usize = 16;
+
+impl VendorIndex {
+    fn of(patterns: &[String]) -> Option<Self> {
+        if patterns.len() < INDEXED_FROM {
+            return None;
+        }
+        let mut index = Self::default();
+        for (n, pattern) in patterns.iter().enumerate() {
+            let n = u32::try_from(n).ok()?;
+            match pattern.split_once(':') {
+                Some((vendor, _)) if !vendor.contains(['*', '?']) => {
+                    index.by_vendor.entry(vendor.to_ascii_lowercase()).or_default().push(n);
+                }
+                _ => index.any_vendor.push(n),
+            }
+        }
+        Some(index)
+    }
+
+    /// The patterns that may match `action`.
+    fn candidates<'a>(&'a self, action: &str) -> impl Iterator<Item = usize> + 'a {
+        let vendor = action.split_once(':').map(|(v, _)| v.to_ascii_lowercase()).unwrap_or_default();
+        let of_vendor = self.by_vendor.get(&vendor).map(Vec::as_slice).unwrap_or_default();
+        of_vendor.iter().chain(&self.any_vendor).map(|&n| n as usize)
+    }
 }
 
 /// A parsed, validated policy document.
@@ -232,6 +272,18 @@ pub(crate) enum Grammar {
 }
 
 impl Statement {
+    /// Whether an action (`service:Name`, case-insensitive) matches its Action (NotAction),
+    /// through its vendor index when it has one.
+    pub fn matches_action(&self, action: &str) -> bool {
+        let Some(index) = &self.action_index else { return self.action.matches_action(action) };
+        let patterns = self.action.patterns();
+        let any = index.candidates(action).any(|n| wildcard_match(&patterns[n], action, true));
+        match self.action {
+            Patterns::Only(_) => any,
+            Patterns::AllBut(_) => !any,
+        }
+    }
+
     /// The condition keys it reads (`aws:SourceIp`, `ec2:ResourceTag/team`), as written.
     pub fn condition_keys(&self) -> impl Iterator<Item = &str> {
         let blocks = self.condition.iter().flat_map(|c| c.values());
@@ -333,7 +385,8 @@ impl Statement {
                 }
             }
         }
-        Ok(Self { sid, effect, principal, not_principal, action, resource, condition })
+        let action_index = VendorIndex::of(action.patterns());
+        Ok(Self { sid, effect, principal, not_principal, action, resource, condition, action_index })
     }
 }
 
@@ -533,16 +586,25 @@ impl Patterns {
 
 /// IAM's wildcard match: `*` is any run of characters, `?` any one character.
 pub fn wildcard_match(pattern: &str, value: &str, ignore_case: bool) -> bool {
-    let eq = |a: char, b: char| if ignore_case { a.eq_ignore_ascii_case(&b) } else { a == b };
+    // ASCII (every action, nearly every ARN): bytes are characters, and nothing is copied.
+    if pattern.is_ascii() && value.is_ascii() {
+        return matched(pattern.as_bytes(), value.as_bytes(), ignore_case);
+    }
     let p: Vec<char> = pattern.chars().collect();
     let v: Vec<char> = value.chars().collect();
+    matched(&p, &v, ignore_case)
+}
+
+/// The wildcard match over characters of any kind (bytes of ASCII, or chars).
+fn matched<C: Copy + PartialEq + Wild>(p: &[C], v: &[C], ignore_case: bool) -> bool {
+    let eq = |a: C, b: C| if ignore_case { a.same_ignoring_case(b) } else { a == b };
     let (mut pi, mut vi) = (0, 0);
     let mut star: Option<(usize, usize)> = None;
     while vi < v.len() {
-        if pi < p.len() && (p[pi] == '?' || (p[pi] != '*' && eq(p[pi], v[vi]))) {
+        if pi < p.len() && (p[pi].any_one() || (!p[pi].any_run() && eq(p[pi], v[vi]))) {
             pi += 1;
             vi += 1;
-        } else if pi < p.len() && p[pi] == '*' {
+        } else if pi < p.len() && p[pi].any_run() {
             star = Some((pi, vi));
             pi += 1;
         } else if let Some((sp, sv)) = star {
@@ -553,7 +615,38 @@ pub fn wildcard_match(pattern: &str, value: &str, ignore_case: bool) -> bool {
             return false;
         }
     }
-    p[pi..].iter().all(|c| *c == '*')
+    p[pi..].iter().all(|c| c.any_run())
+}
+
+/// A character of a wildcard pattern: `*`, `?`, or itself.
+trait Wild {
+    fn any_run(self) -> bool;
+    fn any_one(self) -> bool;
+    fn same_ignoring_case(self, other: Self) -> bool;
+}
+
+impl Wild for u8 {
+    fn any_run(self) -> bool {
+        self == b'*'
+    }
+    fn any_one(self) -> bool {
+        self == b'?'
+    }
+    fn same_ignoring_case(self, other: Self) -> bool {
+        self.eq_ignore_ascii_case(&other)
+    }
+}
+
+impl Wild for char {
+    fn any_run(self) -> bool {
+        self == '*'
+    }
+    fn any_one(self) -> bool {
+        self == '?'
+    }
+    fn same_ignoring_case(self, other: Self) -> bool {
+        self.eq_ignore_ascii_case(&other)
+    }
 }
 
 #[cfg(test)]
