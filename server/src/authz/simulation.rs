@@ -428,10 +428,8 @@ pub fn context_entry(
 ) -> Result<(String, Vec<String>)> {
     let key_type = if key_type.is_empty() { "string" } else { key_type };
     if !CONTEXT_KEY_TYPES.contains(&key_type) {
-        return Err(Error::validation(format!(
-            "1 validation error detected: Value '{key_type}' at 'contextEntries.{n}.member.contextKeyType' failed to satisfy constraint: Member must satisfy enum value set: [{}]",
-            CONTEXT_KEY_TYPES.join(", ")
-        )));
+        let field = format!("contextEntries.{n}.member.contextKeyType");
+        return Err(crate::domain::validate::not_in_enum(&field, key_type, &CONTEXT_KEY_TYPES));
     }
     let base = key_type.strip_suffix("List").unwrap_or(key_type);
     if base == key_type && values.len() > 1 {

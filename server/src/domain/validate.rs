@@ -13,6 +13,11 @@ fn constraint(field: &str, value: &str, constraint: &str) -> Error {
     ))
 }
 
+/// AWS's ValidationError for a value outside a parameter's enum.
+pub fn not_in_enum(field: &str, value: &str, allowed: &[&str]) -> Error {
+    constraint(field, value, &format!("Member must satisfy enum value set: [{}]", allowed.join(", ")))
+}
+
 /// An IAM entity name of 1..=max characters of `[\w+=,.@-]`.
 pub fn name(field: &str, value: &str, max: usize) -> Result<()> {
     if value.is_empty() {

@@ -54,9 +54,7 @@ fn scope(s: &str) -> Result<PolicyScope> {
         "" | "All" => Ok(PolicyScope::All),
         "AWS" => Ok(PolicyScope::Aws),
         "Local" => Ok(PolicyScope::Local),
-        other => Err(Error::validation(format!(
-            "1 validation error detected: Value '{other}' at 'scope' failed to satisfy constraint: Member must satisfy enum value set: [All, AWS, Local]"
-        ))),
+        other => Err(crate::domain::validate::not_in_enum("scope", other, &["All", "AWS", "Local"])),
     }
 }
 

@@ -30,9 +30,11 @@ fn kind_kept(filter: &str, kind: &str) -> Result<bool> {
         "" => Ok(true),
         "User" | "Role" | "Group" => Ok(filter == kind),
         "LocalManagedPolicy" | "AWSManagedPolicy" => Ok(false),
-        other => Err(Error::validation(format!(
-            "1 validation error detected: Value '{other}' at 'entityFilter' failed to satisfy constraint: Member must satisfy enum value set: [User, Role, LocalManagedPolicy, Group, AWSManagedPolicy]"
-        ))),
+        other => Err(validate::not_in_enum(
+            "entityFilter",
+            other,
+            &["User", "Role", "LocalManagedPolicy", "Group", "AWSManagedPolicy"],
+        )),
     }
 }
 
@@ -118,16 +120,7 @@ impl Catalog {
     ) -> Result<PolicyEntities> {
         let max = validate::max_items(max_items)?;
         let prefix = validate::path_prefix(path_prefix)?;
-        let (permissions, boundary) = match usage {
-            "" => (true, true),
-            "PermissionsPolicy" => (true, false),
-            "PermissionsBoundary" => (false, true),
-            other => {
-                return Err(Error::validation(format!(
-                    "1 validation error detected: Value '{other}' at 'policyUsageFilter' failed to satisfy constraint: Member must satisfy enum value set: [PermissionsPolicy, PermissionsBoundary]"
-                )));
-            }
-        };
+        let (permissions, boundary) = usage_filter(usage)?.unwrap_or((true, true));
         self.require_policy(policy_arn).await?;
         let uses = |attached: &[String], bound: &Option<String>| {
             (permissions && attached.iter().any(|a| a == policy_arn))

@@ -254,6 +254,21 @@ fn too_many(field: &str, count: usize) -> Result<()> {
     Ok(())
 }
 
+/// PolicyUsageFilter (ListPolicies, ListEntitiesForPolicy): whether permissions policies and
+/// whether boundaries are asked for; None when neither is singled out.
+fn usage_filter(usage: &str) -> Result<Option<(bool, bool)>> {
+    match usage {
+        "" => Ok(None),
+        "PermissionsPolicy" => Ok(Some((true, false))),
+        "PermissionsBoundary" => Ok(Some((false, true))),
+        other => Err(validate::not_in_enum(
+            "policyUsageFilter",
+            other,
+            &["PermissionsPolicy", "PermissionsBoundary"],
+        )),
+    }
+}
+
 fn policy_not_found(policy_arn: &str) -> Error {
     Error::no_such_entity(format!("Policy {policy_arn} does not exist or is not attachable."))
 }

@@ -160,16 +160,7 @@ impl Catalog {
     ) -> Result<Page<PolicyView>> {
         let max = validate::max_items(max_items)?;
         let prefix = validate::path_prefix(path_prefix)?;
-        let (as_permissions, as_boundary) = match usage {
-            "" => (false, false),
-            "PermissionsPolicy" => (true, false),
-            "PermissionsBoundary" => (false, true),
-            other => {
-                return Err(Error::validation(format!(
-                    "1 validation error detected: Value '{other}' at 'policyUsageFilter' failed to satisfy constraint: Member must satisfy enum value set: [PermissionsPolicy, PermissionsBoundary]"
-                )));
-            }
-        };
+        let (as_permissions, as_boundary) = usage_filter(usage)?.unwrap_or((false, false));
         let mut all: Vec<PolicyView> = Vec::new();
         if scope != PolicyScope::Local {
             for p in managed::all() {

@@ -109,11 +109,7 @@ impl Catalog {
         let status = match status {
             "Active" => AccessKeyStatus::Active,
             "Inactive" => AccessKeyStatus::Inactive,
-            other => {
-                return Err(Error::validation(format!(
-                    "1 validation error detected: Value '{other}' at 'status' failed to satisfy constraint: Member must satisfy enum value set: [Active, Inactive]"
-                )));
-            }
+            other => return Err(validate::not_in_enum("status", other, &["Active", "Inactive"])),
         };
         retrying(|| async {
             let (mut user, rev) = self.holder::<User>(user_name).await?;
