@@ -231,9 +231,16 @@ fn caller_named(arn: &str) -> Result<Caller> {
     }
 }
 
-/// The account a ResourceOwner names (an account id or its root ARN; "" for none).
-fn owner_account(owner: &str) -> &str {
-    owner.strip_prefix("arn:aws:iam::").and_then(|r| r.strip_suffix(":root")).unwrap_or(owner)
+/// Whether the resource is in the caller's account: the ResourceOwner (an account id or its
+/// root ARN; none: the caller's) is the account of the caller, or of `account` without one.
+fn same_account(resource_owner: &str, caller: Option<&Caller>, account: &str) -> bool {
+    let owner = resource_owner.strip_prefix("arn:aws:iam::").and_then(|r| r.strip_suffix(":root"));
+    let owner = owner.unwrap_or(resource_owner);
+    let caller_account = match caller {
+        Some(Caller::Aws { account, .. }) => account.as_str(),
+        _ => account,
+    };
+    owner.is_empty() || owner == caller_account
 }
 
 /// GetContextKeysForCustomPolicy: the condition keys `policies` read.
@@ -259,11 +266,7 @@ impl Authorizer {
         let mut weighed = Weighed::default();
         weighed.add_inputs(input)?;
         let caller = Some(input.caller_arn).filter(|a| !a.is_empty()).map(caller_named).transpose()?;
-        let caller_account = match &caller {
-            Some(Caller::Aws { account, .. }) => account.as_str(),
-            _ => account,
-        };
-        let owner = owner_account(input.resource_owner);
+        let same = same_account(input.resource_owner, caller.as_ref(), account);
         let now = self.clock.unix();
         let context = |action: &str, resource: &str| {
             let mut ctx = RequestContext::new(action, resource);
@@ -273,7 +276,7 @@ impl Authorizer {
             ctx.set("aws:CurrentTime", iso8601(now)).set("aws:EpochTime", now.to_string());
             ctx
         };
-        Ok(weighed.evaluate(input, owner.is_empty() || owner == caller_account, context))
+        Ok(weighed.evaluate(input, same, context))
     }
 
     /// SimulatePrincipalPolicy: the decision for a role or user (by ARN) doing each action
@@ -304,11 +307,7 @@ impl Authorizer {
             weighed.boundary = Some((doc.clone(), Source { id, kind: IAM_POLICY, text }));
         }
         weighed.add_inputs(input)?;
-        let caller_account = match &caller {
-            Some(Caller::Aws { account, .. }) => account.as_str(),
-            _ => account,
-        };
-        let owner = owner_account(input.resource_owner);
+        let same = same_account(input.resource_owner, caller.as_ref(), account);
         let context = |action: &str, resource: &str| {
             let request =
                 Request { action: action.to_string(), resource: resource.to_string(), ..Request::default() };
@@ -318,7 +317,7 @@ impl Authorizer {
                 None => ctx,
             }
         };
-        Ok(weighed.evaluate(input, owner.is_empty() || owner == caller_account, context))
+        Ok(weighed.evaluate(input, same, context))
     }
 
     /// The role or user an ARN names (its account, kind and name), which must exist, and its
@@ -340,14 +339,7 @@ impl Authorizer {
             Some(c) => c.granting_policies(kind, name).await?,
             None => None,
         };
-        let Some(granting) = granting else {
-            let what = match kind {
-                HolderKind::Role => "role",
-                HolderKind::User => "user",
-                HolderKind::Group => "group",
-            };
-            return Err(Error::no_such_entity(format!("The {what} with name {name} cannot be found.")));
-        };
+        let Some(granting) = granting else { return Err(kind.not_found(name)) };
         Ok((account, kind, name, granting))
     }
 

@@ -342,27 +342,33 @@ impl QueryInput for pb::GetAccountAuthorizationDetailsRequest {
     }
 }
 
-impl QueryInput for pb::GetContextKeysForCustomPolicyRequest {
-    fn member_lists(&mut self, p: &Params) {
-        self.policy_input_list = strings(p, "PolicyInputList");
-    }
+/// GetContextKeysFor…Policy: their PolicyInputList.
+macro_rules! policy_inputs {
+    ($($t:ty),*) => {
+        $(impl QueryInput for $t {
+            fn member_lists(&mut self, p: &Params) {
+                self.policy_input_list = strings(p, "PolicyInputList");
+            }
+        })*
+    };
 }
+policy_inputs!(pb::GetContextKeysForCustomPolicyRequest, pb::GetContextKeysForPrincipalPolicyRequest);
 
-impl QueryInput for pb::GetContextKeysForPrincipalPolicyRequest {
-    fn member_lists(&mut self, p: &Params) {
-        self.policy_input_list = strings(p, "PolicyInputList");
-    }
+/// Both simulations: the lists their requests share (by the same field names).
+macro_rules! simulations {
+    ($($t:ty),*) => {
+        $(impl QueryInput for $t {
+            fn member_lists(&mut self, p: &Params) {
+                self.policy_input_list = strings(p, "PolicyInputList");
+                self.permissions_boundary_policy_input_list = strings(p, "PermissionsBoundaryPolicyInputList");
+                self.action_names = strings(p, "ActionNames");
+                self.resource_arns = strings(p, "ResourceArns");
+                self.context_entries = context_entries(p);
+            }
+        })*
+    };
 }
-
-impl QueryInput for pb::SimulateCustomPolicyRequest {
-    fn member_lists(&mut self, p: &Params) {
-        self.policy_input_list = strings(p, "PolicyInputList");
-        self.permissions_boundary_policy_input_list = strings(p, "PermissionsBoundaryPolicyInputList");
-        self.action_names = strings(p, "ActionNames");
-        self.resource_arns = strings(p, "ResourceArns");
-        self.context_entries = context_entries(p);
-    }
-}
+simulations!(pb::SimulateCustomPolicyRequest, pb::SimulatePrincipalPolicyRequest);
 
 /// ContextEntries.member.N: each key, its values and its type.
 fn context_entries(p: &Params) -> Vec<pb::ContextEntry> {
@@ -376,16 +382,6 @@ fn context_entries(p: &Params) -> Vec<pb::ContextEntry> {
             })
         })
         .collect()
-}
-
-impl QueryInput for pb::SimulatePrincipalPolicyRequest {
-    fn member_lists(&mut self, p: &Params) {
-        self.policy_input_list = strings(p, "PolicyInputList");
-        self.permissions_boundary_policy_input_list = strings(p, "PermissionsBoundaryPolicyInputList");
-        self.action_names = strings(p, "ActionNames");
-        self.resource_arns = strings(p, "ResourceArns");
-        self.context_entries = context_entries(p);
-    }
 }
 
 /// The form parameters as the gRPC request of `action`.

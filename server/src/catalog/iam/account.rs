@@ -149,7 +149,7 @@ impl Catalog {
                 }
             }
         }
-        let page = super::super::pages::page_vec(found, marker, max)?;
+        let page = page_vec(found, marker, max)?;
         let mut entities = PolicyEntities { next_marker: page.next_marker, ..PolicyEntities::default() };
         for (kind, name, id) in page.items {
             match kind {
@@ -264,6 +264,6 @@ impl Catalog {
                 }
             }
         }
-        super::super::pages::page_vec(details, marker, max)
+        page_vec(details, marker, max)
     }
 }

@@ -152,7 +152,8 @@ impl HolderKind {
         }
     }
 
-    fn not_found(self, name: &str) -> Error {
+    /// IAM's NoSuchEntity for a role, user or group of this name.
+    pub fn not_found(self, name: &str) -> Error {
         Error::no_such_entity(format!("The {} with name {name} cannot be found.", self.noun()))
     }
 
