@@ -33,7 +33,8 @@ struct Cli {
 enum Command {
     /// Run the service.
     Serve(Box<ServeArgs>),
-    /// IAM operations (roles, policies, instance profiles, users, access keys).
+    /// IAM operations, every one (roles, policies, instance profiles, users, groups, access
+    /// keys, the account), flagged as the aws CLI flags them.
     Iam(cli::ClientArgs<cli::IamCommand>),
     /// EC2 operations (instances and their instance profile).
     Ec2(cli::ClientArgs<cli::Ec2Command>),

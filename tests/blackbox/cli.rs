@@ -298,3 +298,195 @@ async fn the_cli_simulates_custom_policies() {
     assert_eq!(results[1]["EvalDecision"], "implicitDeny", "{out}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Runs `rolecall ARGS`, which must succeed: its answer (null when it prints none).
+async fn ok(server: &TestServer, args: &[&str]) -> serde_json::Value {
+    let (ok, out, err) = rolecall(server, args).await;
+    assert!(ok, "{args:?}: {err}");
+    if out.trim().is_empty() { serde_json::Value::Null } else { json(&out) }
+}
+
+/// Issue 18: every IAM call is a subcommand, flagged as the aws CLI flags it, with its
+/// shorthand (`Key=a,Value=b`), JSON, `file://`, bare boolean flags, and lists followed to
+/// their last page as the aws CLI follows them
+/// (https://docs.aws.amazon.com/cli/latest/userguide/cli-usage-pagination.html).
+#[tokio::test]
+async fn the_cli_serves_every_iam_call_groups_account_views_and_key_evidence() {
+    let server = TestServer::start().await;
+    let dir = std::env::temp_dir().join(format!("rolecall-cli-iam-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let policy = dir.join("list-buckets.json");
+    std::fs::write(
+        &policy,
+        r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"s3:ListAllMyBuckets","Resource":"*"}]}"#,
+    )
+    .unwrap();
+    let policy_arg = format!("file://{}", policy.display());
+
+    // Tags in the aws CLI's shorthand and as JSON; groups, membership, a group's policies.
+    let user = ok(
+        &server,
+        &[
+            "iam",
+            "create-user",
+            "--user-name",
+            "bob",
+            "--tags",
+            "Key=team,Value=storage",
+            r#"{"Key":"cost-center","Value":"42"}"#,
+        ],
+    )
+    .await;
+    assert_eq!(user["User"]["Tags"][0]["Key"], "team");
+    assert_eq!(user["User"]["Tags"][1]["Value"], "42");
+    ok(&server, &["iam", "create-group", "--group-name", "devs"]).await;
+    ok(&server, &["iam", "add-user-to-group", "--group-name", "devs", "--user-name", "bob"]).await;
+    ok(
+        &server,
+        &[
+            "iam",
+            "put-group-policy",
+            "--group-name",
+            "devs",
+            "--policy-name",
+            "buckets",
+            "--policy-document",
+            &policy_arg,
+        ],
+    )
+    .await;
+    ok(&server, &["iam", "attach-group-policy", "--group-name", "devs", "--policy-arn", S3_READ_ONLY]).await;
+    let groups = ok(&server, &["iam", "list-groups-for-user", "--user-name", "bob"]).await;
+    assert_eq!(groups["Groups"][0]["GroupName"], "devs");
+    let group = ok(&server, &["iam", "get-group", "--group-name", "devs"]).await;
+    assert_eq!(group["Users"][0]["UserName"], "bob");
+    let inline =
+        ok(&server, &["iam", "get-group-policy", "--group-name", "devs", "--policy-name", "buckets"]).await;
+    assert!(inline["PolicyDocument"].as_str().unwrap().contains("s3:ListAllMyBuckets"), "{inline}");
+    // The group's policies are bob's, in the simulator.
+    let simulated = ok(
+        &server,
+        &[
+            "iam",
+            "simulate-principal-policy",
+            "--policy-source-arn",
+            "arn:aws:iam::123456789012:user/bob",
+            "--action-names",
+            "s3:ListAllMyBuckets",
+            "s3:GetObject",
+            "s3:PutObject",
+        ],
+    )
+    .await;
+    let decisions: Vec<_> = simulated["EvaluationResults"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["EvalDecision"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(decisions, ["allowed", "allowed", "implicitDeny"], "{simulated}");
+    // A list of structures in shorthand, a member of it a list (ContextKeyValues).
+    let conditional = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"s3:ListBucket","Resource":"*","Condition":{"StringEquals":{"aws:PrincipalTag/team":["storage","data"]}}}]}"#;
+    for (entry, decision) in [
+        ("ContextKeyName=aws:PrincipalTag/team,ContextKeyValues=storage,ContextKeyType=string", "allowed"),
+        ("ContextKeyName=aws:PrincipalTag/team,ContextKeyValues=web,ContextKeyType=string", "implicitDeny"),
+    ] {
+        let r = ok(
+            &server,
+            &[
+                "iam",
+                "simulate-custom-policy",
+                "--policy-input-list",
+                conditional,
+                "--action-names",
+                "s3:ListBucket",
+                "--context-entries",
+                entry,
+            ],
+        )
+        .await;
+        assert_eq!(r["EvaluationResults"][0]["EvalDecision"], decision, "{entry}: {r}");
+    }
+
+    // The account as a whole.
+    let summary = ok(&server, &["iam", "get-account-summary"]).await;
+    assert_eq!(summary["SummaryMap"]["Users"], 1);
+    assert_eq!(summary["SummaryMap"]["Groups"], 1);
+    let details =
+        ok(&server, &["iam", "get-account-authorization-details", "--filter", "User", "Group"]).await;
+    assert_eq!(details["UserDetailList"][0]["GroupList"][0], "devs", "{details}");
+    assert_eq!(details["GroupDetailList"][0]["GroupPolicyList"][0]["PolicyName"], "buckets");
+    assert!(details.get("RoleDetailList").is_none_or(|r| r.as_array().unwrap().is_empty()));
+    let entities = ok(
+        &server,
+        &["iam", "list-entities-for-policy", "--policy-arn", S3_READ_ONLY, "--entity-filter", "Group"],
+    )
+    .await;
+    assert_eq!(entities["PolicyGroups"][0]["GroupName"], "devs");
+    ok(&server, &["iam", "create-account-alias", "--account-alias", "example-corp"]).await;
+    let aliases = ok(&server, &["iam", "list-account-aliases"]).await;
+    assert_eq!(aliases["AccountAliases"], serde_json::json!(["example-corp"]));
+
+    // Every AWS managed policy: followed to the last page, or one page when --max-items is given.
+    let all = ok(&server, &["iam", "list-policies", "--scope", "AWS"]).await;
+    let count = all["Policies"].as_array().unwrap().len();
+    assert!(count > 1000, "{count} AWS managed policies");
+    assert!(all.get("IsTruncated").is_none(), "a followed list shows no marker");
+    let page = ok(&server, &["iam", "list-policies", "--scope", "AWS", "--max-items", "2"]).await;
+    assert_eq!(page["Policies"].as_array().unwrap().len(), 2);
+    assert_eq!(page["IsTruncated"], true);
+    // A bare boolean flag: only what is attached.
+    let attached = ok(&server, &["iam", "list-policies", "--only-attached"]).await;
+    let names: Vec<_> =
+        attached["Policies"].as_array().unwrap().iter().map(|p| p["PolicyName"].clone()).collect();
+    assert_eq!(names, ["AmazonS3ReadOnlyAccess"], "{attached}");
+    let v1 =
+        ok(&server, &["iam", "get-policy-version", "--policy-arn", S3_READ_ONLY, "--version-id", "v1"]).await;
+    assert_eq!(v1["PolicyVersion"]["VersionId"], "v1");
+    assert_eq!(v1["PolicyVersion"]["IsDefaultVersion"], false);
+
+    // Evidence for key rotation.
+    let key = ok(&server, &["iam", "create-access-key", "--user-name", "bob"]).await;
+    let key_id = key["AccessKey"]["AccessKeyId"].as_str().unwrap().to_string();
+    let last = ok(&server, &["iam", "get-access-key-last-used", "--access-key-id", &key_id]).await;
+    assert_eq!(last["UserName"], "bob");
+    assert!(last["AccessKeyLastUsed"].get("LastUsedDate").is_none(), "never used: {last}");
+    ok(&server, &["iam", "generate-credential-report"]).await;
+    let report = ok(&server, &["iam", "get-credential-report"]).await;
+    let csv = report["Content"].as_str().unwrap();
+    assert!(csv.starts_with("user,arn,user_creation_time,"), "{csv}");
+    assert!(csv.lines().any(|l| l.starts_with("bob,") && l.contains(",true,")), "bob's active key: {csv}");
+
+    // UpdateRole's empty answer, GetUser by name, and the aws CLI's error for a missing entity.
+    create_role(&server, "App", EC2_TRUST).await;
+    ok(
+        &server,
+        &[
+            "iam",
+            "update-role",
+            "--role-name",
+            "App",
+            "--description",
+            "the app",
+            "--max-session-duration",
+            "7200",
+        ],
+    )
+    .await;
+    let role = ok(&server, &["iam", "get-role", "--role-name", "App"]).await;
+    assert_eq!(role["Role"]["Description"], "the app");
+    assert_eq!(role["Role"]["MaxSessionDuration"], 7200);
+    let (fine, _, err) =
+        rolecall(&server, &["iam", "remove-user-from-group", "--group-name", "ops", "--user-name", "bob"])
+            .await;
+    assert!(!fine);
+    assert!(
+        err.contains("An error occurred (NoSuchEntity) when calling the RemoveUserFromGroup operation"),
+        "{err}"
+    );
+    // A value the request cannot take is refused before any call, in the aws CLI's words.
+    let (fine, _, err) = rolecall(&server, &["iam", "list-roles", "--max-items", "many"]).await;
+    assert!(!fine);
+    assert!(err.contains("when calling the ListRoles operation"), "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

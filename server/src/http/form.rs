@@ -22,6 +22,11 @@ impl Params {
         Self(pairs)
     }
 
+    /// Parameters already split into names and values (the operator's CLI builds them).
+    pub fn from_pairs(pairs: Vec<(String, String)>) -> Self {
+        Self(pairs)
+    }
+
     /// A list index past [`MAX_LIST_INDEX`] anywhere in the parameters (`Name.member.1001`,
     /// `Filter.5.Value.2000`), as an error in AWS's words: lists are bounded before any
     /// work on them, at 1,000 members where AWS documents no smaller bound.

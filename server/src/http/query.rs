@@ -233,7 +233,7 @@ fn get_caller_identity(p: &Principal) -> Response {
 /// An IAM action's gRPC request read from form parameters: its scalar fields by name (in
 /// AWS's PascalCase), then the lists it takes as `Name.member.N`, which plain form
 /// deserialization cannot read.
-trait QueryInput: serde::de::DeserializeOwned {
+pub trait QueryInput: serde::de::DeserializeOwned {
     fn member_lists(&mut self, _params: &Params) {}
 }
 
@@ -384,8 +384,9 @@ fn context_entries(p: &Params) -> Vec<pb::ContextEntry> {
         .collect()
 }
 
-/// The form parameters as the gRPC request of `action`.
-fn request_of<T: QueryInput>(params: &Params) -> Result<T, Error> {
+/// The form parameters as the gRPC request of an action: the Query API's reading, which the
+/// operator's CLI shares.
+pub fn request_of<T: QueryInput>(params: &Params) -> Result<T, Error> {
     let form = form_urlencoded::Serializer::new(String::new())
         .extend_pairs(params.input().filter(|(k, _)| !k.contains(".member.")))
         .finish();
@@ -517,100 +518,17 @@ async fn iam_action(
     let operations = Iam::new(catalog, api.gate("iam.amazonaws.com"));
     let caller = origin.context(principal, false);
     macro_rules! actions {
-        ($($name:literal => $method:ident($req:ty)),* $(,)?) => {
+        ($($name:ident => $method:ident($req:ident) -> $answer:ident;)*) => {
             match action {
-                $($name => {
-                    let req: $req = request_of(params)?;
+                $(stringify!($name) => {
+                    let req: pb::$req = request_of(params)?;
                     let response = operations.$method(&caller, req).await.map_err(Failed::In)?;
                     let value = serde_json::to_value(response).map_err(|e| Failed::In(Error::service_failure(e.to_string())))?;
-                    Ok(iam_result($name, &value))
+                    Ok(iam_result(stringify!($name), &value))
                 })*
                 other => Err(Failed::Before(Error::new(ErrorCode::InvalidAction, format!("Could not find operation {other} for version {IAM_VERSION}")))),
             }
         };
     }
-    actions!(
-        "CreateRole" => create_role(pb::CreateRoleRequest),
-        "GetRole" => get_role(pb::GetRoleRequest),
-        "ListRoles" => list_roles(pb::ListRolesRequest),
-        "UpdateRole" => update_role(pb::UpdateRoleRequest),
-        "DeleteRole" => delete_role(pb::DeleteRoleRequest),
-        "UpdateAssumeRolePolicy" => update_assume_role_policy(pb::UpdateAssumeRolePolicyRequest),
-        "PutRolePolicy" => put_role_policy(pb::PutRolePolicyRequest),
-        "GetRolePolicy" => get_role_policy(pb::GetRolePolicyRequest),
-        "ListRolePolicies" => list_role_policies(pb::ListRolePoliciesRequest),
-        "DeleteRolePolicy" => delete_role_policy(pb::DeleteRolePolicyRequest),
-        "AttachRolePolicy" => attach_role_policy(pb::AttachRolePolicyRequest),
-        "DetachRolePolicy" => detach_role_policy(pb::DetachRolePolicyRequest),
-        "ListAttachedRolePolicies" => list_attached_role_policies(pb::ListAttachedRolePoliciesRequest),
-        "PutRolePermissionsBoundary" => put_role_permissions_boundary(pb::PutRolePermissionsBoundaryRequest),
-        "DeleteRolePermissionsBoundary" => delete_role_permissions_boundary(pb::DeleteRolePermissionsBoundaryRequest),
-        "TagRole" => tag_role(pb::TagRoleRequest),
-        "UntagRole" => untag_role(pb::UntagRoleRequest),
-        "ListRoleTags" => list_role_tags(pb::ListRoleTagsRequest),
-        "CreatePolicy" => create_policy(pb::CreatePolicyRequest),
-        "GetPolicy" => get_policy(pb::GetPolicyRequest),
-        "ListPolicies" => list_policies(pb::ListPoliciesRequest),
-        "DeletePolicy" => delete_policy(pb::DeletePolicyRequest),
-        "CreatePolicyVersion" => create_policy_version(pb::CreatePolicyVersionRequest),
-        "GetPolicyVersion" => get_policy_version(pb::GetPolicyVersionRequest),
-        "ListPolicyVersions" => list_policy_versions(pb::ListPolicyVersionsRequest),
-        "SetDefaultPolicyVersion" => set_default_policy_version(pb::SetDefaultPolicyVersionRequest),
-        "DeletePolicyVersion" => delete_policy_version(pb::DeletePolicyVersionRequest),
-        "CreateInstanceProfile" => create_instance_profile(pb::CreateInstanceProfileRequest),
-        "GetInstanceProfile" => get_instance_profile(pb::GetInstanceProfileRequest),
-        "ListInstanceProfiles" => list_instance_profiles(pb::ListInstanceProfilesRequest),
-        "ListInstanceProfilesForRole" => list_instance_profiles_for_role(pb::ListInstanceProfilesForRoleRequest),
-        "DeleteInstanceProfile" => delete_instance_profile(pb::DeleteInstanceProfileRequest),
-        "AddRoleToInstanceProfile" => add_role_to_instance_profile(pb::AddRoleToInstanceProfileRequest),
-        "RemoveRoleFromInstanceProfile" => remove_role_from_instance_profile(pb::RemoveRoleFromInstanceProfileRequest),
-        "CreateUser" => create_user(pb::CreateUserRequest),
-        "GetUser" => get_user(pb::GetUserRequest),
-        "ListUsers" => list_users(pb::ListUsersRequest),
-        "DeleteUser" => delete_user(pb::DeleteUserRequest),
-        "TagUser" => tag_user(pb::TagUserRequest),
-        "UntagUser" => untag_user(pb::UntagUserRequest),
-        "PutUserPolicy" => put_user_policy(pb::PutUserPolicyRequest),
-        "GetUserPolicy" => get_user_policy(pb::GetUserPolicyRequest),
-        "ListUserPolicies" => list_user_policies(pb::ListUserPoliciesRequest),
-        "DeleteUserPolicy" => delete_user_policy(pb::DeleteUserPolicyRequest),
-        "AttachUserPolicy" => attach_user_policy(pb::AttachUserPolicyRequest),
-        "DetachUserPolicy" => detach_user_policy(pb::DetachUserPolicyRequest),
-        "ListAttachedUserPolicies" => list_attached_user_policies(pb::ListAttachedUserPoliciesRequest),
-        "PutUserPermissionsBoundary" => put_user_permissions_boundary(pb::PutUserPermissionsBoundaryRequest),
-        "DeleteUserPermissionsBoundary" => delete_user_permissions_boundary(pb::DeleteUserPermissionsBoundaryRequest),
-        "CreateAccessKey" => create_access_key(pb::CreateAccessKeyRequest),
-        "ListAccessKeys" => list_access_keys(pb::ListAccessKeysRequest),
-        "UpdateAccessKey" => update_access_key(pb::UpdateAccessKeyRequest),
-        "DeleteAccessKey" => delete_access_key(pb::DeleteAccessKeyRequest),
-        "CreateGroup" => create_group(pb::CreateGroupRequest),
-        "GetGroup" => get_group(pb::GetGroupRequest),
-        "ListGroups" => list_groups(pb::ListGroupsRequest),
-        "UpdateGroup" => update_group(pb::UpdateGroupRequest),
-        "DeleteGroup" => delete_group(pb::DeleteGroupRequest),
-        "AddUserToGroup" => add_user_to_group(pb::AddUserToGroupRequest),
-        "RemoveUserFromGroup" => remove_user_from_group(pb::RemoveUserFromGroupRequest),
-        "ListGroupsForUser" => list_groups_for_user(pb::ListGroupsForUserRequest),
-        "PutGroupPolicy" => put_group_policy(pb::PutGroupPolicyRequest),
-        "GetGroupPolicy" => get_group_policy(pb::GetGroupPolicyRequest),
-        "ListGroupPolicies" => list_group_policies(pb::ListGroupPoliciesRequest),
-        "DeleteGroupPolicy" => delete_group_policy(pb::DeleteGroupPolicyRequest),
-        "AttachGroupPolicy" => attach_group_policy(pb::AttachGroupPolicyRequest),
-        "DetachGroupPolicy" => detach_group_policy(pb::DetachGroupPolicyRequest),
-        "ListAttachedGroupPolicies" => list_attached_group_policies(pb::ListAttachedGroupPoliciesRequest),
-        "GetAccountSummary" => get_account_summary(pb::GetAccountSummaryRequest),
-        "ListEntitiesForPolicy" => list_entities_for_policy(pb::ListEntitiesForPolicyRequest),
-        "CreateAccountAlias" => create_account_alias(pb::CreateAccountAliasRequest),
-        "DeleteAccountAlias" => delete_account_alias(pb::DeleteAccountAliasRequest),
-        "ListAccountAliases" => list_account_aliases(pb::ListAccountAliasesRequest),
-        "GetAccountAuthorizationDetails" => get_account_authorization_details(pb::GetAccountAuthorizationDetailsRequest),
-        "GetAccessKeyLastUsed" => get_access_key_last_used(pb::GetAccessKeyLastUsedRequest),
-        "GenerateCredentialReport" => generate_credential_report(pb::GenerateCredentialReportRequest),
-        "GetCredentialReport" => get_credential_report(pb::GetCredentialReportRequest),
-        "SimulatePrincipalPolicy" => simulate_principal_policy(pb::SimulatePrincipalPolicyRequest),
-        "SimulateCustomPolicy" => simulate_custom_policy(pb::SimulateCustomPolicyRequest),
-        "GetContextKeysForCustomPolicy" => get_context_keys_for_custom_policy(pb::GetContextKeysForCustomPolicyRequest),
-        "GetContextKeysForPrincipalPolicy" => get_context_keys_for_principal_policy(pb::GetContextKeysForPrincipalPolicyRequest),
-        "RevokeRoleSessions" => revoke_role_sessions(pb::RevokeRoleSessionsRequest),
-    )
+    rolecall_api::iam_rpcs!(actions)
 }
