@@ -304,8 +304,9 @@ mod keys {
     pub fn policy(name: &str) -> String {
         lowered("iam/policy/", name)
     }
+    pub const AWS_POLICY_USES: &str = "iam/aws-policy-use/";
     pub fn aws_policy_use(name: &str) -> String {
-        ["iam/aws-policy-use/", name].concat()
+        [AWS_POLICY_USES, name].concat()
     }
     pub fn access_key(id: &str) -> String {
         ["iam/access-key/", id].concat()

@@ -1,7 +1,7 @@
 //! The account as a whole: GetAccountSummary's counts and quotas, ListEntitiesForPolicy,
 //! and the account's alias (Create/Delete/ListAccountAliases).
 
-use super::*;
+use super::{policies::aws_policy_with_use, *};
 
 /// The roles, users and groups a managed policy is attached to or bounds (each by name and
 /// unique id), one page of them in that order (ListEntitiesForPolicy).
@@ -68,16 +68,13 @@ impl Catalog {
         let entries = [
             ("Users", count(users.len())),
             ("UsersQuota", USERS_QUOTA),
-            ("Groups", count(self.records::<Group>(keys::GROUPS).await?.len())),
+            ("Groups", self.count(keys::GROUPS).await?),
             ("GroupsQuota", GROUPS_QUOTA),
-            ("Roles", count(self.records::<Role>(keys::ROLES).await?.len())),
+            ("Roles", self.count(keys::ROLES).await?),
             ("RolesQuota", ROLES_QUOTA),
             ("Policies", count(policies.len())),
             ("PoliciesQuota", POLICIES_QUOTA),
-            (
-                "InstanceProfiles",
-                count(self.records::<InstanceProfile>(keys::INSTANCE_PROFILES).await?.len()),
-            ),
+            ("InstanceProfiles", self.count(keys::INSTANCE_PROFILES).await?),
             ("InstanceProfilesQuota", INSTANCE_PROFILES_QUOTA),
             ("PolicyVersionsInUse", count(versions)),
             ("PolicyVersionsInUseQuota", POLICY_VERSIONS_IN_USE_QUOTA),
@@ -257,8 +254,9 @@ impl Catalog {
             );
         }
         if kept("AWSManagedPolicy") {
+            let uses = self.aws_policy_uses().await?;
             for p in managed::all() {
-                let view = self.aws_policy_view(p).await?;
+                let view = aws_policy_with_use(p, uses.get(&p.policy_name));
                 if view.record.attachment_count > 0 || view.record.permissions_boundary_usage_count > 0 {
                     details.push(AuthorizationDetail::Policy(view));
                 }

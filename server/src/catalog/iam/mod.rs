@@ -373,18 +373,55 @@ impl Catalog {
 impl Catalog {
     /// Every record under `prefix`, with its revision (account-wide views and scans).
     pub(super) async fn records<T: DeserializeOwned>(&self, prefix: &str) -> Result<Vec<(T, u64)>> {
-        const CHUNK: usize = 256;
         let mut records = Vec::new();
+        self.scan(prefix, |entry| {
+            records.push((super::decode(&entry.key, &entry.value)?, entry.revision));
+            Ok(())
+        })
+        .await?;
+        Ok(records)
+    }
+
+    /// Every record under `prefix`, by the rest of its key.
+    pub(super) async fn keyed_records<T: DeserializeOwned>(&self, prefix: &str) -> Result<Vec<(String, T)>> {
+        let mut records = Vec::new();
+        self.scan(prefix, |entry| {
+            let record = super::decode(&entry.key, &entry.value)?;
+            records.push((entry.key.strip_prefix(prefix).unwrap_or(&entry.key).to_string(), record));
+            Ok(())
+        })
+        .await?;
+        Ok(records)
+    }
+
+    /// How many records are under `prefix`, none of them decoded.
+    pub(super) async fn count(&self, prefix: &str) -> Result<i64> {
+        let mut n = 0;
+        self.scan(prefix, |_| {
+            n += 1;
+            Ok(())
+        })
+        .await?;
+        Ok(n)
+    }
+
+    /// Every entry under `prefix`, in key order, a chunk at a time.
+    async fn scan(
+        &self,
+        prefix: &str,
+        mut each: impl FnMut(crate::store::Versioned) -> Result<()>,
+    ) -> Result<()> {
+        const CHUNK: usize = 256;
         let mut after: Option<String> = None;
         loop {
             let batch = self.store.list(prefix, after.as_deref(), CHUNK).await.map_err(super::store_error)?;
             let exhausted = batch.len() < CHUNK;
             for entry in batch {
-                records.push((super::decode(&entry.key, &entry.value)?, entry.revision));
-                after = Some(entry.key);
+                after = Some(entry.key.clone());
+                each(entry)?;
             }
             if exhausted {
-                return Ok(records);
+                return Ok(());
             }
         }
     }

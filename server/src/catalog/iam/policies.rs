@@ -1,6 +1,18 @@
 //! Customer managed policies and their versions, and the use counts of every managed policy.
 
+use std::collections::HashMap;
+
 use super::*;
+
+/// An AWS managed policy with the use this account makes of it (none: unused).
+pub(super) fn aws_policy_with_use(p: &AwsManagedPolicy, u: Option<&PolicyUse>) -> PolicyView {
+    let mut view = PolicyView::from(p);
+    if let Some(u) = u {
+        view.record.attachment_count = u.attachment_count;
+        view.record.permissions_boundary_usage_count = u.permissions_boundary_usage_count;
+    }
+    view
+}
 
 impl Catalog {
     /// Loads a customer managed policy by ARN, with its revision.
@@ -24,11 +36,14 @@ impl Catalog {
 
     /// An AWS managed policy as this account sees it: with its attachment counts.
     pub(super) async fn aws_policy_view(&self, p: &AwsManagedPolicy) -> Result<PolicyView> {
-        let mut view = PolicyView::from(p);
         let (u, _) = self.aws_policy_use(p).await?;
-        view.record.attachment_count = u.attachment_count;
-        view.record.permissions_boundary_usage_count = u.permissions_boundary_usage_count;
-        Ok(view)
+        Ok(aws_policy_with_use(p, Some(&u)))
+    }
+
+    /// The use this account makes of each AWS managed policy it uses, by policy name: one
+    /// scan, for the views that show them all.
+    pub(super) async fn aws_policy_uses(&self) -> Result<HashMap<String, PolicyUse>> {
+        Ok(self.keyed_records::<PolicyUse>(keys::AWS_POLICY_USES).await?.into_iter().collect())
     }
 
     /// Adds to a managed policy's attachment (or boundary) count inside `txn`.
@@ -163,9 +178,8 @@ impl Catalog {
         let (as_permissions, as_boundary) = usage_filter(usage)?.unwrap_or((false, false));
         let mut all: Vec<PolicyView> = Vec::new();
         if scope != PolicyScope::Local {
-            for p in managed::all() {
-                all.push(self.aws_policy_view(p).await?);
-            }
+            let uses = self.aws_policy_uses().await?;
+            all.extend(managed::all().iter().map(|p| aws_policy_with_use(p, uses.get(&p.policy_name))));
         }
         if scope != PolicyScope::Aws {
             let mut marker = String::new();
