@@ -16,7 +16,7 @@ const WRITE_EVERY_SECONDS: i64 = 60;
 
 /// One use of an access key: when (Unix seconds), for which service (the signing name:
 /// `iam`, `sts`, `ec2`, `s3`) and in which region.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct KeyUse {
     pub at: i64,
     pub service: String,
@@ -30,24 +30,42 @@ pub struct KeyUseSeen {
     written_at: Option<i64>,
 }
 
+impl KeyUseSeen {
+    /// Takes a use at `at`; true when it is due to be written (the first, or a minute after
+    /// the last write), which it then counts as written.
+    fn note(&mut self, at: i64, service: &str, region: &str) -> bool {
+        let latest = &mut self.latest;
+        latest.at = at;
+        if latest.service != service {
+            service.clone_into(&mut latest.service);
+        }
+        if latest.region != region {
+            region.clone_into(&mut latest.region);
+        }
+        let due = self.written_at.is_none_or(|written| at - written >= WRITE_EVERY_SECONDS);
+        if due {
+            self.written_at = Some(at);
+        }
+        due
+    }
+}
+
 impl Catalog {
     /// Notes a signed use of a key of this account's users (after its signature was
-    /// checked); writes it in the background when the last write is a minute old.
+    /// checked); writes it in the background when the last write is a minute old. A key
+    /// already seen costs no allocation unless its service or region changed.
     pub fn note_key_use(self: &Arc<Self>, access_key_id: &str, service: &str, region: &str) {
-        let used = KeyUse { at: self.now(), service: service.to_string(), region: region.to_string() };
-        let write = {
-            let mut seen = self
+        let at = self.now();
+        let write = match self.key_uses.get_mut(access_key_id) {
+            Some(mut seen) => seen.note(at, service, region),
+            None => self
                 .key_uses
                 .entry(access_key_id.to_string())
-                .or_insert_with(|| KeyUseSeen { latest: used.clone(), written_at: None });
-            seen.latest = used.clone();
-            let due = seen.written_at.is_none_or(|at| used.at - at >= WRITE_EVERY_SECONDS);
-            if due {
-                seen.written_at = Some(used.at);
-            }
-            due
+                .or_insert_with(|| KeyUseSeen { latest: KeyUse::default(), written_at: None })
+                .note(at, service, region),
         };
         if write {
+            let used = KeyUse { at, service: service.to_string(), region: region.to_string() };
             let (catalog, id) = (self.clone(), access_key_id.to_string());
             tokio::spawn(async move {
                 if let Err(e) = catalog.store_key_use(&id, &used).await {
@@ -95,5 +113,22 @@ impl Catalog {
     /// Forgets a deleted key's use.
     pub(super) fn forget_key_use(&self, access_key_id: &str) {
         self.key_uses.remove(access_key_id);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_use_is_written_first_then_once_a_minute_and_the_latest_is_kept() {
+        let mut seen = KeyUseSeen { latest: KeyUse::default(), written_at: None };
+        assert!(seen.note(1_000, "iam", "us-east-1"), "the first use is written");
+        assert!(!seen.note(1_030, "s3", "eu-west-1"), "30 s later: not yet");
+        assert_eq!(seen.latest, KeyUse { at: 1_030, service: "s3".into(), region: "eu-west-1".into() });
+        assert!(!seen.note(1_059, "s3", "eu-west-1"));
+        assert!(seen.note(1_060, "sts", "eu-west-1"), "a minute after the last write");
+        assert_eq!(seen.latest.service, "sts");
+        assert!(!seen.note(1_061, "sts", "eu-west-1"));
     }
 }
