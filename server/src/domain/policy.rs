@@ -124,10 +124,10 @@ impl PolicyDocument {
     /// document without Version or of 2008-10-17, in the cases getmoto/moto pull 2269
     /// checked against IAM); inline policies may still be of 2008-10-17.
     pub fn parse_managed(text: &str) -> Result<Self> {
-        let parsed = Self::parse(text, PolicyType::Identity);
+        let value: Value = serde_json::from_str(text).map_err(|_| syntax_error())?;
+        let parsed = Self::from_value(&value, PolicyType::Identity, Grammar::Written);
         let syntax = matches!(&parsed, Err(e) if e.message == syntax_error().message);
-        let version = serde_json::from_str::<Value>(text).ok().and_then(|v| v.get("Version").cloned());
-        if !syntax && version.as_ref().and_then(Value::as_str) != Some(VERSIONS[0]) {
+        if !syntax && value.get("Version").and_then(Value::as_str) != Some(VERSIONS[0]) {
             return Err(Error::malformed_policy("Policy document must be version 2012-10-17 or greater."));
         }
         parsed
@@ -135,10 +135,14 @@ impl PolicyDocument {
 
     fn read(text: &str, kind: PolicyType, grammar: Grammar) -> Result<Self> {
         let value: Value = serde_json::from_str(text).map_err(|_| syntax_error())?;
+        Self::from_value(&value, kind, grammar)
+    }
+
+    fn from_value(value: &Value, kind: PolicyType, grammar: Grammar) -> Result<Self> {
         let Value::Object(top) = value else { return Err(syntax_error()) };
         let mut version = None;
         let mut statements = None;
-        for (key, value) in &top {
+        for (key, value) in top {
             match key.as_str() {
                 "Version" => version = Some(value.as_str().ok_or_else(syntax_error)?),
                 "Id" => {
