@@ -614,3 +614,76 @@ async fn an_export_from_etcd_reads_one_revision_while_writes_go_on() {
     assert!(then.get("k/050").await.unwrap().is_some());
     assert!(then.commit(Txn::new().put("k/x", vec![])).await.is_err(), "a past revision takes no writes");
 }
+
+/// Issue 18: a key's last use, noted by whichever replica it signed on, is the latest use on
+/// every replica: one that has seen no use reads the stored one, and a replica whose clock
+/// is behind does not write its older use over a later one.
+#[tokio::test]
+async fn a_keys_last_use_is_the_latest_on_every_replica() {
+    let etcd = Etcd::start("last-use").await;
+    let a = replica(&etcd, "last-use/").await;
+    let b = replica(&etcd, "last-use/").await;
+    let c = replica(&etcd, "last-use/").await;
+    let key = user_with_key(&a, "rotating").await;
+    let last_used = |server: &TestServer| {
+        let (mut iam, id) = (server.iam(), key.access_key_id.clone());
+        async move {
+            let r = iam.get_access_key_last_used(pb::GetAccessKeyLastUsedRequest { access_key_id: id });
+            r.await.unwrap().into_inner().access_key_last_used.unwrap()
+        }
+    };
+    // An IAM call (refused: the user has no policy, but its signature was good, so it is a
+    // use), or an STS one.
+    let use_on = |server: &TestServer, service: &'static str| {
+        let (iam, mut sts) = (server.signing(long_term(&key), "iam"), server.sts(long_term(&key)));
+        async move {
+            match service {
+                "iam" => drop(
+                    pb::iam_client::IamClient::new(iam).list_roles(pb::ListRolesRequest::default()).await,
+                ),
+                _ => drop(sts.get_caller_identity(pb::GetCallerIdentityRequest {}).await.unwrap()),
+            }
+        }
+    };
+    assert_eq!(last_used(&c).await.service_name, "N/A", "never used");
+
+    // Used on A: C, which saw no use, reads A's from the store.
+    use_on(&a, "iam").await;
+    let on_a = last_used(&a).await;
+    assert_eq!(on_a.service_name, "iam");
+    until("C reads A's use", || async { last_used(&c).await == on_a }).await;
+
+    // Two minutes later on B: every replica then shows B's use.
+    b.advance(120).await;
+    use_on(&b, "sts").await;
+    let on_b = last_used(&b).await;
+    assert_eq!(on_b.service_name, "sts");
+    assert!(on_b.last_used_date > on_a.last_used_date, "{on_b:?} after {on_a:?}");
+    for (name, replica) in [("A", &a), ("C", &c)] {
+        until(&format!("{name} shows B's later use"), || async { last_used(replica).await == on_b }).await;
+    }
+
+    // A's clock is a minute behind B's: its use, written after B's, is older, and stays under it.
+    a.advance(60).await;
+    use_on(&a, "iam").await;
+    // A second key's first use on A is written after the first key's (A's writes go in order),
+    // so once C sees it, A's write of the first key's older use has been tried.
+    let marker = user_with_key(&a, "marker").await;
+    let signing = a.signing(long_term(&marker), "iam");
+    let _ = pb::iam_client::IamClient::new(signing).list_roles(pb::ListRolesRequest::default()).await;
+    until("C reads the marker key's use", || async {
+        let mut iam = c.iam();
+        let request = pb::GetAccessKeyLastUsedRequest { access_key_id: marker.access_key_id.clone() };
+        iam.get_access_key_last_used(request)
+            .await
+            .unwrap()
+            .into_inner()
+            .access_key_last_used
+            .unwrap()
+            .service_name
+            == "iam"
+    })
+    .await;
+    assert_eq!(last_used(&c).await, on_b, "the store kept the later use");
+    assert_eq!(last_used(&a).await, on_b, "A shows the later of the stored use and its own");
+}
