@@ -227,3 +227,42 @@ async fn each_account_has_its_own_root_key_when_unsigned_calls_are_refused() {
     assert_eq!(in_b[0].arn, format!("arn:aws:iam::{B}:user/bea"));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Issue 18: an account alias belongs to one account at a time, as AWS's are unique
+/// (CreateAccountAlias's EntityAlreadyExists,
+/// https://docs.aws.amazon.com/IAM/latest/APIReference/API_CreateAccountAlias.html); an alias
+/// given up is free for another account, and replacing one frees the old.
+#[tokio::test]
+async fn an_account_alias_belongs_to_one_account() {
+    let server = TestServer::start_with(|c| c.accounts = vec![B.to_string()]).await;
+    let mut iam = server.iam();
+    let alias = |name: &str| pb::CreateAccountAliasRequest { account_alias: name.into() };
+    let aliases_of = |account: &'static str| {
+        let mut iam = server.iam();
+        async move {
+            let list =
+                iam.list_account_aliases(in_account(account, pb::ListAccountAliasesRequest::default()));
+            list.await.unwrap().into_inner().account_aliases
+        }
+    };
+    iam.create_account_alias(alias("example-corp")).await.unwrap();
+    // Again by its owner: nothing changes.
+    iam.create_account_alias(alias("example-corp")).await.unwrap();
+    let taken = iam.create_account_alias(in_account(B, alias("example-corp"))).await;
+    let message = expect_error(taken, Code::AlreadyExists, "EntityAlreadyExists");
+    assert_eq!(message, "The account alias example-corp already exists.");
+    assert!(aliases_of(B).await.is_empty());
+    // A takes another: example-corp is free, and B takes it.
+    iam.create_account_alias(alias("example-corp-eu")).await.unwrap();
+    assert_eq!(aliases_of(A).await, ["example-corp-eu"]);
+    iam.create_account_alias(in_account(B, alias("example-corp"))).await.unwrap();
+    assert_eq!(aliases_of(B).await, ["example-corp"]);
+    let taken = iam.create_account_alias(alias("example-corp")).await;
+    expect_error(taken, Code::AlreadyExists, "EntityAlreadyExists");
+    // B gives it up; A may have it back.
+    let delete = pb::DeleteAccountAliasRequest { account_alias: "example-corp".into() };
+    iam.delete_account_alias(in_account(B, delete)).await.unwrap();
+    iam.create_account_alias(alias("example-corp")).await.unwrap();
+    assert_eq!(aliases_of(A).await, ["example-corp"]);
+    assert!(aliases_of(B).await.is_empty());
+}

@@ -27,10 +27,11 @@ impl Accounts {
         catalogs
             .insert(default.clone(), Arc::new(Catalog::new(store.clone(), clock.clone(), settings.clone())));
         for account in others.iter().filter(|a| **a != default) {
-            let scoped: Arc<dyn Store> =
-                Arc::new(PrefixedStore::new(store.clone(), format!("acct/{account}/")));
+            let prefix = format!("acct/{account}/");
+            let scoped: Arc<dyn Store> = Arc::new(PrefixedStore::new(store.clone(), prefix.clone()));
             let settings = Settings { account_id: account.clone(), ..settings.clone() };
-            catalogs.insert(account.clone(), Arc::new(Catalog::new(scoped, clock.clone(), settings)));
+            let catalog = Catalog::new(scoped, clock.clone(), settings).scoped(store.clone(), prefix);
+            catalogs.insert(account.clone(), Arc::new(catalog));
         }
         Self { default, catalogs }
     }

@@ -97,6 +97,10 @@ pub struct Settings {
 /// IAM and EC2 state.
 pub struct Catalog {
     store: Arc<dyn Store>,
+    /// The store of every account, and this account's prefix in it: for what must be
+    /// unique across accounts (an account alias).
+    shared: Arc<dyn Store>,
+    prefix: String,
     clock: Arc<dyn Clock>,
     settings: Settings,
     records: RecordCache,
@@ -128,6 +132,8 @@ impl Catalog {
     pub fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>, settings: Settings) -> Self {
         let records = RecordCache { records: dashmap::DashMap::default(), generation: Mutex::new(0) };
         Self {
+            shared: store.clone(),
+            prefix: String::new(),
             store,
             clock,
             settings,
@@ -135,6 +141,11 @@ impl Catalog {
             key_uses: dashmap::DashMap::default(),
             iam_generation: std::sync::atomic::AtomicU64::new(0),
         }
+    }
+
+    /// This account's catalog when its `store` is `shared`'s keys under `prefix`.
+    pub fn scoped(self, shared: Arc<dyn Store>, prefix: String) -> Self {
+        Self { shared, prefix, ..self }
     }
 
     pub fn settings(&self) -> &Settings {
@@ -339,6 +350,11 @@ mod keys {
     /// The count of private addresses handed out so far.
     pub const NEXT_ADDRESS: &str = "ec2/next-address";
     pub const ACCOUNT_ALIAS: &str = "iam/account-alias";
+    /// An alias's account, in the store every account shares (aliases are unique across
+    /// accounts).
+    pub fn alias_owner(alias: &str) -> String {
+        ["accounts/alias/", alias].concat()
+    }
 }
 
 #[cfg(test)]

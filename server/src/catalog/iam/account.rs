@@ -2,6 +2,7 @@
 //! and the account's alias (Create/Delete/ListAccountAliases).
 
 use super::{policies::aws_policy_with_use, *};
+use crate::catalog::{decode, store_error};
 
 /// The roles, users and groups a managed policy is attached to or bounds (each by name and
 /// unique id), one page of them in that order (ListEntitiesForPolicy).
@@ -163,32 +164,52 @@ impl Catalog {
         Ok(self.load::<String>(keys::ACCOUNT_ALIAS).await?.map(|(a, _)| a).into_iter().collect())
     }
 
-    /// CreateAccountAlias: the account's one alias, in place of any it had.
+    /// CreateAccountAlias: the account's one alias, in place of any it had. An alias is
+    /// unique across the accounts of the store: its owner is kept beside the account's own
+    /// record, and both are written in one transaction.
     pub async fn create_account_alias(&self, alias: &str) -> Result<()> {
         validate_alias(alias)?;
+        let (own, claim) = ([self.prefix.as_str(), keys::ACCOUNT_ALIAS].concat(), keys::alias_owner(alias));
         retrying(|| async {
-            let txn = match self.load::<String>(keys::ACCOUNT_ALIAS).await? {
-                Some((current, _)) if current == alias => return Ok(()),
-                Some((_, rev)) => Txn::new().require_revision(keys::ACCOUNT_ALIAS, rev),
-                None => Txn::new().require_absent(keys::ACCOUNT_ALIAS),
+            let owner = self.shared.get(&claim).await.map_err(store_error)?;
+            let mut txn = match &owner {
+                Some(o) if decode::<String>(&o.key, &o.value)? != self.settings.account_id => {
+                    return Err(Error::already_exists(format!("The account alias {alias} already exists.")));
+                }
+                Some(o) => Txn::new().require_revision(&claim, o.revision),
+                None => Txn::new().require_absent(&claim),
             };
-            self.commit(txn.put(keys::ACCOUNT_ALIAS, encode(&alias)?)).await.map(drop)
+            txn = match self.load::<String>(keys::ACCOUNT_ALIAS).await? {
+                Some((current, _)) if current == alias => return Ok(()),
+                Some((current, rev)) => txn.require_revision(&own, rev).delete(keys::alias_owner(&current)),
+                None => txn.require_absent(&own),
+            };
+            let txn = txn.put(&claim, encode(&self.settings.account_id)?).put(&own, encode(&alias)?);
+            self.commit_shared(txn).await
         })
         .await
     }
 
     pub async fn delete_account_alias(&self, alias: &str) -> Result<()> {
+        let own = [self.prefix.as_str(), keys::ACCOUNT_ALIAS].concat();
         retrying(|| async {
             match self.load::<String>(keys::ACCOUNT_ALIAS).await? {
                 Some((current, rev)) if current == alias => {
                     let txn =
-                        Txn::new().require_revision(keys::ACCOUNT_ALIAS, rev).delete(keys::ACCOUNT_ALIAS);
-                    self.commit(txn).await.map(drop)
+                        Txn::new().require_revision(&own, rev).delete(&own).delete(keys::alias_owner(alias));
+                    self.commit_shared(txn).await
                 }
                 _ => Err(Error::no_such_entity(format!("The account alias {alias} cannot be found."))),
             }
         })
         .await
+    }
+
+    /// Commits `txn`, whose keys are the shared store's, and drops this account's cached alias.
+    async fn commit_shared(&self, txn: Txn) -> Result<()> {
+        let result = self.shared.commit(txn).await.map_err(store_error);
+        self.invalidate(keys::ACCOUNT_ALIAS);
+        result.map(drop)
     }
 }
 
