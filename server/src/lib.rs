@@ -202,6 +202,11 @@ impl App {
             identity,
         );
         let roots = custody::root_keys(&config.root_keys()).map_err(ServeError::Auth)?;
+        for root in &roots {
+            if let Some(catalog) = accounts.get(&root.account_id) {
+                catalog.know_root_key(&root.access_key_id);
+            }
+        }
         let authn = Arc::new(
             sts::Authenticator::new(accounts.clone(), key_ring.clone(), dyn_clock.clone()).with_roots(roots),
         );

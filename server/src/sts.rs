@@ -80,9 +80,10 @@ impl Authenticator {
         auth.check(Expected { region, service }, now, rules)?;
         let (secret, principal) = self.signer_of(&auth, now).await?;
         auth.verify(req, &secret, rules, &self.keys)?;
-        // A user's key proved itself: its last use is the rotation evidence
-        // (GetAccessKeyLastUsed), noted without a store write on this request.
-        if let PrincipalKind::User { .. } = principal.kind
+        // A user's (or the root user's) key proved itself: its last use is the rotation
+        // evidence (GetAccessKeyLastUsed, the credential report), noted without a store
+        // write on this request.
+        if let PrincipalKind::User { .. } | PrincipalKind::Root = principal.kind
             && let Some(catalog) = self.accounts.get(&principal.account_id)
         {
             catalog.note_key_use(&principal.access_key_id, service, &auth.scope.region);

@@ -851,6 +851,17 @@ async fn aws_cli_with_the_root_key_from_a_file_when_unsigned_calls_are_refused()
         &Cli { server: &server, env: &forged, prefix: &["iam"] }.run(&["list-users"]).await,
         "SignatureDoesNotMatch",
     );
+    // The credential report's root row shows the root key: active, and its last use (issue 18).
+    iam.ok(&["generate-credential-report"]).await;
+    let report = iam.json(&["get-credential-report"]).await;
+    let content = report["Content"].as_str().unwrap().as_bytes();
+    let csv = String::from_utf8(data_encoding::BASE64.decode(content).unwrap()).unwrap();
+    let root = csv.lines().find(|l| l.starts_with("<root_account>,")).unwrap_or_else(|| panic!("{csv}"));
+    let fields: Vec<&str> = root.split(',').collect();
+    assert_eq!(fields[1], "arn:aws:iam::123456789012:root");
+    assert_eq!(fields[8], "true", "access_key_1_active: {root}");
+    assert_eq!((fields[11], fields[12]), ("us-east-1", "iam"), "its last use: {root}");
+    assert_eq!(fields[13], "false", "access_key_2_active: {root}");
 }
 
 /// `aws ARGS` signed with `key`, with no instance.

@@ -106,6 +106,8 @@ pub struct Catalog {
     records: RecordCache,
     /// The last signed use of each long-term access key this replica saw (iam/key_use.rs).
     key_uses: dashmap::DashMap<String, iam::KeyUseSeen>,
+    /// The root user's access key id, where one is configured (the credential report's root row).
+    root_access_key_id: std::sync::OnceLock<String>,
     /// Counts commits that wrote IAM records: what compiled policies are checked against.
     iam_generation: std::sync::atomic::AtomicU64,
 }
@@ -139,6 +141,7 @@ impl Catalog {
             settings,
             records,
             key_uses: dashmap::DashMap::default(),
+            root_access_key_id: std::sync::OnceLock::new(),
             iam_generation: std::sync::atomic::AtomicU64::new(0),
         }
     }
@@ -146,6 +149,12 @@ impl Catalog {
     /// This account's catalog when its `store` is `shared`'s keys under `prefix`.
     pub fn scoped(self, shared: Arc<dyn Store>, prefix: String) -> Self {
         Self { shared, prefix, ..self }
+    }
+
+    /// The account's root user has this access key (configured, not stored): its uses are
+    /// recorded and reported as a user's are.
+    pub fn know_root_key(&self, access_key_id: &str) {
+        let _ = self.root_access_key_id.set(access_key_id.to_string());
     }
 
     pub fn settings(&self) -> &Settings {

@@ -108,11 +108,23 @@ impl Catalog {
             "not_supported".into(),
             "false".into(),
         ];
-        let no_keys = ["false", "N/A", "N/A", "N/A", "N/A", "false", "N/A", "N/A", "N/A", "N/A"];
+        let no_key = ["false", "N/A", "N/A", "N/A", "N/A"].map(str::to_string);
         let no_certs = ["false", "N/A", "false", "N/A"];
-        rows.push(
-            root.iter().map(String::as_str).chain(no_keys).chain(no_certs).collect::<Vec<_>>().join(","),
-        );
+        // The root user's configured key: active, of unknown age, and its last use.
+        let root_key = match self.root_access_key_id.get() {
+            Some(id) => {
+                let mut key = vec!["true".to_string(), na()];
+                match self.key_last_used(id).await? {
+                    Some(u) => key.extend([when(u.at), u.region, u.service]),
+                    None => key.extend([na(), na(), na()]),
+                }
+                key
+            }
+            None => no_key.to_vec(),
+        };
+        let root_row =
+            root.into_iter().chain(root_key).chain(no_key.clone()).chain(no_certs.map(str::to_string));
+        rows.push(root_row.collect::<Vec<_>>().join(","));
         for (user, _) in self.records::<User>(keys::USERS).await? {
             let mut row = vec![user.user_name.clone(), user.arn.clone(), when(user.create_date)];
             row.extend(["false", "N/A", "N/A", "N/A", "false"].map(str::to_string));
@@ -127,7 +139,7 @@ impl Catalog {
                             None => row.extend([na(), na(), na()]),
                         }
                     }
-                    None => row.extend(["false", "N/A", "N/A", "N/A", "N/A"].map(str::to_string)),
+                    None => row.extend(no_key.clone()),
                 }
             }
             row.extend(no_certs.map(str::to_string));

@@ -84,8 +84,9 @@ impl Catalog {
                 Some((_, rev)) => Txn::new().require_revision(&key, rev),
                 None => Txn::new().require_absent(&key),
             };
-            // A key deleted meanwhile keeps no record.
-            if self.load::<String>(&keys::access_key(access_key_id)).await?.is_none() {
+            // A key deleted meanwhile keeps no record (the root user's is configured, not stored).
+            let root = self.root_access_key_id.get().is_some_and(|r| r == access_key_id);
+            if !root && self.load::<String>(&keys::access_key(access_key_id)).await?.is_none() {
                 return Ok(());
             }
             self.commit(txn.put(&key, encode(used)?)).await.map(drop)
