@@ -45,7 +45,7 @@ pub fn write(root: &Path, corpus: &Path) -> io::Result<Vec<(&'static str, usize)
 /// Every AWS managed policy rolecall ships, and every policy document written as a raw
 /// string in the server's and the black-box tests' sources.
 fn policies(root: &Path) -> io::Result<Vec<Vec<u8>>> {
-    let mut found: Vec<Vec<u8>> = managed::all().iter().map(|p| p.document.clone().into_bytes()).collect();
+    let mut found: Vec<Vec<u8>> = managed::all().iter().map(|p| p.document.as_bytes().to_vec()).collect();
     for file in sources(&[root.join("server/src"), root.join("tests/blackbox")])? {
         let text = std::fs::read_to_string(&file)?;
         for literal in text.split("r#\"").skip(1).filter_map(|rest| rest.split_once("\"#").map(|(l, _)| l)) {

@@ -204,7 +204,7 @@ impl From<&AwsManagedPolicy> for PolicyView {
                 default_version_id: p.default_version_id.clone(),
                 versions: vec![PolicyVersion {
                     version_id: p.default_version_id.clone(),
-                    document: p.document.clone(),
+                    document: p.document.to_string(),
                     create_date: parse_iso(&p.update_date),
                 }],
                 next_version: 0,
@@ -325,7 +325,7 @@ impl Catalog {
     /// The default version's document of a managed policy (AWS's or the account's).
     pub async fn default_document(&self, policy_arn: &str) -> Result<Option<String>> {
         if let Some(p) = managed::by_arn(policy_arn) {
-            return Ok(Some(p.document.clone()));
+            return Ok(Some(p.document.to_string()));
         }
         let Some((policy, _)) = self.customer_policy(policy_arn).await? else { return Ok(None) };
         Ok(policy
