@@ -358,6 +358,8 @@ async fn the_cli_serves_every_iam_call_groups_account_views_and_key_evidence() {
     ok(&server, &["iam", "attach-group-policy", "--group-name", "devs", "--policy-arn", S3_READ_ONLY]).await;
     let groups = ok(&server, &["iam", "list-groups-for-user", "--user-name", "bob"]).await;
     assert_eq!(groups["Groups"][0]["GroupName"], "devs");
+    let groups = ok(&server, &["iam", "list-groups", "--path-prefix", "/"]).await;
+    assert_eq!(groups["Groups"][0]["Arn"], "arn:aws:iam::123456789012:group/devs");
     let group = ok(&server, &["iam", "get-group", "--group-name", "devs"]).await;
     assert_eq!(group["Users"][0]["UserName"], "bob");
     let inline =
@@ -476,6 +478,10 @@ async fn the_cli_serves_every_iam_call_groups_account_views_and_key_evidence() {
     let role = ok(&server, &["iam", "get-role", "--role-name", "App"]).await;
     assert_eq!(role["Role"]["Description"], "the app");
     assert_eq!(role["Role"]["MaxSessionDuration"], 7200);
+    // GetUser with no name is the caller's user; the operator's unsigned call has none.
+    let (fine, _, err) = rolecall(&server, &["iam", "get-user"]).await;
+    assert!(!fine);
+    assert!(err.contains("(ValidationError) when calling the GetUser operation: Must specify userName"), "{err}");
     let (fine, _, err) =
         rolecall(&server, &["iam", "remove-user-from-group", "--group-name", "ops", "--user-name", "bob"])
             .await;
