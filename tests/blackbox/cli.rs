@@ -481,7 +481,10 @@ async fn the_cli_serves_every_iam_call_groups_account_views_and_key_evidence() {
     // GetUser with no name is the caller's user; the operator's unsigned call has none.
     let (fine, _, err) = rolecall(&server, &["iam", "get-user"]).await;
     assert!(!fine);
-    assert!(err.contains("(ValidationError) when calling the GetUser operation: Must specify userName"), "{err}");
+    assert!(
+        err.contains("(ValidationError) when calling the GetUser operation: Must specify userName"),
+        "{err}"
+    );
     let (fine, _, err) =
         rolecall(&server, &["iam", "remove-user-from-group", "--group-name", "ops", "--user-name", "bob"])
             .await;

@@ -190,49 +190,65 @@ fn attached_policies(arns: &[String]) -> Vec<pb::AttachedPolicy> {
         .collect()
 }
 
+/// The user as [`user`] gives it, with its policies and groups.
 pub fn user_detail(u: &User) -> pb::UserDetail {
+    let pb::User { path, user_name, user_id, arn, create_date, permissions_boundary, tags } = user(u);
     pb::UserDetail {
-        path: u.path.clone(),
-        user_name: u.user_name.clone(),
-        user_id: u.user_id.clone(),
-        arn: u.arn.clone(),
-        create_date: iso8601(u.create_date),
+        path,
+        user_name,
+        user_id,
+        arn,
+        create_date,
         user_policy_list: policy_details(&u.inline_policies),
         group_list: u.groups.clone(),
         attached_managed_policies: attached_policies(&u.attached_policies),
-        permissions_boundary: boundary(&u.permissions_boundary),
-        tags: tags(&u.tags),
+        permissions_boundary,
+        tags,
     }
 }
 
+/// The group as [`group`] gives it, with its policies.
 pub fn group_detail(g: &Group) -> pb::GroupDetail {
+    let pb::Group { path, group_name, group_id, arn, create_date } = group(g);
     pb::GroupDetail {
-        path: g.path.clone(),
-        group_name: g.group_name.clone(),
-        group_id: g.group_id.clone(),
-        arn: g.arn.clone(),
-        create_date: iso8601(g.create_date),
+        path,
+        group_name,
+        group_id,
+        arn,
+        create_date,
         group_policy_list: policy_details(&g.inline_policies),
         attached_managed_policies: attached_policies(&g.attached_policies),
     }
 }
 
+/// The role as [`role`] gives it, with its policies and instance profiles.
 pub fn role_detail(r: &Role, profiles: &[InstanceProfile]) -> pb::RoleDetail {
+    let pb::Role {
+        path,
+        role_name,
+        role_id,
+        arn,
+        create_date,
+        assume_role_policy_document,
+        permissions_boundary,
+        tags,
+        ..
+    } = role(r);
     pb::RoleDetail {
-        path: r.path.clone(),
-        role_name: r.role_name.clone(),
-        role_id: r.role_id.clone(),
-        arn: r.arn.clone(),
-        create_date: iso8601(r.create_date),
-        assume_role_policy_document: r.assume_role_policy_document.clone(),
+        path,
+        role_name,
+        role_id,
+        arn,
+        create_date,
+        assume_role_policy_document,
         instance_profile_list: profiles
             .iter()
             .map(|p| instance_profile(p, std::slice::from_ref(r)))
             .collect(),
         role_policy_list: policy_details(&r.inline_policies),
         attached_managed_policies: attached_policies(&r.attached_policies),
-        permissions_boundary: boundary(&r.permissions_boundary),
-        tags: tags(&r.tags),
+        permissions_boundary,
+        tags,
     }
 }
 
