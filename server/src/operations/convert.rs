@@ -89,6 +89,18 @@ pub fn policy(p: &PolicyView) -> pb::Policy {
     }
 }
 
+/// A version as CreatePolicyVersion and ListPolicyVersions answer it: without its document,
+/// which IAM returns only from GetPolicyVersion and GetAccountAuthorizationDetails (IAM API
+/// Reference, "PolicyVersion": docs.aws.amazon.com/IAM/latest/APIReference/API_PolicyVersion.html).
+pub fn policy_version_summary(v: &PolicyVersion, is_default: bool) -> pb::PolicyVersion {
+    pb::PolicyVersion {
+        document: String::new(),
+        version_id: v.version_id.clone(),
+        is_default_version: is_default,
+        create_date: iso8601(v.create_date),
+    }
+}
+
 pub fn policy_version(v: &PolicyVersion, is_default: bool) -> pb::PolicyVersion {
     pb::PolicyVersion {
         document: v.document.clone(),

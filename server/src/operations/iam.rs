@@ -420,7 +420,7 @@ impl Iam {
             let res =
                 self.catalog.create_policy_version(&r.policy_arn, &r.policy_document, r.set_as_default).await;
             res.map(|v| pb::CreatePolicyVersionResponse {
-                policy_version: Some(convert::policy_version(&v, r.set_as_default)),
+                policy_version: Some(convert::policy_version_summary(&v, r.set_as_default)),
             })
         })
         .await
@@ -450,7 +450,11 @@ impl Iam {
             res.map(|page| {
                 let (is_truncated, marker) = truncation(&page);
                 pb::ListPolicyVersionsResponse {
-                    versions: page.items.iter().map(|(v, d)| convert::policy_version(v, *d)).collect(),
+                    versions: page
+                        .items
+                        .iter()
+                        .map(|(v, d)| convert::policy_version_summary(v, *d))
+                        .collect(),
                     is_truncated,
                     marker,
                 }

@@ -255,12 +255,21 @@ impl Catalog {
     }
 
     /// Every version of a managed policy, oldest first, each with whether it is the default:
-    /// an AWS managed policy's from the shipped data, a customer's from its record.
-    async fn versions_of(&self, policy_arn: &str) -> Result<Vec<(PolicyVersion, bool)>> {
+    /// an AWS managed policy's from the shipped data, a customer's from its record. An AWS
+    /// managed policy's versions carry their document only where `document_of` names them
+    /// (its older ones are read from the versions' file).
+    async fn versions_of(
+        &self,
+        policy_arn: &str,
+        document_of: Option<&str>,
+    ) -> Result<Vec<(PolicyVersion, bool)>> {
         if let Some(p) = managed::by_arn(policy_arn) {
             let version = |v: &managed::AwsPolicyVersion| PolicyVersion {
                 version_id: v.version_id.clone(),
-                document: v.document.to_string(),
+                document: match document_of == Some(v.version_id.as_str()) {
+                    true => p.document_of(&v.version_id).unwrap_or_default().to_string(),
+                    false => String::new(),
+                },
                 create_date: parse_iso(&v.create_date),
             };
             return Ok(p
@@ -287,13 +296,12 @@ impl Catalog {
         policy_arn: &str,
         version_id: &str,
     ) -> Result<(PolicyVersion, bool)> {
-        self.versions_of(policy_arn).await?.into_iter().find(|(v, _)| v.version_id == version_id).ok_or_else(
-            || {
-                Error::no_such_entity(format!(
-                    "Policy {policy_arn} version {version_id} does not exist or is not attachable."
-                ))
-            },
-        )
+        let versions = self.versions_of(policy_arn, Some(version_id)).await?;
+        versions.into_iter().find(|(v, _)| v.version_id == version_id).ok_or_else(|| {
+            Error::no_such_entity(format!(
+                "Policy {policy_arn} version {version_id} does not exist or is not attachable."
+            ))
+        })
     }
 
     pub async fn list_policy_versions(
@@ -303,7 +311,7 @@ impl Catalog {
         max_items: Option<i32>,
     ) -> Result<Page<(PolicyVersion, bool)>> {
         let max = validate::max_items(max_items)?;
-        let mut versions = self.versions_of(policy_arn).await?;
+        let mut versions = self.versions_of(policy_arn, None).await?;
         versions.reverse(); // newest first, as AWS lists them
         page_vec(versions, marker, max)
     }
