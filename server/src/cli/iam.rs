@@ -312,6 +312,10 @@ pub async fn iam(args: ClientArgs<IamCommand>) -> Result<(), String> {
         let marker = marker.map(str::to_string);
         merge(&mut answer, next);
         match marker {
+            // A marker must move on: the same one again would loop forever.
+            Some(m) if params.iter().any(|(k, v)| k == "Marker" && *v == m) => {
+                return Err(format!("{action}: the server answered the same Marker twice"));
+            }
             Some(m) => {
                 params.retain(|(k, _)| k != "Marker");
                 params.push(("Marker".to_string(), m));
