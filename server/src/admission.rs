@@ -1,11 +1,22 @@
 //! How every listener admits connections (the HTTP doors and gRPC alike): at most `max`
 //! open at once, past which it stops accepting, so that new connections wait in the
 //! kernel's backlog while established clients keep being served (said once, as a warning,
-//! each time it fills); accept errors (out of descriptors, among others) logged, with a
-//! short pause instead of a busy loop; the connections open shown as
+//! each time it fills); at most `per_address` of them from one peer address, past which a
+//! new one from that address is closed at once (counted in
+//! `rolecall_connections_refused_total{door}`, logged at debug only), so that one peer cannot
+//! take every place; accept errors (out of descriptors, among others) logged, with a short
+//! pause instead of a busy loop; the connections open shown as
 //! `rolecall_http_connections{door}`.
+//!
+//! This host's own address (127.0.0.1, ::1) has no per-address bound: it is the operator's
+//! tools and load tests. Other loopback addresses do: they are simulated instances.
 
-use std::{net::SocketAddr, sync::Arc, time::Duration};
+use std::{
+    collections::HashMap,
+    net::{IpAddr, SocketAddr},
+    sync::{Arc, Mutex},
+    time::Duration,
+};
 
 use prometheus_client::metrics::gauge::Gauge;
 use tokio::{
@@ -15,33 +26,95 @@ use tokio::{
 
 use crate::telemetry::{DoorLabels, Metrics};
 
-/// A listener and the bound on its connections.
+/// The connections open from each peer address (only those with any).
+type ByAddress = Arc<Mutex<HashMap<IpAddr, usize>>>;
+
+/// A listener and the bounds on its connections.
 pub struct Admission {
     door: &'static str,
     listener: TcpListener,
     permits: Arc<Semaphore>,
     max: usize,
+    per_address: usize,
+    by_address: ByAddress,
     open: Gauge,
+    refused: prometheus_client::metrics::counter::Counter,
     full: bool,
 }
 
 /// What an admitted connection holds for as long as it lives: its place among the open
-/// ones, and its count in the gauge.
+/// ones, its count in the gauge, and its count under its address.
 pub struct Held {
     _permit: OwnedSemaphorePermit,
     open: Gauge,
+    address: Option<(ByAddress, IpAddr)>,
 }
 
 impl Drop for Held {
     fn drop(&mut self) {
         self.open.dec();
+        if let Some((by_address, ip)) = &self.address
+            && let Ok(mut counts) = by_address.lock()
+            && let Some(n) = counts.get_mut(ip)
+        {
+            *n -= 1;
+            if *n == 0 {
+                counts.remove(ip);
+            }
+        }
+    }
+}
+
+/// This host's own address, which the per-address bound leaves out.
+fn this_host(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => v4 == std::net::Ipv4Addr::LOCALHOST,
+        IpAddr::V6(v6) => v6.is_loopback() || v6.to_ipv4_mapped() == Some(std::net::Ipv4Addr::LOCALHOST),
     }
 }
 
 impl Admission {
-    pub fn new(door: &'static str, listener: TcpListener, max: usize, metrics: &Metrics) -> Self {
-        let open = metrics.http_connections.get_or_create(&DoorLabels { door: door.into() }).clone();
-        Self { door, listener, permits: Arc::new(Semaphore::new(max)), max, open, full: false }
+    /// At most `max` connections open, and `per_address` from one address (0: no such bound).
+    pub fn new(
+        door: &'static str,
+        listener: TcpListener,
+        max: usize,
+        per_address: usize,
+        metrics: &Metrics,
+    ) -> Self {
+        let labels = DoorLabels { door: door.into() };
+        let open = metrics.http_connections.get_or_create(&labels).clone();
+        let refused = metrics.connections_refused.get_or_create(&labels).clone();
+        Self {
+            door,
+            listener,
+            permits: Arc::new(Semaphore::new(max)),
+            max,
+            per_address,
+            by_address: Arc::default(),
+            open,
+            refused,
+            full: false,
+        }
+    }
+
+    /// Counts a new connection from `ip` under its address; None (refused) when that
+    /// address has its `per_address` open already.
+    fn take_address(&self, ip: IpAddr) -> Option<Option<(ByAddress, IpAddr)>> {
+        let ip = match ip {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4),
+            v4 => v4,
+        };
+        if self.per_address == 0 || this_host(ip) {
+            return Some(None);
+        }
+        let mut counts = self.by_address.lock().ok()?;
+        let n = counts.entry(ip).or_insert(0);
+        if *n >= self.per_address {
+            return None;
+        }
+        *n += 1;
+        Some(Some((self.by_address.clone(), ip)))
     }
 
     /// The next connection (TCP_NODELAY set), once one more may be open; None once `stop`
@@ -80,10 +153,16 @@ impl Admission {
                 },
                 () = stopped(stop) => return None,
             };
+            let Some(address) = self.take_address(peer.ip()) else {
+                // Closed at once (dropped): its address holds its share of the places.
+                self.refused.inc();
+                tracing::debug!(door, %peer, "connection refused: its address has its maximum open");
+                continue;
+            };
             // Small RPCs must not wait on Nagle's algorithm (~40 ms).
             let _ = stream.set_nodelay(true);
             self.open.inc();
-            return Some((stream, peer, Held { _permit: permit, open: self.open.clone() }));
+            return Some((stream, peer, Held { _permit: permit, open: self.open.clone(), address }));
         }
     }
 }

@@ -87,6 +87,17 @@ pub fn announcements(config: &Config, bound: &Bound) -> Vec<Announcement> {
             ),
         );
     }
+    let exposed = [Some(grpc), bound.imds, bound.query].into_iter().flatten().any(|a| !is_loopback(a.ip()));
+    match config.server.max_connections_per_address {
+        0 => say(
+            exposed,
+            "exposure: connections unbounded per peer address (server.max_connections_per_address = 0): one peer may hold all of a listener's".into(),
+        ),
+        n => say(
+            false,
+            format!("exposure: at most {n} connections per peer address on each listener (127.0.0.1 and ::1 excepted)"),
+        ),
+    }
     out
 }
 
@@ -105,5 +116,19 @@ mod tests {
         config.auth.allow_unsigned_off_loopback = true;
         let lines = announcements(&config, &bound);
         assert!(lines[0].warn && lines[0].line.contains("ANY peer"), "{}", lines[0].line);
+    }
+
+    #[test]
+    fn the_announcement_warns_when_one_peer_may_hold_every_connection_of_an_exposed_listener() {
+        let mut config = Config::default();
+        let per_address = |config: &Config, grpc: &str| {
+            let bound = Bound { grpc: grpc.parse().unwrap(), metrics: None, imds: None, query: None };
+            announcements(config, &bound).into_iter().find(|l| l.line.contains("per peer address")).unwrap()
+        };
+        let line = per_address(&config, "0.0.0.0:50051");
+        assert!(!line.warn && line.line.contains("at most 64"), "{}", line.line);
+        config.server.max_connections_per_address = 0;
+        assert!(per_address(&config, "0.0.0.0:50051").warn);
+        assert!(!per_address(&config, "127.0.0.1:50051").warn, "not exposed");
     }
 }

@@ -315,6 +315,9 @@ pub struct ServerLimits {
     /// gRPC: connections open at once; past it new ones wait. A connection must send its
     /// first bytes within `http_header_read_timeout_ms`.
     pub grpc_max_connections: usize,
+    /// Every listener: connections open at once from one peer address (other than this
+    /// host's 127.0.0.1 and ::1); past it, a new one is closed at once. 0: no such bound.
+    pub max_connections_per_address: usize,
     /// gRPC: the bytes that signed requests not yet authenticated may hold at once (their
     /// bodies, read before the signature can be checked); past it, RESOURCE_EXHAUSTED.
     pub unauthenticated_buffer_bytes: usize,
@@ -326,6 +329,7 @@ impl ServerLimits {
         crate::http::door::DoorLimits {
             header_read_timeout: std::time::Duration::from_millis(self.http_header_read_timeout_ms),
             max_connections: self.http_max_connections,
+            max_connections_per_address: self.max_connections_per_address,
             max_body_bytes,
         }
     }
@@ -637,6 +641,7 @@ impl Default for ServerLimits {
             http_max_connections: 256,
             query_max_body_bytes: 1 << 20,
             grpc_max_connections: 1024,
+            max_connections_per_address: 64,
             unauthenticated_buffer_bytes: 64 << 20,
         }
     }

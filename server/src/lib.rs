@@ -369,6 +369,7 @@ pub async fn serve(
     let incoming = grpc::incoming::incoming(
         listeners.grpc,
         config.server.grpc_max_connections,
+        config.server.max_connections_per_address,
         Duration::from_millis(config.server.http_header_read_timeout_ms),
         &app.metrics,
         stop_rx.clone(),

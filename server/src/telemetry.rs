@@ -49,6 +49,8 @@ pub struct Metrics {
     pub errors: Family<ErrorLabels, Counter>,
     /// Connections open on each HTTP door (at most `server.http_max_connections`).
     pub http_connections: Family<DoorLabels, prometheus_client::metrics::gauge::Gauge>,
+    /// Connections closed at once because their address had `server.max_connections_per_address` open.
+    pub connections_refused: Family<DoorLabels, Counter>,
 }
 
 /// What the catalog asks of the store (`store::MeasuredStore` counts it): reads that missed
@@ -153,6 +155,11 @@ impl Metrics {
             "http_connections",
             "Connections open on each HTTP door (imds, query)",
             self.http_connections.clone(),
+        );
+        registry.register(
+            "connections_refused",
+            "Connections closed at once because their peer address had its maximum open, by listener",
+            self.connections_refused.clone(),
         );
         let mut out = String::new();
         // Writing into a String cannot fail.

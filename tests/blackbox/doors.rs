@@ -199,3 +199,54 @@ async fn past_grpc_max_connections_new_connections_wait_while_established_ones_a
     drop(idle);
     assert!(waiting.await.unwrap().unwrap(), "C was answered");
 }
+
+/// A connection from `ip` to the gRPC listener, with HTTP/2's client preface sent: whether
+/// the server took it (it answers with its SETTINGS) or closed it at once.
+async fn grpc_connection_from(server: &TestServer, ip: &str) -> (tokio::net::TcpStream, bool) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind(format!("{ip}:0").parse().unwrap()).unwrap();
+    let mut stream = socket.connect(server.grpc_addr).await.unwrap();
+    let sent = stream.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n").await;
+    let mut first = [0u8; 9];
+    let read = tokio::time::timeout(std::time::Duration::from_secs(20), stream.read(&mut first)).await;
+    let taken = sent.is_ok() && matches!(read, Ok(Ok(n)) if n > 0);
+    (stream, taken)
+}
+
+/// One peer address holds at most `server.max_connections_per_address` of a listener's
+/// connections, so that it cannot take every place; this host's own 127.0.0.1 is not bound
+/// by it (the operator's tools), other loopback addresses are (simulated instances).
+#[tokio::test]
+async fn one_peer_address_cannot_take_every_connection() {
+    let server = TestServer::start_with(|c| c.server.max_connections_per_address = 2).await;
+    let (first, taken) = grpc_connection_from(&server, "127.0.0.2").await;
+    assert!(taken);
+    let (_second, taken) = grpc_connection_from(&server, "127.0.0.2").await;
+    assert!(taken);
+    let (_, taken) = grpc_connection_from(&server, "127.0.0.2").await;
+    assert!(!taken, "a third connection from one address was taken");
+    let refused = server.counter("rolecall_connections_refused_total{door=\"grpc\"}").await;
+    assert_eq!(refused, 1);
+    // Another address, and this host's own, are let in.
+    let (_other, taken) = grpc_connection_from(&server, "127.0.0.3").await;
+    assert!(taken);
+    let mut own = vec![];
+    for _ in 0..4 {
+        let (stream, taken) = grpc_connection_from(&server, "127.0.0.1").await;
+        assert!(taken, "this host's own connection was refused");
+        own.push(stream);
+    }
+    server.iam().list_users(rolecall_api::ListUsersRequest::default()).await.unwrap();
+    // The address's first connection closes: its place is free again (once the server has
+    // seen the close).
+    drop(first);
+    let mut poll = tokio::time::interval(std::time::Duration::from_millis(5));
+    for attempt in 0.. {
+        poll.tick().await;
+        if grpc_connection_from(&server, "127.0.0.2").await.1 {
+            break;
+        }
+        assert!(attempt < 2000, "the address's place was not freed");
+    }
+}

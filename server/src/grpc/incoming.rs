@@ -41,12 +41,13 @@ pub struct Connection {
 pub fn incoming(
     listener: TcpListener,
     max_connections: usize,
+    per_address: usize,
     first_bytes_within: Duration,
     metrics: &Metrics,
     mut stop: watch::Receiver<bool>,
 ) -> ReceiverStream<io::Result<Connection>> {
     let (begun, connections) = mpsc::channel(64);
-    let mut admission = Admission::new("grpc", listener, max_connections, metrics);
+    let mut admission = Admission::new("grpc", listener, max_connections, per_address, metrics);
     tokio::spawn(async move {
         loop {
             let next = tokio::select! {

@@ -34,6 +34,8 @@ use crate::{
 pub struct DoorLimits {
     pub header_read_timeout: Duration,
     pub max_connections: usize,
+    /// From one peer address (0: no such bound); see `admission`.
+    pub max_connections_per_address: usize,
     pub max_body_bytes: usize,
 }
 
@@ -55,7 +57,8 @@ pub async fn serve<S, F>(
     S::Future: Send + 'static,
     F: Fn(&TcpStream, SocketAddr) -> S,
 {
-    let mut admission = Admission::new(door, listener, limits.max_connections, &metrics);
+    let mut admission =
+        Admission::new(door, listener, limits.max_connections, limits.max_connections_per_address, &metrics);
     while let Some((stream, peer, held)) = admission.next(&mut stop).await {
         let service = service_for(&stream, peer);
         tokio::spawn(connection(stream, service, limits, stop.clone(), held));
