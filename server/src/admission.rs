@@ -4,7 +4,7 @@
 //! each time it fills); at most `per_address` of them from one peer address, past which a
 //! new one from that address is closed at once (counted in
 //! `rolecall_connections_refused_total{door}`, logged at debug only), so that one peer cannot
-//! take every place; accept errors (out of descriptors, among others) logged, with a short
+//! take every place (an IPv6 peer counts by its /64); accept errors (out of descriptors, among others) logged, with a short
 //! pause instead of a busy loop; the connections open shown as
 //! `rolecall_http_connections{door}`.
 //!
@@ -73,6 +73,19 @@ fn this_host(ip: IpAddr) -> bool {
     }
 }
 
+/// The address a peer's connections count under: an IPv4 address (mapped into IPv6 or
+/// not) as itself, an IPv6 one as its /64, the least a site is given (one host may hold a
+/// whole /64 of addresses).
+fn counted_as(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => IpAddr::V6((u128::from(v6) & !u128::from(u64::MAX)).into()),
+        },
+        v4 => v4,
+    }
+}
+
 impl Admission {
     /// At most `max` connections open, and `per_address` from one address (0: no such bound).
     pub fn new(
@@ -98,16 +111,13 @@ impl Admission {
         }
     }
 
-    /// Counts a new connection from `ip` under its address; None (refused) when that
-    /// address has its `per_address` open already.
+    /// Counts a new connection from `ip` under its address (an IPv6 one under its /64);
+    /// None (refused) when that address has its `per_address` open already.
     fn take_address(&self, ip: IpAddr) -> Option<Option<(ByAddress, IpAddr)>> {
-        let ip = match ip {
-            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4),
-            v4 => v4,
-        };
         if self.per_address == 0 || this_host(ip) {
             return Some(None);
         }
+        let ip = counted_as(ip);
         let mut counts = self.by_address.lock().ok()?;
         let n = counts.entry(ip).or_insert(0);
         if *n >= self.per_address {
@@ -170,4 +180,29 @@ impl Admission {
 /// Resolves once the listener is told to stop (holding no lock of the watch across awaits).
 pub async fn stopped(stop: &mut watch::Receiver<bool>) {
     let _ = stop.wait_for(|s| *s).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn this_host_is_127_0_0_1_and_the_ipv6_loopback_only() {
+        for host in ["127.0.0.1", "::1", "::ffff:127.0.0.1"] {
+            assert!(this_host(host.parse().unwrap()), "{host}");
+        }
+        for peer in ["127.0.0.2", "10.0.0.1", "::ffff:127.0.0.2", "2001:db8::1"] {
+            assert!(!this_host(peer.parse().unwrap()), "{peer}");
+        }
+    }
+
+    #[test]
+    fn an_ipv6_peer_counts_by_its_64_and_an_ipv4_one_by_itself() {
+        let counted = |ip: &str| counted_as(ip.parse().unwrap()).to_string();
+        assert_eq!(counted("2001:db8:1:2:aaaa::1"), "2001:db8:1:2::");
+        assert_eq!(counted("2001:db8:1:2:bbbb::9"), "2001:db8:1:2::");
+        assert_eq!(counted("2001:db8:1:3::1"), "2001:db8:1:3::");
+        assert_eq!(counted("::ffff:10.0.0.7"), "10.0.0.7");
+        assert_eq!(counted("10.0.0.7"), "10.0.0.7");
+    }
 }
