@@ -1718,3 +1718,35 @@ async fn aws_iam_knows_every_aws_managed_policy_and_its_versions() {
     assert!(as_reader.json(&["list-roles"]).await["Roles"].is_array());
     stderr_has(&as_reader.run(&["create-user", "--user-name", "x"]).await, "(AccessDenied)");
 }
+
+/// An S3 request is recorded under the operation it is carried out as: an object PUT was
+/// once recorded as CreateBucket (the bucket call of its method) while it was refused as an
+/// object call.
+#[tokio::test]
+async fn aws_s3api_object_calls_are_audited_as_what_they_are() {
+    let (path, output) = audit_file(line!());
+    let server = TestServer::start_with(move |c| c.audit.output = output).await;
+    let admin = admin(&server).await;
+    let bucket = "objects-123456789012";
+    let out = as_user(&server, &admin, &["s3", "mb", &format!("s3://{bucket}")]).await;
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let body = std::env::temp_dir().join(format!("rolecall-object-{}", std::process::id()));
+    std::fs::write(&body, "hello").unwrap();
+    let body_arg = body.display().to_string();
+    let put = ["s3api", "put-object", "--bucket", bucket, "--key", "hello.txt", "--body", &body_arg];
+    stderr_has(&as_user(&server, &admin, &put).await, "NotImplemented");
+    let _ = std::fs::remove_file(&body);
+
+    let trail = std::fs::read_to_string(&path).unwrap();
+    let events: Vec<serde_json::Value> = trail.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let s3 = |name: &str| {
+        events.iter().filter(|e| e["eventSource"] == "s3.amazonaws.com" && e["eventName"] == name).count()
+    };
+    assert_eq!(s3("CreateBucket"), 2, "the bucket's request and outcome, and nothing more: {trail}");
+    let put_object = events
+        .iter()
+        .find(|e| e["eventName"] == "PutObject")
+        .unwrap_or_else(|| panic!("no PutObject in {trail}"));
+    assert_eq!(put_object["errorCode"], "NotImplemented", "{put_object}");
+    assert_eq!(put_object["requestParameters"]["bucketName"], bucket, "{put_object}");
+}

@@ -67,24 +67,94 @@ fn xml(body: String) -> Response {
     (StatusCode::OK, [("content-type", "application/xml")], body).into_response()
 }
 
-/// One S3 request: authenticated, then decoded and handed to its operation (which authorizes,
+/// An S3 request as this door reads it: decoded once, then named by that value (in the
+/// audit trail) and carried out as it, so that what is recorded is what runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum S3Request<'a> {
+    ListBuckets,
+    PutBucketPolicy(&'a str),
+    GetBucketPolicy(&'a str),
+    DeleteBucketPolicy(&'a str),
+    CreateBucket(&'a str),
+    DeleteBucket(&'a str),
+    HeadBucket(&'a str),
+    ListObjects(&'a str),
+    /// What this door does not serve: its operation's name, its bucket, and why not.
+    NotImplemented(&'static str, &'a str, &'static str),
+}
+
+impl<'a> S3Request<'a> {
+    /// The request of `method` on a path-style `path` with `query`.
+    fn read(method: &str, path: &'a str, query: &str) -> Self {
+        use S3Request::*;
+        let path = path.trim_start_matches('/');
+        let (bucket, key) = path.split_once('/').unwrap_or((path, ""));
+        if !key.is_empty() {
+            let name = match method {
+                "GET" => "GetObject",
+                "PUT" => "PutObject",
+                "DELETE" => "DeleteObject",
+                "HEAD" => "HeadObject",
+                _ => "ObjectRequest",
+            };
+            return NotImplemented(name, bucket, "rolecall's S3 stores no objects.");
+        }
+        let policy = Params::parse(query, b"").get("policy").is_some();
+        match (method, bucket, policy) {
+            ("GET", "", _) => ListBuckets,
+            (_, "", _) => NotImplemented("ServiceRequest", "", "rolecall's S3 serves ListBuckets on /."),
+            ("PUT", bucket, true) => PutBucketPolicy(bucket),
+            ("GET", bucket, true) => GetBucketPolicy(bucket),
+            ("DELETE", bucket, true) => DeleteBucketPolicy(bucket),
+            ("PUT", bucket, false) => CreateBucket(bucket),
+            ("DELETE", bucket, false) => DeleteBucket(bucket),
+            ("HEAD", bucket, _) => HeadBucket(bucket),
+            ("GET", bucket, false) => ListObjects(bucket),
+            (_, bucket, _) => {
+                NotImplemented("BucketRequest", bucket, "rolecall's S3 does not implement this request.")
+            }
+        }
+    }
+
+    /// Its operation's name, as the audit trail records it.
+    fn name(self) -> &'static str {
+        use S3Request::*;
+        match self {
+            ListBuckets => "ListBuckets",
+            PutBucketPolicy(_) => "PutBucketPolicy",
+            GetBucketPolicy(_) => "GetBucketPolicy",
+            DeleteBucketPolicy(_) => "DeleteBucketPolicy",
+            CreateBucket(_) => "CreateBucket",
+            DeleteBucket(_) => "DeleteBucket",
+            HeadBucket(_) => "HeadBucket",
+            ListObjects(_) => "ListObjects",
+            NotImplemented(name, _, _) => name,
+        }
+    }
+
+    /// The bucket it names ("" for ListBuckets).
+    fn bucket(self) -> &'a str {
+        use S3Request::*;
+        match self {
+            ListBuckets => "",
+            PutBucketPolicy(b)
+            | GetBucketPolicy(b)
+            | DeleteBucketPolicy(b)
+            | CreateBucket(b)
+            | DeleteBucket(b)
+            | HeadBucket(b)
+            | ListObjects(b)
+            | NotImplemented(_, b, _) => b,
+        }
+    }
+}
+
+/// One S3 request: decoded, authenticated, then handed to its operation (which authorizes,
 /// audits and carries it out), its answer in S3's shape.
 pub async fn handle(api: &QueryApi, request: &HttpRequest<'_>, origin: &Origin) -> Response {
-    let path = request.path.trim_start_matches('/');
-    let (bucket, key) = path.split_once('/').unwrap_or((path, ""));
-    let policy = Params::parse(request.query, b"").get("policy").is_some();
-    let name = match (request.method, bucket, policy) {
-        ("GET", "", _) => "ListBuckets",
-        ("PUT", _, true) => "PutBucketPolicy",
-        ("GET", _, true) => "GetBucketPolicy",
-        ("DELETE", _, true) => "DeleteBucketPolicy",
-        ("PUT", _, false) => "CreateBucket",
-        ("DELETE", _, false) => "DeleteBucket",
-        ("HEAD", _, _) => "HeadBucket",
-        _ => "ListObjects",
-    };
-    let params = Params::parse("", format!("bucketName={bucket}").as_bytes());
-    let call = Call { service: "s3", action: name, origin, params: &params };
+    let s3_request = S3Request::read(request.method, request.path, request.query);
+    let params = Params::parse("", format!("bucketName={}", s3_request.bucket()).as_bytes());
+    let call = Call { service: "s3", action: s3_request.name(), origin, params: &params };
     let principal = match api.authn.authenticate(request, "s3", &crate::domain::sigv4::Rules::S3).await {
         Ok(p) => p,
         Err(e) => {
@@ -92,45 +162,38 @@ pub async fn handle(api: &QueryApi, request: &HttpRequest<'_>, origin: &Origin) 
             return error(&e, request.path);
         }
     };
-    let result = operation(api, &principal, origin, request, (bucket, key), policy).await;
+    let result = operation(api, &principal, origin, request, s3_request).await;
     api.settle(&call, &principal, result, |e| error(e, request.path)).await
 }
 
-/// The request as its operation's, carried out.
+/// The request, carried out.
 async fn operation(
     api: &QueryApi,
     principal: &Principal,
     origin: &Origin,
     request: &HttpRequest<'_>,
-    (bucket, key): (&str, &str),
-    policy: bool,
+    s3_request: S3Request<'_>,
 ) -> Result<Response, Failed> {
     let s3 = S3::new(api.accounts.clone(), api.gate("s3.amazonaws.com"));
     let caller = origin.context(principal, false);
-    let not_implemented =
-        |what: &str| Failed::Before(Error::new(ErrorCode::NotImplemented, what.to_string()));
-    if !key.is_empty() {
-        return Err(not_implemented("rolecall's S3 stores no objects."));
-    }
     let no_content = || StatusCode::NO_CONTENT.into_response();
-    let answer = match (request.method, bucket, policy) {
-        ("GET", "", _) => {
+    let answer = match s3_request {
+        S3Request::ListBuckets => {
             let buckets = s3.list_buckets(&caller, ListBuckets {}).await;
             buckets.map(|b| list_buckets(principal, &b))
         }
-        (_, "", _) => return Err(not_implemented("rolecall's S3 serves ListBuckets on /.")),
-        ("PUT", bucket, true) => {
+        S3Request::PutBucketPolicy(bucket) => {
             let put = PutBucketPolicy { bucket_name: bucket.to_string(), policy: request.body.to_vec() };
             s3.put_bucket_policy(&caller, put).await.map(|()| no_content())
         }
-        ("GET", bucket, true) => s3
+        S3Request::GetBucketPolicy(bucket) => s3
             .get_bucket_policy(&caller, GetBucketPolicy::new(bucket))
             .await
             .map(|text| (StatusCode::OK, [("content-type", "application/json")], text).into_response()),
-        ("DELETE", bucket, true) => {
+        S3Request::DeleteBucketPolicy(bucket) => {
             s3.delete_bucket_policy(&caller, DeleteBucketPolicy::new(bucket)).await.map(|()| no_content())
         }
-        ("PUT", bucket, false) => {
+        S3Request::CreateBucket(bucket) => {
             let create = CreateBucket {
                 bucket_name: bucket.to_string(),
                 location_constraint: location_constraint(request.body),
@@ -138,18 +201,20 @@ async fn operation(
             let created = s3.create_bucket(&caller, create).await;
             created.map(|b| (StatusCode::OK, [("location", format!("/{}", b.name))]).into_response())
         }
-        ("DELETE", bucket, false) => {
+        S3Request::DeleteBucket(bucket) => {
             s3.delete_bucket(&caller, DeleteBucket::new(bucket)).await.map(|()| no_content())
         }
-        ("HEAD", bucket, _) => s3
+        S3Request::HeadBucket(bucket) => s3
             .head_bucket(&caller, HeadBucket::new(bucket))
             .await
             .map(|found| (StatusCode::OK, [("x-amz-bucket-region", found.region)]).into_response()),
-        ("GET", bucket, false) => {
+        S3Request::ListObjects(bucket) => {
             let listed = s3.list_objects(&caller, ListObjects::new(bucket)).await;
             listed.map(|()| empty_listing(bucket, request.query))
         }
-        _ => return Err(not_implemented("rolecall's S3 does not implement this request.")),
+        S3Request::NotImplemented(_, _, why) => {
+            return Err(Failed::Before(Error::new(ErrorCode::NotImplemented, why)));
+        }
     };
     answer.map_err(Failed::In)
 }
@@ -211,6 +276,24 @@ mod tests {
             &HeaderMap::new(),
             false
         ));
+    }
+
+    #[test]
+    fn a_request_is_named_as_it_is_carried_out() {
+        use S3Request::*;
+        let read = |method, path, query| S3Request::read(method, path, query);
+        assert_eq!(read("GET", "/", ""), ListBuckets);
+        assert_eq!(read("PUT", "/b", "policy"), PutBucketPolicy("b"));
+        assert_eq!(read("PUT", "/b", ""), CreateBucket("b"));
+        assert_eq!(read("GET", "/b", "list-type=2"), ListObjects("b"));
+        assert_eq!(read("HEAD", "/b", ""), HeadBucket("b"));
+        // An object request was once recorded as the bucket call of its method (a PutObject
+        // as CreateBucket) while it was refused as an object call.
+        let put_object = read("PUT", "/b/key.txt", "");
+        assert_eq!((put_object.name(), put_object.bucket()), ("PutObject", "b"));
+        assert!(matches!(put_object, NotImplemented(..)));
+        assert_eq!(read("PUT", "/", "").name(), "ServiceRequest");
+        assert_eq!(read("POST", "/b", "").name(), "BucketRequest");
     }
 
     #[test]
