@@ -236,6 +236,39 @@ impl App {
     }
 }
 
+#[cfg(any(test, feature = "fuzzing"))]
+impl App {
+    /// The fixture of the metadata tests and fuzz targets: role "Web" (trusting EC2) in
+    /// instance profile "Web", and `count` instances launched with it (`http_tokens` as
+    /// RunInstances takes it), each with its instance key.
+    pub async fn with_web_instances(
+        self,
+        count: usize,
+        http_tokens: &str,
+    ) -> domain::Result<(Self, Vec<(domain::model::Instance, String)>)> {
+        let trust = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"ec2.amazonaws.com"},"Action":"sts:AssumeRole"}]}"#;
+        let role = catalog::NewRole {
+            role_name: "Web".into(),
+            assume_role_policy_document: trust.into(),
+            ..Default::default()
+        };
+        self.catalog.create_role(role).await?;
+        let profile = self.catalog.create_instance_profile("Web", "/", &[]).await?;
+        self.catalog.add_role_to_instance_profile("Web", "Web").await?;
+        let mut launched = Vec::with_capacity(count);
+        for _ in 0..count {
+            let launch = catalog::Launch {
+                image_id: "ami-1".into(),
+                http_tokens: http_tokens.into(),
+                profile: Some(catalog::ProfileRef { arn: profile.arn.clone(), name: String::new() }),
+                ..Default::default()
+            };
+            launched.append(&mut self.catalog.run_instances(launch).await?.1);
+        }
+        Ok((self, launched))
+    }
+}
+
 /// Makes ring rustls's process-wide crypto provider. rustls picks one by itself only when
 /// exactly one is compiled in; a workspace that also builds aws-lc-rs (reqwest, in the load
 /// tester) would otherwise leave TLS without one.

@@ -499,26 +499,7 @@ async fn launch_fleet() -> Fleet {
     let mut config = crate::config::Config::default();
     config.storage.backend = "memory".into();
     let app = crate::App::new(config).await.expect("app");
-    let trust = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"ec2.amazonaws.com"},"Action":"sts:AssumeRole"}]}"#;
-    let role = crate::catalog::NewRole {
-        role_name: "Web".into(),
-        assume_role_policy_document: trust.into(),
-        ..Default::default()
-    };
-    app.catalog.create_role(role).await.expect("role");
-    let profile = app.catalog.create_instance_profile("Web", "/", &[]).await.expect("profile");
-    app.catalog.add_role_to_instance_profile("Web", "Web").await.expect("role in profile");
-    let mut launched = Vec::new();
-    for _ in 0..2 {
-        let launch = crate::catalog::Launch {
-            image_id: "ami-1".into(),
-            http_tokens: "optional".into(),
-            profile: Some(crate::catalog::ProfileRef { arn: profile.arn.clone(), name: String::new() }),
-            ..Default::default()
-        };
-        let (_, mut one) = app.catalog.run_instances(launch).await.expect("launch");
-        launched.push(one.remove(0));
-    }
+    let (app, launched) = app.with_web_instances(2, "optional").await.expect("two instances of Web");
     let [(a, a_key), (b, b_key)] = <[_; 2]>::try_from(launched).map_err(|_| ()).expect("two");
     let (a, b) = (a.instance_id, b.instance_id);
     let token_a = app.imds.get_token(&a, &a_key, 21_600).await.expect("token");

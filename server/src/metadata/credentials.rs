@@ -260,21 +260,7 @@ mod tests {
         config.credentials.prefetch_secs = 10;
         config.storage.backend = "memory".into();
         let app = crate::App::new(config).await.unwrap();
-        let trust = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"ec2.amazonaws.com"},"Action":"sts:AssumeRole"}]}"#;
-        let role = crate::catalog::NewRole {
-            role_name: "Web".into(),
-            assume_role_policy_document: trust.into(),
-            ..Default::default()
-        };
-        app.catalog.create_role(role).await.unwrap();
-        let profile = app.catalog.create_instance_profile("Web", "/", &[]).await.unwrap();
-        app.catalog.add_role_to_instance_profile("Web", "Web").await.unwrap();
-        let launch = crate::catalog::Launch {
-            image_id: "ami-1".into(),
-            profile: Some(crate::catalog::ProfileRef { arn: profile.arn, name: String::new() }),
-            ..Default::default()
-        };
-        let (_, mut launched) = app.catalog.run_instances(launch).await.unwrap();
+        let (app, mut launched) = app.with_web_instances(1, "").await.unwrap();
         let (instance, key) = launched.remove(0);
         let caller = Caller::InstanceKey { instance_id: instance.instance_id, instance_key: key };
         (app, caller)
