@@ -5,7 +5,9 @@
 //! - [`holders`]: inline and managed policies of roles, users and groups, boundaries and tags;
 //! - [`roles`], [`policies`], [`instance_profiles`], [`users`] (with their access keys),
 //!   [`groups`] (with their members);
-//! - [`account`]: the account-wide views (summary, a policy's entities) and the alias.
+//! - [`account`]: the account-wide views (summary, a policy's entities) and the alias;
+//! - [`key_use`] and [`credential_report`]: when each access key was last used, and the
+//!   credential report.
 
 mod account;
 mod credential_report;
@@ -79,12 +81,12 @@ pub enum PolicyScope {
     Local,
 }
 
-/// What roles, users and groups have in common: inline and managed policies, and (roles and
-/// users only: a group's are always empty) a permissions boundary and tags.
 pub use account::{AuthorizationDetail, PolicyEntities};
 pub use credential_report::CredentialReport;
 pub use key_use::{KeyUse, KeyUseSeen};
 
+/// What roles, users and groups have in common: inline and managed policies, and (roles and
+/// users only: a group's are always empty) a permissions boundary and tags.
 pub trait PolicyHolder: Serialize + DeserializeOwned + Send + Sync {
     const KIND: HolderKind;
     /// The unique id (AROA…/AIDA…): a same-named entity created later has another.
@@ -285,9 +287,9 @@ impl Catalog {
         match kind {
             HolderKind::Role => self.granting::<Role>(name).await,
             HolderKind::User => {
-                let Some(mut granting) = self.granting::<User>(name).await? else { return Ok(None) };
-                let groups =
-                    self.load::<User>(&keys::user(name)).await?.map(|(u, _)| u.groups).unwrap_or_default();
+                let Some((user, _)) = self.load::<User>(&keys::user(name)).await? else { return Ok(None) };
+                let groups = user.groups.clone();
+                let mut granting = self.granting_of(user).await?;
                 for group in groups {
                     let Some(of_group) = self.granting::<Group>(&group).await? else { continue };
                     let named =
@@ -302,7 +304,14 @@ impl Catalog {
     }
 
     async fn granting<P: PolicyHolder>(&self, name: &str) -> Result<Option<GrantingPolicies>> {
-        let Some((mut holder, _)) = self.load::<P>(&P::KIND.key(name)).await? else { return Ok(None) };
+        match self.load::<P>(&P::KIND.key(name)).await? {
+            Some((holder, _)) => Ok(Some(self.granting_of(holder).await?)),
+            None => Ok(None),
+        }
+    }
+
+    /// The documents of a holder already read (see [`granting_policies`](Self::granting_policies)).
+    async fn granting_of<P: PolicyHolder>(&self, mut holder: P) -> Result<GrantingPolicies> {
         let mut managed = Vec::new();
         for policy_arn in holder.attached().clone() {
             if let Some(document) = self.default_document(&policy_arn).await? {
@@ -313,13 +322,13 @@ impl Catalog {
             Some(b) => Some((b.clone(), self.default_document(&b).await?.unwrap_or_default())),
             None => None,
         };
-        Ok(Some(GrantingPolicies {
+        Ok(GrantingPolicies {
             inline: holder.inline().clone().into_iter().collect(),
             managed,
             boundary,
             tags: holder.tags().clone(),
             id: holder.id().to_string(),
-        }))
+        })
     }
 
     /// The default version's document of a managed policy (AWS's or the account's).
