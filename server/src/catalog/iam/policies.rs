@@ -176,30 +176,43 @@ impl Catalog {
         let max = validate::max_items(max_items)?;
         let prefix = validate::path_prefix(path_prefix)?;
         let (as_permissions, as_boundary) = usage_filter(usage)?.unwrap_or((false, false));
-        let mut all: Vec<PolicyView> = Vec::new();
-        if scope != PolicyScope::Local {
-            let uses = self.aws_policy_uses().await?;
-            all.extend(managed::all().iter().map(|p| aws_policy_with_use(p, uses.get(&p.policy_name))));
+        let kept = |path: &str, attachments: i32, boundaries: i32| {
+            path.starts_with(prefix)
+                && (!(only_attached || as_permissions) || attachments > 0)
+                && (!as_boundary || boundaries > 0)
+        };
+        // What is listed, made into views only once paged: an AWS managed policy's view
+        // copies its document, and a page holds at most `max` of 1,594.
+        enum Listed<'u> {
+            Aws(&'static AwsManagedPolicy, Option<&'u PolicyUse>),
+            Local(Box<ManagedPolicy>),
         }
-        if scope != PolicyScope::Aws {
-            let mut marker = String::new();
-            loop {
-                let page =
-                    self.page_records::<ManagedPolicy>(keys::POLICIES, &marker, 1000, |_| true).await?;
-                all.extend(page.items.into_iter().map(|record| PolicyView { record, aws_managed: false }));
-                match page.next_marker {
-                    Some(m) => marker = m,
-                    None => break,
+        let uses = match scope {
+            PolicyScope::Local => HashMap::new(),
+            _ => self.aws_policy_uses().await?,
+        };
+        let mut all: Vec<Listed<'_>> = Vec::new();
+        if scope != PolicyScope::Local {
+            for p in managed::all() {
+                let u = uses.get(&p.policy_name);
+                let (attachments, boundaries) =
+                    u.map_or((0, 0), |u| (u.attachment_count, u.permissions_boundary_usage_count));
+                if kept(&p.path, attachments, boundaries) {
+                    all.push(Listed::Aws(p, u));
                 }
             }
         }
-        all.retain(|p| {
-            let attached = p.record.attachment_count > 0;
-            p.record.path.starts_with(prefix)
-                && (!(only_attached || as_permissions) || attached)
-                && (!as_boundary || p.record.permissions_boundary_usage_count > 0)
-        });
-        page_vec(all, marker, max)
+        if scope != PolicyScope::Aws {
+            for (record, _) in self.records::<ManagedPolicy>(keys::POLICIES).await? {
+                if kept(&record.path, record.attachment_count, record.permissions_boundary_usage_count) {
+                    all.push(Listed::Local(Box::new(record)));
+                }
+            }
+        }
+        Ok(page_vec(all, marker, max)?.map(|listed| match listed {
+            Listed::Aws(p, u) => aws_policy_with_use(p, u),
+            Listed::Local(record) => PolicyView { record: *record, aws_managed: false },
+        }))
     }
 
     pub async fn delete_policy(&self, policy_arn: &str) -> Result<()> {
@@ -266,9 +279,10 @@ impl Catalog {
         if let Some(p) = managed::by_arn(policy_arn) {
             let version = |v: &managed::AwsPolicyVersion| PolicyVersion {
                 version_id: v.version_id.clone(),
-                document: match document_of == Some(v.version_id.as_str()) {
-                    true => p.document_of(&v.version_id).unwrap_or_default().to_string(),
-                    false => String::new(),
+                document: if document_of == Some(v.version_id.as_str()) {
+                    p.document_of(&v.version_id).unwrap_or_default().to_string()
+                } else {
+                    String::new()
                 },
                 create_date: parse_iso(&v.create_date),
             };
