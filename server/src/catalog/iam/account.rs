@@ -63,11 +63,10 @@ impl Catalog {
     pub async fn account_summary(&self) -> Result<BTreeMap<String, i64>> {
         let limits = &self.settings.limits;
         let count = |n: usize| i64::try_from(n).unwrap_or(i64::MAX);
-        let users = self.records::<User>(keys::USERS).await?;
         let policies = self.records::<ManagedPolicy>(keys::POLICIES).await?;
         let versions: usize = policies.iter().map(|(p, _)| p.versions.len()).sum();
         let entries = [
-            ("Users", count(users.len())),
+            ("Users", self.count(keys::USERS).await?),
             ("UsersQuota", USERS_QUOTA),
             ("Groups", self.count(keys::GROUPS).await?),
             ("GroupsQuota", GROUPS_QUOTA),

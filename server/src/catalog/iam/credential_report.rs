@@ -53,6 +53,14 @@ fn when(at: i64) -> String {
     }
 }
 
+/// A key's last-use columns (date, region, service), "N/A" for a key never used.
+fn last_use(used: Option<KeyUse>) -> [String; 3] {
+    match used {
+        Some(u) => [when(u.at), u.region, u.service],
+        None => ["N/A", "N/A", "N/A"].map(str::to_string),
+    }
+}
+
 /// A CSV field: quoted when it holds a comma or a quote (IAM names may hold commas).
 fn field(value: &str) -> std::borrow::Cow<'_, str> {
     if value.contains([',', '"']) {
@@ -114,10 +122,7 @@ impl Catalog {
         let root_key = match self.root_access_key_id.get() {
             Some(id) => {
                 let mut key = vec!["true".to_string(), na()];
-                match self.key_last_used(id).await? {
-                    Some(u) => key.extend([when(u.at), u.region, u.service]),
-                    None => key.extend([na(), na(), na()]),
-                }
+                key.extend(last_use(self.key_last_used(id).await?));
                 key
             }
             None => no_key.to_vec(),
@@ -131,13 +136,9 @@ impl Catalog {
             for n in 0..2 {
                 match user.access_keys.get(n) {
                     Some(key) => {
-                        let used = self.key_last_used(&key.access_key_id).await?;
                         row.push((key.status == AccessKeyStatus::Active).to_string());
                         row.push(when(key.create_date));
-                        match used {
-                            Some(u) => row.extend([when(u.at), u.region, u.service]),
-                            None => row.extend([na(), na(), na()]),
-                        }
+                        row.extend(last_use(self.key_last_used(&key.access_key_id).await?));
                     }
                     None => row.extend(no_key.clone()),
                 }

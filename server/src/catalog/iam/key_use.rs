@@ -1,7 +1,7 @@
 //! When each long-term access key was last used, for which service and in which region
 //! (GetAccessKeyLastUsed, the credential report): the evidence an operator rotates keys on.
 //!
-//! Every request a user's key signs notes its use in memory; the store is written at most
+//! Every request a user's (or the root user's) key signs notes its use in memory; the store is written at most
 //! once a minute per key and replica, in the background, so that no request waits on a
 //! write. Replicas merge by keeping the later use (a read-modify-write at the record's
 //! revision), and a reader takes the later of the stored use and this replica's own. The
