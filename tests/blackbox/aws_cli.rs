@@ -685,12 +685,7 @@ async fn aws_iam_covers_the_whole_iam_service_with_member_lists_and_encoded_docu
             "arn:aws:s3:::b/100% & more+",
         ])
         .await;
-    let decisions: Vec<&str> = simulated["EvaluationResults"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| r["EvalDecision"].as_str().unwrap())
-        .collect();
+    let decisions = eval_decisions(&simulated);
     assert_eq!(decisions, ["allowed", "implicitDeny"], "{simulated}");
     // The statement that allowed it: which policy, of which type, and where in its text
     // (IAM's Statement: SourcePolicyId, SourcePolicyType, StartPosition and EndPosition).
@@ -1417,12 +1412,7 @@ async fn aws_iam_groups_grant_their_members_their_policies() {
             "iam:CreateUser",
         ])
         .await;
-    let decisions: Vec<&str> = simulated["EvaluationResults"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| r["EvalDecision"].as_str().unwrap())
-        .collect();
+    let decisions = eval_decisions(&simulated);
     assert_eq!(decisions, ["allowed", "implicitDeny"], "{simulated}");
     let matched = &simulated["EvaluationResults"][0]["MatchedStatements"][0];
     assert_eq!(matched["SourcePolicyId"], "IAMReadOnlyAccess", "{simulated}");

@@ -380,12 +380,7 @@ async fn the_cli_serves_every_iam_call_groups_account_views_and_key_evidence() {
         ],
     )
     .await;
-    let decisions: Vec<_> = simulated["EvaluationResults"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| r["EvalDecision"].as_str().unwrap().to_string())
-        .collect();
+    let decisions = eval_decisions(&simulated);
     assert_eq!(decisions, ["allowed", "allowed", "implicitDeny"], "{simulated}");
     // A list of structures in shorthand, a member of it a list (ContextKeyValues).
     let conditional = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"s3:ListBucket","Resource":"*","Condition":{"StringEquals":{"aws:PrincipalTag/team":["storage","data"]}}}]}"#;

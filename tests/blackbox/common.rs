@@ -529,3 +529,10 @@ impl Drop for RootUser {
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
+
+/// The EvalDecision of each of a simulation's EvaluationResults (as the aws CLI prints it),
+/// in order.
+pub fn eval_decisions(simulated: &serde_json::Value) -> Vec<&str> {
+    let results = simulated["EvaluationResults"].as_array().map(Vec::as_slice).unwrap_or_default();
+    results.iter().map(|r| r["EvalDecision"].as_str().unwrap_or_default()).collect()
+}
